@@ -1,0 +1,52 @@
+# bayesmm: every target creates the environment (.venv/) from the lock file when it is missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   := data
+OUT    := out
+
+.PHONY: demo test test-slow bench lab lint lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+## demo: the main job end to end on the bundled data; outputs in out/
+demo: $(STAMP)
+	@mkdir -p $(OUT)
+	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
+	    --cross-venue $(DATA)/binance-spot-btcusdt-20240808.gz --out $(OUT)/session.parquet
+	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
+
+## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+## bench: performance benchmarks (not part of the tests)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+## lab: JupyterLab on notebooks/ (installs jupyterlab on first use)
+lab: $(STAMP)
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -r requirements-lab.lock
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## lock: re-resolve dependencies from pyproject.toml into requirements.lock
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet ".[test]"
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^bayesmm' > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""The `bayesmm` command line: ingest recordings, inspect sessions, replay the online filter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from events.errors import IngestError, SessionError
+
+
+def _summary(session, report=None) -> str:
+    m = session.meta
+    lines = [f"{m.venue} {m.instrument}: {len(session):,} events over {session.span_s():.3f} s "
+             f"(tick {m.tick_size:g}, fee {m.fee_bps:g} bps, AS horizon {m.as_horizon_s:g} s)"]
+    lines += [f"  {k:<18} {v:>10,}" for k, v in session.counts().items()]
+    repairs = report.summary() if report is not None else m.repairs
+    if repairs:
+        lines.append("  repairs / notes: " + ", ".join(f"{k}={v:,}" for k, v in repairs.items()))
+    if report is not None and report.examples:
+        lines.append("  skipped lines (first examples):")
+        lines += [f"    {e}" for e in report.examples]
+    return "\n".join(lines)
+
+
+def cmd_ingest(args) -> int:
+    from events import ingest, write_session
+
+    session, report = ingest(args.files, venue=args.venue, fills=args.fills, cross_venue=args.cross_venue,
+                             as_horizon_s=args.as_horizon_s, fee_bps=args.fee_bps, tick_size=args.tick_size,
+                             lenient=args.lenient, progress=not args.quiet)
+    write_session(session, args.out)
+    print(_summary(session, report))
+    if args.lenient and any(k.startswith("skipped:") for k in report.counts):
+        print("  --lenient: the skipped lines above are NOT in the session.")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from events import read_session
+
+    session = read_session(args.session)
+    print(_summary(session))
+    for s in session.meta.sources:
+        print(f"  source {s['role']:<12} {s['path']}  sha256 {s['sha256'][:16]}...")
+    if args.plot:
+        from events.plot import plot_session
+
+        print(f"wrote {plot_session(session, args.plot)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bayesmm", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("ingest", help="recordings (<ts_ns> <json> lines) -> session.parquet")
+    q.add_argument("files", nargs="+", help="recordings of one venue and instrument (gzip or plain)")
+    q.add_argument("--venue", choices=["binance", "hyperliquid"], help="detected from the first line if omitted")
+    q.add_argument("--fills", help="Hyperliquid userFills JSON (our own fills) to merge in")
+    q.add_argument("--cross-venue", help="a second venue's recording, merged as cv_tick events")
+    q.add_argument("--as-horizon-s", type=float, default=5.0, help="adverse-selection horizon, s (default 5)")
+    q.add_argument("--fee-bps", type=float, default=1.5, help="our maker fee, bps (default 1.5)")
+    q.add_argument("--tick-size", type=float, help="price grid (inferred from the book if omitted)")
+    q.add_argument("--lenient", action="store_true", help="skip and count bad lines instead of stopping")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--out", required=True, help="output Parquet file")
+    q.set_defaults(func=cmd_ingest)
+
+    q = sub.add_parser("inspect", help="summarise a session, optionally plot it")
+    q.add_argument("session")
+    q.add_argument("--plot", help="write a PNG of mid, spread and signed trade flow")
+    q.set_defaults(func=cmd_inspect)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bayesmm` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (IngestError, SessionError) as err:
+        print(f"bayesmm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Order-book helpers shared by the venue readers: checked numbers, a top-K depth book, and
+the book_update / mid_tick emission that every venue uses."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right, insort
+
+from events.builder import EventBuilder
+from events.errors import IngestError
+
+DEFAULT_TOP_K = 10
+
+
+def price(value, path: str, line: int, field: str) -> float:
+    """A finite, positive price from a JSON string or number, else `IngestError`."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise IngestError(path, line, field, f"not a number: {value!r}") from None
+    if not (x > 0 and math.isfinite(x)):
+        raise IngestError(path, line, field, f"price must be finite and > 0, got {value!r}")
+    return x
+
+
+def quantity(value, path: str, line: int, field: str, allow_zero: bool = True) -> float:
+    """A finite, non-negative (or positive) quantity, else `IngestError`."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise IngestError(path, line, field, f"not a number: {value!r}") from None
+    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+        raise IngestError(path, line, field, f"quantity must be finite and {'>=' if allow_zero else '>'} 0, "
+                          f"got {value!r}")
+    return x
+
+
+def side_levels(levels, path: str, line: int, field: str) -> list[tuple[float, float]]:
+    """[[px, qty], ...] (strings or numbers) as checked (price, qty) pairs."""
+    if not isinstance(levels, list):
+        raise IngestError(path, line, field, f"expected a list of [price, qty], got {type(levels).__name__}")
+    out = []
+    for lvl in levels:
+        if not isinstance(lvl, list | tuple) or len(lvl) < 2:
+            raise IngestError(path, line, field, f"expected [price, qty], got {lvl!r}")
+        out.append((price(lvl[0], path, line, field), quantity(lvl[1], path, line, field)))
+    return out
+
+
+class DepthBook:
+    """A price-level book kept from incremental diffs (qty 0 deletes a level).
+
+    Prices are kept in sorted lists so the top K levels inside the current touch are a bisect
+    and a slice, not a sort.
+    """
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self._bid_px: list[float] = []
+        self._ask_px: list[float] = []
+        self.version = 0
+
+    def clear(self) -> None:
+        self.__init__()
+
+    def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
+        """Set each (price, qty) level; qty 0 removes it."""
+        for levels, book, prices in ((bids, self.bids, self._bid_px), (asks, self.asks, self._ask_px)):
+            for px, qty in levels:
+                if qty == 0.0:
+                    if book.pop(px, None) is not None:
+                        del prices[bisect_left(prices, px)]
+                else:
+                    if px not in book:
+                        insort(prices, px)
+                    book[px] = qty
+        self.version += 1
+
+    def top_k(self, best_bid: float, best_ask: float, k: int) -> tuple[float, float]:
+        """Quantities on the best k bid levels <= best_bid and the best k ask levels >= best_ask.
+
+        Bounding by the touch from the (faster) top-of-book stream ignores stale levels that
+        the diff stream has not removed yet.
+        """
+        hi = bisect_right(self._bid_px, best_bid)
+        lo = bisect_left(self._ask_px, best_ask)
+        bid_qty = sum(self.bids[p] for p in self._bid_px[max(0, hi - k):hi])
+        ask_qty = sum(self.asks[p] for p in self._ask_px[lo:lo + k])
+        return bid_qty, ask_qty
+
+
+def imbalance_and_depth(bid_qty: float, ask_qty: float) -> tuple[float, float]:
+    """(bid - ask)/(bid + ask) and bid + ask; NaN imbalance when both sides are empty."""
+    total = bid_qty + ask_qty
+    return ((bid_qty - ask_qty) / total if total > 0 else math.nan), total
+
+
+class BookEmitter:
+    """Emits book_update for each top-of-book observation and mid_tick when the mid changes."""
+
+    def __init__(self, builder: EventBuilder) -> None:
+        self.builder = builder
+        self.last_mid = math.nan
+
+    def emit(self, t_ns: int, bid: float, ask: float, bid_sz: float, ask_sz: float, imb: float,
+             depth: float, path: str, line: int) -> None:
+        if bid >= ask:
+            raise IngestError(path, line, "bid/ask", f"crossed or locked book: bid {bid} >= ask {ask}")
+        self.builder.book_update(t_ns, bid, ask, bid_sz, ask_sz, imb, depth)
+        mid = 0.5 * (bid + ask)
+        if mid != self.last_mid:
+            self.last_mid = mid
+            self.builder.mid_tick(t_ns, mid)

@@ -1,0 +1,33 @@
+"""The project's own input errors: every one names where the bad input is and what is wrong."""
+
+from __future__ import annotations
+
+
+class IngestError(ValueError):
+    """A raw feed line that cannot be turned into events.
+
+    Attributes:
+        path: the file being read.
+        line: 1-based line number in that file (0 when the problem is not one line).
+        field: the JSON field or part of the line at fault.
+        reason: what is wrong, with the offending value.
+    """
+
+    def __init__(self, path: str, line: int, field: str, reason: str):
+        self.path, self.line, self.field, self.reason = str(path), int(line), field, reason
+        super().__init__(f"{self.path}:{self.line}: field {field!r}: {reason}")
+
+
+class SessionError(ValueError):
+    """A session table or its metadata breaks the event schema.
+
+    Attributes:
+        row: the 0-based row at fault (-1 when the problem is the whole table or the metadata).
+        field: the column or metadata key at fault.
+        reason: what is wrong, with the offending value.
+    """
+
+    def __init__(self, row: int, field: str, reason: str, where: str = "session"):
+        self.row, self.field, self.reason = int(row), field, reason
+        loc = f"row {row}" if row >= 0 else "table"
+        super().__init__(f"{where}: {loc}: field {field!r}: {reason}")

@@ -1,0 +1,103 @@
+"""A session as a struct of arrays for JAX, with the per-event features the online filters read.
+
+Every array has one entry per event, float64 (cast later to the filter's dtype), NaN-free:
+a feature that does not apply to an event is 0 there, and the filter reads it only for the
+kinds it belongs to. Times are computed here on the host in float64 (a float32 epoch time
+would resolve only minutes), so the filters see small relative times and gaps.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from events.kinds import BOOK_UPDATE, CV_TICK, KIND_ID, MID_TICK
+from events.session import Session
+
+
+class EventArrays(NamedTuple):
+    """Per-event features (a pytree of equal-length arrays).
+
+    Attributes:
+        t_s: seconds since the session's first event.
+        dt_s: seconds since the previous event (0 for the first).
+        kind: the kind's integer code (`events.kinds`).
+        price: the event's price (mid, trade, fill or other venue's mid), quote currency; 0 if none.
+        size: trade / fill quantity, base units; 0 if none.
+        side: +1 / -1 as in the session (aggressor for trades, ours for fills and AS); 0 if none.
+        as_bps: adverse selection of a fill (adverse_selection events), bps; 0 elsewhere.
+        mid: the latest mid at this event, quote currency (0 before the first book).
+        spread_bps: the latest (ask - bid) / mid, bps (0 before the first book).
+        ret_bps: on mid_tick, the mid return since the previous mid_tick, bps; 0 elsewhere.
+        ret_dt_s: on mid_tick, seconds since the previous mid_tick; 0 elsewhere.
+        imbalance: the latest top-K imbalance in [-1, 1] (top-of-book sizes until a depth book
+            is known; 0 before the first book).
+        cv_ret_bps: on cv_tick, the other venue's mid return since its previous tick, bps; 0 elsewhere.
+        valid: 1 once a mid is known; filters treat events before that as time passing only.
+    """
+
+    t_s: np.ndarray
+    dt_s: np.ndarray
+    kind: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    side: np.ndarray
+    as_bps: np.ndarray
+    mid: np.ndarray
+    spread_bps: np.ndarray
+    ret_bps: np.ndarray
+    ret_dt_s: np.ndarray
+    imbalance: np.ndarray
+    cv_ret_bps: np.ndarray
+    valid: np.ndarray
+
+
+def _ffill(values: np.ndarray, have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-fill values at rows where `have`; returns (filled, known-mask)."""
+    idx = np.where(have, np.arange(len(values)), -1)
+    idx = np.maximum.accumulate(idx) if len(idx) else idx
+    known = idx >= 0
+    return np.where(known, values[np.maximum(idx, 0)], 0.0), known
+
+
+def _returns_at(rows: np.ndarray, prices: np.ndarray, t_s: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """bps return and seconds since the previous entry of `rows`, placed at those rows."""
+    ret, gap = np.zeros(n), np.zeros(n)
+    if len(rows) > 1:
+        p = prices[rows]
+        ret[rows[1:]] = (p[1:] / p[:-1] - 1.0) * 1e4
+        gap[rows[1:]] = np.diff(t_s[rows])
+    return ret, gap
+
+
+def to_arrays(session: Session) -> EventArrays:
+    """The session's events and features as NumPy arrays (see `EventArrays`)."""
+    col = session.column
+    n = len(session)
+    t_ns = col("t_ns")
+    t_s = (t_ns - t_ns[0]).astype(np.float64) / 1e9 if n else np.zeros(0)
+    dt_s = np.diff(t_s, prepend=t_s[:1]) if n else np.zeros(0)
+    kind = np.array([KIND_ID[k] for k in col("kind").astype(str)], dtype=np.int32)
+    price = np.nan_to_num(col("price"))
+    bid, ask = col("bid_px"), col("ask_px")
+    book = kind == BOOK_UPDATE
+    mid_raw = np.where(kind == MID_TICK, price, np.where(book, 0.5 * (bid + ask), np.nan))
+    mid, valid = _ffill(np.nan_to_num(mid_raw), np.isfinite(mid_raw))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread_raw = (ask - bid) / (0.5 * (bid + ask)) * 1e4
+        tob = (col("bid_sz") - col("ask_sz")) / (col("bid_sz") + col("ask_sz"))
+    spread_bps, _ = _ffill(np.nan_to_num(spread_raw), book)
+    imb_raw = np.where(np.isfinite(col("imbalance")), col("imbalance"), np.nan_to_num(tob))
+    imbalance, _ = _ffill(imb_raw, book)
+    ret_bps, ret_dt_s = _returns_at(np.flatnonzero(kind == MID_TICK), price, t_s, n)
+    cv_ret = np.zeros(n)
+    venues = col("venue").astype(str)
+    for v in np.unique(venues[kind == CV_TICK]):
+        cv_ret += _returns_at(np.flatnonzero((kind == CV_TICK) & (venues == v)), price, t_s, n)[0]
+    return EventArrays(
+        t_s=t_s, dt_s=dt_s, kind=kind, price=price, size=np.nan_to_num(col("size")),
+        side=col("side").astype(np.float64), as_bps=np.nan_to_num(col("as_bps")), mid=mid,
+        spread_bps=spread_bps, ret_bps=ret_bps, ret_dt_s=ret_dt_s, imbalance=imbalance,
+        cv_ret_bps=cv_ret, valid=valid.astype(np.float64),
+    )

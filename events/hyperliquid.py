@@ -1,0 +1,163 @@
+"""Hyperliquid WebSocket recordings (l2Book, bbo, trades, userFills) and userFills JSON.
+
+- l2Book -> book_update (+ mid_tick on a mid change); imbalance and depth from its top-K levels.
+- bbo -> book_update (+ mid_tick); one-sided bbo messages are counted and skipped.
+- trades -> trade_print; `side` "B" means the aggressor bought (+1), "A" that it sold (-1).
+- userFills -> own_fill from *our* side of the fill: "B" means we bought (+1, bearish evidence).
+  Snapshot fills (`isSnapshot`) are history from before the recording and are counted, not used.
+- `read_fills_json`: an account's fills as returned by the info endpoint (`{"type": "userFills"}`),
+  a JSON list of the same fill objects, timed by their `time` in ms.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from events.book import DEFAULT_TOP_K, BookEmitter, imbalance_and_depth, price, quantity
+from events.builder import EventBuilder
+from events.errors import IngestError
+from events.lines import IngestReport, read_raw
+
+_SIDES = {"B": 1, "A": -1}
+_CONTROL = ("subscriptionResponse", "pong", "post", "error")
+
+
+def fill_fields(f, path: str, line: int, coin: str | None) -> tuple[float, float, int, int, int]:
+    """(price, size, side, fill_id, time_ms) of one Hyperliquid fill object, checked.
+
+    side is ours: "B" (we bought) -> +1. fill_id is the trade id `tid`.
+    """
+    if not isinstance(f, dict):
+        raise IngestError(path, line, "fills", f"expected a fill object, got {type(f).__name__}")
+    try:
+        px, sz = price(f["px"], path, line, "px"), quantity(f["sz"], path, line, "sz", allow_zero=False)
+        side, tid, time_ms, fcoin = f["side"], f["tid"], f["time"], f["coin"]
+    except KeyError as exc:
+        raise IngestError(path, line, exc.args[0], "missing in fill") from None
+    if side not in _SIDES:
+        raise IngestError(path, line, "side", f"expected 'B' or 'A', got {side!r}")
+    if coin is not None and fcoin != coin:
+        raise IngestError(path, line, "coin", f"fill for {fcoin!r} in a {coin!r} session")
+    if not isinstance(tid, int) or tid < 0 or not isinstance(time_ms, int) or time_ms < 0:
+        raise IngestError(path, line, "tid/time", f"expected non-negative integers, got {tid!r}, {time_ms!r}")
+    return px, sz, _SIDES[side], tid, time_ms
+
+
+class HyperliquidParser:
+    """Turns decoded Hyperliquid WebSocket messages into events. One instance per recording."""
+
+    def __init__(self, path: str, builder: EventBuilder, report: IngestReport, top_k: int = DEFAULT_TOP_K,
+                 coin: str | None = None):
+        self.path, self.builder, self.report, self.top_k = path, builder, report, top_k
+        self.emitter = BookEmitter(builder)
+        self.symbol = coin
+
+    def venue(self) -> str:
+        return "hyperliquid"
+
+    def _coin(self, line: int, coin) -> None:
+        if self.symbol is None:
+            self.symbol = coin
+        elif coin != self.symbol:
+            raise IngestError(self.path, line, "coin", f"{coin!r} in a {self.symbol!r} recording")
+
+    def handle(self, t_ns: int, line: int, msg: dict) -> None:
+        """Dispatch one message; raises `IngestError` naming the line and field when it is bad."""
+        channel, data = msg.get("channel"), msg.get("data")
+        if channel == "l2Book":
+            self._l2book(t_ns, line, data)
+        elif channel == "trades":
+            self._trades(t_ns, line, data)
+        elif channel == "bbo":
+            self._bbo(t_ns, line, data)
+        elif channel == "userFills":
+            self._user_fills(t_ns, line, data)
+        elif channel in _CONTROL:
+            self.report.counts[f"control:{channel}"] += 1
+        else:
+            raise IngestError(self.path, line, "channel", f"unknown channel {channel!r}")
+
+    def _level(self, line: int, lvl, field: str) -> tuple[float, float]:
+        if not isinstance(lvl, dict) or "px" not in lvl or "sz" not in lvl:
+            raise IngestError(self.path, line, field, f"expected a level {{px, sz, n}}, got {lvl!r}"[:200])
+        return price(lvl["px"], self.path, line, field + ".px"), quantity(lvl["sz"], self.path, line, field + ".sz")
+
+    def _l2book(self, t_ns: int, line: int, d) -> None:
+        if not isinstance(d, dict) or not isinstance(d.get("levels"), list) or len(d["levels"]) != 2:
+            raise IngestError(self.path, line, "levels", "l2Book needs data.levels = [bids, asks]")
+        self._coin(line, d.get("coin"))
+        bids, asks = d["levels"]
+        if not bids or not asks:
+            self.report.counts["l2book_one_sided"] += 1
+            return
+        bid_levels = [self._level(line, lvl, "levels[0]") for lvl in bids[: self.top_k]]
+        ask_levels = [self._level(line, lvl, "levels[1]") for lvl in asks[: self.top_k]]
+        imb, depth = imbalance_and_depth(sum(q for _, q in bid_levels), sum(q for _, q in ask_levels))
+        (bid, bid_sz), (ask, ask_sz) = bid_levels[0], ask_levels[0]
+        self.emitter.emit(t_ns, bid, ask, bid_sz, ask_sz, imb, depth, self.path, line)
+
+    def _bbo(self, t_ns: int, line: int, d) -> None:
+        if not isinstance(d, dict) or not isinstance(d.get("bbo"), list) or len(d["bbo"]) != 2:
+            raise IngestError(self.path, line, "bbo", "bbo needs data.bbo = [bid, ask]")
+        self._coin(line, d.get("coin"))
+        bid_lvl, ask_lvl = d["bbo"]
+        if bid_lvl is None or ask_lvl is None:
+            self.report.counts["bbo_one_sided"] += 1
+            return
+        (bid, bid_sz), (ask, ask_sz) = self._level(line, bid_lvl, "bbo[0]"), self._level(line, ask_lvl, "bbo[1]")
+        imb, depth = imbalance_and_depth(bid_sz, ask_sz)
+        self.emitter.emit(t_ns, bid, ask, bid_sz, ask_sz, imb, depth, self.path, line)
+
+    def _trades(self, t_ns: int, line: int, d) -> None:
+        if not isinstance(d, list):
+            raise IngestError(self.path, line, "data", "trades needs a list of trades")
+        for tr in d:
+            if not isinstance(tr, dict):
+                raise IngestError(self.path, line, "data", f"expected a trade object, got {tr!r}"[:200])
+            self._coin(line, tr.get("coin"))
+            side = tr.get("side")
+            if side not in _SIDES:
+                raise IngestError(self.path, line, "side", f"expected 'B' or 'A', got {side!r}")
+            px = price(tr.get("px"), self.path, line, "px")
+            sz = quantity(tr.get("sz"), self.path, line, "sz", allow_zero=False)
+            self.builder.trade_print(t_ns, px, sz, _SIDES[side])
+
+    def _user_fills(self, t_ns: int, line: int, d) -> None:
+        if not isinstance(d, dict) or not isinstance(d.get("fills"), list):
+            raise IngestError(self.path, line, "fills", "userFills needs data.fills = [...]")
+        if d.get("isSnapshot"):
+            self.report.counts["snapshot_fills_skipped"] += len(d["fills"])
+            return
+        for f in d["fills"]:
+            px, sz, side, tid, _ = fill_fields(f, self.path, line, self.symbol)
+            self.builder.own_fill(t_ns, px, sz, side, tid)
+
+    def finish(self) -> None:
+        """Nothing is buffered across Hyperliquid messages."""
+
+
+def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin: str | None) -> int:
+    """Add an account's fills (userFills info response: a JSON list) as own_fill events.
+
+    Each fill is timed at its exchange `time` (ms). Fills of other coins are an error unless
+    lenient. Returns the number of fills added.
+    """
+    path = str(path)
+    try:
+        fills = orjson.loads(read_raw(path))
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(path, 0, "json", f"not JSON: {exc}") from None
+    if isinstance(fills, dict) and isinstance(fills.get("fills"), list):
+        fills = fills["fills"]
+    if not isinstance(fills, list):
+        raise IngestError(path, 0, "fills", "expected a JSON list of fills")
+    added = 0
+    for i, f in enumerate(fills, start=1):
+        try:
+            px, sz, side, tid, time_ms = fill_fields(f, path, i, coin)
+        except IngestError as err:
+            report.skip(err)
+            continue
+        builder.own_fill(time_ms * 1_000_000, px, sz, side, tid)
+        added += 1
+    return added

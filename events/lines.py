@@ -1,0 +1,128 @@
+"""The recording line format `<ts_ns> <json>` (gzip or plain): reading, ordering, de-duplication.
+
+Lines are read whole into memory (a recording of hours is a few GB at most; research sessions
+are far smaller), ordered by their timestamp, and exact duplicates dropped. Small steps back in
+time (within `tolerance_ns`) are repaired by a stable sort and counted; larger ones are errors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from events.errors import IngestError
+
+DEFAULT_TOLERANCE_NS = 1_000_000_000  # 1 s: reorder steps back smaller than this, reject larger
+
+
+@dataclass
+class IngestReport:
+    """What a reader did besides converting: repairs, skips (lenient mode) and their first examples.
+
+    Attributes:
+        counts: name -> count, e.g. "reordered_lines", "duplicate_lines", "skipped:price".
+        examples: the first few error messages of skipped lines, so a lenient run says what it skipped.
+        lenient: whether bad lines were skipped instead of raising.
+    """
+
+    counts: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    lenient: bool = False
+
+    def skip(self, err: IngestError) -> None:
+        """Count a skipped line under its field (lenient mode), or raise it (strict mode)."""
+        if not self.lenient:
+            raise err
+        self.counts[f"skipped:{err.field}"] += 1
+        if len(self.examples) < 10:
+            self.examples.append(str(err))
+
+    def summary(self) -> dict[str, int]:
+        """Counts as a plain sorted dict (what goes into the session metadata)."""
+        return {k: int(v) for k, v in sorted(self.counts.items()) if v}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (provenance for the session metadata)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_raw(path: str | Path) -> bytes:
+    """The file's bytes, gunzipped if it starts with the gzip magic number."""
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(str(path), 0, "path", "no such file")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise IngestError(str(path), 0, "gzip", f"corrupt gzip stream: {exc}") from exc
+    return data
+
+
+def read_lines(
+    path: str | Path,
+    report: IngestReport,
+    tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+) -> list[tuple[int, int, bytes]]:
+    """Split a recording into (ts_ns, line number, json payload), time-ordered and de-duplicated.
+
+    Args:
+        path: the recording (gzip or plain).
+        report: receives repair counts; in lenient mode malformed lines are counted there and skipped.
+        tolerance_ns: the largest step back in time that is repaired by reordering, ns.
+
+    Returns:
+        The lines sorted by ts_ns (stable, so equal stamps keep file order), without exact duplicates.
+    """
+    path = str(path)
+    out: list[tuple[int, int, bytes]] = []
+    for lineno, raw in enumerate(read_raw(path).split(b"\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        head, sep, payload = line.partition(b" ")
+        try:
+            if not sep or not payload.strip():
+                raise IngestError(path, lineno, "line", f"expected '<ts_ns> <json>', got {line[:60]!r}")
+            if not head.isdigit():
+                raise IngestError(path, lineno, "ts_ns", f"not a non-negative integer: {head[:30]!r}")
+        except IngestError as err:
+            report.skip(err)
+            continue
+        out.append((int(head), lineno, payload.strip()))
+    if not out:
+        return out
+    ts = np.fromiter((r[0] for r in out), dtype=np.int64, count=len(out))
+    running_max = np.maximum.accumulate(ts)
+    behind = running_max - ts
+    if behind.max() > 0:
+        keep = behind <= tolerance_ns
+        for i in np.flatnonzero(~keep):
+            report.skip(IngestError(path, out[i][1], "ts_ns", f"time runs backwards by {behind[i] / 1e9:.3f} s "
+                                    f"(tolerance {tolerance_ns / 1e9:.3f} s)"))
+        report.counts["reordered_lines"] += int(np.count_nonzero(keep & (behind > 0)))
+        order = np.argsort(ts, kind="stable")
+        out = [out[i] for i in order if keep[i]]
+    deduped: list[tuple[int, int, bytes]] = []
+    seen: set[bytes] = set()
+    current_ts = -1
+    for rec in out:
+        if rec[0] != current_ts:
+            current_ts, seen = rec[0], set()
+        if rec[2] in seen:
+            report.counts["duplicate_lines"] += 1
+            continue
+        seen.add(rec[2])
+        deduped.append(rec)
+    return deduped

@@ -1,0 +1,1 @@
+"""Synthetic markets with known ground truth, a simulated exchange and closed-loop runs."""

@@ -1,0 +1,51 @@
+"""Shared test fixtures: paths to the real recordings and a writer for small hand-made ones."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+PERP = DATA / "binance-usdm-btcusdt-20240808.gz"
+SPOT = DATA / "binance-spot-btcusdt-20240808.gz"
+HL = DATA / "hyperliquid-btc-20250126.gz"
+
+
+def raw_messages(path: Path) -> list[tuple[int, dict]]:
+    """The recording parsed with the standard library only (an independent reference)."""
+    out = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            ts, payload = line.split(" ", 1)
+            out.append((int(ts), json.loads(payload)))
+    return out
+
+
+@pytest.fixture
+def write_recording(tmp_path):
+    """Write `<ts_ns> <json>` lines (dicts are JSON-encoded, strings written as they are)."""
+
+    def _write(lines, name="rec.txt"):
+        path = tmp_path / name
+        with open(path, "w") as f:
+            for item in lines:
+                if isinstance(item, str):
+                    f.write(item + "\n")
+                else:
+                    ts, msg = item
+                    f.write(f"{ts} {json.dumps(msg)}\n")
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def perp_session():
+    """The real Binance perp recording, ingested once for the whole run."""
+    from events import ingest
+
+    return ingest(PERP)

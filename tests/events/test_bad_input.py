@@ -1,0 +1,128 @@
+"""Bad input: each kind raises the project's own error naming file, line and field, or with
+--lenient is skipped and counted; repairs (reordering, duplicates) are counted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from events import IngestError, ingest
+
+S = 1_000_000_000
+
+
+def ticker(bid, ask, bsz="1.0", asz="1.0"):
+    return {"stream": "btcusdt@bookTicker", "data": {"e": "bookTicker", "s": "BTCUSDT", "b": str(bid), "B": bsz,
+                                                     "a": str(ask), "A": asz}}
+
+
+def trade(px, qty="0.1", m=False):
+    return {"stream": "btcusdt@trade", "data": {"e": "trade", "s": "BTCUSDT", "p": str(px), "q": qty, "m": m}}
+
+
+def good(n=3):
+    return [(i * S, ticker(100.0 + i * 0.1, 100.2 + i * 0.1)) for i in range(n)]
+
+
+def check_error(path, line, field, **kw):
+    with pytest.raises(IngestError) as exc:
+        ingest(path, venue="binance", **kw)
+    err = exc.value
+    assert (err.line, err.field) == (line, field), str(err)
+    assert str(path) in str(err) and f":{line}:" in str(err)
+    return err
+
+
+def test_malformed_line(write_recording):
+    path = write_recording([*good(2), "this is not a recording line"])
+    check_error(path, 3, "ts_ns")  # the first token is not a timestamp
+    path = write_recording([*good(2), "5000000000"])
+    check_error(path, 3, "line")  # a timestamp with no message
+
+
+def test_malformed_json(write_recording):
+    path = write_recording([*good(2), '5000000000 {"stream": "btcusdt@trade", "data": {'])
+    check_error(path, 3, "json")
+
+
+def test_unknown_message(write_recording):
+    path = write_recording([*good(2), (5 * S, {"stream": "btcusdt@kline_1m", "data": {"s": "BTCUSDT"}})])
+    check_error(path, 3, "stream")
+
+
+def test_nan_price(write_recording):
+    path = write_recording([*good(2), (5 * S, trade("NaN"))])
+    err = check_error(path, 3, "p")
+    assert "NaN" in str(err)
+
+
+def test_non_positive_price(write_recording):
+    path = write_recording([*good(2), (5 * S, ticker(-1, 100.0))])
+    check_error(path, 3, "b")
+
+
+def test_crossed_book(write_recording):
+    path = write_recording([*good(2), (5 * S, ticker(101.0, 100.0))])
+    err = check_error(path, 3, "bid/ask")
+    assert "crossed" in str(err)
+
+
+def test_time_backwards_beyond_tolerance(write_recording):
+    path = write_recording([*good(3), (0, trade(100.1))])  # 2 s back, tolerance 1 s
+    check_error(path, 4, "ts_ns")
+
+
+def test_missing_field(write_recording):
+    msg = trade(100.1)
+    del msg["data"]["m"]
+    path = write_recording([*good(2), (5 * S, msg)])
+    check_error(path, 3, "m")
+
+
+def test_lenient_skips_and_counts(write_recording):
+    """Each bad line above is skipped under lenient, counted under its field, and the rest is kept."""
+    path = write_recording([*good(3), "garbage", (4 * S, trade("NaN")), (5 * S, ticker(101.0, 100.0)),
+                            (6 * S, trade(100.3))])
+    session, report = ingest(path, venue="binance", lenient=True)
+    assert report.counts["skipped:line"] == 1
+    assert report.counts["skipped:p"] == 1
+    assert report.counts["skipped:bid/ask"] == 1
+    assert session.counts()["trade_print"] == 1 and session.counts()["book_update"] == 3
+    assert len(report.examples) == 3 and all(":" in e for e in report.examples)
+    assert session.meta.repairs["skipped:line"] == 1  # the repair record travels with the session
+
+
+def test_small_reorder_and_duplicates_are_repaired_and_counted(write_recording):
+    """A line 0.5 s out of order is moved into place; an exact duplicate line is dropped; both counted."""
+    lines = good(3)
+    lines = [lines[0], lines[2], (int(1.5 * S), trade(100.15)), lines[1], lines[1]]
+    session, report = ingest(write_recording(lines), venue="binance")
+    assert report.counts["reordered_lines"] == 3  # behind the running max: trade at 1.5 s, ticker at 1 s, its copy
+    assert report.counts["duplicate_lines"] == 1
+    t = session.column("t_ns")
+    assert (t[1:] >= t[:-1]).all()
+    assert session.counts()["book_update"] == 3
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda ts, msg: f"{ts} {json.dumps(msg)}", st.integers(0, 10 * S),
+              st.dictionaries(st.sampled_from(["stream", "data", "channel", "lastUpdateId", "s", "b", "a"]),
+                              st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=10),
+                                        st.lists(st.text(max_size=5), max_size=3)), max_size=4)),
+    st.builds(lambda ts, bid, ask: f"{ts} {json.dumps(ticker(bid, ask))}", st.integers(0, 10 * S),
+              st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True)),
+), min_size=1, max_size=8))
+def test_only_ingest_error_escapes(tmp_path_factory, lines):
+    """Arbitrary lines: ingest either succeeds or raises IngestError, never anything else."""
+    path = tmp_path_factory.mktemp("fuzz") / "rec.txt"
+    path.write_text("\n".join(line.replace("\n", " ") for line in lines), encoding="utf-8", errors="surrogatepass")
+    for venue in ("binance", "hyperliquid"):
+        try:
+            ingest(path, venue=venue)
+        except IngestError:
+            pass
