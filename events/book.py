@@ -10,6 +10,7 @@ from events.builder import EventBuilder
 from events.errors import IngestError
 
 DEFAULT_TOP_K = 10
+_INF = math.inf
 
 
 def price(value, path: str, line: int, field: str) -> float:
@@ -36,15 +37,25 @@ def quantity(value, path: str, line: int, field: str, allow_zero: bool = True) -
 
 
 def side_levels(levels, path: str, line: int, field: str) -> list[tuple[float, float]]:
-    """[[px, qty], ...] (strings or numbers) as checked (price, qty) pairs."""
+    """[[px, qty], ...] (strings or numbers) as checked (price, qty) pairs.
+
+    A fast path converts and range-checks in bulk; on any failure the slow path finds the
+    offending level and names it.
+    """
     if not isinstance(levels, list):
         raise IngestError(path, line, field, f"expected a list of [price, qty], got {type(levels).__name__}")
-    out = []
+    try:
+        out = [(float(p), float(q)) for p, q in levels]
+        if all(0.0 < p < _INF and 0.0 <= q < _INF for p, q in out):
+            return out
+    except (TypeError, ValueError):
+        pass
     for lvl in levels:
-        if not isinstance(lvl, list | tuple) or len(lvl) < 2:
+        if not isinstance(lvl, list | tuple) or len(lvl) != 2:
             raise IngestError(path, line, field, f"expected [price, qty], got {lvl!r}")
-        out.append((price(lvl[0], path, line, field), quantity(lvl[1], path, line, field)))
-    return out
+        price(lvl[0], path, line, field)
+        quantity(lvl[1], path, line, field)
+    raise AssertionError("unreachable: the slow path re-checks what the fast path rejected")
 
 
 class DepthBook:

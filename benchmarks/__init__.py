@@ -1,0 +1,1 @@
+"""Performance benchmarks (`make bench`). Numbers are reported, never asserted in tests."""
