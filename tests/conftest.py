@@ -6,7 +6,11 @@ import gzip
 import json
 from pathlib import Path
 
+import jax
 import pytest
+
+# Reference numbers are checked to 1e-10 in float64; float32 tests ask for their dtype explicitly.
+jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

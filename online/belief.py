@@ -1,0 +1,340 @@
+r"""The fused online belief of spec stage 1: directional (1A), volatility (1B), toxicity (1C),
+regime (1D) and the burst detector, in one pytree state updated by one O(1) step per event.
+
+`init(params) -> BeliefState`, `update(state, event, params) -> BeliefState`, `readout(state,
+params) -> Beliefs`; pure, `lax` control flow, fixed-size state (a ring buffer for recent fills).
+
+Each event first lets time pass (dt_s), then adds its own evidence, dispatched by `lax.switch` on
+the kind:
+
+| event             | 1A directional                        | 1B vol          | 1C toxicity   | 1D regime               |
+|-------------------|---------------------------------------|-----------------|---------------|-------------------------|
+| (time passing)    | log-odds decay; OU predict; imbalance | forget to prior | decay to prior| expm(Q dt); no-fill survival |
+| mid_tick          | Kalman update on the return           | IG update on r^2| -             | return likelihood       |
+| book_update       | holds the new imbalance               | -               | -             | -                       |
+| trade_print       | lambda_trade x aggressor side         | -               | -             | aggressor-side likelihood|
+| own_fill          | lambda_fill, burst term               | fill clustering | -             | fill side + arrival      |
+| adverse_selection | lambda_AS term                        | -               | Beta update   | AS likelihood            |
+| cv_tick           | lambda_cv x other venue's return      | -               | -             | -                        |
+
+**How the pieces of directional evidence combine, each counted once.** Two independent sources
+inform the sign of the drift: (i) mid returns, through an exact OU Kalman filter whose prior is
+the OU stationary law N(0, sigma_mu^2 / (2 theta_mu)) (sd 5 bps/s: "drift within about +-10
+bps/s", the spec's fix for the old diffuse prior); its posterior N(m, P) gives the tick log-odds
+log Phi(-m/sqrt P) - log Phi(m/sqrt P), prior included (the prior is symmetric, so prior odds
+are 1); (ii) everything else (fills, AS, bursts, tape, imbalance, other venues) as additive
+log-likelihood ratios, decayed at theta_decay while no evidence arrives. Returns never enter (ii)
+and fills never enter (i), so the total log-odds = tick log-odds + evidence log-odds counts each
+event once. p_down = sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu| with E|mu|
+the typical trend drift (a two-point approximation of the drift law given its sign: what the
+quoter needs is a signed, bounded drift whose size follows the confidence).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.special import log_ndtr
+from jax.scipy.stats import norm
+
+from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, TRADE_PRINT
+from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, transition_matrix
+from online.params import NUM_REGIMES, OnlineParams
+
+BURST_BUFFER = 16  # recent fills kept for the burst detector; bursts longer than this count as 16
+_NEVER_S = 1e9  # age of an empty ring-buffer slot, s
+
+
+class Event(NamedTuple):
+    """One event as the filter sees it (scalars; a batch of events is the same tuple of arrays).
+
+    Attributes:
+        t_s: time since the session start, s (read-out only; the filter uses dt_s).
+        dt_s: time since the previous event, s (>= 0; negative values are treated as 0).
+        kind: the kind's integer code (`events.kinds`).
+        side: +1/-1: aggressor (trade_print), ours (own_fill, adverse_selection); 0 otherwise.
+        size: trade or fill quantity (unused by stage 1; kept for the quoter).
+        as_bps: adverse selection of a fill, bps (adverse_selection).
+        spread_bps: the current spread, bps (toxicity thresholds).
+        ret_bps: mid return since the previous mid_tick, bps (mid_tick).
+        ret_dt_s: seconds over which ret_bps accrued (mid_tick; 0 for the first tick).
+        imbalance: current top-K book imbalance in [-1, 1].
+        cv_ret_bps: another venue's mid return, bps (cv_tick).
+        valid: 1 once a mid is known; invalid events only let time pass.
+    """
+
+    t_s: jax.Array
+    dt_s: jax.Array
+    kind: jax.Array
+    side: jax.Array
+    size: jax.Array
+    as_bps: jax.Array
+    spread_bps: jax.Array
+    ret_bps: jax.Array
+    ret_dt_s: jax.Array
+    imbalance: jax.Array
+    cv_ret_bps: jax.Array
+    valid: jax.Array
+
+
+class BeliefState(NamedTuple):
+    """The filter's carry. Fixed shapes and dtypes: the same tree comes out of every update.
+
+    Attributes:
+        log_odds_ev: evidence log-odds that drift < 0 from everything but mid returns (decays).
+        drift_mean_bps_s: Kalman posterior mean of the drift from mid returns, bps/s.
+        drift_var: its variance, (bps/s)^2.
+        vol_alpha: inverse-gamma shape of sigma^2 (sigma in bps/sqrt(s)).
+        vol_beta: inverse-gamma scale of sigma^2, bps^2/s.
+        fill_count: exponentially-weighted count of own fills over the last `fill_window_s`.
+        tox_informed: Beta alpha_informed.
+        tox_uninformed: Beta alpha_uninformed.
+        regime_log_probs: normalised log P(regime), shape (4,).
+        fill_age_s: age of the recent fills in the ring buffer, s, shape (BURST_BUFFER,).
+        fill_side: their sides (0 = empty slot), shape (BURST_BUFFER,).
+        fill_head: next ring-buffer slot to write (int32).
+        imbalance: the book imbalance currently held.
+        t_s: time of the last event, s.
+    """
+
+    log_odds_ev: jax.Array
+    drift_mean_bps_s: jax.Array
+    drift_var: jax.Array
+    vol_alpha: jax.Array
+    vol_beta: jax.Array
+    fill_count: jax.Array
+    tox_informed: jax.Array
+    tox_uninformed: jax.Array
+    regime_log_probs: jax.Array
+    fill_age_s: jax.Array
+    fill_side: jax.Array
+    fill_head: jax.Array
+    imbalance: jax.Array
+    t_s: jax.Array
+
+
+class Beliefs(NamedTuple):
+    """What the belief says after an event (spec stage 1 outputs), all scalars but `p_regime`.
+
+    Attributes:
+        t_s: time, s.
+        p_down: P(drift < 0).
+        log_odds: total log-odds that drift < 0 (tick + evidence).
+        mu_bps_s: expected drift, bps/s.
+        confidence: |2 p_down - 1|.
+        drift_mean_bps_s: the Kalman (returns-only) drift mean, bps/s.
+        drift_sd_bps_s: its sd, bps/s.
+        sigma_bps_sqrt_s: volatility incl. the fill-clustering adjustment, bps/sqrt(s).
+        vol_regime: 0 low, 1 medium, 2 high.
+        toxicity: posterior mean of pi.
+        p_regime: P(trending_down, trending_up, mean_reverting, volatile).
+        burst: 1.0 when >= burst_min_fills same-side fills lie within max_burst_age_s.
+        burst_count: same-side fills (side of the latest fill) within the window.
+        burst_side: that side (+1 buys swept the bid, -1 sells lifted the ask, 0 none).
+    """
+
+    t_s: jax.Array
+    p_down: jax.Array
+    log_odds: jax.Array
+    mu_bps_s: jax.Array
+    confidence: jax.Array
+    drift_mean_bps_s: jax.Array
+    drift_sd_bps_s: jax.Array
+    sigma_bps_sqrt_s: jax.Array
+    vol_regime: jax.Array
+    toxicity: jax.Array
+    p_regime: jax.Array
+    burst: jax.Array
+    burst_count: jax.Array
+    burst_side: jax.Array
+
+
+def _vol_prior(params: OnlineParams):
+    alpha0 = params.vol_prior_strength
+    return alpha0, params.sigma_long_bps_sqrt_s**2 * (alpha0 - 1.0)
+
+
+def init(params: OnlineParams) -> BeliefState:
+    """The prior: no directional evidence, drift at its OU stationary law, volatility at its
+    long-run level, toxicity at its Beta prior, regimes uniform, no recent fills."""
+    dtype = jnp.asarray(params.lambda_fill).dtype
+    z = jnp.zeros((), dtype)
+    alpha0, beta0 = _vol_prior(params)
+    return BeliefState(
+        log_odds_ev=z,
+        drift_mean_bps_s=z,
+        drift_var=jnp.asarray(params.sigma_mu_bps_s_sqrt_s**2 / (2.0 * params.theta_mu_per_s), dtype),
+        vol_alpha=jnp.asarray(alpha0, dtype),
+        vol_beta=jnp.asarray(beta0, dtype),
+        fill_count=z,
+        tox_informed=jnp.asarray(params.tox_prior_informed, dtype),
+        tox_uninformed=jnp.asarray(params.tox_prior_uninformed, dtype),
+        regime_log_probs=jnp.full((NUM_REGIMES,), -jnp.log(NUM_REGIMES), dtype),
+        fill_age_s=jnp.full((BURST_BUFFER,), _NEVER_S, dtype),
+        fill_side=jnp.zeros((BURST_BUFFER,), dtype),
+        fill_head=jnp.zeros((), jnp.int32),
+        imbalance=z,
+        t_s=z,
+    )
+
+
+def sigma2_estimate(state: BeliefState):
+    """Posterior mean of sigma^2 (bps^2/s): beta / (alpha - 1)."""
+    return state.vol_beta / (state.vol_alpha - 1.0)
+
+
+def _same_side_in_window(state: BeliefState, side, params: OnlineParams):
+    recent = (state.fill_age_s <= params.max_burst_age_s) & (state.fill_side == side) & (side != 0)
+    return jnp.sum(recent.astype(state.fill_age_s.dtype))
+
+
+def _time_passes(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    dt = jnp.maximum(ev.dt_s, 0.0)
+    alpha0, beta0 = _vol_prior(p)
+    forget = jnp.exp(-p.vol_forget_per_s * dt)
+    tox = p.tox_decay_per_window ** (dt / p.tox_window_s)
+    mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.theta_mu_per_s, p.sigma_mu_bps_s_sqrt_s)
+    log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime_rates_per_s, dt))
+    log_probs, _ = hmm_condition(log_probs, -p.regime_fill_rate_per_s * dt)  # no fill arrived in dt
+    log_odds = s.log_odds_ev * jnp.exp(-p.theta_decay_per_s * dt) - p.lambda_imbalance_per_s * s.imbalance * dt
+    return s._replace(
+        log_odds_ev=log_odds,
+        drift_mean_bps_s=mean,
+        drift_var=var,
+        vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,
+        vol_beta=beta0 + (s.vol_beta - beta0) * forget,
+        fill_count=s.fill_count * jnp.exp(-dt / p.fill_window_s),
+        tox_informed=p.tox_prior_informed + (s.tox_informed - p.tox_prior_informed) * tox,
+        tox_uninformed=p.tox_prior_uninformed + (s.tox_uninformed - p.tox_prior_uninformed) * tox,
+        regime_log_probs=log_probs,
+        fill_age_s=s.fill_age_s + dt,
+        t_s=s.t_s + dt,
+    )
+
+
+def _on_mid_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    """Kalman update of the drift on the return; IG update of sigma^2; regime likelihood.
+
+    Observation model: ret_bps ~ N(mu dt, sigma^2 (dt + return_noise_s)), so the IG step adds
+    alpha += 1/2, beta += ret^2 / (2 (dt + noise)) (the spec's r^2 = dp^2/dt when noise = 0).
+    """
+    has_dt = ev.ret_dt_s > 0
+    dt = jnp.where(has_dt, ev.ret_dt_s, 1.0)
+    span = dt + p.return_noise_s
+    sigma2 = sigma2_estimate(s)
+    mean, var, _ = gaussian_update(s.drift_mean_bps_s, s.drift_var, ev.ret_bps / dt, sigma2 * span / dt**2)
+    sd_r = p.sigma_long_bps_sqrt_s * p.regime_vol_mult * jnp.sqrt(span)
+    loglik = norm.logpdf(ev.ret_bps, p.regime_drift_bps_s * dt, sd_r)
+    log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
+    return s._replace(
+        drift_mean_bps_s=jnp.where(has_dt, mean, s.drift_mean_bps_s),
+        drift_var=jnp.where(has_dt, var, s.drift_var),
+        vol_alpha=s.vol_alpha + jnp.where(has_dt, 0.5, 0.0),
+        vol_beta=s.vol_beta + jnp.where(has_dt, 0.5 * ev.ret_bps**2 / span, 0.0),
+        regime_log_probs=jnp.where(has_dt, log_probs, s.regime_log_probs),
+    )
+
+
+def _on_book_update(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    return s._replace(imbalance=ev.imbalance)
+
+
+def _on_trade_print(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    """A taker selling (side -1) is bearish: log-odds += -lambda_trade * side."""
+    p_side = jnp.where(ev.side > 0, p.regime_p_taker_buy, 1.0 - p.regime_p_taker_buy)
+    log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side))
+    return s._replace(log_odds_ev=s.log_odds_ev - p.lambda_trade * ev.side, regime_log_probs=log_probs)
+
+
+def _on_own_fill(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    """lambda_fill * side, plus lambda_burst * (n - (burst_min - 1)) * side while n >= burst_min
+    same-side fills (this one included) lie within max_burst_age_s (spec 1A)."""
+    side = ev.side
+    age = s.fill_age_s.at[s.fill_head].set(0.0)
+    sides = s.fill_side.at[s.fill_head].set(side)
+    s = s._replace(fill_age_s=age, fill_side=sides, fill_head=(s.fill_head + 1) % BURST_BUFFER)
+    n = _same_side_in_window(s, side, p)
+    burst_term = p.lambda_burst * jnp.where(n >= p.burst_min_fills, n - (p.burst_min_fills - 1.0), 0.0)
+    p_side = jnp.where(side > 0, p.regime_p_buy_fill, 1.0 - p.regime_p_buy_fill)
+    log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side) + jnp.log(p.regime_fill_rate_per_s))
+    return s._replace(
+        log_odds_ev=s.log_odds_ev + (p.lambda_fill + burst_term) * side,
+        fill_count=s.fill_count + 1.0,
+        regime_log_probs=log_probs,
+    )
+
+
+def _on_adverse_selection(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    """Directional: lambda_AS * side * max(0, AS - fee) / AS_scale. Toxicity (1C): informed if
+    AS > 2 spread, uninformed if AS < spread / 2, else a fractional (AS - spread/2) / (1.5 spread)."""
+    a = ev.as_bps
+    spread = jnp.maximum(ev.spread_bps, 1e-6)
+    w = jnp.clip((a - 0.5 * spread) / (1.5 * spread), 0.0, 1.0)
+    loglik = norm.logpdf(a, p.regime_as_mean_bps, p.regime_as_sd_bps)
+    log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
+    return s._replace(
+        log_odds_ev=s.log_odds_ev + p.lambda_as * ev.side * jnp.maximum(0.0, a - p.fee_bps) / p.as_scale_bps,
+        tox_informed=s.tox_informed + w,
+        tox_uninformed=s.tox_uninformed + (1.0 - w),
+        regime_log_probs=log_probs,
+    )
+
+
+def _on_cv_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    """Another venue's mid rising is bullish: log-odds += -lambda_cv * return (bps)."""
+    return s._replace(log_odds_ev=s.log_odds_ev - p.lambda_cv_per_bps * ev.cv_ret_bps)
+
+
+def _no_evidence(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+    return s
+
+
+_BRANCHES = [None] * (NUM_KINDS + 1)
+for _code, _fn in ((MID_TICK, _on_mid_tick), (BOOK_UPDATE, _on_book_update), (TRADE_PRINT, _on_trade_print),
+                   (OWN_FILL, _on_own_fill), (ADVERSE_SELECTION, _on_adverse_selection), (CV_TICK, _on_cv_tick)):
+    _BRANCHES[_code] = _fn
+_BRANCHES[NUM_KINDS] = _no_evidence
+
+
+def update(state: BeliefState, event: Event, params: OnlineParams) -> BeliefState:
+    """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table)."""
+    state = _time_passes(state, event, params)
+    branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
+    return lax.switch(branch, _BRANCHES, state, event, params)
+
+
+def tick_log_odds(state: BeliefState):
+    """log P(mu < 0) - log P(mu >= 0) under the Kalman (returns-only) posterior."""
+    z = -state.drift_mean_bps_s / jnp.sqrt(state.drift_var)
+    return log_ndtr(z) - log_ndtr(-z)
+
+
+def readout(state: BeliefState, params: OnlineParams) -> Beliefs:
+    """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
+    log_odds = state.log_odds_ev + tick_log_odds(state)
+    p_down = jax.nn.sigmoid(log_odds)
+    sigma2 = sigma2_estimate(state) * jnp.maximum(1.0, state.fill_count / params.expected_fills_per_window)
+    sigma = jnp.sqrt(sigma2)
+    ratio = sigma / params.sigma_long_bps_sqrt_s
+    vol_regime = (ratio > params.vol_low_ratio).astype(jnp.int32) + (ratio > params.vol_high_ratio).astype(jnp.int32)
+    last_side = state.fill_side[(state.fill_head - 1) % BURST_BUFFER]
+    count = _same_side_in_window(state, last_side, params)
+    return Beliefs(
+        t_s=state.t_s,
+        p_down=p_down,
+        log_odds=log_odds,
+        mu_bps_s=(1.0 - 2.0 * p_down) * params.drift_magnitude_bps_s,
+        confidence=jnp.abs(2.0 * p_down - 1.0),
+        drift_mean_bps_s=state.drift_mean_bps_s,
+        drift_sd_bps_s=jnp.sqrt(state.drift_var),
+        sigma_bps_sqrt_s=sigma,
+        vol_regime=vol_regime,
+        toxicity=state.tox_informed / (state.tox_informed + state.tox_uninformed),
+        p_regime=jnp.exp(state.regime_log_probs),
+        burst=(count >= params.burst_min_fills).astype(sigma.dtype),
+        burst_count=count,
+        burst_side=jnp.where(count > 0, last_side, 0.0),
+    )

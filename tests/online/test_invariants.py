@@ -1,0 +1,70 @@
+"""Invariants on long random and adversarial streams (hypothesis): no NaN/inf, probabilities in
+[0, 1], regime probabilities summing to 1, sigma > 0, and a carry of constant shape and dtype."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from online.belief import Event, init, update
+from online.params import default_params
+from online.replay import as_events, run
+
+N = 2048  # fixed length so the scan compiles once
+P64 = default_params()
+P32 = default_params(dtype=np.float32)
+
+
+def _random_stream(seed: int, scenario: str) -> Event:
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, 6, N)
+    dt = rng.choice([0.0, 1e-6, 0.01, 1.0, 3600.0 * 5], N, p=[0.2, 0.2, 0.3, 0.25, 0.05])
+    side = rng.choice([-1.0, 1.0], N)
+    if scenario == "same_side_fills":
+        kind[:] = 3
+        side[:] = 1.0
+        dt[:] = rng.choice([0.0, 1e-3, 0.1], N)
+    ret = rng.normal(0, 5, N) * rng.choice([1.0, 1000.0], N, p=[0.9, 0.1])  # up to +-50% moves
+    if scenario == "extreme":
+        ret = rng.choice([-5000.0, 5000.0], N)
+        dt = rng.choice([0.0, 1e5], N)
+    cols = dict(t_s=np.cumsum(dt), dt_s=dt, kind=kind, side=side, size=rng.exponential(1, N),
+                as_bps=rng.normal(5, 30, N), spread_bps=rng.choice([0.0, 0.01, 7.0, 500.0], N),
+                ret_bps=ret, ret_dt_s=rng.choice([0.0, 1e-6, 0.5, 100.0], N),
+                imbalance=rng.uniform(-1, 1, N), cv_ret_bps=rng.normal(0, 50, N),
+                valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]))
+    return Event(**cols)
+
+
+def _check(beliefs):
+    for name, value in beliefs._asdict().items():
+        assert np.isfinite(np.asarray(value)).all(), name
+    p = np.asarray(beliefs.p_down)
+    assert ((p >= 0) & (p <= 1)).all()
+    pr = np.asarray(beliefs.p_regime)
+    assert ((pr >= 0) & (pr <= 1)).all()
+    np.testing.assert_allclose(pr.sum(axis=-1), 1.0, atol=1e-5)
+    assert (np.asarray(beliefs.sigma_bps_sqrt_s) > 0).all()
+    tox = np.asarray(beliefs.toxicity)
+    assert ((tox >= 0) & (tox <= 1)).all()
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scenario=st.sampled_from(["mixed", "same_side_fills", "extreme"]),
+       use_32=st.booleans())
+def test_invariants_on_random_streams(seed, scenario, use_32):
+    dtype, params = (np.float32, P32) if use_32 else (np.float64, P64)
+    _check(run(as_events(_random_stream(seed, scenario), dtype), params))
+
+
+def test_carry_is_stable():
+    """update returns the same tree, shapes and dtypes it was given, in both dtypes, for every kind."""
+    for dtype, params in ((np.float64, P64), (np.float32, P32)):
+        state = init(params)
+        ev = as_events(_random_stream(0, "mixed"), dtype)
+        want = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state)
+        for i in range(12):
+            state = update(state, Event(*(x[i] for x in ev)), params)
+            assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state) == want
