@@ -7,15 +7,15 @@ params) -> Beliefs`; pure, `lax` control flow, fixed-size state (a ring buffer f
 Each event first lets time pass (dt_s), then adds its own evidence, dispatched by `lax.switch` on
 the kind:
 
-| event             | 1A directional                        | 1B vol          | 1C toxicity   | 1D regime               |
-|-------------------|---------------------------------------|-----------------|---------------|-------------------------|
-| (time passing)    | log-odds decay; OU predict; imbalance | forget to prior | decay to prior| expm(Q dt); no-fill survival |
-| mid_tick          | Kalman update on the return           | IG update on r^2| -             | return likelihood       |
-| book_update       | holds the new imbalance               | -               | -             | -                       |
-| trade_print       | lambda_trade x aggressor side         | -               | -             | aggressor-side likelihood|
-| own_fill          | lambda_fill, burst term               | fill clustering | -             | fill side + arrival      |
-| adverse_selection | lambda_AS term                        | -               | Beta update   | AS likelihood            |
-| cv_tick           | lambda_cv x other venue's return      | -               | -             | -                        |
+| event             | 1A directional                 | 1B vol          | 1C toxicity    | 1D regime           |
+|-------------------|--------------------------------|-----------------|----------------|---------------------|
+| (time passing)    | decay; OU predict; imbalance   | forget to prior | decay to prior | expm(Q dt), survival|
+| mid_tick          | Kalman update on the return    | IG update on r^2| -              | return likelihood   |
+| book_update       | holds the new imbalance        | -               | -              | -                   |
+| trade_print       | lambda_trade x aggressor side  | -               | -              | aggressor side      |
+| own_fill          | lambda_fill, burst term        | fill clustering | -              | fill side + arrival |
+| adverse_selection | lambda_AS term                 | -               | Beta update    | AS likelihood       |
+| cv_tick           | lambda_cv x other venue return | -               | -              | -                   |
 
 **How the pieces of directional evidence combine, each counted once.** Two independent sources
 inform the sign of the drift: (i) mid returns, through an exact OU Kalman filter whose prior is

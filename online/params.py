@@ -114,7 +114,8 @@ _RANGES = {
     "burst_min_fills": (1, math.inf, True), "max_burst_age_s": (0, math.inf, False),
     "theta_decay_per_s": (0, math.inf, True), "lambda_trade": (-math.inf, math.inf, True),
     "lambda_imbalance_per_s": (-math.inf, math.inf, True), "lambda_cv_per_bps": (-math.inf, math.inf, True),
-    "return_noise_s": (0, math.inf, True), "theta_mu_per_s": (0, math.inf, False), "sigma_mu_bps_s_sqrt_s": (0, math.inf, False),
+    "return_noise_s": (0, math.inf, True), "theta_mu_per_s": (0, math.inf, False),
+    "sigma_mu_bps_s_sqrt_s": (0, math.inf, False),
     "drift_magnitude_bps_s": (0, math.inf, True), "sigma_long_bps_sqrt_s": (0, math.inf, False),
     "vol_prior_strength": (1, math.inf, False), "vol_forget_per_s": (0, math.inf, True),
     "fill_window_s": (0, math.inf, False), "expected_fills_per_window": (0, math.inf, False),
@@ -156,7 +157,8 @@ def validate_params(p: OnlineParams) -> OnlineParams:
             raise ValueError(f"OnlineParams.{name} must be > 0, got {np.asarray(getattr(p, name)).tolist()}")
     q = np.asarray(p.regime_rates_per_s, dtype=float)
     off = q - np.diag(np.diag(q))
-    if q.shape != (NUM_REGIMES, NUM_REGIMES) or (off < 0).any() or not np.allclose(q.sum(axis=1), 0, atol=1e-9):
+    is_generator = (off >= 0).all() and np.allclose(q.sum(axis=1), 0, atol=1e-9)
+    if q.shape != (NUM_REGIMES, NUM_REGIMES) or not is_generator:
         raise ValueError(f"OnlineParams.regime_rates_per_s must be a {NUM_REGIMES}x{NUM_REGIMES} generator "
                          f"(off-diagonal >= 0, rows sum to 0), got {q.tolist()}")
     return p
