@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
 	    --cross-venue $(DATA)/binance-spot-btcusdt-20240808.gz --out $(OUT)/session.parquet
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
+	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
 test: $(STAMP)

@@ -50,6 +50,24 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    from calibration.replay import load_params, plot_beliefs, replay_session, write_beliefs
+    from events import read_session
+
+    session = read_session(args.session)
+    params = load_params(args.params)
+    table = replay_session(session, params)
+    write_beliefs(table, args.out)
+    last = {c: table.column(c)[-1].as_py() for c in ("p_down", "mu_bps_s", "sigma_bps_sqrt_s", "toxicity")}
+    p_down = table.column("p_down").to_numpy()
+    print(f"replayed {table.num_rows:,} events: p_down min {p_down.min():.3f} max {p_down.max():.3f}; at the end "
+          + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    print(f"wrote {args.out}")
+    if args.plot:
+        print(f"wrote {plot_beliefs(table, session, args.plot)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bayesmm", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -71,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("session")
     q.add_argument("--plot", help="write a PNG of mid, spread and signed trade flow")
     q.set_defaults(func=cmd_inspect)
+
+    q = sub.add_parser("replay", help="run the online belief over a session -> beliefs.parquet")
+    q.add_argument("session")
+    q.add_argument("--params", help="OnlineParams as .json or .toml (defaults: the spec's values)")
+    q.add_argument("--out", required=True, help="output Parquet: one row per event (t_s, kind, p_down, ...)")
+    q.add_argument("--plot", help="write a PNG of p_down, drift, sigma, toxicity and regimes over time")
+    q.set_defaults(func=cmd_replay)
     return p
 
 
@@ -79,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (IngestError, SessionError) as err:
+    except (IngestError, SessionError, ValueError) as err:
         print(f"bayesmm {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,49 @@
+"""`bayesmm replay`: beliefs Parquet with one row per event and the named columns, params files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from calibration.cli import main
+from calibration.replay import load_params
+from events import read_session
+from tests.conftest import HL
+
+
+@pytest.fixture
+def hl_session(tmp_path):
+    out = tmp_path / "hl.parquet"
+    assert main(["ingest", str(HL), "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_replay_writes_beliefs_and_plot(hl_session, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"lambda_trade": 0.1, "theta_decay_per_s": 0.0}))
+    out, png = tmp_path / "beliefs.parquet", tmp_path / "beliefs.png"
+    assert main(["replay", str(hl_session), "--params", str(params), "--out", str(out), "--plot", str(png)]) == 0
+    table = pq.read_table(out)
+    session = read_session(hl_session)
+    assert table.num_rows == len(session)
+    for name in ("t_s", "kind", "p_down", "mu_bps_s", "sigma_bps_sqrt_s", "toxicity", "p_trending_down",
+                 "p_volatile", "burst"):
+        assert name in table.column_names
+    kinds = table.column("kind").to_numpy(zero_copy_only=False)
+    np.testing.assert_array_equal(kinds, session.column("kind"))
+    meta = json.loads(table.schema.metadata[b"bayesmm.replay"])
+    assert meta["params"]["lambda_trade"] == 0.1  # the parameters used travel with the output
+    assert meta["session"]["instrument"] == "BTC"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_params_file(hl_session, tmp_path, capsys):
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"lambda_fill": -2}))
+    assert main(["replay", str(hl_session), "--params", str(bad), "--out", str(tmp_path / "b.parquet")]) == 2
+    assert "lambda_fill" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no such parameter file"):
+        load_params(tmp_path / "missing.toml")
