@@ -22,6 +22,7 @@ demo: $(STAMP)
 	    --cross-venue $(DATA)/binance-spot-btcusdt-20240808.gz --out $(OUT)/session.parquet
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
+	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
 test: $(STAMP)

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output Parquet: one row per event (t_s, kind, p_down, ...)")
     q.add_argument("--plot", help="write a PNG of p_down, drift, sigma, toxicity and regimes over time")
     q.set_defaults(func=cmd_replay)
+
+    from calibration.quote_cli import add_parser as add_quote
+
+    add_quote(sub)
     return p
 
 
