@@ -62,9 +62,10 @@ def state_at(session_path: str, at: str, params_path=None):
     i = int(np.searchsorted(t_s, when, side="right") - 1)
     col = lambda n: float(table.column(n)[i].as_py())  # noqa: E731
     b = Beliefs(t_s=col("t_s"), p_down=col("p_down"), log_odds=col("log_odds"), mu_bps_s=col("mu_bps_s"),
+                drift_magnitude_bps_s=col("drift_magnitude_bps_s"),
                 confidence=col("confidence"), drift_mean_bps_s=col("drift_mean_bps_s"),
                 drift_sd_bps_s=col("drift_sd_bps_s"), sigma_bps_sqrt_s=col("sigma_bps_sqrt_s"),
-                vol_regime=col("vol_regime"), toxicity=col("toxicity"),
+                vol_regime=col("vol_regime"), toxicity=col("toxicity"), expected_as_bps=col("expected_as_bps"),
                 p_regime=np.array([col(f"p_{r}") for r in ("trending_down", "trending_up", "mean_reverting",
                                                          "volatile")]),
                 burst=col("burst"), burst_count=col("burst_count"), burst_side=col("burst_side"))
@@ -80,7 +81,8 @@ def format_quote(q, beliefs, market, position: float) -> str:
     mode = {0: "two-sided", 1: "REDUCE-ONLY (asks only: reduce long)", -1: "REDUCE-ONLY (bids only: reduce short)"}
     lines = [
         f"belief: p_down {float(beliefs.p_down):.4f}, mu {float(beliefs.mu_bps_s):+.3f} bps/s, sigma "
-        f"{float(beliefs.sigma_bps_sqrt_s):.3f} bps/sqrt(s), toxicity {float(beliefs.toxicity):.3f}, "
+        f"{float(beliefs.sigma_bps_sqrt_s):.3f} bps/sqrt(s), toxicity {float(beliefs.toxicity):.3f} "
+        f"(AS {float(beliefs.expected_as_bps):.1f} bps), "
         f"P(regime) {np.round(np.asarray(beliefs.p_regime), 3).tolist()}, burst {int(float(beliefs.burst))}",
         f"market: mid {float(market.mid_px):.6g}, spread {float(market.spread_bps):.3f} bps; position {position:+g}",
         "stage 2  drift shift          {:+9.3f} bps".format(float(f["drift_shift_bps"])),
@@ -120,8 +122,10 @@ def cmd_quote(args) -> int:
         p = args.p_down
         beliefs = Beliefs(t_s=0.0, p_down=p, log_odds=float(np.log(p / (1 - p))) if 0 < p < 1 else 0.0,
                           mu_bps_s=args.mu_bps_s if args.mu_bps_s is not None else (1 - 2 * p) * 6.0,
+                          drift_magnitude_bps_s=6.0,
                           confidence=abs(2 * p - 1), drift_mean_bps_s=0.0, drift_sd_bps_s=1.0,
                           sigma_bps_sqrt_s=args.sigma_bps_sqrt_s, vol_regime=1, toxicity=args.toxicity,
+                          expected_as_bps=args.expected_as_bps,
                           p_regime=np.asarray(regime), burst=float(args.burst_side != 0), burst_count=0.0,
                           burst_side=float(args.burst_side))
         half = args.mid * args.spread_bps / 2e4
@@ -145,6 +149,7 @@ def add_parser(sub) -> None:
     q.add_argument("--mu-bps-s", type=float, help="default: (1 - 2 p_down) x 6 bps/s")
     q.add_argument("--sigma-bps-sqrt-s", type=float, default=1.5)
     q.add_argument("--toxicity", type=float, default=0.68)
+    q.add_argument("--expected-as-bps", type=float, default=21.0, help="realised AS mean (spec: 21)")
     q.add_argument("--regime", default="0.92,0.0,0.05,0.03", help="P(trending_down,up,mean_reverting,volatile)")
     q.add_argument("--burst-side", type=float, default=0.0, choices=[-1.0, 0.0, 1.0])
     q.add_argument("--mid", type=float, default=28.37, help="mid price (default: the spec's HYPE example)")

@@ -14,7 +14,7 @@ the kind:
 | book_update       | holds the new imbalance        | -               | -              | -                   |
 | trade_print       | lambda_trade x aggressor side  | -               | -              | aggressor side      |
 | own_fill          | lambda_fill, burst term        | fill clustering | -              | fill side + arrival |
-| adverse_selection | lambda_AS term                 | -               | Beta update    | AS likelihood       |
+| adverse_selection | lambda_AS term                 | -               | Beta, AS mean  | AS likelihood       |
 | cv_tick           | lambda_cv x other venue return | -               | -              | -                   |
 
 **How the pieces of directional evidence combine, each counted once.** Two independent sources
@@ -25,9 +25,10 @@ log Phi(-m/sqrt P) - log Phi(m/sqrt P), prior included (the prior is symmetric, 
 are 1); (ii) everything else (fills, AS, bursts, tape, imbalance, other venues) as additive
 log-likelihood ratios, decayed at theta_decay while no evidence arrives. Returns never enter (ii)
 and fills never enter (i), so the total log-odds = tick log-odds + evidence log-odds counts each
-event once. p_down = sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu| with E|mu|
-the typical trend drift (a two-point approximation of the drift law given its sign: what the
-quoter needs is a signed, bounded drift whose size follows the confidence).
+event once. p_down = sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu|, a two-point
+approximation of the drift law given its sign, with E|mu| = sum_r P(regime r) |m_r| by the law of
+total expectation over the regime posterior: in a mean-reverting regime a wobble of p_down moves
+the quotes little, in a confident trend mu approaches the trend's drift.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class BeliefState(NamedTuple):
         fill_count: exponentially-weighted count of own fills over the last `fill_window_s`.
         tox_informed: Beta alpha_informed.
         tox_uninformed: Beta alpha_uninformed.
+        as_sum_bps: decayed sum of measured AS, bps (realised AS history).
+        as_weight: decayed number of AS measurements.
         regime_log_probs: normalised log P(regime), shape (4,).
         fill_age_s: age of the recent fills in the ring buffer, s, shape (BURST_BUFFER,).
         fill_side: their sides (0 = empty slot), shape (BURST_BUFFER,).
@@ -108,6 +111,8 @@ class BeliefState(NamedTuple):
     fill_count: jax.Array
     tox_informed: jax.Array
     tox_uninformed: jax.Array
+    as_sum_bps: jax.Array
+    as_weight: jax.Array
     regime_log_probs: jax.Array
     fill_age_s: jax.Array
     fill_side: jax.Array
@@ -124,12 +129,14 @@ class Beliefs(NamedTuple):
         p_down: P(drift < 0).
         log_odds: total log-odds that drift < 0 (tick + evidence).
         mu_bps_s: expected drift, bps/s.
+        drift_magnitude_bps_s: E|mu| under the regime posterior, bps/s (mu = (1 - 2 p_down) x this).
         confidence: |2 p_down - 1|.
         drift_mean_bps_s: the Kalman (returns-only) drift mean, bps/s.
         drift_sd_bps_s: its sd, bps/s.
         sigma_bps_sqrt_s: volatility incl. the fill-clustering adjustment, bps/sqrt(s).
         vol_regime: 0 low, 1 medium, 2 high.
         toxicity: posterior mean of pi.
+        expected_as_bps: realised AS mean (prior-weighted, decayed), bps: the stage-3 AS_scale.
         p_regime: P(trending_down, trending_up, mean_reverting, volatile).
         burst: 1.0 when >= burst_min_fills same-side fills lie within max_burst_age_s.
         burst_count: same-side fills (side of the latest fill) within the window.
@@ -140,12 +147,14 @@ class Beliefs(NamedTuple):
     p_down: jax.Array
     log_odds: jax.Array
     mu_bps_s: jax.Array
+    drift_magnitude_bps_s: jax.Array
     confidence: jax.Array
     drift_mean_bps_s: jax.Array
     drift_sd_bps_s: jax.Array
     sigma_bps_sqrt_s: jax.Array
     vol_regime: jax.Array
     toxicity: jax.Array
+    expected_as_bps: jax.Array
     p_regime: jax.Array
     burst: jax.Array
     burst_count: jax.Array
@@ -172,6 +181,8 @@ def init(params: OnlineParams) -> BeliefState:
         fill_count=z,
         tox_informed=jnp.asarray(params.tox_prior_informed, dtype),
         tox_uninformed=jnp.asarray(params.tox_prior_uninformed, dtype),
+        as_sum_bps=z,
+        as_weight=z,
         regime_log_probs=jnp.full((NUM_REGIMES,), -jnp.log(NUM_REGIMES), dtype),
         fill_age_s=jnp.full((BURST_BUFFER,), _NEVER_S, dtype),
         fill_side=jnp.zeros((BURST_BUFFER,), dtype),
@@ -209,6 +220,8 @@ def _time_passes(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
         fill_count=s.fill_count * jnp.exp(-dt / p.fill_window_s),
         tox_informed=p.tox_prior_informed + (s.tox_informed - p.tox_prior_informed) * tox,
         tox_uninformed=p.tox_prior_uninformed + (s.tox_uninformed - p.tox_prior_uninformed) * tox,
+        as_sum_bps=s.as_sum_bps * tox,
+        as_weight=s.as_weight * tox,
         regime_log_probs=log_probs,
         fill_age_s=s.fill_age_s + dt,
         t_s=s.t_s + dt,
@@ -279,6 +292,8 @@ def _on_adverse_selection(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefS
         log_odds_ev=s.log_odds_ev + p.lambda_as * ev.side * jnp.maximum(0.0, a - p.fee_bps) / p.as_scale_bps,
         tox_informed=s.tox_informed + w,
         tox_uninformed=s.tox_uninformed + (1.0 - w),
+        as_sum_bps=s.as_sum_bps + a,
+        as_weight=s.as_weight + 1.0,
         regime_log_probs=log_probs,
     )
 
@@ -312,6 +327,11 @@ def tick_log_odds(state: BeliefState):
     return log_ndtr(z) - log_ndtr(-z)
 
 
+def drift_magnitude_bps_s(state: BeliefState, params: OnlineParams):
+    """E|mu| = sum_r P(r) |m_r| under the regime posterior, bps/s."""
+    return jnp.sum(jnp.exp(state.regime_log_probs) * jnp.abs(params.regime_drift_bps_s))
+
+
 def readout(state: BeliefState, params: OnlineParams) -> Beliefs:
     """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
     log_odds = state.log_odds_ev + tick_log_odds(state)
@@ -321,18 +341,22 @@ def readout(state: BeliefState, params: OnlineParams) -> Beliefs:
     ratio = sigma / params.sigma_long_bps_sqrt_s
     vol_regime = (ratio > params.vol_low_ratio).astype(jnp.int32) + (ratio > params.vol_high_ratio).astype(jnp.int32)
     last_side = state.fill_side[(state.fill_head - 1) % BURST_BUFFER]
+    magnitude = drift_magnitude_bps_s(state, params)
     count = _same_side_in_window(state, last_side, params)
     return Beliefs(
         t_s=state.t_s,
         p_down=p_down,
         log_odds=log_odds,
-        mu_bps_s=(1.0 - 2.0 * p_down) * params.drift_magnitude_bps_s,
+        mu_bps_s=(1.0 - 2.0 * p_down) * magnitude,
+        drift_magnitude_bps_s=magnitude,
         confidence=jnp.abs(2.0 * p_down - 1.0),
         drift_mean_bps_s=state.drift_mean_bps_s,
         drift_sd_bps_s=jnp.sqrt(state.drift_var),
         sigma_bps_sqrt_s=sigma,
         vol_regime=vol_regime,
         toxicity=state.tox_informed / (state.tox_informed + state.tox_uninformed),
+        expected_as_bps=(params.as_prior_weight * params.as_prior_bps + state.as_sum_bps)
+        / (params.as_prior_weight + state.as_weight),
         p_regime=jnp.exp(state.regime_log_probs),
         burst=(count >= params.burst_min_fills).astype(sigma.dtype),
         burst_count=count,

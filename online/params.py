@@ -43,7 +43,6 @@ class OnlineParams(NamedTuple):
         theta_mu_per_s: OU mean reversion of the drift, 1/s (0.001: half-life ~11.5 min).
         sigma_mu_bps_s_sqrt_s: OU diffusion of the drift, (bps/s)/sqrt(s); default gives a
             stationary sd of 5 bps/s, i.e. drift within about +-10 bps/s.
-        drift_magnitude_bps_s: E|mu| in a trend, bps/s; mu_bps_s = (1 - 2 p_down) * this (6).
         sigma_long_bps_sqrt_s: long-run volatility, the volatility prior's centre, bps/sqrt(s).
         vol_prior_strength: inverse-gamma prior alpha_0 (> 1); larger = slower to move.
         vol_forget_per_s: rate at which volatility evidence is forgotten toward the prior, 1/s.
@@ -55,10 +54,14 @@ class OnlineParams(NamedTuple):
         tox_prior_uninformed: Beta prior pseudo-count of uninformed fills.
         tox_decay_per_window: multiplicative decay of the evidence per window (0.95).
         tox_window_s: that window, s (30); the decay is applied continuously.
+        as_prior_bps: prior of the realised AS mean (the spec's AS_scale of stage 3 "from realised AS
+            history"), bps.
+        as_prior_weight: that prior's weight, in fills; the evidence decays like the toxicity's.
         regime_switch_per_s: total rate of leaving a regime, 1/s (0.001), used when `regime_rates_per_s`
             is built by `default_params`.
         regime_rates_per_s: continuous-time generator Q (4x4, rows sum to 0), 1/s.
-        regime_drift_bps_s: mean drift of each regime, bps/s (-m, +m, 0, 0).
+        regime_drift_bps_s: mean drift of each regime, bps/s (-m, +m, 0, 0); also gives the drift
+            magnitude E|mu| = sum_r P(r) |m_r| of the read-out mu_bps_s.
         regime_vol_mult: volatility multiplier of each regime (volatile > 1).
         regime_p_buy_fill: P(own fill is a buy | regime).
         regime_p_taker_buy: P(trade print aggressor bought | regime).
@@ -81,7 +84,6 @@ class OnlineParams(NamedTuple):
     return_noise_s: float = 1.0
     theta_mu_per_s: float = _THETA_MU
     sigma_mu_bps_s_sqrt_s: float = _PRIOR_SD * math.sqrt(2 * _THETA_MU)
-    drift_magnitude_bps_s: float = 6.0
     sigma_long_bps_sqrt_s: float = 1.5
     vol_prior_strength: float = 3.0
     vol_forget_per_s: float = 1.0 / 60.0
@@ -93,6 +95,8 @@ class OnlineParams(NamedTuple):
     tox_prior_uninformed: float = 3.0
     tox_decay_per_window: float = 0.95
     tox_window_s: float = 30.0
+    as_prior_bps: float = 20.0
+    as_prior_weight: float = 2.0
     regime_switch_per_s: float = 0.001
     regime_rates_per_s: tuple = ()
     regime_drift_bps_s: tuple = (-6.0, 6.0, 0.0, 0.0)
@@ -116,12 +120,13 @@ _RANGES = {
     "lambda_imbalance_per_s": (-math.inf, math.inf, True), "lambda_cv_per_bps": (-math.inf, math.inf, True),
     "return_noise_s": (0, math.inf, True), "theta_mu_per_s": (0, math.inf, False),
     "sigma_mu_bps_s_sqrt_s": (0, math.inf, False),
-    "drift_magnitude_bps_s": (0, math.inf, True), "sigma_long_bps_sqrt_s": (0, math.inf, False),
+    "sigma_long_bps_sqrt_s": (0, math.inf, False),
     "vol_prior_strength": (1, math.inf, False), "vol_forget_per_s": (0, math.inf, True),
     "fill_window_s": (0, math.inf, False), "expected_fills_per_window": (0, math.inf, False),
     "vol_low_ratio": (0, math.inf, False), "vol_high_ratio": (0, math.inf, False),
     "tox_prior_informed": (0, math.inf, False), "tox_prior_uninformed": (0, math.inf, False),
     "tox_decay_per_window": (0, 1, False), "tox_window_s": (0, math.inf, False),
+    "as_prior_bps": (-math.inf, math.inf, True), "as_prior_weight": (0, math.inf, False),
     "regime_switch_per_s": (0, math.inf, True),
 }
 

@@ -30,11 +30,15 @@ from online.quoter import (
 )
 
 
-def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0.25), burst=0.0, burst_side=0.0):
+def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0.25), burst=0.0, burst_side=0.0,
+            expected_as=21.0, magnitude=6.0):
+    """A belief snapshot; the realised AS mean defaults to the spec's stage-3 AS_scale of 21 bps."""
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
-    return Beliefs(t_s=f(0), p_down=f(p_down), log_odds=f(0), mu_bps_s=f(mu), confidence=f(abs(2 * p_down - 1)),
+    return Beliefs(t_s=f(0), p_down=f(p_down), log_odds=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
+                   confidence=f(abs(2 * p_down - 1)),
                    drift_mean_bps_s=f(0), drift_sd_bps_s=f(1), sigma_bps_sqrt_s=f(sigma), vol_regime=jnp.asarray(1),
-                   toxicity=f(tox), p_regime=jnp.asarray(regime, jnp.float64), burst=f(burst), burst_count=f(0),
+                   toxicity=f(tox), expected_as_bps=f(expected_as), p_regime=jnp.asarray(regime, jnp.float64),
+                   burst=f(burst), burst_count=f(0),
                    burst_side=f(burst_side))
 
 
@@ -221,6 +225,17 @@ def test_vmap_over_parameter_sets_and_scan_with_the_belief():
     mode, bid, ask = loop(ev)
     assert int(mode[-1]) == 1 and float(bid[-1]) == 0.0  # 8 buy fills (with bursts) -> reduce-only
     assert int(mode[0]) == 0
+
+
+def test_toxicity_premium_uses_realised_as_unless_fixed():
+    """pi x realised AS mean by default (0 when fills have not been adverse); a fixed AS_scale overrides."""
+    q, _ = quote(beliefs(tox=0.5, expected_as=-3.0), HYPE, jnp.asarray(0.0), quoter_init(), quote_params())
+    assert float(q.toxicity_premium_bps) == 0.0
+    q, _ = quote(beliefs(tox=0.5, expected_as=8.0), HYPE, jnp.asarray(0.0), quoter_init(), quote_params())
+    assert float(q.toxicity_premium_bps) == pytest.approx(4.0)
+    q, _ = quote(beliefs(tox=0.5, expected_as=8.0), HYPE, jnp.asarray(0.0), quoter_init(),
+                 quote_params(expected_as_bps=21.0))
+    assert float(q.toxicity_premium_bps) == pytest.approx(10.5)
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,0 +1,105 @@
+"""The simulated exchange: our resting ladder against the takers of a market step.
+
+- A taker that sells hits our best remaining bid with probability e^{-kappa delta} (delta: that
+  level's depth below the mid, bps) - the intensity model A e^{-kappa delta} thinned per taker;
+  each filling taker takes `taker_size`, sweeping our levels from the touch (partial fills).
+- A resting order also fills, whole, when the market's opposite best price crosses it.
+- Maker fee on every fill (Hyperliquid: 1.5 bps paid, not a rebate).
+Position and cash are float64 and updated exactly: cash -= side x px x qty + fee.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class ExchangeParams(NamedTuple):
+    """Attributes: kappa_per_bps (fill probability decay with depth), maker_fee_bps (1.5, paid),
+    taker_fee_bps (4.5; no taker orders are sent by the quoters here), entry_latency_s and
+    cancel_latency_s (order entry / cancel delay), latency_spike_mult (latency x (1 + this) when the
+    mid moved more than spike_threshold_bps in the last step), as_horizon_s (5), quote_cycle_s (3)."""
+
+    kappa_per_bps: float = 0.2
+    maker_fee_bps: float = 1.5
+    taker_fee_bps: float = 4.5
+    entry_latency_s: float = 0.2
+    cancel_latency_s: float = 0.2
+    latency_spike_mult: float = 4.0
+    spike_threshold_bps: float = 5.0
+    as_horizon_s: float = 5.0
+    quote_cycle_s: float = 3.0
+
+
+def exchange_params(**overrides) -> ExchangeParams:
+    unknown = sorted(set(overrides) - set(ExchangeParams._fields))
+    if unknown:
+        raise ValueError(f"unknown ExchangeParams field(s) {unknown}")
+    p = ExchangeParams(**overrides)
+    for name in ("kappa_per_bps", "as_horizon_s", "quote_cycle_s"):
+        if not float(getattr(p, name)) > 0:
+            raise ValueError(f"ExchangeParams.{name} must be > 0, got {getattr(p, name)!r}")
+    return ExchangeParams(*(jnp.asarray(v, jnp.float64) for v in p))
+
+
+class Ladder(NamedTuple):
+    """Live (or pending) resting orders: per level bid_px, bid_qty, ask_px, ask_qty (levels from the touch)."""
+
+    bid_px: jax.Array
+    bid_qty: jax.Array
+    ask_px: jax.Array
+    ask_qty: jax.Array
+
+
+class Fills(NamedTuple):
+    """A step's fills per side: qty, value (sum px x qty), count (filling takers) and the price of
+    each of the first `max_events` filling takers (for the belief's own_fill events)."""
+
+    bid_qty: jax.Array
+    bid_value: jax.Array
+    bid_count: jax.Array
+    ask_qty: jax.Array
+    ask_value: jax.Array
+    ask_count: jax.Array
+
+
+def _sweep(px, qty, want):
+    """Take `want` units from levels in order; returns (qty left, qty taken, value taken)."""
+    before = jnp.cumsum(qty) - qty
+    taken = jnp.clip(want - before, 0.0, qty)
+    return qty - taken, jnp.sum(taken), jnp.sum(taken * px)
+
+
+def match(key, ladder: Ladder, mid_px, spread_bps, taker_buys, taker_sells, sweep_sells, taker_size,
+          p: ExchangeParams) -> tuple[Ladder, Fills]:
+    """Fill our ladder against one market step (crossing first, then takers, then forced sweeps)."""
+    half = mid_px * spread_bps / 2e4
+    best_bid, best_ask = mid_px - half, mid_px + half
+    # crossing: the market moved through our price
+    cross_b = (ladder.bid_px >= best_ask) & (ladder.bid_qty > 0)
+    cross_a = (ladder.ask_px <= best_bid) & (ladder.ask_qty > 0)
+    bq_x, aq_x = jnp.where(cross_b, ladder.bid_qty, 0.0), jnp.where(cross_a, ladder.ask_qty, 0.0)
+    bid_qty, ask_qty = ladder.bid_qty - bq_x, ladder.ask_qty - aq_x
+    # takers against the best remaining level on each side
+    kb, ka = jax.random.split(key)
+
+    def touch_depth(px, qty, sign):
+        first = jnp.argmax(qty > 0)
+        depth = sign * (mid_px - px[first]) / mid_px * 1e4
+        return jnp.where(jnp.any(qty > 0), jnp.maximum(depth, 0.0), jnp.inf)
+
+    pb = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.bid_px, bid_qty, 1.0))
+    pa = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.ask_px, ask_qty, -1.0))
+    nb = jax.random.binomial(kb, taker_sells, pb) + sweep_sells
+    na = jax.random.binomial(ka, taker_buys, pa)
+    bid_qty, bq_t, bv_t = _sweep(ladder.bid_px, bid_qty, nb * taker_size)
+    ask_qty, aq_t, av_t = _sweep(ladder.ask_px, ask_qty, na * taker_size)
+    fills = Fills(
+        bid_qty=jnp.sum(bq_x) + bq_t, bid_value=jnp.sum(bq_x * ladder.bid_px) + bv_t,
+        bid_count=jnp.sum(cross_b) + jnp.ceil(bq_t / taker_size - 1e-9),
+        ask_qty=jnp.sum(aq_x) + aq_t, ask_value=jnp.sum(aq_x * ladder.ask_px) + av_t,
+        ask_count=jnp.sum(cross_a) + jnp.ceil(aq_t / taker_size - 1e-9),
+    )
+    return Ladder(ladder.bid_px, bid_qty, ladder.ask_px, ask_qty), fills

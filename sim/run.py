@@ -1,0 +1,223 @@
+"""The closed loop (DESIGN.md `sim.run`): market events -> belief update on every event -> quote at
+each quote cycle (and emergency cancels on bursts) -> orders with latency -> exchange -> fills and,
+`as_horizon_s` later, their adverse-selection events back into the belief.
+
+One `lax.scan` over the market path's steps; everything is a pytree, so `vmap` runs many seeds or
+parameter sets at once. Within a step the belief sees, in order: the mid_tick of the step's return,
+a book_update, the adverse-selection events that fell due, then each own fill.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL
+from online.belief import Event, init, readout, update
+from online.params import OnlineParams
+from online.quoter import Market, QuoteParams, quote, quoter_init
+from sim.exchange import ExchangeParams, Ladder, match
+from sim.market import MarketParams, MarketPath, simulate
+
+NUM_LEVELS = 6
+MAX_FILL_EVENTS = 3  # own_fill events fed to the belief per side per step (the rest are counted)
+AS_BUFFER = 32  # fills awaiting their adverse-selection measurement
+AS_PER_STEP = 4  # AS events delivered per step at most (the rest wait for the next step)
+_INF = 1e18
+
+
+class LoopParams(NamedTuple):
+    """Everything the closed loop needs besides the market: online, quote and exchange parameters,
+    the taker size (units) and our starting position (units)."""
+
+    online: OnlineParams
+    quote: QuoteParams
+    exchange: ExchangeParams
+    taker_size: jax.Array
+    initial_position: jax.Array
+
+
+class LoopOutput(NamedTuple):
+    """Per step: t_s, mid_px, position, cash, equity (cash + position x mid; starts at 0), fees;
+    p_down, mu_bps_s, p_regime (4,), mode (reduce-only), burst; live touch bid/ask depth (bps, NaN
+    when that side is empty); fill qty and count per side; own fill events not fed to the belief
+    (beyond MAX_FILL_EVENTS); AS events delivered: sum of AS (bps), count, sum and sum of squares
+    of per-fill P&L at the horizon (edge - AS - fee, bps)."""
+
+    t_s: jax.Array
+    mid_px: jax.Array
+    position: jax.Array
+    cash: jax.Array
+    equity: jax.Array
+    fees: jax.Array
+    p_down: jax.Array
+    mu_bps_s: jax.Array
+    p_regime: jax.Array
+    mode: jax.Array
+    burst: jax.Array
+    bid_depth_bps: jax.Array
+    ask_depth_bps: jax.Array
+    bid_fill_qty: jax.Array
+    ask_fill_qty: jax.Array
+    bid_fill_count: jax.Array
+    ask_fill_count: jax.Array
+    unfed_fill_events: jax.Array
+    as_sum_bps: jax.Array
+    as_count: jax.Array
+    fill_pnl_sum_bps: jax.Array
+    fill_pnl_sq_sum: jax.Array
+
+
+class _Carry(NamedTuple):
+    belief: tuple
+    qstate: tuple
+    live: Ladder
+    pending: Ladder
+    pending_t: jax.Array
+    cancel_side: jax.Array
+    cancel_t: jax.Array
+    position: jax.Array
+    cash: jax.Array
+    fees: jax.Array
+    last_quote_t: jax.Array
+    belief_t: jax.Array
+    buf_t: jax.Array
+    buf_side: jax.Array
+    buf_mid: jax.Array
+    buf_px: jax.Array
+    buf_active: jax.Array
+
+
+def _empty_ladder(dtype=jnp.float64) -> Ladder:
+    z = jnp.zeros((NUM_LEVELS,), dtype)
+    return Ladder(z, z, z, z)
+
+
+def _event(kind, dt=0.0, side=0.0, as_bps=0.0, spread=0.0, ret=0.0, ret_dt=0.0, imb=0.0, valid=1.0, t=0.0):
+    f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
+    return Event(f(t), f(dt), jnp.asarray(kind, jnp.int32), f(side), f(0.0), f(as_bps), f(spread), f(ret),
+                 f(ret_dt), f(imb), f(0.0), f(valid))
+
+
+def _stack(events):
+    return Event(*(jnp.stack(x) for x in zip(*events, strict=True)))
+
+
+def _touch_depth(px, qty, mid, sign):
+    first = jnp.argmax(qty > 0)
+    return jnp.where(jnp.any(qty > 0), sign * (mid - px[first]) / mid * 1e4, jnp.nan)
+
+
+def closed_loop(key, path: MarketPath, p: LoopParams, sweep_sells=None) -> LoopOutput:
+    """Run our quoter against a market path (see module docstring). `sweep_sells` (per step, count)
+    adds takers that sell into our bids with certainty - the scenario's forced sweeps."""
+    num_steps = path.t_s.shape[0]
+    sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
+    ex, qp, op = p.exchange, p.quote, p.online
+    dt_step = path.t_s[0]
+    mid0 = path.mid_px[0] * jnp.exp(-path.ret_bps[0] / 1e4)
+    carry0 = _Carry(
+        belief=init(op), qstate=quoter_init(), live=_empty_ladder(), pending=_empty_ladder(),
+        pending_t=jnp.asarray(_INF), cancel_side=jnp.asarray(0.0), cancel_t=jnp.asarray(_INF),
+        position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
+        fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
+        buf_t=jnp.zeros(AS_BUFFER), buf_side=jnp.zeros(AS_BUFFER), buf_mid=jnp.zeros(AS_BUFFER),
+        buf_px=jnp.zeros(AS_BUFFER), buf_active=jnp.zeros(AS_BUFFER),
+    )
+
+    def step(c: _Carry, inp):
+        row, sweep, k = inp
+        t, mid = row.t_s, row.mid_px
+        # 1. orders sent earlier become live / cancels take effect
+        go = t >= c.pending_t
+        live = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), c.pending, c.live)
+        pending_t = jnp.where(go, _INF, c.pending_t)
+        cut = t >= c.cancel_t
+        live = live._replace(bid_qty=jnp.where(cut & (c.cancel_side > 0), 0.0, live.bid_qty),
+                             ask_qty=jnp.where(cut & (c.cancel_side < 0), 0.0, live.ask_qty))
+        cancel_t = jnp.where(cut, _INF, c.cancel_t)
+        # 2. the exchange
+        live, f = match(k, live, mid, row.spread_bps, row.taker_buys, row.taker_sells, sweep, p.taker_size, ex)
+        fee = ex.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
+        position = c.position + f.bid_qty - f.ask_qty
+        cash = c.cash - f.bid_value + f.ask_value - fee
+        # 3. adverse selection due (measured from the mids the loop has seen)
+        due = (c.buf_active > 0) & (t - c.buf_t >= ex.as_horizon_s - 1e-9)
+        as_events, buf_active = [], c.buf_active
+        as_sum = fill_pnl = fill_pnl_sq = as_count = jnp.asarray(0.0)
+        for _ in range(AS_PER_STEP):
+            idx = jnp.argmax(due)
+            ok = due[idx]
+            side, m0 = c.buf_side[idx], c.buf_mid[idx]
+            as_bps = side * (m0 - mid) / m0 * 1e4
+            edge = side * (m0 - c.buf_px[idx]) / m0 * 1e4
+            pnl = edge - as_bps - ex.maker_fee_bps
+            as_events.append(_event(ADVERSE_SELECTION, side=side, as_bps=as_bps, spread=row.spread_bps,
+                                    valid=ok.astype(jnp.float64)))
+            okf = ok.astype(jnp.float64)
+            as_sum, as_count = as_sum + okf * as_bps, as_count + okf
+            fill_pnl, fill_pnl_sq = fill_pnl + okf * pnl, fill_pnl_sq + okf * pnl**2
+            due = due.at[idx].set(False)
+            buf_active = buf_active.at[idx].set(jnp.where(ok, 0.0, buf_active[idx]))
+        # 4. own fills: one event per filling taker (up to MAX_FILL_EVENTS per side) into the buffer
+        fill_events, buf = [], (c.buf_t, c.buf_side, c.buf_mid, c.buf_px, buf_active)
+        for side, count, qty, value in ((1.0, f.bid_count, f.bid_qty, f.bid_value),
+                                        (-1.0, f.ask_count, f.ask_qty, f.ask_value)):
+            px = value / jnp.maximum(qty, 1e-300)
+            for j in range(MAX_FILL_EVENTS):
+                ok = j < count
+                fill_events.append(_event(OWN_FILL, side=side, valid=ok.astype(jnp.float64)))
+                slot = jnp.argmin(buf[4])
+                okf = ok & (buf[4][slot] == 0)
+                buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot]))
+                            for b, v in zip(buf, (t, side, mid, px, 1.0), strict=True))
+        unfed = jnp.maximum(f.bid_count - MAX_FILL_EVENTS, 0) + jnp.maximum(f.ask_count - MAX_FILL_EVENTS, 0)
+        # 5. the belief, event by event
+        first = [_event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
+                 _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
+        events = _stack(first + as_events + fill_events)
+        belief, _ = jax.lax.scan(lambda s, e: (update(s, e, op), None), c.belief, events)
+        b = readout(belief, op)
+        # 6. emergency cancel of the swept side, between quote cycles
+        swept_bid = (b.burst_side > 0) & jnp.any(live.bid_qty > 0)
+        swept_ask = (b.burst_side < 0) & jnp.any(live.ask_qty > 0)
+        emergency = (b.burst > 0) & (swept_bid | swept_ask) & (cancel_t >= _INF) & (qp.use_burst_premium > 0)
+        spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
+        cancel_side = jnp.where(emergency, b.burst_side, c.cancel_side)
+        cancel_t = jnp.where(emergency, t + ex.cancel_latency_s * spike, cancel_t)
+        pending = c.pending._replace(bid_qty=jnp.where(emergency & (b.burst_side > 0), 0.0, c.pending.bid_qty),
+                                     ask_qty=jnp.where(emergency & (b.burst_side < 0), 0.0, c.pending.ask_qty))
+        # 7. the quote cycle
+        cycle = t - c.last_quote_t >= ex.quote_cycle_s - 1e-9
+        half = mid * row.spread_bps / 2e4
+        q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, qp,
+                          num_levels=NUM_LEVELS)
+        new = Ladder(q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
+        pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), new, pending)
+        pending_t = jnp.where(cycle, t + ex.entry_latency_s * spike, pending_t)
+        qstate = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), qstate, c.qstate)
+        c = _Carry(belief, qstate, live, pending, pending_t, cancel_side, cancel_t, position, cash, c.fees + fee,
+                   jnp.where(cycle, t, c.last_quote_t), t, *buf)
+        out = LoopOutput(
+            t_s=t, mid_px=mid, position=position, cash=cash, equity=cash + position * mid, fees=c.fees,
+            p_down=b.p_down, mu_bps_s=b.mu_bps_s, p_regime=b.p_regime, mode=qstate.mode, burst=b.burst,
+            bid_depth_bps=_touch_depth(live.bid_px, live.bid_qty, mid, 1.0),
+            ask_depth_bps=_touch_depth(live.ask_px, live.ask_qty, mid, -1.0),
+            bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
+            unfed_fill_events=unfed, as_sum_bps=as_sum, as_count=as_count, fill_pnl_sum_bps=fill_pnl,
+            fill_pnl_sq_sum=fill_pnl_sq,
+        )
+        return c, out
+
+    keys = jax.random.split(key, num_steps)
+    _, out = jax.lax.scan(step, carry0, (path, sweep_sells, keys))
+    return out
+
+
+def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, sweep_sells=None):
+    """Simulate a market path and run the closed loop on it; returns (path, output). vmap over keys."""
+    k_market, k_loop = jax.random.split(key)
+    path = simulate(k_market, market, num_steps)
+    return path, closed_loop(k_loop, path, p, sweep_sells)

@@ -1,0 +1,77 @@
+"""The online parameters that the generative model implies (DESIGN.md, "What follows for the
+filters"): the simulator knows its truth, so the best closed-form filter for a simulated market is
+known in closed form, and calibration can be checked against it.
+
+- lambda_fill = ln(1 + lambda_i / lambda_u): given a fill, the odds that it is a buy are
+  (lambda_u + lambda_i) / lambda_u higher under down-drift than up-drift (lambda_i averaged over
+  the regimes the scenario lives in: 0 in a market without informed flow, where fills say nothing).
+- theta_decay = 2 q, q the rate of leaving a trending regime: for two symmetric states switching at
+  rate q, the probability relaxes to 1/2 at rate 2q.
+- Kalman: the drift's OU rate theta_mu, and sigma_mu inflated so the zero-mean OU's stationary
+  variance equals the regime mixture's (OU variance + m^2 P(trend)).
+- Toxicity prior: Beta with mean near the true informed share pi = lambda_i / (lambda_i + 2 lambda_u)
+  and a weight of 4 fills; the realised-AS prior is the expected AS, P(trend) x m x horizon.
+- Regime HMM: the market's generator, drift means, volatility levels (as multipliers of the
+  stationary-average level), P(buy fill | regime) from the taker rates, AS means |m| x horizon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import null_space
+
+from online.params import OnlineParams, default_params
+from sim.exchange import ExchangeParams
+from sim.market import MarketParams
+
+
+def stationary_distribution(q: np.ndarray) -> np.ndarray:
+    """pi with pi Q = 0, sum 1 (the first stationary vector if the chain is reducible)."""
+    ns = null_space(np.asarray(q, float).T)
+    v = np.abs(ns[:, 0])
+    return v / v.sum()
+
+
+def matched_online_params(m: MarketParams, ex: ExchangeParams, initial: bool = True, **overrides) -> OnlineParams:
+    """OnlineParams derived from the market's true parameters (module docstring).
+
+    `initial`: use the market's initial regime distribution (rather than the stationary one) for
+    the averages, which is what a short scenario lives in.
+    """
+    q = np.asarray(m.regime_rates_per_s, float)
+    probs = np.asarray(m.initial_regime_probs, float) if initial else stationary_distribution(q)
+    lam_u = float(m.uninformed_rate_per_s)
+    lam_i = np.asarray(m.informed_rate_per_s, float)
+    informed = float(np.sum(probs * lam_i))
+    vol = np.asarray(m.vol_level_bps_sqrt_s, float)
+    sigma_long = float(np.sqrt(np.sum(probs * vol**2)))
+    mm = float(m.trend_drift_bps_s)
+    theta = float(m.theta_mu_per_s)
+    ou_var = float(m.sigma_mu_bps_s_sqrt_s) ** 2 / (2 * theta)
+    p_trend = float(probs[0] + probs[1])
+    var = ou_var + mm**2 * p_trend
+    leave = float(max(-q[0, 0], -q[1, 1], 1e-6))
+    horizon = float(ex.as_horizon_s)
+    p_buy = np.array([(lam_u + lam_i[0]) / (2 * lam_u + lam_i[0]), lam_u / (2 * lam_u + lam_i[1]), 0.5, 0.5])
+    fill_rate = (2 * lam_u + lam_i) * float(np.exp(-float(ex.kappa_per_bps) * 7.0))
+    pi = float(np.sum(probs * lam_i / (lam_i + 2 * lam_u)))
+    base = dict(
+        lambda_fill=float(np.log1p(informed / lam_u)),
+        theta_decay_per_s=2 * leave,
+        theta_mu_per_s=theta,
+        sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
+        return_noise_s=0.0,
+        sigma_long_bps_sqrt_s=sigma_long,
+        fee_bps=float(ex.maker_fee_bps),
+        regime_rates_per_s=q,
+        regime_drift_bps_s=(-mm, mm, 0.0, 0.0),
+        regime_vol_mult=tuple(vol / sigma_long),
+        regime_p_buy_fill=tuple(np.clip(p_buy, 0.01, 0.99)),
+        regime_as_mean_bps=(mm * horizon, mm * horizon, 0.0, 0.0),
+        regime_as_sd_bps=tuple(np.maximum(vol * np.sqrt(horizon), 1.0)),
+        regime_fill_rate_per_s=tuple(np.maximum(fill_rate, 1e-3)),
+        as_prior_bps=p_trend * mm * horizon,
+        tox_prior_informed=4.0 * pi + 0.1,
+        tox_prior_uninformed=4.0 * (1.0 - pi) + 0.1,
+    )
+    return default_params(**{**base, **overrides})
