@@ -42,7 +42,7 @@ class LoopParams(NamedTuple):
 class LoopOutput(NamedTuple):
     """Per step: t_s, mid_px, position, cash, equity (cash + position x mid; starts at 0), fees;
     p_down, mu_bps_s, p_regime (4,), mode (reduce-only), burst; live touch bid/ask depth (bps, NaN
-    when that side is empty); fill qty and count per side; own fill events not fed to the belief
+    when that side is empty); fill qty, value (sum px x qty) and count per side; own fill events not fed to the belief
     (beyond MAX_FILL_EVENTS); AS events delivered: sum of AS (bps), count, sum and sum of squares
     of per-fill P&L at the horizon (edge - AS - fee, bps)."""
 
@@ -61,6 +61,8 @@ class LoopOutput(NamedTuple):
     ask_depth_bps: jax.Array
     bid_fill_qty: jax.Array
     ask_fill_qty: jax.Array
+    bid_fill_value: jax.Array
+    ask_fill_value: jax.Array
     bid_fill_count: jax.Array
     ask_fill_count: jax.Array
     unfed_fill_events: jax.Array
@@ -205,7 +207,8 @@ def closed_loop(key, path: MarketPath, p: LoopParams, sweep_sells=None) -> LoopO
             p_down=b.p_down, mu_bps_s=b.mu_bps_s, p_regime=b.p_regime, mode=qstate.mode, burst=b.burst,
             bid_depth_bps=_touch_depth(live.bid_px, live.bid_qty, mid, 1.0),
             ask_depth_bps=_touch_depth(live.ask_px, live.ask_qty, mid, -1.0),
-            bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
+            bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_value=f.bid_value, ask_fill_value=f.ask_value,
+            bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
             unfed_fill_events=unfed, as_sum_bps=as_sum, as_count=as_count, fill_pnl_sum_bps=fill_pnl,
             fill_pnl_sq_sum=fill_pnl_sq,
         )
