@@ -23,6 +23,11 @@ demo: $(STAMP)
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
 	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
+	for q in bayesian current_system glft; do \
+	    $(BIN)/bayesmm simulate --scenario hype_selloff --quoter $$q --seeds 100 --json --plot $(OUT)/selloff_$$q.png \
+	        > $(OUT)/selloff_$$q.json || exit 1; done
+	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
+	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
 test: $(STAMP)

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     from calibration.quote_cli import add_parser as add_quote
 
     add_quote(sub)
+    from calibration.sim_cli import add_parsers as add_sim
+
+    add_sim(sub)
     return p
 
 

@@ -112,9 +112,17 @@ def _touch_depth(px, qty, mid, sign):
     return jnp.where(jnp.any(qty > 0), sign * (mid - px[first]) / mid * 1e4, jnp.nan)
 
 
-def closed_loop(key, path: MarketPath, p: LoopParams, sweep_sells=None) -> LoopOutput:
+def intensity_fills(key, live: Ladder, row: MarketPath, sweep, taker_size, ex: ExchangeParams):
+    """The synthetic market's fill model (`sim.exchange.match`) on one step of a `MarketPath`."""
+    return match(key, live, row.mid_px, row.spread_bps, row.taker_buys, row.taker_sells, sweep, taker_size, ex)
+
+
+def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fills) -> LoopOutput:
     """Run our quoter against a market path (see module docstring). `sweep_sells` (per step, count)
-    adds takers that sell into our bids with certainty - the scenario's forced sweeps."""
+    adds takers that sell into our bids with certainty - the scenario's forced sweeps. `fill_fn`
+    is the exchange's fill model for a step (`intensity_fills` on a simulated `MarketPath`; the
+    real-feed replay passes a queue model); the path needs t_s, mid_px, ret_bps, spread_bps and
+    imbalance per step plus whatever `fill_fn` reads."""
     num_steps = path.t_s.shape[0]
     sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
     ex, qp, op = p.exchange, p.quote, p.online
@@ -141,7 +149,7 @@ def closed_loop(key, path: MarketPath, p: LoopParams, sweep_sells=None) -> LoopO
                              ask_qty=jnp.where(cut & (c.cancel_side < 0), 0.0, live.ask_qty))
         cancel_t = jnp.where(cut, _INF, c.cancel_t)
         # 2. the exchange
-        live, f = match(k, live, mid, row.spread_bps, row.taker_buys, row.taker_sells, sweep, p.taker_size, ex)
+        live, f = fill_fn(k, live, row, sweep, p.taker_size, ex)
         fee = ex.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
         position = c.position + f.bid_qty - f.ask_qty
         cash = c.cash - f.bid_value + f.ask_value - fee
@@ -224,3 +232,6 @@ def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, s
     k_market, k_loop = jax.random.split(key)
     path = simulate(k_market, market, num_steps)
     return path, closed_loop(k_loop, path, p, sweep_sells)
+
+
+closed_loop_jit = jax.jit(closed_loop, static_argnames=("fill_fn",))

@@ -1,0 +1,162 @@
+"""`bayesmm simulate` and `bayesmm backtest`: closed-loop runs on a scenario (many seeds) or on a
+recorded session (queue model on the real tape), their metrics and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+QUOTER_CHOICES = ["bayesian", "current_system", "glft"]
+_SHOWN = ("max_abs_position", "pnl", "reduce_only_fraction", "fills", "fills_bid", "fills_ask", "as_per_fill_bps",
+          "fill_sharpe", "equity_sharpe", "sharpe_gap", "time_to_halve_s", "bearish_fills_before_reduce_only")
+
+
+def plot_run(out, out_path, title: str, true_mu=None) -> Path:
+    """4 panels over time: mid with our live touch quotes and fills; position; P&L; p_down (with the
+    true sign of the drift shaded when known)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    o = {k: np.asarray(v) for k, v in out._asdict().items()}
+    t, mid = o["t_s"], o["mid_px"]
+    fig, ax = plt.subplots(4, 1, figsize=(11, 10), sharex=True, height_ratios=[3, 1.2, 1.2, 1.2])
+    ax[0].plot(t, mid, color="k", lw=0.8, label="mid")
+    ax[0].plot(t, mid * (1 - o["bid_depth_bps"] / 1e4), color="tab:green", lw=0.6, alpha=0.8, label="our bid")
+    ax[0].plot(t, mid * (1 + o["ask_depth_bps"] / 1e4), color="tab:red", lw=0.6, alpha=0.8, label="our ask")
+    b, a = o["bid_fill_qty"] > 0, o["ask_fill_qty"] > 0
+    ax[0].scatter(t[b], o["bid_fill_value"][b] / o["bid_fill_qty"][b], marker="^", color="tab:green", s=18,
+                  label="we bought", zorder=3)
+    ax[0].scatter(t[a], o["ask_fill_value"][a] / o["ask_fill_qty"][a], marker="v", color="tab:red", s=18,
+                  label="we sold", zorder=3)
+    ax[0].legend(fontsize=7, loc="best")
+    ax[0].set_title(title)
+    ax[1].plot(t, o["position"], color="tab:blue")
+    ro = o["mode"] != 0
+    ax[1].fill_between(t, o["position"].min(), o["position"].max(), where=ro, color="orange", alpha=0.2,
+                       label="reduce-only")
+    ax[1].axhline(0, color="grey", lw=0.5)
+    ax[1].set_ylabel("position")
+    ax[1].legend(fontsize=7, loc="best")
+    ax[2].plot(t, o["equity"], color="tab:purple")
+    ax[2].axhline(0, color="grey", lw=0.5)
+    ax[2].set_ylabel("P&L")
+    ax[3].plot(t, o["p_down"], color="tab:red", lw=0.8, label="p_down")
+    if true_mu is not None:
+        ax[3].fill_between(t, 0, 1, where=np.asarray(true_mu) < 0, color="grey", alpha=0.2, label="true drift < 0")
+    ax[3].set_ylim(-0.02, 1.02)
+    ax[3].set_ylabel("p_down")
+    ax[3].set_xlabel("time (s)")
+    ax[3].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
+
+
+def _print_table(summary: dict) -> None:
+    print(f"  {'metric':<34} {'median':>10} {'p10':>10} {'p90':>10}   n")
+    for k in _SHOWN:
+        v = summary[k]
+        if v["median"] is None:
+            print(f"  {k:<34} {'-':>10} {'-':>10} {'-':>10}   0")
+        else:
+            print(f"  {k:<34} {v['median']:>10.4g} {v['p10']:>10.4g} {v['p90']:>10.4g}   {v['n']}")
+
+
+def cmd_simulate(args) -> int:
+    import jax
+
+    import sim  # noqa: F401
+    from sim.batch import percentiles, run_scenario
+    from sim.scenarios import make_scenario
+
+    scenario = make_scenario(args.scenario)
+    paths, outs, metrics = run_scenario(scenario, args.quoter, seeds=args.seeds, first_seed=args.first_seed)
+    summary = percentiles(metrics)
+    if args.json:
+        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in summary.items()}))
+    else:
+        print(f"{args.scenario} / {args.quoter}: {args.seeds} seeds x {scenario.duration_s:g} s")
+        _print_table(summary)
+    if args.plot:
+        first = jax.tree_util.tree_map(lambda x: x[0], outs)
+        p = plot_run(first, args.plot, f"{args.scenario}, {args.quoter} quoter (seed {args.first_seed})",
+                     true_mu=paths.mu_bps_s[0])
+        if not args.json:
+            print(f"wrote {p}")
+    return 0
+
+
+BTC_BINANCE = dict(tick_size=0.1, max_sig_figs=0.0, price_decimals=1.0, sz_decimals=3.0, order_size=0.01,
+                   max_position=0.1, min_viable_size=0.001, max_reduce_size=0.1, gamma_per_bps_unit=1.0)
+
+
+def backtest(session, quoter: str, seed: int = 0, dt_s: float = 0.1, quote_overrides: dict | None = None):
+    """Closed loop on a recorded session (queue model on the real tape). Returns (output, metrics, report)."""
+    import jax
+    import jax.numpy as jnp
+
+    import sim  # noqa: F401
+    from online.params import default_params
+    from sim.exchange import exchange_params
+    from sim.feed import feed_path, queue_fills
+    from sim.metrics import summarize
+    from sim.run import LoopParams, closed_loop_jit
+    from sim.scenarios import QUOTERS
+
+    if quoter not in QUOTERS:
+        raise ValueError(f"unknown quoter {quoter!r} (choose from {sorted(QUOTERS)})")
+    path, report = feed_path(session, dt_s)
+    overrides = quote_overrides if quote_overrides is not None else (BTC_BINANCE if "binance" in session.meta.venue
+                                                                     else {"tick_size": session.meta.tick_size})
+    qp = QUOTERS[quoter](**{**overrides, "fee_bps": session.meta.fee_bps})
+    ex = exchange_params(maker_fee_bps=session.meta.fee_bps, as_horizon_s=session.meta.as_horizon_s)
+    lp = LoopParams(default_params(fee_bps=session.meta.fee_bps), qp, ex, jnp.asarray(0.0), jnp.asarray(0.0))
+    out = closed_loop_jit(jax.random.key(seed), path, lp, None, fill_fn=queue_fills)
+    metrics = {k: float(v) for k, v in summarize(out, 0.0).items()}
+    return out, metrics, report
+
+
+def cmd_backtest(args) -> int:
+    from events import read_session
+
+    session = read_session(args.session)
+    out, metrics, report = backtest(session, args.quoter)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{session.meta.venue} {session.meta.instrument} / {args.quoter}: {report['steps']:,} steps of 0.1 s, "
+              f"{report['trades']:,} prints ({report['trades_merged']:,} merged into busy steps' last slot)")
+        for k in _SHOWN:
+            print(f"  {k:<34} {metrics[k]:>12.5g}")
+    if args.plot:
+        p = plot_run(out, args.plot, f"backtest on {session.meta.venue} {session.meta.instrument}, {args.quoter}")
+        if not args.json:
+            print(f"wrote {p}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from sim.scenarios import SCENARIOS
+
+    q = sub.add_parser("simulate", help="closed-loop runs of a quoter on a synthetic scenario")
+    q.add_argument("--scenario", choices=SCENARIOS, required=True)
+    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
+    q.add_argument("--seeds", type=int, default=100)
+    q.add_argument("--first-seed", type=int, default=0)
+    q.add_argument("--json", action="store_true", help="print one JSON object: metric -> {median, p10, p90}")
+    q.add_argument("--plot", help="PNG of the first seed: mid, quotes, fills, position, P&L, p_down")
+    q.set_defaults(func=cmd_simulate)
+
+    q = sub.add_parser("backtest", help="the closed loop on a recorded session (queue model on the real tape)")
+    q.add_argument("session")
+    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--plot")
+    q.set_defaults(func=cmd_backtest)
