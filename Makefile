@@ -36,9 +36,18 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-## bench: performance benchmarks (not part of the tests)
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+## bench: performance benchmarks (not part of the tests). hftbacktest (the side-by-side reference)
+## pins numpy 2.2, so benchmarks run in their own environment, .venv-bench, from requirements-bench.lock
+BENCH_STAMP := .venv-bench/.installed
+$(BENCH_STAMP): requirements-bench.lock pyproject.toml
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet --upgrade pip
+	.venv-bench/bin/python -m pip install --quiet -r requirements-bench.lock
+	.venv-bench/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	.venv-bench/bin/python -m benchmarks
 
 ## lab: JupyterLab on notebooks/ (installs jupyterlab on first use)
 lab: $(STAMP)
@@ -56,4 +65,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench $(OUT) .pytest_cache .ruff_cache

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from sim.sampling import binomial_small
+
 
 class ExchangeParams(NamedTuple):
     """Attributes: kappa_per_bps (fill probability decay with depth), maker_fee_bps (1.5, paid),
@@ -92,8 +94,8 @@ def match(key, ladder: Ladder, mid_px, spread_bps, taker_buys, taker_sells, swee
 
     pb = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.bid_px, bid_qty, 1.0))
     pa = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.ask_px, ask_qty, -1.0))
-    nb = jax.random.binomial(kb, taker_sells, pb) + sweep_sells
-    na = jax.random.binomial(ka, taker_buys, pa)
+    nb = binomial_small(kb, taker_sells, pb) + sweep_sells
+    na = binomial_small(ka, taker_buys, pa)
     bid_qty, bq_t, bv_t = _sweep(ladder.bid_px, bid_qty, nb * taker_size)
     ask_qty, aq_t, av_t = _sweep(ladder.ask_px, ask_qty, na * taker_size)
     fills = Fills(

@@ -26,6 +26,7 @@ import numpy as np
 from jax.scipy.linalg import expm
 
 from online.params import symmetric_generator
+from sim.sampling import poisson_small
 
 
 class MarketParams(NamedTuple):
@@ -148,10 +149,10 @@ def simulate(key, params: MarketParams, num_steps: int) -> MarketPath:
         ret = mu * dt + sigma * jnp.sqrt(dt) * jax.random.normal(kret)
         mid = mid * jnp.exp(ret / 1e4)
         kb, ks2, kn = jax.random.split(kt, 3)
-        u_buys = jax.random.poisson(kb, p.uninformed_rate_per_s * dt).astype(mid.dtype)
-        u_sells = jax.random.poisson(ks2, p.uninformed_rate_per_s * dt).astype(mid.dtype)
+        u_buys = poisson_small(kb, p.uninformed_rate_per_s * dt)
+        u_sells = poisson_small(ks2, p.uninformed_rate_per_s * dt)
         lam_i = jnp.asarray(p.informed_rate_per_s)[r]
-        n_inf = jax.random.poisson(ki, lam_i * dt).astype(mid.dtype)
+        n_inf = poisson_small(ki, lam_i * dt)
         inf_buys, inf_sells = jnp.where(mu > 0, n_inf, 0.0), jnp.where(mu < 0, n_inf, 0.0)
         imb = jnp.tanh(p.imbalance_beta_per_bps_s * mu + p.imbalance_noise * jax.random.normal(kn))
         t = t + dt

@@ -188,7 +188,9 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         first = [_event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
                  _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
         events = _stack(first + as_events + fill_events)
-        belief, _ = jax.lax.scan(lambda s, e: (update(s, e, op), None), c.belief, events)
+        # masked slots (no fill, no AS due) are skipped; under vmap lax.cond becomes a select
+        belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, op),
+                                                            lambda s_: s_, s), None), c.belief, events)
         b = readout(belief, op)
         # 6. emergency cancel of the swept side, between quote cycles
         swept_bid = (b.burst_side > 0) & jnp.any(live.bid_qty > 0)

@@ -58,7 +58,8 @@ def test_emergency_cancel_between_cycles():
     assert np.asarray(bayes.burst)[:, np.searchsorted(t, 1.6)].mean() > 0.9
     at = np.searchsorted(t, 2.9)
     assert np.isnan(np.asarray(bayes.bid_depth_bps)[:, at]).mean() > 0.9
-    assert np.isfinite(np.asarray(glft.bid_depth_bps)[:, at]).mean() > 0.9
+    # without the emergency path most GLFT ladders still rest there (some are swept empty by chance)
+    assert np.isfinite(np.asarray(glft.bid_depth_bps)[:, at]).mean() > 0.6
 
 
 def test_quiet_market_costs_nothing():

@@ -64,13 +64,15 @@ def test_exchange_crossing_sweep_and_partial_fill():
 
 
 def test_fill_probability_decays_with_depth():
-    """Each taker fills a touch at depth d with probability e^{-kappa d}: 10,000 takers at 7 bps, kappa 0.2."""
+    """Each taker fills a touch at depth d with probability e^{-kappa d}: 5,000 steps of 2 takers at
+    7 bps, kappa 0.2."""
     ex = exchange_params(kappa_per_bps=0.2)
     px = 100.0 * (1 - 7e-4)
     ladder = Ladder(jnp.asarray([px]), jnp.asarray([1e9]), jnp.asarray([200.0]), jnp.asarray([0.0]))
-    _, f = match(jax.random.key(3), ladder, 100.0, 1.0, 0.0, 10_000.0, 0.0, 1.0, ex)
+    keys = jax.random.split(jax.random.key(3), 5_000)
+    counts = jax.vmap(lambda k: match(k, ladder, 100.0, 1.0, 0.0, 2.0, 0.0, 1.0, ex)[1].bid_count)(keys)
     p = math.exp(-1.4)
-    assert float(f.bid_count) == pytest.approx(10_000 * p, abs=6 * math.sqrt(10_000 * p * (1 - p)))
+    assert float(jnp.sum(counts)) == pytest.approx(10_000 * p, abs=6 * math.sqrt(10_000 * p * (1 - p)))
 
 
 def test_matched_filter_parameters():
@@ -80,3 +82,26 @@ def test_matched_filter_parameters():
     assert float(p.lambda_fill) == pytest.approx(math.log(1 + 0.8 / 1.0))
     q = matched_online_params(make_scenario("quiet").market, s.exchange)
     assert float(q.lambda_fill) == 0.0
+
+
+@pytest.mark.parametrize(("n", "p"), [(0.0, 0.3), (3.0, 0.25), (20.0, 0.9), (5.0, 1.0), (7.0, 0.0)])
+def test_binomial_small_matches_the_distribution(n, p):
+    """Mean and variance of 20,000 draws within 6 standard errors of n p and n p (1 - p)."""
+    from sim.sampling import binomial_small
+
+    draws = np.asarray(jax.vmap(lambda k: binomial_small(k, n, p))(jax.random.split(jax.random.key(0), 20_000)))
+    assert draws.min() >= 0 and draws.max() <= n
+    mean, var = n * p, n * p * (1 - p)
+    assert draws.mean() == pytest.approx(mean, abs=6 * math.sqrt(var / 20_000) + 1e-12)
+    if var > 0:
+        assert draws.var() == pytest.approx(var, rel=6 * math.sqrt(2 / 20_000) + 0.02)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.8, 6.0])
+def test_poisson_small_matches_the_distribution(rate):
+    from sim.sampling import poisson_small
+
+    draws = np.asarray(jax.vmap(lambda k: poisson_small(k, rate))(jax.random.split(jax.random.key(1), 20_000)))
+    assert draws.mean() == pytest.approx(rate, abs=6 * math.sqrt(rate / 20_000) + 1e-12)
+    if rate > 0:
+        assert draws.var() == pytest.approx(rate, rel=0.05)
