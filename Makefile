@@ -28,6 +28,7 @@ demo: $(STAMP)
 	        > $(OUT)/selloff_$$q.json || exit 1; done
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
+	$(BIN)/bayesmm fit $(OUT)/session.parquet --model all --method svi --draws 500 --quiet --out $(OUT)/fits
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
 test: $(STAMP)

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from calibration.sim_cli import add_parsers as add_sim
 
     add_sim(sub)
+    from calibration.fit_cli import add_parser as add_fit
+
+    add_fit(sub)
     return p
 
 

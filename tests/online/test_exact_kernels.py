@@ -90,3 +90,20 @@ def test_regime_filter_equals_numpy_forward_algorithm():
             belief = belief * (pt if r["side"] > 0 else 1 - pt)
         belief = belief / belief.sum()
     np.testing.assert_allclose(np.asarray(b.p_regime[-1]), belief, atol=1e-10)
+
+
+@pytest.mark.parametrize("dt", [0.5, 600.0])
+def test_transition_matrix_gradient(dt):
+    """Reverse-mode gradient of an entry of expm(Q dt) w.r.t. a rate (both branches) equals a
+    central finite difference of SciPy's expm (the offline models differentiate through it)."""
+    import jax
+
+    q = symmetric_generator(0.01)
+    f = lambda x: transition_matrix(q + x * (np.eye(4)[0:1].T @ np.eye(4)[1:2] - np.eye(4)[0:1].T @ np.eye(4)[0:1]),  # noqa: E731
+                                    dt)[0, 1]
+    g = float(jax.grad(f)(0.0))
+    e = 1e-6
+    bump = np.zeros((4, 4))
+    bump[0, 1], bump[0, 0] = 1.0, -1.0
+    fd = (scipy_expm((q + e * bump) * dt)[0, 1] - scipy_expm((q - e * bump) * dt)[0, 1]) / (2 * e)
+    assert g == pytest.approx(fd, rel=1e-6)

@@ -1,0 +1,47 @@
+"""`bayesmm fit`: the offline models on a session, with diagnostics and PPC plots beside each fit."""
+
+from __future__ import annotations
+
+
+def cmd_fit(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from events import read_session
+    from models.workflow import MODEL_NAMES, fit_session
+
+    session = read_session(args.session)
+    names = list(MODEL_NAMES) if args.model == "all" else [args.model]
+    report = fit_session(session, names, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
+                         chains=args.chains, bin_s=args.bin_s, fills=args.fills, seed=args.seed,
+                         progress=not args.quiet)
+    for name, r in report.items():
+        d = r["diagnostics"]
+        status = "ok" if not r["failures"] else "FAILED: " + "; ".join(r["failures"])
+        if d["method"] == "nuts":
+            print(f"{name:<11} r_hat {d['max_rhat']:.3f}  ESS bulk {d['min_ess_bulk']:.0f} tail "
+                  f"{d['min_ess_tail']:.0f}  divergences {d['divergences']}  BFMI {d['min_bfmi']:.2f}  -> {status}")
+        else:
+            print(f"{name:<11} SVI (no MCMC diagnostics)")
+        for k, v in r["summary"].items():
+            print(f"    {k:<32} {v['mean']:>10.4g}  90% [{v['q05']:.4g}, {v['q95']:.4g}]")
+        print("    PPC p-values: " + ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items()))
+    print(f"wrote {args.out}/<model>.nc, <model>_ppc.png, summary.json")
+    return 0
+
+
+def add_parser(sub) -> None:
+    q = sub.add_parser("fit", help="fit the offline NumPyro models to a session")
+    q.add_argument("session")
+    q.add_argument("--model", choices=["drift", "volatility", "toxicity", "regime", "all"], default="all")
+    q.add_argument("--method", choices=["nuts", "svi"], default="nuts")
+    q.add_argument("--draws", type=int, default=500)
+    q.add_argument("--warmup", type=int, default=500)
+    q.add_argument("--chains", type=int, default=2)
+    q.add_argument("--bin-s", type=float, default=1.0, help="bin width, s")
+    q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
+                   help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--quiet", action="store_true")
+    q.add_argument("--out", default="fits")
+    q.set_defaults(func=cmd_fit)

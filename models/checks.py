@@ -1,0 +1,177 @@
+"""Posterior predictive checks: replicate each model's data from posterior draws, compare the
+statistics that matter with the observed ones (as numbers: posterior predictive p-values
+P(T_rep >= T_obs), and as plots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _acf1(x):
+    x = np.asarray(x, float) - np.mean(x)
+    d = np.dot(x, x)
+    return float(np.dot(x[1:], x[:-1]) / d) if d > 0 else 0.0
+
+
+def _mean_run(sides):
+    sides = np.asarray(sides)
+    if len(sides) == 0:
+        return 0.0
+    return float(len(sides) / (1 + np.count_nonzero(np.diff(sides))))
+
+
+def _kurtosis(x):
+    x = np.asarray(x, float) - np.mean(x)
+    v = np.mean(x**2)
+    return float(np.mean(x**4) / v**2) if v > 0 else 0.0
+
+
+def return_stats(ret):
+    """Return distribution and dependence: sd, kurtosis, lag-1 autocorrelation, |r| autocorrelation."""
+    return {"ret_sd_bps": float(np.std(ret)), "ret_kurtosis": _kurtosis(ret), "ret_acf1": _acf1(ret),
+            "abs_ret_acf1 (vol clustering)": _acf1(np.abs(ret))}
+
+
+def _draws(idata, names, num, rng):
+    post = idata.posterior
+    flat = {n: post[n].values.reshape(-1, *post[n].values.shape[2:]) for n in names}
+    idx = rng.choice(next(iter(flat.values())).shape[0], size=num, replace=False)
+    return [{n: flat[n][i] for n in names} for i in idx]
+
+
+def replicate_drift(d, data, rng):
+    ret, dt = data["ret_bps"], data["dt_s"]
+    n, step = len(ret), float(dt[0])
+    th, sm, sg = float(d["theta_per_s"]), float(d["sigma_mu_bps_s_sqrt_s"]), float(d["sigma_bps_sqrt_s"])
+    decay = np.exp(-th * step)
+    q = np.sqrt(sm**2 * (1 - decay**2) / (2 * th))
+    shocks = rng.normal(size=n) * q
+    mu = np.empty(n)
+    m = rng.normal() * sm / np.sqrt(2 * th)
+    for t in range(n):
+        m = m * decay + shocks[t]
+        mu[t] = m
+    rep = {"ret_bps": mu * step + sg * np.sqrt(step) * rng.normal(size=n)}
+    if data.get("fill_bin") is not None and "fill_link_a" in d:
+        fb = data["fill_bin"]
+        p = 1 / (1 + np.exp(-(float(d["fill_link_a"]) - float(d["fill_link_b"]) * mu[fb])))
+        rep["fill_side"] = np.where(rng.uniform(size=len(fb)) < p, 1.0, -1.0)
+    return rep
+
+
+def drift_stats(data):
+    s = return_stats(data["ret_bps"])
+    if data.get("fill_side") is not None and len(data["fill_side"]):
+        s["buy_fill_share"] = float(np.mean(np.asarray(data["fill_side"]) > 0))
+        s["mean_same_side_run"] = _mean_run(data["fill_side"])
+    return s
+
+
+def replicate_sv(d, data, rng):
+    n, step = len(data["ret_bps"]), float(data["dt_s"][0])
+    mu_h, phi, xi = float(d["log_var_mean"]), float(d["persistence"]), float(d["vol_of_vol"])
+    h = np.empty(n)
+    h[0] = mu_h + xi / np.sqrt(1 - phi**2) * rng.normal()
+    e = rng.normal(size=n)
+    for t in range(1, n):
+        h[t] = mu_h + phi * (h[t - 1] - mu_h) + xi * e[t]
+    return {"ret_bps": np.exp(h / 2) * np.sqrt(step) * rng.normal(size=n)}
+
+
+def sv_stats(data):
+    return return_stats(data["ret_bps"])
+
+
+def replicate_toxicity(d, data, rng):
+    n = len(data["as_bps"])
+    inf = rng.uniform(size=n) < float(d["pi"])
+    mu_u, sd_u = float(d["as_uninformed_mean_bps"]), float(d["as_uninformed_sd_bps"])
+    mu_i, sd_i = float(d["as_informed_mean_bps"]), float(d["as_informed_sd_bps"])
+    return {"as_bps": np.where(inf, mu_i + sd_i * rng.normal(size=n), mu_u + sd_u * rng.normal(size=n))}
+
+
+def toxicity_stats(data):
+    a = np.asarray(data["as_bps"])
+    return {"as_mean_bps": float(a.mean()), "as_sd_bps": float(a.std()), "as_p90_bps": float(np.quantile(a, 0.9)),
+            "share_as_above_10bps": float(np.mean(a > 10))}
+
+
+def replicate_regime(d, data, rng):
+    from models.regime import regime_params_from_sample
+    from online.kernels import transition_matrix
+
+    p = regime_params_from_sample(d)
+    dt = data["dt_s"]
+    a = np.asarray(transition_matrix(p.rates_per_s, float(dt[0])))
+    n = len(dt)
+    r = np.empty(n, int)
+    r[0] = rng.integers(4)
+    for t in range(1, n):
+        r[t] = rng.choice(4, p=a[r[t - 1]] / a[r[t - 1]].sum())
+    drift, sig = np.asarray(p.drift_bps_s)[r], np.asarray(p.sigma_bps_sqrt_s)[r]
+    nf = rng.poisson(np.asarray(p.fill_rate_per_s)[r] * dt)
+    nb = rng.binomial(nf, np.asarray(p.p_buy)[r])
+    return {"ret_bps": drift * dt + sig * np.sqrt(dt) * rng.normal(size=n), "n_buy": nb.astype(float),
+            "n_sell": (nf - nb).astype(float), "regime": r}
+
+
+def regime_stats(data):
+    s = return_stats(data["ret_bps"])
+    nf = np.asarray(data["n_buy"]) + np.asarray(data["n_sell"])
+    s["fills_per_bin"] = float(nf.mean())
+    s["buy_fill_share"] = float(np.sum(data["n_buy"]) / max(np.sum(nf), 1))
+    net = np.asarray(data["n_buy"]) - np.asarray(data["n_sell"])
+    s["net_fill_acf1 (runs)"] = _acf1(net)
+    return s
+
+
+MODELS = {
+    "drift": (["theta_per_s", "sigma_mu_bps_s_sqrt_s", "sigma_bps_sqrt_s", "fill_link_a", "fill_link_b"],
+              replicate_drift, drift_stats),
+    "volatility": (["log_var_mean", "persistence", "vol_of_vol"], replicate_sv, sv_stats),
+    "toxicity": (["pi", "as_uninformed_mean_bps", "as_uninformed_sd_bps", "as_informed_mean_bps",
+                  "as_informed_sd_bps"], replicate_toxicity, toxicity_stats),
+    "regime": (["switch_rates_per_s", "trend_drift_bps_s", "fill_asymmetry", "sigma_trend_bps_sqrt_s",
+                "sigma_mr_bps_sqrt_s", "vol_excess", "fill_rate_per_s", "as_trend_bps", "as_mr_bps", "as_vol_bps",
+                "as_sd_bps"], replicate_regime, regime_stats),
+}
+
+
+def ppc(model: str, idata, data: dict, num_draws: int = 100, seed: int = 0) -> dict:
+    """{statistic: {"observed", "replicated" (array), "ppp"}} for a fitted model."""
+    names, replicate, stats = MODELS[model]
+    names = [n for n in names if n in idata.posterior]
+    rng = np.random.default_rng(seed)
+    num = min(num_draws, idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+    obs = stats(data)
+    reps = [stats({**data, **replicate(d, data, rng)}) for d in _draws(idata, names, num, rng)]
+    out = {}
+    for k, v in obs.items():
+        r = np.array([x[k] for x in reps])
+        out[k] = {"observed": v, "replicated": r, "ppp": float(np.mean(r >= v))}
+    return out
+
+
+def plot_ppc(result: dict, path: str | Path, title: str) -> Path:
+    """One histogram per statistic: replicated values and the observed one (with its ppp)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(result)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
+    for ax, (k, v) in zip(axes[0], result.items(), strict=True):
+        ax.hist(v["replicated"], bins=20, color="tab:blue", alpha=0.7)
+        ax.axvline(v["observed"], color="k", lw=2)
+        ax.set_title(f"{k}\nppp = {v['ppp']:.2f}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,81 @@
+r"""OU drift model: a latent drift mu_t (bps/s) with OU dynamics seen through mid returns, with
+own-fill sides and their adverse selection loading on mu.
+
+    mu_t = mu_{t-1} e^{-theta dt} + sqrt(sigma_mu^2 (1 - e^{-2 theta dt}) / (2 theta)) eps_t
+    ret_t ~ N(mu_t dt, sigma^2 dt)                        (bps per bin of dt s)
+    P(fill i is a buy) = sigmoid(a - b mu_{t(i)})           (b > 0: buys when the drift is down)
+
+The Gaussian part (mu and returns) is marginalised exactly by the Kalman filter of
+`online.kernels` (the same `ou_predict` / `gaussian_update` the online filter runs). The fills are
+non-Gaussian: they enter as a pseudo-likelihood evaluated against the Kalman *predictive* law of
+mu at their bin, N(m, P), without feeding back into the filter - P(buy) by the probit
+approximation sigmoid((a - b m) / sqrt(1 + pi b^2 P / 8)). This is exact for the returns and an
+approximation for the fills (it ignores what fills say about mu at later bins), stated as such.
+
+Adverse selection is left to the toxicity model: a link "AS mean rising with |mu| against us"
+evaluated at the predictive m was tried and is biased (m is shrunk towards 0 because the fills'
+own information about mu is not in the filter, and the AS intercept absorbs the difference:
+intercept 1.0 recovered as 2.1-3.2 at 90%), so it is not offered.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from online.kernels import gaussian_update, ou_predict
+
+
+def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma):
+    """Exact log-likelihood of the returns and the predictive (mean, var) of mu in each bin."""
+    var0 = sigma_mu**2 / (2.0 * theta)
+
+    def step(carry, x):
+        ll, m, p = carry
+        r, dt = x
+        m, p = ou_predict(m, p, dt, theta, sigma_mu)
+        pred_m, pred_p = m, p
+        m_new, p_new, l = gaussian_update(m, p, r / dt, sigma**2 / dt)
+        # ret = mu dt + e: the density of ret is that of ret/dt times 1/dt
+        return (ll + l - jnp.log(dt), m_new, p_new), (pred_m, pred_p)
+
+    (ll, _, _), (pm, pp) = jax.lax.scan(step, (0.0, 0.0, var0), (ret_bps, dt_s))
+    return ll, pm, pp
+
+
+def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
+    """NumPyro model (sites in the units of their names); fills are optional."""
+    theta = numpyro.sample("theta_per_s", dist.LogNormal(jnp.log(0.01), 1.5))
+    sigma_mu = numpyro.sample("sigma_mu_bps_s_sqrt_s", dist.LogNormal(jnp.log(0.3), 1.5))
+    sigma = numpyro.sample("sigma_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.5))
+    numpyro.deterministic("stationary_sd_bps_s", sigma_mu / jnp.sqrt(2.0 * theta))
+    ll, pm, pp = kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma)
+    numpyro.factor("returns", ll)
+    if fill_bin is not None and len(fill_bin) > 0:
+        a = numpyro.sample("fill_link_a", dist.Normal(0.0, 1.0))
+        b = numpyro.sample("fill_link_b", dist.HalfNormal(2.0))
+        m, p = pm[fill_bin], pp[fill_bin]
+        logit = (a - b * m) / jnp.sqrt(1.0 + jnp.pi * b**2 * p / 8.0)
+        numpyro.factor("fill_sides", jnp.sum(dist.Bernoulli(logits=logit).log_prob((fill_side > 0).astype(m.dtype))))
+
+
+def simulate_drift(key, num_bins: int, dt_s: float, theta: float, sigma_mu: float, sigma: float,
+                   fills_per_s: float = 0.0, a: float = 0.0, b: float = 0.0) -> dict:
+    """Draw from the model (prior or posterior predictive): mu path, returns, and Poisson fills."""
+    rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+    decay = np.exp(-theta * dt_s)
+    q = sigma_mu**2 * (1 - decay**2) / (2 * theta)
+    mu = np.empty(num_bins)
+    m = rng.normal(0, sigma_mu / np.sqrt(2 * theta))
+    for t in range(num_bins):
+        m = m * decay + np.sqrt(q) * rng.normal()
+        mu[t] = m
+    ret = mu * dt_s + sigma * np.sqrt(dt_s) * rng.normal(size=num_bins)
+    n = rng.poisson(fills_per_s * dt_s, num_bins)
+    fill_bin = np.repeat(np.arange(num_bins), n).astype(np.int32)
+    p_buy = 1 / (1 + np.exp(-(a - b * mu[fill_bin])))
+    side = np.where(rng.uniform(size=len(fill_bin)) < p_buy, 1.0, -1.0)
+    return {"mu_bps_s": mu, "ret_bps": ret, "dt_s": np.full(num_bins, dt_s), "fill_bin": fill_bin, "fill_side": side}

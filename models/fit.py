@@ -1,0 +1,135 @@
+"""Fitting behind one call: NUTS (several chains, progress bars) or SVI (AutoNormal), returning
+ArviZ InferenceData with the observed data and sample stats; diagnostics (r_hat, bulk/tail ESS,
+divergences, BFMI) checked and reported; saving and loading (netCDF)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+from numpyro.infer.autoguide import AutoNormal
+from numpyro.optim import Adam
+
+
+class FitDiagnosticsError(RuntimeError):
+    """A NUTS fit whose diagnostics fail the thresholds (raised when `strict`)."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Attributes: max_rhat (1.01), min_ess_bulk and min_ess_tail (100 per fit), max_divergences (0), min_bfmi (0.3)."""
+
+    max_rhat: float = 1.01
+    min_ess_bulk: float = 100.0
+    min_ess_tail: float = 100.0
+    max_divergences: int = 0
+    min_bfmi: float = 0.3
+
+
+def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
+        progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None) -> az.InferenceData:
+    """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
+
+    Args:
+        model: a NumPyro model function of keyword arrays.
+        data: its keyword arguments (arrays; None for unused optional ones).
+        method: "nuts" or "svi" (AutoNormal guide, Adam, `svi_steps`, then `draws` guide samples).
+        draws, warmup, chains: NUTS settings (chains run sequentially on CPU).
+        var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
+    """
+    key = jax.random.key(seed)
+    kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+    observed = {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray | jnp.ndarray)}
+    if method == "nuts":
+        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
+                    chain_method="sequential", progress_bar=progress)
+        mcmc.run(key, extra_fields=("diverging", "energy"), **kwargs)
+        samples = mcmc.get_samples(group_by_chain=True)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"])}
+    elif method == "svi":
+        guide = AutoNormal(model)
+        svi = SVI(model, guide, Adam(0.01), Trace_ELBO())
+        res = svi.run(key, svi_steps, progress_bar=progress, **kwargs)
+        from numpyro.infer import Predictive
+
+        post = Predictive(guide, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
+        det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
+        samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
+        sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
+    else:
+        raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
+    keep = {k: np.asarray(v) for k, v in samples.items()
+            if (var_names is None and np.asarray(v)[0, 0].size <= 100) or (var_names is not None and k in var_names)}
+    idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed)
+    idata.posterior.attrs["method"] = method
+    idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
+    return idata
+
+
+def diagnostics(idata: az.InferenceData) -> dict:
+    """max r_hat, min bulk / tail ESS over scalar-or-small sites, divergences, min BFMI (NUTS only)."""
+    post = idata.posterior
+    out = {"method": post.attrs.get("method", "nuts")}
+    if out["method"] == "nuts" and post.sizes.get("chain", 1) >= 1:
+        rhat = az.rhat(post)
+        ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
+        out["max_rhat"] = float(max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars))
+        out["min_ess_bulk"] = float(min(float(np.nanmin(ess_b[v].values)) for v in ess_b.data_vars))
+        out["min_ess_tail"] = float(min(float(np.nanmin(ess_t[v].values)) for v in ess_t.data_vars))
+        out["divergences"] = int(idata.sample_stats["diverging"].values.sum())
+        out["min_bfmi"] = float(np.min(az.bfmi(idata)))
+    return out
+
+
+def check(idata: az.InferenceData, thresholds: Thresholds = Thresholds(), strict: bool = False) -> list[str]:
+    """The list of failed diagnostics (empty when all pass); warns loudly, or raises if `strict`."""
+    d = diagnostics(idata)
+    if d["method"] != "nuts":
+        return []
+    failures = []
+    if d["max_rhat"] > thresholds.max_rhat:
+        failures.append(f"r_hat {d['max_rhat']:.3f} > {thresholds.max_rhat}")
+    if d["min_ess_bulk"] < thresholds.min_ess_bulk:
+        failures.append(f"bulk ESS {d['min_ess_bulk']:.0f} < {thresholds.min_ess_bulk:.0f}")
+    if d["min_ess_tail"] < thresholds.min_ess_tail:
+        failures.append(f"tail ESS {d['min_ess_tail']:.0f} < {thresholds.min_ess_tail:.0f}")
+    if d["divergences"] > thresholds.max_divergences:
+        failures.append(f"{d['divergences']} divergent transitions")
+    if d["min_bfmi"] < thresholds.min_bfmi:
+        failures.append(f"BFMI {d['min_bfmi']:.2f} < {thresholds.min_bfmi}")
+    if failures:
+        msg = f"{idata.posterior.attrs.get('model', 'fit')}: diagnostics failed: " + "; ".join(failures)
+        if strict:
+            raise FitDiagnosticsError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    return failures
+
+
+def save_fit(idata: az.InferenceData, path: str | Path) -> Path:
+    """Write a fit to netCDF."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    idata.to_netcdf(str(path))
+    return path
+
+
+def load_fit(path: str | Path) -> az.InferenceData:
+    """Read a fit written by `save_fit`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such fit")
+    return az.from_netcdf(str(path))
+
+
+def interval(idata: az.InferenceData, name: str, prob: float = 0.9) -> tuple[float, float]:
+    """Central `prob` credible interval of a scalar site."""
+    x = idata.posterior[name].values.ravel()
+    lo = (1 - prob) / 2
+    return float(np.quantile(x, lo)), float(np.quantile(x, 1 - lo))

@@ -1,0 +1,162 @@
+r"""4-state regime HMM over bins: {trending_down, trending_up, mean_reverting, volatile}, with a
+continuous-time generator Q (rates per second) as the parameter, so the transition matrix for any
+bin width is expm(Q dt).
+
+Emissions per bin, given regime r:
+    ret ~ N(m_r dt, sigma_r^2 dt),  m = (-m, +m, 0, 0);  sigma_vol = max(sigma_trend, sigma_mr) (1 + d)
+    n_fills ~ Poisson(rate_r dt);   n_buy | n_fills ~ Binomial(n_fills, p_r),  p = (1/2 + rho, 1/2 - rho, 1/2, 1/2)
+    mean AS (bins with fills) ~ N(as_r, as_sd^2 / n_fills),  as = (as_trend, as_trend, as_mr, as_vol)
+Labels are identified by construction: the trends by the sign of their drift (m > 0) and their
+fill asymmetry (rho > 0), the volatile regime by the largest volatility.
+
+The states are marginalised by the forward algorithm in log space, written with the same
+`hmm_predict` / `hmm_condition` kernels as the online regime filter.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from online.kernels import hmm_condition, hmm_predict, transition_matrix
+
+NUM_STATES = 4
+_OFF = [(i, j) for i in range(NUM_STATES) for j in range(NUM_STATES) if i != j]
+
+
+class RegimeParams(NamedTuple):
+    """Attributes: rates_per_s (4x4 generator), drift_bps_s (4,), sigma_bps_sqrt_s (4,), fill_rate_per_s (4,),
+    p_buy (4,), as_mean_bps (4,), as_sd_bps."""
+
+    rates_per_s: jax.Array
+    drift_bps_s: jax.Array
+    sigma_bps_sqrt_s: jax.Array
+    fill_rate_per_s: jax.Array
+    p_buy: jax.Array
+    as_mean_bps: jax.Array
+    as_sd_bps: jax.Array
+
+
+def generator(off_diagonal_rates) -> jax.Array:
+    """Q from its 12 off-diagonal rates (row-major, diagonal skipped); rows sum to 0."""
+    q = jnp.zeros((NUM_STATES, NUM_STATES), off_diagonal_rates.dtype)
+    rows, cols = zip(*_OFF, strict=True)
+    q = q.at[jnp.array(rows), jnp.array(cols)].set(off_diagonal_rates)
+    return q - jnp.diag(jnp.sum(q, axis=1))
+
+
+def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
+    """log p(bin t | regime r), shape (num_bins, 4). A bin whose mid did not move (return exactly 0,
+    common on a tick grid) carries no return evidence: its return term is the same for every regime
+    (see `models.volatility` for why a Gaussian must not be asked to produce exact zeros)."""
+    dt = dt_s[:, None]
+    n = (n_buy + n_sell)[:, None]
+    ret_ll = dist.Normal(p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt)).log_prob(ret_bps[:, None])
+    ll = jnp.where(ret_bps[:, None] == 0.0, 0.0, ret_ll)
+    ll += dist.Poisson(p.fill_rate_per_s * dt).log_prob(n)
+    ll += n_buy[:, None] * jnp.log(p.p_buy) + n_sell[:, None] * jnp.log1p(-p.p_buy)
+    as_ll = dist.Normal(p.as_mean_bps, p.as_sd_bps / jnp.sqrt(jnp.maximum(n, 1.0))).log_prob(mean_as_bps[:, None])
+    return ll + has_as[:, None] * as_ll
+
+
+def forward_log_evidence(log_lik, transition, log_init):
+    """log p(data) and the filtered log beliefs, by the forward algorithm (online kernels)."""
+
+    def step(carry, ll):
+        lp, total = carry
+        lp, norm = hmm_condition(lp, ll)
+        return (hmm_predict(lp, transition), total + norm), lp
+
+    (_, total), filtered = jax.lax.scan(step, (log_init, 0.0), log_lik)
+    return total, filtered
+
+
+def regime_params_from_sample(s: dict) -> RegimeParams:
+    """RegimeParams from one posterior draw (or the posterior medians) of `regime_hmm_model`."""
+    half = jnp.asarray(0.5)
+    m, rho = s["trend_drift_bps_s"], s["fill_asymmetry"]
+    sig_t, sig_mr = s["sigma_trend_bps_sqrt_s"], s["sigma_mr_bps_sqrt_s"]
+    sig_v = jnp.maximum(sig_t, sig_mr) * (1.0 + s["vol_excess"])
+    return RegimeParams(
+        rates_per_s=generator(s["switch_rates_per_s"]),
+        drift_bps_s=jnp.stack([-m, m, 0.0 * m, 0.0 * m]),
+        sigma_bps_sqrt_s=jnp.stack([sig_t, sig_t, sig_mr, sig_v]),
+        fill_rate_per_s=s["fill_rate_per_s"],
+        p_buy=jnp.stack([half + rho, half - rho, half + 0 * rho, half + 0 * rho]),
+        as_mean_bps=jnp.stack([s["as_trend_bps"], s["as_trend_bps"], s["as_mr_bps"], s["as_vol_bps"]]),
+        as_sd_bps=s["as_sd_bps"],
+    )
+
+
+def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
+    """NumPyro model (module docstring). The bins share one width (dt_s[0])."""
+    sample = {
+        "switch_rates_per_s": numpyro.sample("switch_rates_per_s",
+                                             dist.LogNormal(jnp.log(1 / 300.0), 1.5).expand([len(_OFF)])),
+        "trend_drift_bps_s": numpyro.sample("trend_drift_bps_s", dist.HalfNormal(5.0)),
+        "fill_asymmetry": numpyro.sample("fill_asymmetry", dist.Uniform(0.0, 0.5)),
+        "sigma_trend_bps_sqrt_s": numpyro.sample("sigma_trend_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
+        "sigma_mr_bps_sqrt_s": numpyro.sample("sigma_mr_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
+        "vol_excess": numpyro.sample("vol_excess", dist.LogNormal(0.0, 1.0)),
+        "fill_rate_per_s": numpyro.sample("fill_rate_per_s", dist.LogNormal(jnp.log(0.2), 1.5).expand([NUM_STATES])),
+        "as_trend_bps": numpyro.sample("as_trend_bps", dist.Normal(5.0, 10.0)),
+        "as_mr_bps": numpyro.sample("as_mr_bps", dist.Normal(0.0, 5.0)),
+        "as_vol_bps": numpyro.sample("as_vol_bps", dist.Normal(0.0, 10.0)),
+        "as_sd_bps": numpyro.sample("as_sd_bps", dist.HalfNormal(20.0)),
+    }
+    p = regime_params_from_sample(sample)
+    numpyro.deterministic("generator_per_s", p.rates_per_s)
+    trans = transition_matrix(p.rates_per_s, dt_s[0])
+    ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
+    total, _ = forward_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)))
+    numpyro.factor("hmm", total)
+
+
+def smoothed_regimes(p: RegimeParams, data) -> np.ndarray:
+    """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4)."""
+    ll = np.asarray(emission_log_lik(p, *data))
+    a = np.asarray(transition_matrix(p.rates_per_s, data[1][0]))
+    t_n = ll.shape[0]
+    log_a = np.log(np.maximum(a, 1e-300))
+    alpha = np.empty_like(ll)
+    prev = np.full(NUM_STATES, -np.log(NUM_STATES))
+    for t in range(t_n):
+        cur = prev + ll[t]
+        cur -= np.logaddexp.reduce(cur)
+        alpha[t] = cur
+        prev = np.logaddexp.reduce(cur[:, None] + log_a, axis=0)
+    beta = np.zeros_like(ll)
+    for t in range(t_n - 2, -1, -1):
+        nxt = beta[t + 1] + ll[t + 1]
+        beta[t] = np.logaddexp.reduce(log_a + nxt[None, :], axis=1)
+        beta[t] -= np.logaddexp.reduce(beta[t])
+    post = alpha + beta
+    post -= np.logaddexp.reduce(post, axis=1, keepdims=True)
+    return np.exp(post)
+
+
+def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.25, as_horizon_bins: int = 5):
+    """Bin a `sim.market` path into the HMM's data, with our fills simulated as takers that hit us
+    with probability `fill_prob` (a taker's sell is our buy) and each fill's AS measured
+    `as_horizon_bins` later. Returns (data tuple, true regime per bin)."""
+    n = path.t_s.shape[0] // bin_steps
+    ret = np.asarray(path.ret_bps)[: n * bin_steps].reshape(n, bin_steps).sum(axis=1)
+    k1, k2 = jax.random.split(key)
+    sells = np.asarray(path.taker_sells)[: n * bin_steps].reshape(n, bin_steps).sum(axis=1)
+    buys = np.asarray(path.taker_buys)[: n * bin_steps].reshape(n, bin_steps).sum(axis=1)
+    n_buy = np.asarray(jax.random.binomial(k1, sells, fill_prob)).astype(float)
+    n_sell = np.asarray(jax.random.binomial(k2, buys, fill_prob)).astype(float)
+    mid = np.asarray(path.mid_px)[bin_steps - 1: n * bin_steps: bin_steps]
+    later = np.concatenate([mid[as_horizon_bins:], np.full(as_horizon_bins, mid[-1])])
+    move = (mid - later) / mid * 1e4  # positive when the mid fell: bad for our buys
+    nf = n_buy + n_sell
+    mean_as = np.where(nf > 0, (n_buy * move - n_sell * move) / np.maximum(nf, 1), 0.0)
+    has = ((nf > 0) & (np.arange(n) < n - as_horizon_bins)).astype(float)
+    regime = np.asarray(path.regime)[bin_steps - 1: n * bin_steps: bin_steps]
+    dt = np.full(n, float(path.t_s[0]) * bin_steps)
+    return (ret, dt, n_buy, n_sell, mean_as * has, has), regime

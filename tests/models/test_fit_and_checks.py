@@ -1,0 +1,90 @@
+"""Fitting plumbing: InferenceData contents, diagnostics that can fail, netCDF round trip, PPC
+numbers, data preparation from a session, and the fit command on the real sample."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from models.checks import ppc
+from models.fit import FitDiagnosticsError, Thresholds, check, diagnostics, fit, load_fit, save_fit
+from models.toxicity import simulate_toxicity, toxicity_model
+
+
+@pytest.fixture(scope="module")
+def tox_fit():
+    d = simulate_toxicity(jax.random.key(0), 300, 0.3, 0.0, 3.0, 15.0, 8.0)
+    return d, fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=300, warmup=300, chains=2, progress=False)
+
+
+def test_inference_data_and_diagnostics(tox_fit, tmp_path):
+    d, idata = tox_fit
+    assert idata.posterior["pi"].shape == (2, 300)
+    np.testing.assert_array_equal(idata.observed_data["as_bps"].values, d["as_bps"])
+    diag = diagnostics(idata)
+    assert diag["divergences"] == 0 and diag["max_rhat"] < 1.05 and diag["min_bfmi"] > 0.3
+    # a threshold no fit can meet makes the check fail, loudly or strictly
+    with pytest.warns(RuntimeWarning, match="diagnostics failed"):
+        assert check(idata, Thresholds(min_ess_bulk=1e9))
+    with pytest.raises(FitDiagnosticsError, match="bulk ESS"):
+        check(idata, Thresholds(min_ess_bulk=1e9), strict=True)
+    path = save_fit(idata, tmp_path / "tox.nc")
+    back = load_fit(path)
+    np.testing.assert_array_equal(back.posterior["pi"].values, idata.posterior["pi"].values)
+    with pytest.raises(FileNotFoundError):
+        load_fit(tmp_path / "missing.nc")
+
+
+def test_ppc_of_well_specified_fit(tox_fit):
+    """Data drawn from the model: its posterior predictive p-values are not extreme."""
+    d, idata = tox_fit
+    res = ppc("toxicity", idata, {"as_bps": d["as_bps"]}, num_draws=200)
+    for k, v in res.items():
+        assert 0.02 < v["ppp"] < 0.98, (k, v["ppp"])
+        assert v["replicated"].shape == (200,)
+
+
+def test_svi_path(tox_fit):
+    d, _ = tox_fit
+    idata = fit(toxicity_model, {"as_bps": d["as_bps"]}, method="svi", draws=400, svi_steps=1500, progress=False)
+    pi = idata.posterior["pi"].values.ravel()
+    assert 0.15 < np.median(pi) < 0.45 and diagnostics(idata) == {"method": "svi"}
+    with pytest.raises(ValueError, match="method"):
+        fit(toxicity_model, {"as_bps": d["as_bps"]}, method="gibbs")
+
+
+def test_bin_session_tape_fills():
+    """Hand-made: mid 100 -> 100.1 at 1.5 s; a taker sell at 0.5 s is a passive buy whose AS over
+    a 1 s horizon is +(100 - 100.1)/100 x 1e4 = -10 bps (the mid rose: a gain)."""
+    from events.builder import EventBuilder
+    from events.session import Session, SessionMeta
+    from models.data import bin_session
+
+    b = EventBuilder()
+    b.book_update(0, 99.95, 100.05, 1, 1, 0.0, 2.0)
+    b.mid_tick(0, 100.0)
+    b.trade_print(500_000_000, 99.95, 1.0, -1)
+    b.book_update(1_500_000_000, 100.05, 100.15, 1, 1, 0.0, 2.0)
+    b.mid_tick(1_500_000_000, 100.1)
+    b.book_update(3_200_000_000, 100.05, 100.15, 1, 1, 0.0, 2.0)
+    s = Session(b.table(), SessionMeta("T", "test", 0.01, as_horizon_s=1.0))
+    binned, fills = bin_session(s, 1.0, fills="tape")
+    np.testing.assert_allclose(binned.ret_bps, [0.0, 10.0, 0.0])
+    np.testing.assert_array_equal(binned.n_buy, [1, 0, 0])
+    np.testing.assert_allclose(fills.as_bps, [-10.0])
+    assert fills.side.tolist() == [1.0]
+    with pytest.raises(ValueError, match="fills must be"):
+        bin_session(s, 1.0, fills="nope")
+
+
+@pytest.mark.slow
+def test_real_sample_fits_without_divergences(perp_session):
+    """Drift, volatility and toxicity fit the real 6-minute Binance perp sample (tape as fills)
+    without divergences; the volatility model needs its no-move component (46% of 1 s bins are 0)."""
+    from models.workflow import model_data
+
+    for name in ("drift", "volatility", "toxicity"):
+        model, data = model_data(name, perp_session[0])
+        idata = fit(model, data, draws=300, warmup=400, chains=2, progress=False)
+        assert diagnostics(idata)["divergences"] == 0, name

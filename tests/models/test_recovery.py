@@ -1,0 +1,101 @@
+"""Parameter recovery: data simulated with known parameters (hours of 1 s bins, hundreds of fills),
+fitted with NUTS; the 90% credible intervals must cover the true values. Fixed seeds; with 90%
+intervals, covering at least 7 of 8 (resp. all 3) is what nominal coverage gives most of the time."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from models.drift import ou_drift_model, simulate_drift
+from models.fit import fit, interval
+from models.toxicity import simulate_toxicity, toxicity_model
+from models.volatility import simulate_sv, sv_model
+
+
+def _covered(idata, truth: dict) -> dict:
+    out = {}
+    for name, value in truth.items():
+        lo, hi = interval(idata, name)
+        out[name] = lo <= value <= hi
+    return out
+
+
+@pytest.mark.slow
+def test_drift_recovery():
+    """theta_mu, sigma_mu, return sigma and the fill-link slope b over 2 seeds of 3,600 bins."""
+    truth = {"theta_per_s": 0.02, "sigma_mu_bps_s_sqrt_s": 0.3, "sigma_bps_sqrt_s": 2.0, "fill_link_b": 1.0}
+    hits = []
+    for seed in (1, 3):
+        d = simulate_drift(jax.random.key(seed), 3600, 1.0, theta=0.02, sigma_mu=0.3, sigma=2.0, fills_per_s=0.1,
+                           a=0.0, b=1.0)
+        assert len(d["fill_bin"]) > 250
+        idata = fit(ou_drift_model, {k: d[k] for k in ("ret_bps", "dt_s", "fill_bin", "fill_side")}, draws=400,
+                    warmup=300, chains=1, seed=seed, progress=False)
+        hits += list(_covered(idata, truth).values())
+    assert sum(hits) >= 7, hits
+
+
+def test_toxicity_recovery():
+    """pi and the AS mixture (means, sds) from 400 fills, 2 seeds."""
+    truth = {"pi": 0.3, "as_uninformed_mean_bps": 0.0, "as_informed_mean_bps": 15.0, "as_uninformed_sd_bps": 3.0}
+    hits = []
+    for seed in (1, 2):
+        d = simulate_toxicity(jax.random.key(seed), 400, 0.3, 0.0, 3.0, 15.0, 8.0)
+        idata = fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=400, warmup=300, chains=1, seed=seed,
+                    progress=False)
+        hits += list(_covered(idata, truth).values())
+    assert sum(hits) >= 7, hits
+
+
+def test_volatility_recovery():
+    """SV persistence, vol-of-vol and mean log-variance from 2,000 bins (non-centred NUTS)."""
+    d = simulate_sv(jax.random.key(2), 2000, 1.0, np.log(4.0), 0.98, 0.15)
+    idata = fit(sv_model, {"ret_bps": d["ret_bps"], "dt_s": d["dt_s"]}, draws=300, warmup=300, chains=1, seed=3,
+                progress=False)
+    cov = _covered(idata, {"persistence": 0.98, "vol_of_vol": 0.15, "log_var_mean": np.log(4.0)})
+    assert all(cov.values()), cov
+    assert interval(idata, "no_move_prob")[1] < 0.01  # no exact zeros in continuous returns
+
+
+@pytest.mark.slow
+def test_regime_hmm_recovers_the_market():
+    """Fitted to a sim.market session (1 h, 1 s bins): the trend drift and the volatility levels are
+    recovered, and the smoothed regime path agrees with the true one on >= 80% of the bins.
+    (The generator is not recovered: exit rates come out 2-10x the true 1/300 per s, the HMM reading
+    the OU wander of the drift within a regime as switches; see the issue note.)"""
+    import sim  # noqa: F401
+    from models.regime import bins_from_market_path, regime_hmm_model, regime_params_from_sample, smoothed_regimes
+    from sim.market import market_params, simulate
+
+    m = market_params(regime_switch_per_s=1 / 300)
+    path = simulate(jax.random.key(5), m, 36_000)
+    data, truth = bins_from_market_path(jax.random.key(6), path)
+    names = ("ret_bps", "dt_s", "n_buy", "n_sell", "mean_as_bps", "has_as")
+    idata = fit(regime_hmm_model, dict(zip(names, data, strict=True)), draws=300, warmup=300, chains=1, seed=7,
+                progress=False)
+    lo, hi = interval(idata, "trend_drift_bps_s")
+    assert lo <= 2.0 <= hi
+    lo, hi = interval(idata, "sigma_mr_bps_sqrt_s")
+    assert lo <= 2.0 <= hi
+    post = idata.posterior
+    med = {k: jnp.asarray(np.median(post[k].values.reshape(-1, *post[k].values.shape[2:]), axis=0))
+           for k in post.data_vars if k != "generator_per_s"}
+    smoothed = smoothed_regimes(regime_params_from_sample(med), tuple(map(jnp.asarray, data)))
+    assert np.mean(smoothed.argmax(axis=1) == truth) >= 0.8
+
+
+@pytest.mark.slow
+def test_drift_recovery_more_seeds():
+    """The drift recovery over 6 seeds: at least 20 of 24 intervals cover (nominal 21.6)."""
+    truth = {"theta_per_s": 0.02, "sigma_mu_bps_s_sqrt_s": 0.3, "sigma_bps_sqrt_s": 2.0, "fill_link_b": 1.0}
+    hits = []
+    for seed in range(10, 16):
+        d = simulate_drift(jax.random.key(seed), 3600, 1.0, theta=0.02, sigma_mu=0.3, sigma=2.0, fills_per_s=0.1,
+                           a=0.0, b=1.0)
+        idata = fit(ou_drift_model, {k: d[k] for k in ("ret_bps", "dt_s", "fill_bin", "fill_side")}, draws=500,
+                    warmup=500, chains=2, seed=seed, progress=False)
+        hits += list(_covered(idata, truth).values())
+    assert sum(hits) >= 20, hits
