@@ -6,32 +6,25 @@ report says what bounds the rate. Aim (issue 2): 250,000 messages/s.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import orjson
 
+from benchmarks._timing import best_of
 from events import ingest
 from events.lines import IngestReport, read_lines
 
 PERP = Path(__file__).resolve().parents[1] / "data" / "binance-usdm-btcusdt-20240808.gz"
 
 
-def _best(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run() -> dict:
     lines = read_lines(PERP, IngestReport())
     n = len(lines)
-    t_read = _best(lambda: read_lines(PERP, IngestReport()))
-    t_json = _best(lambda: [orjson.loads(p) for _, _, p in lines])
-    t_full = _best(lambda: ingest(PERP))
+    t_read = best_of(lambda: read_lines(PERP, IngestReport()))
+    t_json = best_of(lambda: [orjson.loads(p) for _, _, p in lines])
+    t_full = best_of(lambda: ingest(PERP))
     out = {
         "messages": n,
         "read_lines_msgs_per_s": n / t_read,

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
@@ -16,21 +15,13 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
+from benchmarks._timing import best_of  # noqa: E402
 from events import ingest, to_arrays  # noqa: E402
 from online.belief import Event  # noqa: E402
 from online.params import default_params  # noqa: E402
 from online.replay import Filter, as_events  # noqa: E402
 from online.replay import run as replay  # noqa: E402
 from tests.conftest import PERP  # noqa: E402
-
-
-def _best(fn, repeat=5):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_one(dtype) -> dict:
@@ -40,14 +31,14 @@ def run_one(dtype) -> dict:
     params = default_params(dtype=dtype)
     n = len(arrays.kind)
     jax.block_until_ready(replay(ev, params))
-    t_replay = _best(lambda: jax.block_until_ready(replay(ev, params)))
+    t_replay = best_of(lambda: jax.block_until_ready(replay(ev, params)))
     batch = Event(*(x[:1000] for x in ev))
     f = Filter(params)
     jax.block_until_ready(f.push_many(batch))
-    t_batch = _best(lambda: jax.block_until_ready(f.push_many(batch)), repeat=20)
+    t_batch = best_of(lambda: jax.block_until_ready(f.push_many(batch)), repeat=20)
     one = Event(*(float(x[0]) for x in ev))  # a live event arrives as Python numbers
     jax.block_until_ready(f.push(one))
-    t_push = _best(lambda: jax.block_until_ready(f.push(one)), repeat=200)
+    t_push = best_of(lambda: jax.block_until_ready(f.push(one)), repeat=200)
     return {"events": n, "replay_events_per_s": n / t_replay, "push_many_us_per_event": t_batch / 1000 * 1e6,
             "push_latency_us": t_push * 1e6}
 

@@ -70,6 +70,7 @@ def plot_beliefs(table: pa.Table, session: Session, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from events.plot import save_figure
     from online.params import REGIMES
 
     a = to_arrays(session)
@@ -100,9 +101,4 @@ def plot_beliefs(table: pa.Table, session: Session, out: str | Path) -> Path:
     ax[4].set_ylabel("P(regime)")
     ax[4].legend(loc="upper left", fontsize=7, ncol=4)
     ax[4].set_xlabel("time since session start (s)")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -21,6 +21,8 @@ def plot_run(out, out_path, title: str, true_mu=None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from events.plot import save_figure
+
     o = {k: np.asarray(v) for k, v in out._asdict().items()}
     t, mid = o["t_s"], o["mid_px"]
     fig, ax = plt.subplots(4, 1, figsize=(11, 10), sharex=True, height_ratios=[3, 1.2, 1.2, 1.2])
@@ -51,12 +53,7 @@ def plot_run(out, out_path, title: str, true_mu=None) -> Path:
     ax[3].set_ylabel("p_down")
     ax[3].set_xlabel("time (s)")
     ax[3].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def _print_table(summary: dict) -> None:

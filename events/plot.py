@@ -15,6 +15,16 @@ from events.kinds import CV_TICK, OWN_FILL, TRADE_PRINT  # noqa: E402
 from events.session import Session  # noqa: E402
 
 
+def save_figure(fig, out: str | Path, dpi: int = 100) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def plot_session(session: Session, out: str | Path) -> Path:
     """Write a 3-panel PNG: mid (with own fills and any other venue's mid), spread in bps, and the
     cumulative signed trade volume (aggressor buys minus sells). Returns the path written."""
@@ -40,9 +50,4 @@ def plot_session(session: Session, out: str | Path) -> Path:
     ax[2].axhline(0, color="grey", lw=0.5)
     ax[2].set_ylabel("cum. signed\ntrade volume")
     ax[2].set_xlabel("time since session start (s)")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

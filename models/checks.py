@@ -161,6 +161,8 @@ def plot_ppc(result: dict, path: str | Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from events.plot import save_figure
+
     n = len(result)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
     for ax, (k, v) in zip(axes[0], result.items(), strict=True):
@@ -169,9 +171,4 @@ def plot_ppc(result: dict, path: str | Path, title: str) -> Path:
         ax.set_title(f"{k}\nppp = {v['ppp']:.2f}", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
