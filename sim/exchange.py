@@ -56,8 +56,8 @@ class Ladder(NamedTuple):
 
 
 class Fills(NamedTuple):
-    """A step's fills per side: qty, value (sum px x qty), count (filling takers) and the price of
-    each of the first `max_events` filling takers (for the belief's own_fill events)."""
+    """A step's fills per side: qty (units), value (sum px x qty) and count (filling takers, or
+    crossed levels); the closed loop turns each count into one own_fill event for the belief."""
 
     bid_qty: jax.Array
     bid_value: jax.Array
