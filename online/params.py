@@ -169,15 +169,28 @@ def validate_params(p: OnlineParams) -> OnlineParams:
     return p
 
 
+def named_tuple_from(cls, overrides: dict):
+    """`cls(**overrides)` for a parameter NamedTuple, naming any field it does not have
+    (shared by every parameter builder: online, quote, market, exchange)."""
+    unknown = sorted(set(overrides) - set(cls._fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}")
+    return cls(**overrides)
+
+
+def require_positive(p, names) -> None:
+    """Raise ValueError naming the first of `names` whose value in `p` is not > 0."""
+    for name in names:
+        if not float(getattr(p, name)) > 0:
+            raise ValueError(f"{type(p).__name__}.{name} must be > 0, got {getattr(p, name)!r}")
+
+
 def default_params(dtype=np.float64, **overrides) -> OnlineParams:
     """The spec's defaults (with any overrides), validated, as arrays of `dtype`.
 
     `regime_rates_per_s` is built from `regime_switch_per_s` unless given.
     """
-    unknown = sorted(set(overrides) - set(OnlineParams._fields))
-    if unknown:
-        raise ValueError(f"unknown OnlineParams field(s) {unknown}")
-    p = OnlineParams(**overrides)
+    p = named_tuple_from(OnlineParams, overrides)
     if len(np.asarray(p.regime_rates_per_s)) == 0:
         p = p._replace(regime_rates_per_s=symmetric_generator(float(p.regime_switch_per_s)))
     validate_params(p)

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from online.belief import Beliefs
+from online.params import named_tuple_from, require_positive
 
 MODE_TWO_SIDED, MODE_REDUCE_LONG, MODE_REDUCE_SHORT = 0, 1, -1
 
@@ -118,15 +119,10 @@ class QuoteParams(NamedTuple):
 
 def quote_params(dtype=jnp.float64, **overrides) -> QuoteParams:
     """Validated `QuoteParams` (spec defaults + overrides) as arrays of `dtype`."""
-    unknown = sorted(set(overrides) - set(QuoteParams._fields))
-    if unknown:
-        raise ValueError(f"unknown QuoteParams field(s) {unknown}")
-    p = QuoteParams(**overrides)
-    positive = ("horizon_s", "gamma_per_bps_unit", "kappa_per_bps", "fill_intensity_per_s", "order_size",
-                "max_position", "tick_size", "ladder_temperature_bps", "as_profile_depth_bps", "theta_mu_per_s")
-    for name in positive:
-        if not float(getattr(p, name)) > 0:
-            raise ValueError(f"QuoteParams.{name} must be > 0, got {getattr(p, name)!r}")
+    p = named_tuple_from(QuoteParams, overrides)
+    require_positive(p, ("horizon_s", "gamma_per_bps_unit", "kappa_per_bps", "fill_intensity_per_s", "order_size",
+                         "max_position", "tick_size", "ladder_temperature_bps", "as_profile_depth_bps",
+                         "theta_mu_per_s"))
     if not 0.5 < float(p.p_resume) < float(p.p_reduce) < 1.0:
         raise ValueError(f"QuoteParams needs 0.5 < p_resume ({p.p_resume}) < p_reduce ({p.p_reduce}) < 1")
     return QuoteParams(*(jnp.asarray(v, dtype) for v in p))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from online.params import named_tuple_from, require_positive
 from sim.sampling import binomial_small
 
 
@@ -36,13 +37,9 @@ class ExchangeParams(NamedTuple):
 
 
 def exchange_params(**overrides) -> ExchangeParams:
-    unknown = sorted(set(overrides) - set(ExchangeParams._fields))
-    if unknown:
-        raise ValueError(f"unknown ExchangeParams field(s) {unknown}")
-    p = ExchangeParams(**overrides)
-    for name in ("kappa_per_bps", "as_horizon_s", "quote_cycle_s"):
-        if not float(getattr(p, name)) > 0:
-            raise ValueError(f"ExchangeParams.{name} must be > 0, got {getattr(p, name)!r}")
+    """Validated `ExchangeParams` (Hyperliquid defaults + overrides) as float64 arrays."""
+    p = named_tuple_from(ExchangeParams, overrides)
+    require_positive(p, ("kappa_per_bps", "as_horizon_s", "quote_cycle_s"))
     return ExchangeParams(*(jnp.asarray(v, jnp.float64) for v in p))
 
 

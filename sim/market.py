@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import expm
 
-from online.params import symmetric_generator
+from online.params import named_tuple_from, require_positive, symmetric_generator
 from sim.sampling import poisson_small
 
 
@@ -74,15 +74,10 @@ def market_params(**overrides) -> MarketParams:
     """MarketParams with the generator built from `regime_switch_per_s` (default 1/300 s) unless
     given; validated; leaves as float64 arrays."""
     switch = overrides.pop("regime_switch_per_s", 1.0 / 300.0)
-    unknown = sorted(set(overrides) - set(MarketParams._fields))
-    if unknown:
-        raise ValueError(f"unknown MarketParams field(s) {unknown}")
-    p = MarketParams(**overrides)
+    p = named_tuple_from(MarketParams, overrides)
     if len(np.asarray(p.regime_rates_per_s)) == 0:
         p = p._replace(regime_rates_per_s=symmetric_generator(switch))
-    for name in ("dt_s", "mid0_px", "theta_mu_per_s", "theta_sigma_per_s", "taker_size"):
-        if not float(getattr(p, name)) > 0:
-            raise ValueError(f"MarketParams.{name} must be > 0, got {getattr(p, name)!r}")
+    require_positive(p, ("dt_s", "mid0_px", "theta_mu_per_s", "theta_sigma_per_s", "taker_size"))
     probs = np.asarray(p.initial_regime_probs, float)
     if probs.shape != (4,) or (probs < 0).any() or abs(probs.sum() - 1) > 1e-9:
         raise ValueError(f"MarketParams.initial_regime_probs must be 4 probabilities, got {probs.tolist()}")
