@@ -4,6 +4,7 @@ divergences, BFMI) checked and reported; saving and loading (netCDF)."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.initialization import init_to_median
 from numpyro.optim import Adam
 
 
@@ -33,27 +35,47 @@ class Thresholds:
 
 
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
-        progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None) -> az.InferenceData:
+        progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
+        chain_method: str = "sequential", dense_mass: bool = False,
+        init_strategy=init_to_median) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
         model: a NumPyro model function of keyword arrays.
         data: its keyword arguments (arrays; None for unused optional ones).
         method: "nuts" or "svi" (AutoNormal guide, Adam, `svi_steps`, then `draws` guide samples).
-        draws, warmup, chains: NUTS settings (chains run sequentially on CPU).
+        draws, warmup, chains: NUTS settings.
+        chain_method: "sequential" (one chain after another), "vectorized" (all chains in one vmap:
+            the gradient's fixed per-step costs are shared, but every chain waits for the longest
+            trajectory) or "parallel" (one device per chain; on CPU only after
+            `numpyro.set_host_device_count` before JAX starts). Which is fastest is model-dependent:
+            benchmarks/bench_fit.py measures it.
+        dense_mass: adapt a full mass matrix (fewer leapfrog steps when parameters are correlated,
+            as the regime HMM's are; O(d^2) per step, negligible for a few dozen parameters).
+        init_strategy: where chains start (default: each chain at the median of 15 prior draws, away
+            from the extreme starts of init_to_uniform that cost the regime HMM deep early trees).
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
     """
     key = jax.random.key(seed)
     kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
     observed = {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray | jnp.ndarray)}
     if method == "nuts":
-        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
-                    chain_method="sequential", progress_bar=progress)
-        mcmc.run(key, extra_fields=("diverging", "energy"), **kwargs)
+        kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy)
+        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+                    chain_method=chain_method, progress_bar=progress)
+        t0 = time.perf_counter()
+        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, **kwargs)
+        warmup_steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
+        t1 = time.perf_counter()
+        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=("diverging", "energy", "num_steps"), **kwargs)
+        timing = {"warmup_s": t1 - t0, "sampling_s": time.perf_counter() - t1,
+                  "warmup_leapfrog_steps": int(warmup_steps.sum())}
         samples = mcmc.get_samples(group_by_chain=True)
         extra = mcmc.get_extra_fields(group_by_chain=True)
-        sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"])}
+        sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"]),
+                        "n_steps": np.asarray(extra["num_steps"])}
     elif method == "svi":
+        t0 = time.perf_counter()
         guide = AutoNormal(model)
         svi = SVI(model, guide, Adam(0.01), Trace_ELBO())
         res = svi.run(key, svi_steps, progress_bar=progress, **kwargs)
@@ -63,11 +85,13 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
         samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
         sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
+        timing = {"optimisation_s": time.perf_counter() - t0}
     else:
         raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
     keep = {k: np.asarray(v) for k, v in samples.items()
             if (var_names is None and np.asarray(v)[0, 0].size <= 100) or (var_names is not None and k in var_names)}
     idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed)
+    idata.sample_stats.attrs.update(timing)  # wall seconds (compilation included) and warmup work
     idata.posterior.attrs["method"] = method
     idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
     return idata
@@ -85,6 +109,9 @@ def diagnostics(idata: az.InferenceData) -> dict:
         out["min_ess_tail"] = float(min(float(np.nanmin(ess_t[v].values)) for v in ess_t.data_vars))
         out["divergences"] = int(idata.sample_stats["diverging"].values.sum())
         out["min_bfmi"] = float(np.min(az.bfmi(idata)))
+        if "n_steps" in idata.sample_stats:  # leapfrog steps per draw: what a NUTS fit's time scales with
+            out["mean_leapfrog_steps"] = float(idata.sample_stats["n_steps"].values.mean())
+    out.update({k: v for k, v in idata.sample_stats.attrs.items() if k.endswith(("_s", "_steps"))})
     return out
 
 

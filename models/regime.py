@@ -76,6 +76,30 @@ def forward_log_evidence(log_lik, transition, log_init):
     return total, filtered
 
 
+def scaled_log_evidence(log_lik, transition, log_init):
+    """log p(data), equal to `forward_log_evidence`'s (tested to 1e-9), by the scaled forward
+    recursion in probability space: a_t = normalise(a_{t-1} A * e_t) with e_t = exp(ll_t - max_r ll_t)
+    computed for all bins at once, and log p = sum of the log normalisers + sum of the shifts.
+
+    Why a second form: the scan step is the cost of every NUTS gradient, and this step has one log
+    where the log-space kernels (needed online, where a belief must survive arbitrary gaps) have
+    eight exps and five logs; on 20,000 bins value+gradient fell from ~30 to ~13 ms (2-core CPU).
+    A balanced-tree product of the 4x4 factors (O(log T) depth) was measured too and was no faster
+    with its gradient on CPU (~20 ms); see benchmarks/bench_fit.py.
+    """
+    shift = jnp.max(log_lik, axis=1)
+    scaled = jnp.exp(log_lik - shift[:, None])
+
+    def step(carry, e_t):
+        probs, total = carry
+        joint = probs * e_t
+        norm = jnp.sum(joint)
+        return (joint / norm @ transition, total + jnp.log(norm)), None
+
+    (_, total), _ = jax.lax.scan(step, (jnp.exp(log_init), jnp.zeros((), scaled.dtype)), scaled)
+    return total + jnp.sum(shift)
+
+
 def regime_params_from_sample(s: dict) -> RegimeParams:
     """RegimeParams from one posterior draw (or the posterior medians) of `regime_hmm_model`."""
     half = jnp.asarray(0.5)
@@ -93,28 +117,63 @@ def regime_params_from_sample(s: dict) -> RegimeParams:
     )
 
 
-def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
-    """NumPyro model (module docstring). The bins share one width (dt_s[0])."""
-    sample = {
+def _priors() -> dict:
+    """The model's parameters drawn from their priors (shared by both forms of the model)."""
+    return {
         "switch_rates_per_s": numpyro.sample("switch_rates_per_s",
-                                             dist.LogNormal(jnp.log(1 / 300.0), 1.5).expand([len(_OFF)])),
+                                             dist.LogNormal(jnp.log(1 / 300.0), 1.5).expand([len(_OFF)]).to_event(1)),
         "trend_drift_bps_s": numpyro.sample("trend_drift_bps_s", dist.HalfNormal(5.0)),
         "fill_asymmetry": numpyro.sample("fill_asymmetry", dist.Uniform(0.0, 0.5)),
         "sigma_trend_bps_sqrt_s": numpyro.sample("sigma_trend_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
         "sigma_mr_bps_sqrt_s": numpyro.sample("sigma_mr_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
         "vol_excess": numpyro.sample("vol_excess", dist.LogNormal(0.0, 1.0)),
-        "fill_rate_per_s": numpyro.sample("fill_rate_per_s", dist.LogNormal(jnp.log(0.2), 1.5).expand([NUM_STATES])),
+        "fill_rate_per_s": numpyro.sample("fill_rate_per_s",
+                                          dist.LogNormal(jnp.log(0.2), 1.5).expand([NUM_STATES]).to_event(1)),
         "as_trend_bps": numpyro.sample("as_trend_bps", dist.Normal(5.0, 10.0)),
         "as_mr_bps": numpyro.sample("as_mr_bps", dist.Normal(0.0, 5.0)),
         "as_vol_bps": numpyro.sample("as_vol_bps", dist.Normal(0.0, 10.0)),
         "as_sd_bps": numpyro.sample("as_sd_bps", dist.HalfNormal(20.0)),
     }
-    p = regime_params_from_sample(sample)
+
+
+def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
+    """NumPyro model (module docstring), states marginalised by `scaled_log_evidence`. The bins
+    share one width (dt_s[0])."""
+    p = regime_params_from_sample(_priors())
     numpyro.deterministic("generator_per_s", p.rates_per_s)
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
-    total, _ = forward_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)))
-    numpyro.factor("hmm", total)
+    numpyro.factor("hmm", scaled_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES))))
+
+
+def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
+    """The same model written the textbook NumPyro way: the regime of each bin is a discrete sample
+    site in a `contrib.control_flow.scan`, summed out by NumPyro's enumeration (funsor), with the
+    emissions written as observed sites rather than through `emission_log_lik`. Same priors and
+    likelihood (up to the constant binomial coefficients), so its log density differs from
+    `regime_hmm_model`'s by a constant; it is the reference the benchmark compares speed and
+    posteriors against, not the one to use."""
+    from numpyro.contrib.control_flow import scan
+
+    p = regime_params_from_sample(_priors())
+    trans = transition_matrix(p.rates_per_s, dt_s[0])
+    init = jnp.full(NUM_STATES, 1.0 / NUM_STATES)
+
+    def step(carry, x):
+        prev, t = carry
+        ret, dt, nb, ns, mas, has = x
+        probs = jnp.where(t == 0, init, trans[prev])
+        z = numpyro.sample("regime", dist.Categorical(probs), infer={"enumerate": "parallel"})
+        n = nb + ns
+        numpyro.sample("ret", dist.Normal(p.drift_bps_s[z] * dt, p.sigma_bps_sqrt_s[z] * jnp.sqrt(dt)).mask(ret != 0.0),
+                       obs=ret)
+        numpyro.sample("n_fills", dist.Poisson(p.fill_rate_per_s[z] * dt), obs=n)
+        numpyro.sample("n_buy", dist.Binomial(n, p.p_buy[z]), obs=nb)
+        numpyro.sample("mean_as", dist.Normal(p.as_mean_bps[z], p.as_sd_bps / jnp.sqrt(jnp.maximum(n, 1.0)))
+                       .mask(has > 0), obs=mas)
+        return (z, t + 1), None
+
+    scan(step, (jnp.array(0), jnp.array(0)), (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as))
 
 
 def smoothed_regimes(p: RegimeParams, data) -> np.ndarray:
@@ -160,3 +219,24 @@ def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.2
     regime = np.asarray(path.regime)[bin_steps - 1: n * bin_steps: bin_steps]
     dt = np.full(n, float(path.t_s[0]) * bin_steps)
     return (ret, dt, n_buy, n_sell, mean_as * has, has), regime
+
+
+DATA_NAMES = ("ret_bps", "dt_s", "n_buy", "n_sell", "mean_as_bps", "has_as")
+
+
+def regime_dominated_session(key, num_bins: int, switch_per_s: float = 1 / 300):
+    """Simulate a `sim.market` session whose regimes dominate its dynamics and bin it at 1 s.
+
+    The market's default drift and volatility relax towards their regime's level over ~20 s and
+    wander around it (drift sd ~1 bps/s against a trend of 2); an HMM with one emission law per
+    regime reads that wander as extra switches (fitted exit rates came out 2-10x the truth). Here
+    they relax in ~2 s with small wander, so the four regimes are what the data show: the setting
+    in which the HMM's generator is recoverable. Returns (data dict for the model, true regime per bin).
+    """
+    from sim.market import market_params, simulate
+
+    m = market_params(regime_switch_per_s=switch_per_s, theta_mu_per_s=0.5, sigma_mu_bps_s_sqrt_s=0.2,
+                      theta_sigma_per_s=0.5, xi_per_sqrt_s=0.05)
+    k1, k2 = jax.random.split(key)
+    data, truth = bins_from_market_path(k2, simulate(k1, m, num_bins * 10))
+    return dict(zip(DATA_NAMES, data, strict=True)), truth

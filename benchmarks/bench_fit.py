@@ -1,0 +1,103 @@
+"""Offline fits: wall time and ESS per second of each model at two sizes with NUTS and SVI, and the
+marginalised regime HMM against NumPyro's enumerated form of the same model on the same data.
+
+Data are simulated with known parameters (the recovery-test settings) so every fit is well posed.
+Times include compilation (what a user waits for). ESS/s is the smallest bulk ESS over the scalar
+parameters divided by that time. SVI has no ESS; it is compared with NUTS on the same data instead:
+the largest |SVI mean - NUTS mean| in NUTS posterior sds over the scalar parameters.
+
+Environment: BENCH_FIT_SIZES (default "2000,20000"), BENCH_FIT_CHAINS / BENCH_FIT_DRAWS (default 4 x 500,
+warmup = draws; the issue's setting), BENCH_FIT_MODELS (default all), BENCH_FIT_CHAIN_METHOD
+(default "vectorized"; "sequential" to compare).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+from models.drift import ou_drift_model, simulate_drift  # noqa: E402
+from models.fit import diagnostics, fit  # noqa: E402
+from models.regime import regime_dominated_session, regime_hmm_enumerated_model, regime_hmm_model  # noqa: E402
+from models.toxicity import simulate_toxicity, toxicity_model  # noqa: E402
+from models.volatility import simulate_sv, sv_model  # noqa: E402
+
+
+def model_and_data(name: str, size: int):
+    """(model, data) of `size` bins (toxicity: size / 10 fills)."""
+    key = jax.random.key(size)
+    if name == "drift":
+        d = simulate_drift(key, size, 1.0, theta=0.02, sigma_mu=0.3, sigma=2.0, fills_per_s=0.1, a=0.0, b=1.0)
+        return ou_drift_model, {k: d[k] for k in ("ret_bps", "dt_s", "fill_bin", "fill_side")}
+    if name == "volatility":
+        d = simulate_sv(key, size, 1.0, np.log(4.0), 0.98, 0.15)
+        return sv_model, {"ret_bps": d["ret_bps"], "dt_s": d["dt_s"]}
+    if name == "toxicity":
+        return toxicity_model, {"as_bps": simulate_toxicity(key, size // 10, 0.3, 0.0, 3.0, 15.0, 8.0)["as_bps"]}
+    if name == "regime":
+        return regime_hmm_model, regime_dominated_session(key, size)[0]
+    raise ValueError(name)
+
+
+def timed_fit(model, data, **kw):
+    t0 = time.perf_counter()
+    idata = fit(model, data, progress=False, **kw)
+    return idata, time.perf_counter() - t0
+
+
+def scalar_means(idata) -> dict:
+    post = idata.posterior
+    return {k: (float(post[k].values.mean()), float(post[k].values.std()))
+            for k in post.data_vars if post[k].values[0, 0].size == 1}
+
+
+def max_mean_gap_in_sds(ref, other) -> float:
+    """Largest |mean_other - mean_ref| / sd_ref over the scalar sites both fits have."""
+    a, b = scalar_means(ref), scalar_means(other)
+    return max(abs(b[k][0] - a[k][0]) / a[k][1] for k in a if k in b and a[k][1] > 0)
+
+
+def run() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_FIT_SIZES", "2000,20000").split(",")]
+    chains = int(os.environ.get("BENCH_FIT_CHAINS", "4"))
+    draws = int(os.environ.get("BENCH_FIT_DRAWS", "500"))
+    chain_method = os.environ.get("BENCH_FIT_CHAIN_METHOD", "vectorized")
+    names = os.environ.get("BENCH_FIT_MODELS", "drift,volatility,toxicity,regime").split(",")
+    print(f"NUTS {chains} chains ({chain_method}) x {draws} draws after {draws} warmup; SVI 3000 Adam steps")
+    print(f"{'model':<11}{'bins':>7}  {'NUTS s':>8}{'min ESS':>9}{'ESS/s':>8}{'leapfrog':>9}{'div':>5}"
+          f"{'r_hat':>7}  {'SVI s':>7}{'SVI-NUTS gap (sd)':>19}")
+    for name in names:
+        for size in sizes:
+            model, data = model_and_data(name, size)
+            nuts, t_nuts = timed_fit(model, data, draws=draws, warmup=draws, chains=chains, chain_method=chain_method)
+            d = diagnostics(nuts)
+            svi, t_svi = timed_fit(model, data, method="svi", draws=1000)
+            gap = max_mean_gap_in_sds(nuts, svi)
+            print(f"{name:<11}{size:>7}  {t_nuts:>8.1f}{d['min_ess_bulk']:>9.0f}{d['min_ess_bulk'] / t_nuts:>8.2f}"
+                  f"{d['mean_leapfrog_steps']:>9.1f}{d['divergences']:>5}{d['max_rhat']:>7.3f}  {t_svi:>7.1f}"
+                  f"{gap:>19.2f}", flush=True)
+    compare_enumerated(int(os.environ.get("BENCH_FIT_ENUM_BINS", "2000")))
+
+
+def compare_enumerated(num_bins: int, draws: int = 300) -> None:
+    """The marginalised HMM vs NumPyro's enumerated form: NUTS time, ESS/s, and posterior agreement."""
+    data, _ = regime_dominated_session(jax.random.key(num_bins), num_bins)
+    print(f"\nregime HMM, {num_bins} bins, NUTS 1 chain x {draws} draws (same seed and data):")
+    fits = {}
+    for label, model in (("marginalised (scaled forward scan)", regime_hmm_model),
+                         ("enumerated (numpyro scan + funsor)", regime_hmm_enumerated_model)):
+        idata, t = timed_fit(model, data, draws=draws, warmup=draws, chains=1)
+        d = diagnostics(idata)
+        fits[label] = idata
+        print(f"  {label:<36} {t:>7.1f} s  min ESS {d['min_ess_bulk']:>5.0f}  ESS/s {d['min_ess_bulk'] / t:>6.2f}"
+              f"  leapfrog {d['mean_leapfrog_steps']:.1f}", flush=True)
+    a, b = fits.values()
+    print(f"  agreement: largest posterior-mean gap {max_mean_gap_in_sds(a, b):.2f} posterior sds")

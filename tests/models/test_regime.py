@@ -1,0 +1,83 @@
+"""The regime HMM's likelihood: the scaled forward scan the model uses equals the log-space forward
+algorithm written with the online filter's kernels, and the textbook enumerated NumPyro form of the
+model (emissions written independently as observed sites) has the same log density up to the
+binomial coefficients it alone includes."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.contrib.funsor import config_enumerate, enum
+from numpyro.handlers import seed
+from numpyro.infer.util import potential_energy
+from scipy.special import gammaln
+
+from models.regime import (
+    NUM_STATES,
+    forward_log_evidence,
+    generator,
+    regime_dominated_session,
+    regime_hmm_enumerated_model,
+    regime_hmm_model,
+    scaled_log_evidence,
+)
+from online.kernels import transition_matrix
+
+
+def _brute_force_log_evidence(ll, a, init):
+    """Sum over every state path (4^T of them), for tiny T."""
+    import itertools
+
+    total = []
+    for path in itertools.product(range(NUM_STATES), repeat=len(ll)):
+        lp = np.log(init[path[0]]) + ll[0, path[0]]
+        for t in range(1, len(ll)):
+            lp += np.log(a[path[t - 1], path[t]]) + ll[t, path[t]]
+        total.append(lp)
+    return np.logaddexp.reduce(total)
+
+
+@pytest.mark.parametrize("num_bins", [1, 2, 5])
+def test_forward_equals_brute_force(num_bins):
+    rng = np.random.default_rng(num_bins)
+    ll = rng.normal(size=(num_bins, NUM_STATES)) * 3
+    a = np.asarray(transition_matrix(generator(jnp.asarray(rng.uniform(0.01, 0.2, 12))), 1.0))
+    init = np.full(NUM_STATES, 0.25)
+    expected = _brute_force_log_evidence(ll, a, init)
+    assert float(forward_log_evidence(jnp.asarray(ll), jnp.asarray(a), jnp.log(init))[0]) == pytest.approx(expected,
+                                                                                                            abs=1e-9)
+    assert float(scaled_log_evidence(jnp.asarray(ll), jnp.asarray(a), jnp.log(init))) == pytest.approx(expected,
+                                                                                                        abs=1e-9)
+
+
+def test_scaled_scan_equals_online_kernels_on_long_extreme_data():
+    """20,000 bins with emission log-likelihoods spread over hundreds of nats (a state can be 1e-200
+    less likely than another): both forms agree to 1e-9 relative."""
+    rng = np.random.default_rng(1)
+    ll = jnp.asarray(rng.normal(size=(20_000, NUM_STATES)) * 100 - 50)
+    a = transition_matrix(generator(jnp.full(12, 1 / 900.0)), 1.0)
+    init = jnp.log(jnp.asarray([0.7, 0.1, 0.1, 0.1]))
+    ref = float(forward_log_evidence(ll, a, init)[0])
+    assert float(scaled_log_evidence(ll, a, init)) == pytest.approx(ref, rel=1e-9)
+
+
+def test_enumerated_model_has_the_same_log_density():
+    data, _ = regime_dominated_session(jax.random.key(0), 200)
+    kw = {k: jnp.asarray(v) for k, v in data.items()}
+    n = data["n_buy"] + data["n_sell"]
+    log_binom = float(np.sum(gammaln(n + 1) - gammaln(data["n_buy"] + 1) - gammaln(data["n_sell"] + 1)))
+    assert log_binom > 1  # the comparison below is not trivial
+    enumerated = seed(enum(config_enumerate(regime_hmm_enumerated_model), -1), 0)  # as initialize_model wraps it
+    pot_m = jax.jit(lambda z: potential_energy(regime_hmm_model, (), kw, z))
+    pot_e = jax.jit(lambda z: potential_energy(enumerated, (), kw, z, enum=True))
+    rng = np.random.default_rng(2)
+    shapes = {"switch_rates_per_s": 12, "fill_rate_per_s": 4}
+    names = ("trend_drift_bps_s", "fill_asymmetry", "sigma_trend_bps_sqrt_s", "sigma_mr_bps_sqrt_s", "vol_excess",
+             "as_trend_bps", "as_mr_bps", "as_vol_bps", "as_sd_bps", *shapes)
+    for _ in range(3):  # random points in the unconstrained space
+        z = {k: jnp.asarray(rng.normal(size=shapes.get(k, ())) + (-5.0 if k == "switch_rates_per_s" else 0.0))
+             for k in names}
+        # potentials are -log densities; only the enumerated form includes the binomial coefficients
+        assert float(pot_m(z)) - float(pot_e(z)) == pytest.approx(log_binom, abs=1e-6)
