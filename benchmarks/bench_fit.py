@@ -6,9 +6,11 @@ Times include compilation (what a user waits for). ESS/s is the smallest bulk ES
 parameters divided by that time. SVI has no ESS; it is compared with NUTS on the same data instead:
 the largest |SVI mean - NUTS mean| in NUTS posterior sds over the scalar parameters.
 
-Environment: BENCH_FIT_SIZES (default "2000,20000"), BENCH_FIT_CHAINS / BENCH_FIT_DRAWS (default 4 x 500,
-warmup = draws; the issue's setting), BENCH_FIT_MODELS (default all), BENCH_FIT_CHAIN_METHOD
-(default "vectorized"; "sequential" to compare).
+Environment: BENCH_FIT_SIZES (default "2000,20000"), BENCH_FIT_CHAINS / BENCH_FIT_DRAWS (default 2 x 250,
+warmup = draws), BENCH_FIT_MODELS (default all), BENCH_FIT_CHAIN_METHOD (default "sequential"; a
+vmapped gradient of the regime HMM cost 4x one chain's, so "vectorized" only adds lockstep waits),
+BENCH_FIT_ENUM_BINS (2000), BENCH_FIT_AIM (1: also time the issue's target, the regime HMM on
+20,000 bins with NUTS 4 chains x 500 draws and with SVI).
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ def max_mean_gap_in_sds(ref, other) -> float:
 
 def run() -> None:
     sizes = [int(s) for s in os.environ.get("BENCH_FIT_SIZES", "2000,20000").split(",")]
-    chains = int(os.environ.get("BENCH_FIT_CHAINS", "4"))
-    draws = int(os.environ.get("BENCH_FIT_DRAWS", "500"))
-    chain_method = os.environ.get("BENCH_FIT_CHAIN_METHOD", "vectorized")
+    chains = int(os.environ.get("BENCH_FIT_CHAINS", "2"))
+    draws = int(os.environ.get("BENCH_FIT_DRAWS", "250"))
+    chain_method = os.environ.get("BENCH_FIT_CHAIN_METHOD", "sequential")
     names = os.environ.get("BENCH_FIT_MODELS", "drift,volatility,toxicity,regime").split(",")
     print(f"NUTS {chains} chains ({chain_method}) x {draws} draws after {draws} warmup; SVI 3000 Adam steps")
     print(f"{'model':<11}{'bins':>7}  {'NUTS s':>8}{'min ESS':>9}{'ESS/s':>8}{'leapfrog':>9}{'div':>5}"
@@ -85,6 +87,21 @@ def run() -> None:
                   f"{d['mean_leapfrog_steps']:>9.1f}{d['divergences']:>5}{d['max_rhat']:>7.3f}  {t_svi:>7.1f}"
                   f"{gap:>19.2f}", flush=True)
     compare_enumerated(int(os.environ.get("BENCH_FIT_ENUM_BINS", "2000")))
+    if os.environ.get("BENCH_FIT_AIM", "1") == "1":
+        regime_aim()
+
+
+def regime_aim(num_bins: int = 20_000) -> None:
+    """The issue's target: the regime HMM on 20,000 bins, NUTS 4 chains x 500 draws (< 5 min) and SVI (< 30 s)."""
+    data, _ = regime_dominated_session(jax.random.key(num_bins), num_bins)
+    idata, t = timed_fit(regime_hmm_model, data, draws=500, warmup=500, chains=4)
+    d = diagnostics(idata)
+    print(f"\nregime HMM, {num_bins} bins, NUTS 4 chains x 500 (+500 warmup): {t:.0f} s (aim 300 s);"
+          f" warmup {d['warmup_s']:.0f} s ({d['warmup_leapfrog_steps']} leapfrog steps),"
+          f" sampling {d['sampling_s']:.0f} s"
+          f" ({d['mean_leapfrog_steps']:.1f} steps/draw); min ESS {d['min_ess_bulk']:.0f}, r_hat {d['max_rhat']:.3f}")
+    _, t_svi = timed_fit(regime_hmm_model, data, method="svi", draws=1000)
+    print(f"regime HMM, {num_bins} bins, SVI 3000 steps: {t_svi:.1f} s (aim 30 s)", flush=True)
 
 
 def compare_enumerated(num_bins: int, draws: int = 300) -> None:

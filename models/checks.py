@@ -28,6 +28,11 @@ def _kurtosis(x):
     return float(np.mean(x**4) / v**2) if v > 0 else 0.0
 
 
+def _corr(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+
+
 def return_stats(ret):
     """Return distribution and dependence: sd, kurtosis, lag-1 autocorrelation, |r| autocorrelation."""
     return {"ret_sd_bps": float(np.std(ret)), "ret_kurtosis": _kurtosis(ret), "ret_acf1": _acf1(ret),
@@ -77,11 +82,20 @@ def replicate_sv(d, data, rng):
     e = rng.normal(size=n)
     for t in range(1, n):
         h[t] = mu_h + phi * (h[t - 1] - mu_h) + xi * e[t]
-    return {"ret_bps": np.exp(h / 2) * np.sqrt(step) * rng.normal(size=n)}
+    ret = np.exp(h / 2) * np.sqrt(step) * rng.normal(size=n)
+    rep = {"ret_bps": np.where(rng.uniform(size=n) < float(d.get("no_move_prob", 0.0)), 0.0, ret)}
+    if data.get("n_fills") is not None and "fill_rate_per_s" in d:
+        lam = float(d["fill_rate_per_s"]) * step * np.exp(float(d["fill_vol_loading"]) * (h - mu_h) / 2)
+        rep["n_fills"] = rng.poisson(lam).astype(float)
+    return rep
 
 
 def sv_stats(data):
-    return return_stats(data["ret_bps"])
+    s = return_stats(data["ret_bps"])
+    s["zero_return_share"] = float(np.mean(np.asarray(data["ret_bps"]) == 0.0))
+    if data.get("n_fills") is not None:
+        s["fill_count_vs_abs_ret_corr"] = _corr(data["n_fills"], np.abs(data["ret_bps"]))
+    return s
 
 
 def replicate_toxicity(d, data, rng):
@@ -111,10 +125,14 @@ def replicate_regime(d, data, rng):
     for t in range(1, n):
         r[t] = rng.choice(4, p=a[r[t - 1]] / a[r[t - 1]].sum())
     drift, sig = np.asarray(p.drift_bps_s)[r], np.asarray(p.sigma_bps_sqrt_s)[r]
-    nf = rng.poisson(np.asarray(p.fill_rate_per_s)[r] * dt)
-    nb = rng.binomial(nf, np.asarray(p.p_buy)[r])
-    return {"ret_bps": drift * dt + sig * np.sqrt(dt) * rng.normal(size=n), "n_buy": nb.astype(float),
-            "n_sell": (nf - nb).astype(float), "regime": r}
+    k_n, k_s = float(p.count_concentration), float(p.side_concentration)
+    nf = rng.poisson(rng.gamma(k_n, np.asarray(p.fill_rate_per_s)[r] * dt / k_n))
+    pb = np.asarray(p.p_buy)[r]
+    nb = rng.binomial(nf, rng.beta(pb * k_s, (1 - pb) * k_s))
+    ret = drift * dt + sig * np.sqrt(dt) * rng.normal(size=n)
+    # the model takes no-move bins as given (they carry no return evidence), so they are kept as observed
+    ret = np.where(np.asarray(data["ret_bps"]) == 0.0, 0.0, ret)
+    return {"ret_bps": ret, "n_buy": nb.astype(float), "n_sell": (nf - nb).astype(float), "regime": r}
 
 
 def regime_stats(data):
@@ -124,19 +142,36 @@ def regime_stats(data):
     s["buy_fill_share"] = float(np.sum(data["n_buy"]) / max(np.sum(nf), 1))
     net = np.asarray(data["n_buy"]) - np.asarray(data["n_sell"])
     s["net_fill_acf1 (runs)"] = _acf1(net)
+    if "regime" in data:  # observed: the smoothed path (see `ppc`); replicated: the simulated one
+        r = np.asarray(data["regime"])
+        s["mean_regime_duration_s"] = float(len(r) / (1 + np.count_nonzero(np.diff(r))) * np.asarray(data["dt_s"])[0])
     return s
 
 
 MODELS = {
     "drift": (["theta_per_s", "sigma_mu_bps_s_sqrt_s", "sigma_bps_sqrt_s", "fill_link_a", "fill_link_b"],
               replicate_drift, drift_stats),
-    "volatility": (["log_var_mean", "persistence", "vol_of_vol"], replicate_sv, sv_stats),
+    "volatility": (["log_var_mean", "persistence", "vol_of_vol", "no_move_prob", "fill_rate_per_s",
+                    "fill_vol_loading"], replicate_sv, sv_stats),
     "toxicity": (["pi", "as_uninformed_mean_bps", "as_uninformed_sd_bps", "as_informed_mean_bps",
                   "as_informed_sd_bps"], replicate_toxicity, toxicity_stats),
-    "regime": (["switch_rates_per_s", "trend_drift_bps_s", "fill_asymmetry", "sigma_trend_bps_sqrt_s",
+    "regime": (["switch_rates_per_s", "trend_drift_bps_s", "fill_asymmetry", "trend_vol_excess",
                 "sigma_mr_bps_sqrt_s", "vol_excess", "fill_rate_per_s", "as_trend_bps", "as_mr_bps", "as_vol_bps",
-                "as_sd_bps"], replicate_regime, regime_stats),
+                "as_sd_bps", "count_concentration", "side_concentration", "as_within_bin_corr"],
+               replicate_regime, regime_stats),
 }
+
+
+def _smoothed_path(idata, data) -> np.ndarray:
+    """Most probable regime per bin under the posterior-median parameters (the observed side of the
+    regime-duration check: the true path is hidden)."""
+    import jax.numpy as jnp
+
+    from models.fit import posterior_medians
+    from models.regime import DATA_NAMES, regime_params_from_sample, smoothed_regimes
+
+    med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
+    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES)).argmax(1)
 
 
 def ppc(model: str, idata, data: dict, num_draws: int = 100, seed: int = 0) -> dict:
@@ -145,6 +180,8 @@ def ppc(model: str, idata, data: dict, num_draws: int = 100, seed: int = 0) -> d
     names = [n for n in names if n in idata.posterior]
     rng = np.random.default_rng(seed)
     num = min(num_draws, idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+    if model == "regime" and "regime" not in data:
+        data = {**data, "regime": _smoothed_path(idata, data)}
     obs = stats(data)
     reps = [stats({**data, **replicate(d, data, rng)}) for d in _draws(idata, names, num, rng)]
     out = {}

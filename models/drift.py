@@ -47,7 +47,8 @@ def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma):
 
 
 def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
-    """NumPyro model (sites in the units of their names); fills are optional."""
+    """NumPyro model (sites in the units of their names); fills are optional: fill_bin (int, the bin of
+    each fill) and fill_side (+1 our buy, -1 our sell, 0 padding)."""
     theta = numpyro.sample("theta_per_s", dist.LogNormal(jnp.log(0.01), 1.5))
     sigma_mu = numpyro.sample("sigma_mu_bps_s_sqrt_s", dist.LogNormal(jnp.log(0.3), 1.5))
     sigma = numpyro.sample("sigma_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.5))
@@ -59,7 +60,9 @@ def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
         b = numpyro.sample("fill_link_b", dist.HalfNormal(2.0))
         m, p = pm[fill_bin], pp[fill_bin]
         logit = (a - b * m) / jnp.sqrt(1.0 + jnp.pi * b**2 * p / 8.0)
-        numpyro.factor("fill_sides", jnp.sum(dist.Bernoulli(logits=logit).log_prob((fill_side > 0).astype(m.dtype))))
+        # side 0 marks padding (fixed-length inputs let one compiled sampler serve many data sets)
+        ll = dist.Bernoulli(logits=logit).log_prob((fill_side > 0).astype(m.dtype))
+        numpyro.factor("fill_sides", jnp.sum(jnp.where(fill_side != 0, ll, 0.0)))
 
 
 def simulate_drift(key, num_bins: int, dt_s: float, theta: float, sigma_mu: float, sigma: float,

@@ -101,10 +101,13 @@ def diagnostics(idata: az.InferenceData) -> dict:
     """max r_hat, min bulk / tail ESS over scalar-or-small sites, divergences, min BFMI (NUTS only)."""
     post = idata.posterior
     out = {"method": post.attrs.get("method", "nuts")}
-    if out["method"] == "nuts" and post.sizes.get("chain", 1) >= 1:
-        rhat = az.rhat(post)
+    if out["method"] == "nuts":
+        with warnings.catch_warnings():  # one chain: r_hat is undefined (NaN), which is what we report
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
         ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
-        out["max_rhat"] = float(max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars))
+        out["max_rhat"] = (float(max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)) if rhat is not None
+                           else float("nan"))
         out["min_ess_bulk"] = float(min(float(np.nanmin(ess_b[v].values)) for v in ess_b.data_vars))
         out["min_ess_tail"] = float(min(float(np.nanmin(ess_t[v].values)) for v in ess_t.data_vars))
         out["divergences"] = int(idata.sample_stats["diverging"].values.sum())
@@ -160,3 +163,9 @@ def interval(idata: az.InferenceData, name: str, prob: float = 0.9) -> tuple[flo
     x = idata.posterior[name].values.ravel()
     lo = (1 - prob) / 2
     return float(np.quantile(x, lo)), float(np.quantile(x, 1 - lo))
+
+
+def posterior_medians(idata: az.InferenceData) -> dict:
+    """{site: elementwise posterior median over chains and draws} (arrays keep their shape)."""
+    post = idata.posterior
+    return {k: np.median(post[k].values.reshape(-1, *post[k].values.shape[2:]), axis=0) for k in post.data_vars}

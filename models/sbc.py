@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from numpyro.infer import MCMC, NUTS
+from numpyro.infer.initialization import init_to_median
 from scipy import stats
 from tqdm.auto import tqdm
-
-from models.fit import fit
 
 
 @dataclass(frozen=True)
@@ -58,28 +59,33 @@ def prior_sampler(model, template: dict, names) -> Callable:
 
 
 def run_sbc(model, draw_prior: Callable, simulate: Callable, num_replicates: int, seed: int = 0,
-            num_draws: int = 99, thin: int = 4, warmup: int = 300, progress: bool = True) -> SBCResult:
+            num_draws: int = 99, thin: int = 2, warmup: int = 200, num_bins: int = 10,
+            progress: bool = True) -> SBCResult:
     """Run SBC for `model`.
 
     Args:
         draw_prior: rng (numpy Generator) -> {param: true value}, a draw from the model's prior.
-        simulate: (rng, truth) -> the model's keyword data.
+        simulate: (rng, truth) -> the model's keyword data, with the same array shapes every time
+            (pad variable-length parts): one NUTS sampler is compiled once and reused for every
+            replicate (jit_model_args), which is what makes hundreds of fits affordable.
         num_draws: L, the posterior draws each truth is ranked among (after thinning by `thin`).
     """
     rng = np.random.default_rng(seed)
+    mcmc = MCMC(NUTS(model, init_strategy=init_to_median), num_warmup=warmup, num_samples=num_draws * thin,
+                num_chains=1, progress_bar=False, jit_model_args=True)
     ranks: dict[str, list[int]] = {}
     divergences = []
     for _ in tqdm(range(num_replicates), desc="SBC", disable=not progress):
         truth = draw_prior(rng)
-        data = simulate(rng, truth)
-        idata = fit(model, data, draws=num_draws * thin, warmup=warmup, chains=1, seed=int(rng.integers(2**31)),
-                    progress=False, var_names=list(truth))
-        divergences.append(int(idata.sample_stats["diverging"].values.sum()))
+        data = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in simulate(rng, truth).items()}
+        mcmc.run(jax.random.key(int(rng.integers(2**31))), extra_fields=("diverging",), **data)
+        divergences.append(int(np.sum(mcmc.get_extra_fields()["diverging"])))
+        samples = mcmc.get_samples()
         for name, value in truth.items():
-            post = idata.posterior[name].values.ravel()[::thin][:num_draws]
+            post = np.asarray(samples[name]).ravel()[::thin][:num_draws]
             ranks.setdefault(name, []).append(int(np.sum(post < value)))
     ranks_arr = {k: np.asarray(v) for k, v in ranks.items()}
-    p_values = {k: rank_uniformity_p_value(v, num_draws) for k, v in ranks_arr.items()}
+    p_values = {k: rank_uniformity_p_value(v, num_draws, num_bins) for k, v in ranks_arr.items()}
     return SBCResult(ranks_arr, num_draws, p_values, np.asarray(divergences))
 
 

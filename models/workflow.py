@@ -29,7 +29,8 @@ def model_data(name: str, session: Session, bin_s: float = 1.0, fills: str = "au
         return ou_drift_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s,
                                 "fill_bin": fd.bin_index if has else None, "fill_side": fd.side if has else None}
     if name == "volatility":
-        return sv_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s}
+        return sv_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s,
+                          "n_fills": binned.n_fills if binned.n_fills.sum() > 0 else None}
     if name == "toxicity":
         if len(fd.as_bps) < 10:
             raise ValueError(f"toxicity needs fills with a measured AS; the session has {len(fd.as_bps)}")

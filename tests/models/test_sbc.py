@@ -13,6 +13,7 @@ from models.sbc import prior_sampler, rank_uniformity_p_value, run_sbc
 from models.toxicity import simulate_toxicity, toxicity_model
 
 ALPHA = 0.001
+MAX_FILLS = 160
 
 
 def test_rank_uniformity_test_can_fail():
@@ -47,19 +48,25 @@ def test_sbc_toxicity():
 
 @pytest.mark.slow
 def test_sbc_drift():
-    """theta_mu, sigma_mu, sigma and the fill link (a, b) from 400 one-second bins with ~80 fills, 100
-    replicates."""
+    """theta_mu, sigma_mu, sigma and the fill link (a, b) from 300 one-second bins with ~75 fills, 60
+    replicates, ranks among 59 draws in 6 groups (10 expected per group)."""
     names = ("theta_per_s", "sigma_mu_bps_s_sqrt_s", "sigma_bps_sqrt_s", "fill_link_a", "fill_link_b")
     template = {"ret_bps": np.zeros(3), "dt_s": np.ones(3), "fill_bin": np.zeros(1, np.int32),
                 "fill_side": np.ones(1)}
     draw = prior_sampler(ou_drift_model, template, names)
 
     def simulate(rng, t):
-        d = simulate_drift(_key(rng), 400, 1.0, t["theta_per_s"], t["sigma_mu_bps_s_sqrt_s"], t["sigma_bps_sqrt_s"],
-                           fills_per_s=0.2, a=t["fill_link_a"], b=t["fill_link_b"])
-        return {k: d[k] for k in ("ret_bps", "dt_s", "fill_bin", "fill_side")}
+        d = simulate_drift(_key(rng), 300, 1.0, t["theta_per_s"], t["sigma_mu_bps_s_sqrt_s"], t["sigma_bps_sqrt_s"],
+                           fills_per_s=0.25, a=t["fill_link_a"], b=t["fill_link_b"])
+        n = len(d["fill_side"])
+        assert n <= MAX_FILLS  # P(Poisson(75) > 160) ~ 1e-16: padding, never truncation
+        pad = MAX_FILLS - n
+        return {"ret_bps": d["ret_bps"], "dt_s": d["dt_s"],
+                "fill_bin": np.concatenate([d["fill_bin"], np.zeros(pad, np.int32)]),
+                "fill_side": np.concatenate([d["fill_side"], np.zeros(pad)])}  # side 0: padding
 
-    res = run_sbc(ou_drift_model, draw, simulate, num_replicates=100, seed=2, progress=False)
+    res = run_sbc(ou_drift_model, draw, simulate, num_replicates=60, seed=2, num_draws=59, thin=3, num_bins=6,
+                  progress=False)
     assert min(res.p_values.values()) > ALPHA, res.p_values
 
 
