@@ -24,7 +24,12 @@ def cmd_fit(args) -> int:
         else:
             print(f"{name:<11} SVI (no MCMC diagnostics)")
         for k, v in r["summary"].items():
-            print(f"    {k:<32} {v['mean']:>10.4g}  90% [{v['q05']:.4g}, {v['q95']:.4g}]")
+            c = r["contraction"].get(k)
+            learnt = f"  learnt {c:4.0%} of prior var" if c is not None else ""
+            print(f"    {k:<32} {v['mean']:>10.4g}  90% [{v['q05']:.4g}, {v['q95']:.4g}]{learnt}")
+        for k, c in r["contraction"].items():
+            if k not in r["summary"]:
+                print(f"    {k:<32} (vector)  learnt {c:4.0%} of prior var (mean over its elements)")
         print("    PPC p-values: " + ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items()))
     print(f"wrote {args.out}/<model>.nc, <model>_ppc.png, summary.json")
     return 0

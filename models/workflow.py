@@ -13,7 +13,7 @@ from events.session import Session
 from models.checks import plot_ppc, ppc
 from models.data import bin_session
 from models.drift import ou_drift_model
-from models.fit import check, diagnostics, fit, save_fit
+from models.fit import check, diagnostics, fit, prior_contraction, save_fit
 from models.regime import regime_hmm_model
 from models.toxicity import toxicity_model
 from models.volatility import sv_model
@@ -47,7 +47,8 @@ def fit_session(session: Session, names, out_dir: str | Path, method: str = "nut
                 progress: bool = True) -> dict:
     """Fit each named model; write <name>.nc, <name>_ppc.png and summary.json into out_dir.
 
-    Returns {name: {"diagnostics", "failures", "summary" (site: mean, sd, 5%, 95%), "ppc" (stat: observed, ppp)}}.
+    Returns {name: {"diagnostics", "failures", "summary" (site: mean, sd, 5%, 95%), "contraction" (site:
+    1 - posterior var / prior var; see `models.fit.prior_contraction`), "ppc" (stat: observed, ppp)}}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,7 @@ def fit_session(session: Session, names, out_dir: str | Path, method: str = "nut
                 summary[var] = {"mean": float(x.mean()), "sd": float(x.std()), "q05": float(np.quantile(x, 0.05)),
                                 "q95": float(np.quantile(x, 0.95))}
         report[name] = {"diagnostics": diagnostics(idata), "failures": failures, "summary": summary,
+                        "contraction": prior_contraction(model, data, idata, seed=seed),
                         "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"]} for k, v in result.items()},
                         "num_bins": int(len(data.get("ret_bps", data.get("as_bps"))))}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
