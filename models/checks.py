@@ -40,8 +40,9 @@ def return_stats(ret):
 
 
 def _draws(idata, names, num, rng):
-    post = idata.posterior
-    flat = {n: post[n].values.reshape(-1, *post[n].values.shape[2:]) for n in names}
+    from models.fit import flat_draws
+
+    flat = {n: flat_draws(idata.posterior, n) for n in names}
     idx = rng.choice(next(iter(flat.values())).shape[0], size=num, replace=False)
     return [{n: flat[n][i] for n in names} for i in idx]
 

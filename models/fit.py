@@ -34,6 +34,17 @@ class Thresholds:
     min_bfmi: float = 0.3
 
 
+def model_kwargs(data: dict) -> dict:
+    """A model's keyword data with NumPy arrays moved to JAX (other values, e.g. prior settings, as given)."""
+    return {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+
+
+def flat_draws(posterior, name: str) -> np.ndarray:
+    """A site's posterior draws with chains and draws merged into the first axis."""
+    x = posterior[name].values
+    return x.reshape(-1, *x.shape[2:])
+
+
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
         chain_method: str = "sequential", dense_mass: bool = False,
@@ -58,7 +69,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
     """
     key = jax.random.key(seed)
-    kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+    kwargs = model_kwargs(data)
     observed = {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray | jnp.ndarray)}
     if method == "nuts":
         kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy)
@@ -170,7 +181,7 @@ def interval(idata: az.InferenceData, name: str, prob: float = 0.9) -> tuple[flo
 def posterior_medians(idata: az.InferenceData) -> dict:
     """{site: elementwise posterior median over chains and draws} (arrays keep their shape)."""
     post = idata.posterior
-    return {k: np.median(post[k].values.reshape(-1, *post[k].values.shape[2:]), axis=0) for k in post.data_vars}
+    return {k: np.median(flat_draws(post, k), axis=0) for k in post.data_vars}
 
 
 def prior_contraction(model, data: dict, idata: az.InferenceData, num_samples: int = 2000, seed: int = 0) -> dict:
@@ -180,7 +191,7 @@ def prior_contraction(model, data: dict, idata: az.InferenceData, num_samples: i
     number that says how little a short session can tell."""
     from numpyro.infer import Predictive
 
-    kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+    kwargs = model_kwargs(data)
     post = idata.posterior
     names = [k for k in post.data_vars if post[k].values[0, 0].size <= 16]
     prior = Predictive(model, num_samples=num_samples, return_sites=names)(jax.random.key(seed), **kwargs)
@@ -189,7 +200,7 @@ def prior_contraction(model, data: dict, idata: az.InferenceData, num_samples: i
         if k not in prior:
             continue
         v_prior = np.var(np.asarray(prior[k]), axis=0)
-        v_post = np.var(post[k].values.reshape(-1, *post[k].values.shape[2:]), axis=0)
+        v_post = np.var(flat_draws(post, k), axis=0)
         ok = v_prior > 0
         if np.any(ok):
             out[k] = float(np.mean(1.0 - v_post[ok] / v_prior[ok]))

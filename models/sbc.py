@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 from scipy import stats
 from tqdm.auto import tqdm
+
+from models.fit import model_kwargs
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def run_sbc(model, draw_prior: Callable, simulate: Callable, num_replicates: int
     divergences = []
     for _ in tqdm(range(num_replicates), desc="SBC", disable=not progress):
         truth = draw_prior(rng)
-        data = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in simulate(rng, truth).items()}
+        data = model_kwargs(simulate(rng, truth))
         mcmc.run(jax.random.key(int(rng.integers(2**31))), extra_fields=("diverging",), **data)
         divergences.append(int(np.sum(mcmc.get_extra_fields()["diverging"])))
         samples = mcmc.get_samples()
