@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax.scipy.special import gammaln
 
 from online.kernels import hmm_condition, hmm_predict, transition_matrix
 
@@ -76,16 +77,30 @@ def as_sd_of_mean(p: RegimeParams, n_fills):
 def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
     """log p(bin t | regime r), shape (num_bins, 4). A bin whose mid did not move (return exactly 0,
     common on a tick grid) carries no return evidence: its return term is the same for every regime
-    (see `models.volatility` for why a Gaussian must not be asked to produce exact zeros)."""
+    (see `models.volatility` for why a Gaussian must not be asked to produce exact zeros).
+
+    The count laws are written out rather than taken from `numpyro.distributions` so that their
+    log-gamma terms that do not depend on the regime (they depend on the bin's counts and the shared
+    concentrations only) are evaluated once per bin instead of once per bin and regime: log-gammas
+    and their digamma gradients were ~2/3 of a NUTS gradient on 20,000 bins (30 of 43 ms; 13 ms after)."""
     dt = dt_s[:, None]
-    n = (n_buy + n_sell)[:, None]
+    n = n_buy + n_sell
     ret_ll = dist.Normal(p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt)).log_prob(ret_bps[:, None])
     ll = jnp.where(ret_bps[:, None] == 0.0, 0.0, ret_ll)
-    ll += dist.NegativeBinomial2(p.fill_rate_per_s * dt, p.count_concentration).log_prob(n)
-    ll += dist.BetaBinomial(p.p_buy * p.side_concentration, (1.0 - p.p_buy) * p.side_concentration,
-                            n).log_prob(n_buy[:, None])
-    as_ll = dist.Normal(p.as_mean_bps, as_sd_of_mean(p, n)).log_prob(mean_as_bps[:, None])
-    return ll + has_as[:, None] * as_ll
+    # n ~ NegBinomial2(mean mu_r, k): lgamma(n+k) - lgamma(k) - lgamma(n+1) + k log(k/(k+mu)) + n log(mu/(k+mu))
+    k_n = p.count_concentration
+    mu = p.fill_rate_per_s * dt
+    ll += k_n * (jnp.log(k_n) - jnp.log(k_n + mu)) + n[:, None] * (jnp.log(mu) - jnp.log(k_n + mu))
+    shared = gammaln(n + k_n) - gammaln(k_n) - gammaln(n + 1.0)
+    # n_buy | n ~ BetaBinomial(n, a_r, b_r) with a_r + b_r = k_s:
+    # log C(n, n_buy) + lgamma(n_buy + a) + lgamma(n_sell + b) - lgamma(n + k_s) - lgamma(a) - lgamma(b) + lgamma(k_s)
+    k_s = p.side_concentration
+    a, b = p.p_buy * k_s, (1.0 - p.p_buy) * k_s
+    ll += gammaln(n_buy[:, None] + a) + gammaln(n_sell[:, None] + b) - gammaln(a) - gammaln(b)
+    shared += gammaln(n + 1.0) - gammaln(n_buy + 1.0) - gammaln(n_sell + 1.0) - gammaln(n + k_s) + gammaln(k_s)
+    # (the two gammaln(n + 1) cancel; kept so each law reads as its textbook form)
+    as_ll = dist.Normal(p.as_mean_bps, as_sd_of_mean(p, n[:, None])).log_prob(mean_as_bps[:, None])
+    return ll + shared[:, None] + has_as[:, None] * as_ll
 
 
 def forward_log_evidence(log_lik, transition, log_init):
@@ -242,6 +257,17 @@ def smoothed_regimes(p: RegimeParams, data) -> np.ndarray:
     post = alpha + beta
     post -= np.logaddexp.reduce(post, axis=1, keepdims=True)
     return np.exp(post)
+
+
+def smoothed_regimes_at_medians(idata, data: dict) -> np.ndarray:
+    """`smoothed_regimes` under the posterior-median parameters of a `regime_hmm_model` fit:
+    P(regime at bin t | all bins), shape (num_bins, 4). `data` holds the model's arrays by name
+    (DATA_NAMES; other keys ignored). The medians are one point, not the posterior: a path to read
+    and to compare with a known truth, not an integral over parameter uncertainty."""
+    from models.fit import posterior_medians
+
+    med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
+    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES))
 
 
 def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.25, as_horizon_bins: int = 5):
