@@ -76,19 +76,19 @@ def drift_stats(data):
 
 
 def replicate_sv(d, data, rng):
-    n, step = len(data["ret_bps"]), float(data["dt_s"][0])
-    mu_h, phi, xi = float(d["log_var_mean"]), float(d["persistence"]), float(d["vol_of_vol"])
-    h = np.empty(n)
-    h[0] = mu_h + xi / np.sqrt(1 - phi**2) * rng.normal()
-    e = rng.normal(size=n)
-    for t in range(1, n):
-        h[t] = mu_h + phi * (h[t - 1] - mu_h) + xi * e[t]
-    ret = np.exp(h / 2) * np.sqrt(step) * rng.normal(size=n)
-    rep = {"ret_bps": np.where(rng.uniform(size=n) < float(d.get("no_move_prob", 0.0)), 0.0, ret)}
-    if data.get("n_fills") is not None and "fill_rate_per_s" in d:
-        lam = float(d["fill_rate_per_s"]) * step * np.exp(float(d["fill_vol_loading"]) * (h - mu_h) / 2)
-        rep["n_fills"] = rng.poisson(lam).astype(float)
-    return rep
+    """Returns (and fill counts) from `simulate_sv` under one posterior draw `d`."""
+    import jax
+
+    from models.volatility import simulate_sv
+
+    fills = data.get("n_fills") is not None and "fill_rate_per_s" in d
+    sim = simulate_sv(jax.random.key(int(rng.integers(2**31))), len(data["ret_bps"]), float(data["dt_s"][0]),
+                      float(d["log_var_mean"]), float(d["persistence"]), float(d["vol_of_vol"]),
+                      no_move_prob=float(d.get("no_move_prob", 0.0)),
+                      fill_rate_per_s=float(d["fill_rate_per_s"]) if fills else None,
+                      fill_vol_loading=float(d.get("fill_vol_loading", 0.0)),
+                      fill_count_concentration=float(d.get("fill_count_concentration", np.inf)))
+    return {k: sim[k] for k in ("ret_bps", "n_fills") if k in sim}
 
 
 def sv_stats(data):
@@ -153,7 +153,7 @@ MODELS = {
     "drift": (["theta_per_s", "sigma_mu_bps_s_sqrt_s", "sigma_bps_sqrt_s", "fill_link_a", "fill_link_b"],
               replicate_drift, drift_stats),
     "volatility": (["log_var_mean", "persistence", "vol_of_vol", "no_move_prob", "fill_rate_per_s",
-                    "fill_vol_loading"], replicate_sv, sv_stats),
+                    "fill_vol_loading", "fill_count_concentration"], replicate_sv, sv_stats),
     "toxicity": (["pi", "as_uninformed_mean_bps", "as_uninformed_sd_bps", "as_informed_mean_bps",
                   "as_informed_sd_bps"], replicate_toxicity, toxicity_stats),
     "regime": (["switch_rates_per_s", "trend_drift_bps_s", "fill_asymmetry", "trend_vol_excess",
@@ -166,13 +166,9 @@ MODELS = {
 def _smoothed_path(idata, data) -> np.ndarray:
     """Most probable regime per bin under the posterior-median parameters (the observed side of the
     regime-duration check: the true path is hidden)."""
-    import jax.numpy as jnp
+    from models.regime import smoothed_regimes_at_medians
 
-    from models.fit import posterior_medians
-    from models.regime import DATA_NAMES, regime_params_from_sample, smoothed_regimes
-
-    med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
-    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES)).argmax(1)
+    return smoothed_regimes_at_medians(idata, data).argmax(1)
 
 
 def ppc(model: str, idata, data: dict, num_draws: int = 100, seed: int = 0) -> dict:

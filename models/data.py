@@ -34,6 +34,13 @@ class FillData(NamedTuple):
     as_bps: np.ndarray
 
 
+def uses_tape(session: Session, fills: str) -> bool:
+    """Whether `bin_session(session, fills=fills)` takes the public tape as the fills."""
+    if fills not in ("auto", "own", "tape"):
+        raise ValueError(f"fills must be 'auto', 'own' or 'tape', got {fills!r}")
+    return fills == "tape" or (fills == "auto" and not np.any(to_arrays(session).kind == OWN_FILL))
+
+
 def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tuple[Binned, FillData]:
     """Bin the session's valid span into `bin_s` bins; pair each own fill with its AS event.
 
@@ -41,8 +48,7 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     fill of its passive side - the fills a quote at the touch would have got - with its AS measured
     from the recorded mids `as_horizon_s` later), or "auto" (own fills if the session has any).
     """
-    if fills not in ("auto", "own", "tape"):
-        raise ValueError(f"fills must be 'auto', 'own' or 'tape', got {fills!r}")
+    use_tape = uses_tape(session, fills)
     if not bin_s > 0:
         raise ValueError(f"bin_s must be > 0, got {bin_s!r}")
     a = to_arrays(session)
@@ -57,7 +63,6 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     last = np.searchsorted(a.t_s, edges, side="right") - 1
     mid = a.mid[last]
     ret = (mid[1:] / mid[:-1] - 1.0) * 1e4
-    use_tape = fills == "tape" or (fills == "auto" and not np.any(a.kind == OWN_FILL))
     if use_tape:
         rows = np.flatnonzero((a.kind == TRADE_PRINT) & ok & (a.t_s >= t0))
         side_all = -a.side[rows]  # the passive side: a taker's sell fills a resting bid (a buy)

@@ -1,4 +1,5 @@
-"""Fitting behind one call: NUTS (several chains, progress bars) or SVI (AutoNormal), returning
+"""Fitting behind one call: NUTS (several chains, progress bars) or SVI (AutoNormal, or a model's
+structured guide), returning
 ArviZ InferenceData with the observed data and sample stats; diagnostics (r_hat, bulk/tail ESS,
 divergences, BFMI) checked and reported; saving and loading (netCDF)."""
 
@@ -48,13 +49,16 @@ def flat_draws(posterior, name: str) -> np.ndarray:
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
         chain_method: str = "sequential", dense_mass: bool = False,
-        init_strategy=init_to_median) -> az.InferenceData:
+        init_strategy=init_to_median, guide=None) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
         model: a NumPyro model function of keyword arrays.
         data: its keyword arguments (arrays; None for unused optional ones).
-        method: "nuts" or "svi" (AutoNormal guide, Adam, `svi_steps`, then `draws` guide samples).
+        method: "nuts" or "svi" (Adam, `svi_steps`, then `draws` guide samples).
+        guide: the SVI guide: None for AutoNormal (independent normals in the unconstrained space),
+            or a function (model, init_loc_fn) -> guide, e.g. `models.volatility.SVStructuredGuide`
+            (with `centred=True` in the SV model's data).
         draws, warmup, chains: NUTS settings.
         chain_method: "sequential" (one chain after another), "vectorized" (all chains in one vmap:
             the gradient's fixed per-step costs are shared, but every chain waits for the longest
@@ -89,12 +93,12 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
                         "n_steps": np.asarray(extra["num_steps"])}
     elif method == "svi":
         t0 = time.perf_counter()
-        guide = AutoNormal(model, init_loc_fn=init_strategy)
-        svi = SVI(model, guide, Adam(0.01), Trace_ELBO())
+        guide_fn = AutoNormal(model, init_loc_fn=init_strategy) if guide is None else guide(model, init_strategy)
+        svi = SVI(model, guide_fn, Adam(0.01), Trace_ELBO())
         res = svi.run(key, svi_steps, progress_bar=progress, **kwargs)
         from numpyro.infer import Predictive
 
-        post = Predictive(guide, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
+        post = Predictive(guide_fn, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
         det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
         samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
         sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
@@ -106,6 +110,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed)
     idata.sample_stats.attrs.update(timing)  # wall seconds (compilation included) and warmup work
     idata.posterior.attrs["method"] = method
+    if method == "svi":
+        idata.posterior.attrs["guide"] = "AutoNormal" if guide is None else getattr(guide, "__name__", str(guide))
     idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
     return idata
 

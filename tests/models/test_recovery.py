@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from models.drift import ou_drift_model, simulate_drift
-from models.fit import fit, interval, posterior_medians
+from models.fit import fit, interval
 from models.toxicity import simulate_toxicity, toxicity_model
-from models.volatility import simulate_sv, sv_model
+from models.volatility import SVStructuredGuide, simulate_sv, sv_model
 
 
 def _covered(idata, truth: dict) -> dict:
@@ -60,6 +60,41 @@ def test_volatility_recovery():
     assert interval(idata, "no_move_prob")[1] < 0.01  # no exact zeros in continuous returns
 
 
+def test_volatility_svi_structured_guide_recovers_long_sessions():
+    """SVI with the structured guide on the centred model (the method for sessions too long for NUTS):
+    2 seeds x 5,000 bins with 30% no-move bins; the 90% intervals of persistence, vol-of-vol, the
+    level and the no-move probability cover the truth, at least 7 of 8. (Mean-field SVI put
+    vol-of-vol at 2/3 of the truth; benchmarks/bench_fit.py.)"""
+    truth = {"persistence": 0.98, "vol_of_vol": 0.15, "log_var_mean": np.log(4.0), "no_move_prob": 0.3}
+    hits = []
+    for seed in (1, 2):
+        d = simulate_sv(jax.random.key(seed), 5000, 1.0, np.log(4.0), 0.98, 0.15, no_move_prob=0.3)
+        idata = fit(sv_model, {"ret_bps": d["ret_bps"], "dt_s": d["dt_s"], "centred": True}, method="svi",
+                    draws=1000, guide=SVStructuredGuide, seed=seed, progress=False)
+        hits += list(_covered(idata, truth).values())
+    assert sum(hits) >= 7, hits
+
+
+def test_centred_and_non_centred_sv_are_one_model():
+    """The two forms' joint densities differ exactly by the Jacobian of the map from innovations to
+    the log-variance path, log|dh/de| = log(xi / sqrt(1 - phi^2)) + (T - 1) log xi."""
+    from numpyro.infer.util import log_density
+
+    d = simulate_sv(jax.random.key(5), 50, 1.0, np.log(4.0), 0.9, 0.3, no_move_prob=0.2, fill_rate_per_s=0.5,
+                    fill_vol_loading=1.0)
+    mu_h, phi, xi = 1.2, 0.85, 0.35
+    h = jnp.asarray(d["log_var"])
+    eps = jnp.concatenate([((h[0] - mu_h) * jnp.sqrt(1 - phi**2) / xi)[None],
+                           (h[1:] - mu_h - phi * (h[:-1] - mu_h)) / xi])
+    scalars = {"log_var_mean": mu_h, "persistence_01": (phi + 1) / 2, "vol_of_vol": xi, "no_move_prob": 0.2,
+               "fill_rate_per_s": 0.4, "fill_vol_loading": 0.8, "fill_count_concentration": 5.0}
+    args = (jnp.asarray(d["ret_bps"]), jnp.asarray(d["dt_s"]), jnp.asarray(d["n_fills"]))
+    centred, _ = log_density(sv_model, args, {"centred": True}, scalars | {"log_var": h})
+    non_centred, _ = log_density(sv_model, args, {}, scalars | {"innovation": eps})
+    jacobian = np.log(xi / np.sqrt(1 - phi**2)) + (len(h) - 1) * np.log(xi)
+    assert float(centred) == pytest.approx(float(non_centred) - jacobian, abs=1e-8)
+
+
 def test_volatility_recovery_with_no_moves_and_fill_clustering():
     """With 30% no-move bins and fills whose rate scales as sigma^1.5 (2,000 bins): persistence,
     vol-of-vol, the level, the no-move probability and the fill loading; at least 4 of 5 covered,
@@ -91,7 +126,8 @@ def _regime_truth() -> dict:
 def _regime_intervals(idata) -> dict:
     post = idata.posterior
     out = {k: interval(idata, k) for k in ("trend_drift_bps_s", "sigma_trend_bps_sqrt_s", "sigma_mr_bps_sqrt_s",
-                                           "vol_excess", "trend_vol_excess", "fill_asymmetry")}
+                                           "sigma_volatile_bps_sqrt_s", "vol_excess", "trend_vol_excess",
+                                           "fill_asymmetry")}
     exits = -np.diagonal(post["generator_per_s"].values.reshape(-1, 4, 4), axis1=1, axis2=2)
     rates = post["fill_rate_per_s"].values.reshape(-1, 4)
     for i in range(4):
@@ -100,26 +136,56 @@ def _regime_intervals(idata) -> dict:
     return out
 
 
+def _complete_data_estimates(data: dict, path: np.ndarray) -> dict:
+    """What the session itself held, read with the hidden regime path known (1 s bins): each regime's
+    exits per second spent in it, fills per second, and return sd; the trend drift. A fit that reads
+    the path well lands on these; the true generator can differ from them by the session's luck
+    (seed 11's mean-reverting regime was left 10 times in 1,515 s, twice the true rate)."""
+    ret, n = data["ret_bps"], data["n_buy"] + data["n_sell"]
+    out = {}
+    for r in range(4):
+        occupancy_s = np.sum(path[:-1] == r)
+        out[f"exit_rate_{r}"] = np.sum((path[:-1] == r) & (path[1:] != r)) / occupancy_s
+        out[f"fill_rate_{r}"] = n[path == r].mean()
+    down, up = ret[path == 0], ret[path == 1]
+    out["trend_drift_bps_s"] = (up.mean() - down.mean()) / 2
+    out["sigma_trend_bps_sqrt_s"] = np.sqrt((np.sum((down - down.mean()) ** 2) + np.sum((up - up.mean()) ** 2))
+                                            / (down.size + up.size - 2))
+    out["sigma_mr_bps_sqrt_s"] = ret[path == 2].std(ddof=1)
+    out["sigma_volatile_bps_sqrt_s"] = ret[path == 3].std(ddof=1)
+    return out
+
+
 @pytest.mark.slow
 def test_regime_hmm_recovers_the_market():
-    """Fitted to two regime-dominated sim.market sessions (10,000 1 s bins, ~33 switches each): the
-    90% intervals cover the generator's exit rates, the emission levels and the fill rates (at least
-    24 of 28; nominal 25.2), and the smoothed regime path agrees with the true one on >= 80% of bins."""
-    from models.regime import regime_dominated_session, regime_hmm_model, regime_params_from_sample, smoothed_regimes
+    """Fitted to four regime-dominated sim.market sessions (10,000 1 s bins, ~33 switches each):
+    - the smoothed regime path agrees with the true one on >= 80% of bins (every seed);
+    - the 90% intervals cover what the session held, read with the true path known (exit rates,
+      fill rates, volatility levels, trend drift): at least 90% of them (the fit sees the path
+      through the emissions only, so its intervals are wider than those estimates' own error);
+    - the 90% intervals cover the true values (exit rates, emission levels, fill rates; 4 x 14):
+      at least the 1% quantile of Binomial(56, 0.9). The session's luck moves the estimates off the
+      truth together (an unlucky regime shifts its exit rate and its fill rate in one seed), so the
+      hits are positively correlated and this threshold is, if anything, strict."""
+    from scipy.stats import binom
+
+    from models.regime import regime_dominated_session, regime_hmm_model, smoothed_regimes_at_medians
 
     truth = _regime_truth()
-    hits = []
-    for seed in (11, 12):
+    hits, oracle_hits = {}, {}
+    for seed in (11, 12, 13, 14):
         data, path = regime_dominated_session(jax.random.key(seed), 10_000)
         # a wide switch-rate prior centred 3x off the truth (per pair 1/300 vs 1/900): the data must do it
         idata = fit(regime_hmm_model, {**data, "switch_prior": (1 / 300, 1.5)}, draws=300, warmup=300, chains=1,
                     seed=seed, progress=False)
         ivs = _regime_intervals(idata)
-        hits += [ivs[k][0] <= v <= ivs[k][1] for k, v in truth.items()]
-        med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
-        smoothed = smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(v) for v in data.values()))
-        assert np.mean(smoothed.argmax(axis=1) == path) >= 0.8
-    assert sum(hits) >= 24, dict(zip([f"{s}:{k}" for s in (11, 12) for k in truth], hits, strict=True))
+        hits |= {f"{seed}:{k}": bool(ivs[k][0] <= v <= ivs[k][1]) for k, v in truth.items()}
+        oracle_hits |= {f"{seed}:{k}": bool(ivs[k][0] <= v <= ivs[k][1])
+                        for k, v in _complete_data_estimates(data, path).items()}
+        agreement = np.mean(smoothed_regimes_at_medians(idata, data).argmax(axis=1) == path)
+        assert agreement >= 0.8, (seed, agreement)
+    assert np.mean(list(oracle_hits.values())) >= 0.9, oracle_hits
+    assert sum(hits.values()) >= binom.ppf(0.01, len(hits), 0.9), hits
 
 
 @pytest.mark.slow
