@@ -42,8 +42,38 @@ def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma):
         # ret = mu dt + e: the density of ret is that of ret/dt times 1/dt
         return (ll + l - jnp.log(dt), m_new, p_new), (pred_m, pred_p)
 
-    (ll, _, _), (pm, pp) = jax.lax.scan(step, (0.0, 0.0, var0), (ret_bps, dt_s))
+    (ll, _, _), (pm, pp) = jax.lax.scan(step, (jnp.zeros_like(var0), jnp.zeros_like(var0), var0), (ret_bps, dt_s))
     return ll, pm, pp
+
+
+@jax.custom_vjp
+def kalman_loglik_forward_grad(ret_bps, dt_s, theta, sigma_mu, sigma):
+    """`kalman_loglik`, differentiated in forward mode: the outputs depend on three scalars, so
+    their full Jacobian is one scan carrying three tangents, and a gradient is that Jacobian applied
+    to the cotangents. For when the per-bin outputs are used (the fill term reads them): reverse
+    mode through the scan then cost ~2.6 us per bin (value and gradient, 2,000 bins), this ~1 us.
+    With the log-likelihood alone reverse mode is cheaper (~0.1 us per bin) and is what runs."""
+    return kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma)
+
+
+def _kalman_fwd(ret_bps, dt_s, theta, sigma_mu, sigma):
+    params = jnp.stack(jnp.broadcast_arrays(theta, sigma_mu, sigma))
+
+    def along(tangent):  # the outputs and their derivative along one direction in (theta, sigma_mu, sigma)
+        return jax.jvp(lambda q: kalman_loglik(ret_bps, dt_s, q[0], q[1], q[2]), (params,), (tangent,))
+
+    out, jac = jax.vmap(along, out_axes=(None, -1))(jnp.eye(3, dtype=params.dtype))
+    return out, (jac, ret_bps, dt_s)
+
+
+def _kalman_bwd(res, cotangents):
+    (j_ll, j_m, j_p), ret_bps, dt_s = res
+    g_ll, g_m, g_p = cotangents
+    grad = g_ll * j_ll + g_m @ j_m + g_p @ j_p
+    return jnp.zeros_like(ret_bps), jnp.zeros_like(dt_s), grad[0], grad[1], grad[2]
+
+
+kalman_loglik_forward_grad.defvjp(_kalman_fwd, _kalman_bwd)
 
 
 def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
@@ -53,9 +83,10 @@ def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
     sigma_mu = numpyro.sample("sigma_mu_bps_s_sqrt_s", dist.LogNormal(jnp.log(0.3), 1.5))
     sigma = numpyro.sample("sigma_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.5))
     numpyro.deterministic("stationary_sd_bps_s", sigma_mu / jnp.sqrt(2.0 * theta))
-    ll, pm, pp = kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma)
+    has_fills = fill_bin is not None and len(fill_bin) > 0
+    ll, pm, pp = (kalman_loglik_forward_grad if has_fills else kalman_loglik)(ret_bps, dt_s, theta, sigma_mu, sigma)
     numpyro.factor("returns", ll)
-    if fill_bin is not None and len(fill_bin) > 0:
+    if has_fills:
         a = numpyro.sample("fill_link_a", dist.Normal(0.0, 1.0))
         b = numpyro.sample("fill_link_b", dist.HalfNormal(2.0))
         m, p = pm[fill_bin], pp[fill_bin]
