@@ -1,7 +1,7 @@
-"""The regime HMM's likelihood: the scaled forward scan the model uses equals the log-space forward
-algorithm written with the online filter's kernels, and the textbook enumerated NumPyro form of the
-model (emissions written independently as observed sites) has the same log density up to the
-binomial coefficients it alone includes."""
+"""The regime HMM's likelihood: the scaled forward scan the model uses (and its forward-backward
+gradient) equals the log-space forward algorithm written with the online filter's kernels, and the
+textbook enumerated NumPyro form of the model (emissions written independently as observed sites)
+has the same log density."""
 
 from __future__ import annotations
 
@@ -60,6 +60,21 @@ def test_scaled_scan_equals_online_kernels_on_long_extreme_data():
     init = jnp.log(jnp.asarray([0.7, 0.1, 0.1, 0.1]))
     ref = float(forward_log_evidence(ll, a, init)[0])
     assert float(scaled_log_evidence(ll, a, init)) == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("spread", [3.0, 100.0])
+def test_forward_backward_gradient_equals_autodiff(spread):
+    """The evidence's hand-written gradient (smoothed marginals, expected transition counts) equals
+    JAX's autodiff through the log-space forward pass of the online kernels, for moderate and for
+    extreme emissions (states 1e-200 apart), on 3,000 bins, also under vmap."""
+    rng = np.random.default_rng(int(spread))
+    ll = jnp.asarray(rng.normal(size=(2, 3000, NUM_STATES)) * spread)
+    a = transition_matrix(generator(jnp.asarray(rng.uniform(1e-3, 0.05, 12))), 1.0)
+    init = jnp.log(jnp.asarray([0.4, 0.3, 0.2, 0.1]))
+    ref = jax.vmap(jax.grad(lambda *x: forward_log_evidence(*x)[0], argnums=(0, 1, 2)), (0, None, None))(ll, a, init)
+    got = jax.vmap(jax.grad(scaled_log_evidence, argnums=(0, 1, 2)), (0, None, None))(ll, a, init)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-8, atol=1e-10)
 
 
 def test_enumerated_model_has_the_same_log_density():
