@@ -14,7 +14,7 @@ each NUTS draw cost seconds on 2 CPU cores, and ESS/s is what compares; the SV m
 per bin, gets SVI only there - the method the models' docs give for long sessions), BENCH_FIT_MODELS (default all),
 BENCH_FIT_CHAIN_METHOD (default "sequential"; a vmapped gradient of the regime HMM cost 4x one
 chain's, so "vectorized" only adds lockstep waits),
-BENCH_FIT_ENUM_BINS (2000), BENCH_FIT_AIM (1: also time the issue's target, the regime HMM on
+BENCH_FIT_ENUM_BINS (2000; 0 skips the comparison), BENCH_FIT_AIM (1: also time the issue's target, the regime HMM on
 20,000 bins with NUTS 500 + 500 draws per chain and with SVI; one chain is timed, since chains run
 one after another on CPU, 4 chains take 4 times as long).
 """
@@ -74,10 +74,11 @@ def scalar_means(idata) -> dict:
             for k in post.data_vars if post[k].values[0, 0].size == 1}
 
 
-def max_mean_gap_in_sds(ref, other) -> float:
-    """Largest |mean_other - mean_ref| / sd_ref over the scalar sites both fits have."""
+def max_mean_gap_in_sds(ref, other) -> str:
+    """Largest |mean_other - mean_ref| / sd_ref over the scalar sites both fits have, and that site."""
     a, b = scalar_means(ref), scalar_means(other)
-    return max(abs(b[k][0] - a[k][0]) / a[k][1] for k in a if k in b and a[k][1] > 0)
+    gap, name = max((abs(b[k][0] - a[k][0]) / a[k][1], k) for k in a if k in b and a[k][1] > 0)
+    return f"{gap:.2f} ({name})"
 
 
 def run() -> None:
@@ -88,7 +89,7 @@ def run() -> None:
     names = os.environ.get("BENCH_FIT_MODELS", "drift,volatility,toxicity,regime").split(",")
     print(f"NUTS {chains} chains ({chain_method}) x {draws} draws after {draws} warmup; SVI 3000 Adam steps")
     print(f"{'model':<11}{'bins':>7}  {'NUTS s':>8}{'min ESS':>9}{'ESS/s':>8}{'leapfrog':>9}{'div':>5}"
-          f"{'r_hat':>7}  {'SVI s':>7}{'SVI-NUTS gap (sd)':>19}")
+          f"{'r_hat':>7}  {'SVI s':>7}  SVI-NUTS gap in sd (site)")
     for name in names:
         for size in sizes:
             model, data = model_and_data(name, size)
@@ -105,12 +106,14 @@ def run() -> None:
             gap = max_mean_gap_in_sds(nuts, svi)
             print(f"{name:<11}{size:>7}  {t_nuts:>8.1f}{d['min_ess_bulk']:>9.0f}{d['min_ess_bulk'] / t_nuts:>8.2f}"
                   f"{d['mean_leapfrog_steps']:>9.1f}{d['divergences']:>5}{d['max_rhat']:>7.3f}  {t_svi:>7.1f}"
-                  f"{gap:>19.2f}", flush=True)
+                  f"  {gap}", flush=True)
             if name == "volatility":
                 mean_field, t_mf = timed_fit(model, data, method="svi", draws=1000)
                 print(f"{'':<11}{'':>7}  (mean-field AutoNormal on the non-centred model: {t_mf:.1f} s,"
-                      f" gap {max_mean_gap_in_sds(nuts, mean_field):.2f} sd)", flush=True)
-    compare_enumerated(int(os.environ.get("BENCH_FIT_ENUM_BINS", "2000")))
+                      f" gap {max_mean_gap_in_sds(nuts, mean_field)} sd)", flush=True)
+    enum_bins = int(os.environ.get("BENCH_FIT_ENUM_BINS", "2000"))
+    if enum_bins > 0:
+        compare_enumerated(enum_bins)
     if os.environ.get("BENCH_FIT_AIM", "1") == "1":
         regime_aim()
 
@@ -142,4 +145,4 @@ def compare_enumerated(num_bins: int, draws: int = 300) -> None:
         print(f"  {label:<36} {t:>7.1f} s  min ESS {d['min_ess_bulk']:>5.0f}  ESS/s {d['min_ess_bulk'] / t:>6.2f}"
               f"  leapfrog {d['mean_leapfrog_steps']:.1f}", flush=True)
     a, b = fits.values()
-    print(f"  agreement: largest posterior-mean gap {max_mean_gap_in_sds(a, b):.2f} posterior sds")
+    print(f"  agreement: largest posterior-mean gap {max_mean_gap_in_sds(a, b)} posterior sds")

