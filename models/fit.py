@@ -71,6 +71,11 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             prior draws. From init_to_uniform's random starts, SVI of the regime HMM stalled in a
             labelling that matched the true regimes on 48% of bins (99% from the median).
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
+
+    Each fit compiles its own sampler, and JAX keeps compiled code alive in its caches. On CPU that
+    code holds memory mappings (~8,000 per NUTS fit here); after ~8 fits in one process the kernel's
+    limit (vm.max_map_count, 65,530 by default) was reached and LLVM crashed the process. So a fit
+    ends with `jax.clear_caches()`: other jitted functions recompile on their next call.
     """
     key = jax.random.key(seed)
     kwargs = model_kwargs(data)
@@ -113,6 +118,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     if method == "svi":
         idata.posterior.attrs["guide"] = "AutoNormal" if guide is None else getattr(guide, "__name__", str(guide))
     idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
+    jax.clear_caches()
     return idata
 
 

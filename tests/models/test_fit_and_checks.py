@@ -3,6 +3,8 @@ numbers, data preparation from a session, and the fit command on the real sample
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -117,3 +119,20 @@ def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_
     assert (tmp_path / "volatility_ppc.png").stat().st_size > 10_000
     assert r["contraction"]["log_var_mean"] > 0.9
     assert r["contraction"]["persistence_01"] < r["contraction"]["log_var_mean"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="memory mappings are read from Linux's /proc")
+def test_repeated_fits_release_their_compiled_code():
+    """Each fit compiles a sampler whose machine code holds memory mappings (~1,000 for this small
+    model, ~8,000 for a drift fit); without release, dozens of fits in one process exhausted the
+    kernel's mapping limit and crashed LLVM. Three fits must leave the count where one left it."""
+    d = simulate_toxicity(jax.random.key(1), 200, 0.3, 0.0, 3.0, 15.0, 8.0)
+
+    def count():
+        return len(Path("/proc/self/maps").read_text().splitlines())
+
+    fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=30, warmup=30, chains=1, progress=False)
+    after_one = count()
+    for seed in (1, 2):
+        fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=30, warmup=30, chains=1, seed=seed, progress=False)
+    assert count() - after_one < 300
