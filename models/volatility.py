@@ -93,8 +93,8 @@ class SVStructuredGuide:
     v_t = 1e4 (no information). Pass the class to `models.fit.fit(..., method="svi", guide=...)`.
 
     Measured against NUTS on bench_fit's 2,000 bins (posterior-mean gaps per site, in NUTS
-    posterior sds; the benchmark prints the largest): this guide, vol-of-vol -0.85, persistence +0.64, level
-    +0.16; AutoNormal on the non-centred innovations, vol-of-vol at 2/3 of the NUTS value (-2.4),
+    posterior sds; the benchmark prints the largest): this guide, vol-of-vol -0.85, persistence
+    +0.64, level +0.16; AutoNormal on the non-centred innovations, vol-of-vol at 2/3 of the NUTS value (-2.4),
     persistence -2.1; a low-rank multivariate normal did no better; a guide whose path was a free
     Gaussian Markov chain (mean, coefficient and scale per bin, independent of the scalars) put
     vol-of-vol at twice the value: its path roughness and the vol-of-vol held each other up.
