@@ -27,18 +27,13 @@ class Binned(NamedTuple):
 
 
 class FillData(NamedTuple):
-    """Per own fill with a measured AS: bin index, side (+1 our buy), as_bps."""
+    """Per own fill with a measured AS: bin index, side (+1 our buy), as_bps; and from_tape (the
+    public tape's prints stood in for own fills)."""
 
     bin_index: np.ndarray
     side: np.ndarray
     as_bps: np.ndarray
-
-
-def uses_tape(session: Session, fills: str) -> bool:
-    """Whether `bin_session(session, fills=fills)` takes the public tape as the fills."""
-    if fills not in ("auto", "own", "tape"):
-        raise ValueError(f"fills must be 'auto', 'own' or 'tape', got {fills!r}")
-    return fills == "tape" or (fills == "auto" and not np.any(to_arrays(session).kind == OWN_FILL))
+    from_tape: bool
 
 
 def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tuple[Binned, FillData]:
@@ -48,7 +43,8 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     fill of its passive side - the fills a quote at the touch would have got - with its AS measured
     from the recorded mids `as_horizon_s` later), or "auto" (own fills if the session has any).
     """
-    use_tape = uses_tape(session, fills)
+    if fills not in ("auto", "own", "tape"):
+        raise ValueError(f"fills must be 'auto', 'own' or 'tape', got {fills!r}")
     if not bin_s > 0:
         raise ValueError(f"bin_s must be > 0, got {bin_s!r}")
     a = to_arrays(session)
@@ -63,6 +59,7 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     last = np.searchsorted(a.t_s, edges, side="right") - 1
     mid = a.mid[last]
     ret = (mid[1:] / mid[:-1] - 1.0) * 1e4
+    use_tape = fills == "tape" or (fills == "auto" and not np.any(a.kind == OWN_FILL))
     if use_tape:
         rows = np.flatnonzero((a.kind == TRADE_PRINT) & ok & (a.t_s >= t0))
         side_all = -a.side[rows]  # the passive side: a taker's sell fills a resting bid (a buy)
@@ -87,4 +84,5 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     binned = Binned(ret_bps=ret, dt_s=np.full(n, bin_s), n_buy=n_buy, n_sell=n_sell, n_fills=n_buy + n_sell,
                     mean_as_bps=np.where(counts > 0, sums / np.maximum(counts, 1), 0.0),
                     has_as=(counts > 0).astype(float))
-    return binned, FillData(bin_index=fb.astype(np.int32), side=sides.astype(float), as_bps=as_bps)
+    return binned, FillData(bin_index=fb.astype(np.int32), side=sides.astype(float), as_bps=as_bps,
+                            from_tape=bool(use_tape))

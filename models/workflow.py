@@ -11,7 +11,7 @@ import numpy as np
 
 from events.session import Session
 from models.checks import plot_ppc, ppc
-from models.data import bin_session, uses_tape
+from models.data import bin_session
 from models.drift import ou_drift_model
 from models.fit import check, diagnostics, fit, prior_contraction, save_fit
 from models.regime import regime_hmm_model
@@ -32,7 +32,7 @@ def model_data(name: str, session: Session, bin_s: float = 1.0, fills: str = "au
         # own fills' clustering informs the volatility path; the public tape's trade count is not our
         # fill flow, and its bursts (62 prints per 1 s bin on average, variance 20,000 on the bundled
         # sample) then outweighed the returns: the posterior's volatility path followed the prints
-        own = binned.n_fills.sum() > 0 and not uses_tape(session, fills)
+        own = binned.n_fills.sum() > 0 and not fd.from_tape
         return sv_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_fills": binned.n_fills if own else None}
     if name == "toxicity":
         if len(fd.as_bps) < 10:

@@ -78,6 +78,8 @@ def test_bin_session_tape_fills():
     np.testing.assert_array_equal(binned.n_buy, [1, 0, 0])
     np.testing.assert_allclose(fills.as_bps, [-10.0])
     assert fills.side.tolist() == [1.0]
+    assert fills.from_tape and bin_session(s, 1.0, fills="auto")[1].from_tape  # no own fills: auto takes the tape
+    assert not bin_session(s, 1.0, fills="own")[1].from_tape
     with pytest.raises(ValueError, match="fills must be"):
         bin_session(s, 1.0, fills="nope")
 
