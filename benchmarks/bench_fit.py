@@ -36,7 +36,8 @@ from models.drift import ou_drift_model, simulate_drift  # noqa: E402
 from models.fit import diagnostics, fit  # noqa: E402
 from models.regime import regime_dominated_session, regime_hmm_enumerated_model, regime_hmm_model  # noqa: E402
 from models.toxicity import simulate_toxicity, toxicity_model  # noqa: E402
-from models.volatility import SVStructuredGuide, simulate_sv, sv_model  # noqa: E402
+from models.volatility import simulate_sv, sv_model  # noqa: E402
+from models.workflow import svi_setup  # noqa: E402
 
 
 def model_and_data(name: str, size: int):
@@ -56,10 +57,9 @@ def model_and_data(name: str, size: int):
 
 
 def svi_fit(name: str, model, data, **kw):
-    """SVI the way `bayesmm fit --method svi` runs it: the SV model centred with its structured guide."""
-    if name == "volatility":
-        return timed_fit(model, {**data, "centred": True}, method="svi", guide=SVStructuredGuide, **kw)
-    return timed_fit(model, data, method="svi", **kw)
+    """SVI the way `bayesmm fit --method svi` runs it (`models.workflow.svi_setup`)."""
+    data, guide = svi_setup(name, data)
+    return timed_fit(model, data, method="svi", guide=guide, **kw)
 
 
 def timed_fit(model, data, **kw):

@@ -45,6 +45,14 @@ def model_data(name: str, session: Session, bin_s: float = 1.0, fills: str = "au
     raise ValueError(f"unknown model {name!r} (choose from {MODEL_NAMES})")
 
 
+def svi_setup(name: str, data: dict) -> tuple[dict, object]:
+    """(data, guide) for SVI of one of MODEL_NAMES: the SV model centred with its structured guide
+    (mean-field SVI misplaces its posterior; see `SVStructuredGuide`), the others with AutoNormal."""
+    if name == "volatility":
+        return {**data, "centred": True}, SVStructuredGuide
+    return data, None
+
+
 def fit_session(session: Session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
                 warmup: int = 500, chains: int = 2, bin_s: float = 1.0, fills: str = "auto", seed: int = 0,
                 progress: bool = True) -> dict:
@@ -58,9 +66,7 @@ def fit_session(session: Session, names, out_dir: str | Path, method: str = "nut
     report = {}
     for name in names:
         model, data = model_data(name, session, bin_s, fills)
-        guide = None
-        if method == "svi" and name == "volatility":  # mean-field SVI misplaces the SV posterior
-            data, guide = {**data, "centred": True}, SVStructuredGuide
+        data, guide = svi_setup(name, data) if method == "svi" else (data, None)
         idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
                     progress=progress, guide=guide)
         with warnings.catch_warnings():
