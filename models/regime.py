@@ -91,14 +91,15 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     k_n = p.count_concentration
     mu = p.fill_rate_per_s * dt
     ll += k_n * (jnp.log(k_n) - jnp.log(k_n + mu)) + n[:, None] * (jnp.log(mu) - jnp.log(k_n + mu))
-    shared = gammaln(n + k_n) - gammaln(k_n) - gammaln(n + 1.0)
     # n_buy | n ~ BetaBinomial(n, a_r, b_r) with a_r + b_r = k_s:
     # log C(n, n_buy) + lgamma(n_buy + a) + lgamma(n_sell + b) - lgamma(n + k_s) - lgamma(a) - lgamma(b) + lgamma(k_s)
     k_s = p.side_concentration
     a, b = p.p_buy * k_s, (1.0 - p.p_buy) * k_s
     ll += gammaln(n_buy[:, None] + a) + gammaln(n_sell[:, None] + b) - gammaln(a) - gammaln(b)
-    shared += gammaln(n + 1.0) - gammaln(n_buy + 1.0) - gammaln(n_sell + 1.0) - gammaln(n + k_s) + gammaln(k_s)
-    # (the two gammaln(n + 1) cancel; kept so each law reads as its textbook form)
+    # the regime-free terms of both laws; the count law's -lgamma(n+1) and the binomial coefficient's
+    # +lgamma(n+1) cancel, so neither is computed
+    shared = (gammaln(n + k_n) - gammaln(k_n) - gammaln(n_buy + 1.0) - gammaln(n_sell + 1.0)
+              - gammaln(n + k_s) + gammaln(k_s))
     as_ll = dist.Normal(p.as_mean_bps, as_sd_of_mean(p, n[:, None])).log_prob(mean_as_bps[:, None])
     return ll + shared[:, None] + has_as[:, None] * as_ll
 
@@ -167,7 +168,7 @@ def _evidence_bwd(res, g):
         beta = transition @ (w_next * beta_next)
         return beta, beta
 
-    _, betas = jax.lax.scan(back, jnp.ones_like(norms[:1].repeat(NUM_STATES)), weighted_next, reverse=True)
+    _, betas = jax.lax.scan(back, jnp.ones(NUM_STATES, norms.dtype), weighted_next, reverse=True)
     betas = jnp.concatenate([betas, jnp.ones((1, NUM_STATES), betas.dtype)])
     smoothed = filtered * betas
     d_transition = filtered[:-1].T @ (weighted_next * betas[1:])
