@@ -1,5 +1,6 @@
-"""Offline fits: wall time and ESS per second of each model at two sizes with NUTS and SVI, and the
-marginalised regime HMM against NumPyro's enumerated form of the same model on the same data.
+"""Offline fits: wall time and ESS per second of each model at two sizes with NUTS and SVI, the
+marginalised regime HMM against NumPyro's enumerated form of the same model on the same data, and
+the cost of the hand-written gradients against autodiff of the same functions.
 
 Data are simulated with known parameters (the recovery-test settings) so every fit is well posed.
 Times include compilation (what a user waits for). ESS/s is the smallest bulk ESS over the scalar
@@ -12,11 +13,12 @@ Environment: BENCH_FIT_SIZES (default "2000,20000"), BENCH_FIT_CHAINS / BENCH_FI
 warmup = draws; sizes above 5,000 bins run 1 chain x 100 draws: a 20,000-step scan per gradient makes
 each NUTS draw cost seconds on 2 CPU cores, and ESS/s is what compares; the SV model, with one latent
 per bin, gets SVI only there - the method the models' docs give for long sessions), BENCH_FIT_MODELS (default all),
-BENCH_FIT_CHAIN_METHOD (default "sequential"; a vmapped gradient of the regime HMM cost 4x one
+BENCH_FIT_CHAIN_METHOD (default "sequential"; a vmapped gradient of the regime HMM cost 4-6x one
 chain's, so "vectorized" only adds lockstep waits),
 BENCH_FIT_ENUM_BINS (2000; 0 skips the comparison), BENCH_FIT_AIM (1: also time the issue's target, the regime HMM on
 20,000 bins with NUTS 500 + 500 draws per chain and with SVI; one chain is timed, since chains run
-one after another on CPU, 4 chains take 4 times as long).
+one after another on CPU, 4 chains take 4 times as long), BENCH_FIT_GRAD_BINS (20000; 0 skips
+the gradient timings).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from models.drift import ou_drift_model, simulate_drift  # noqa: E402
-from models.fit import diagnostics, fit  # noqa: E402
+from models.fit import diagnostics, fit, model_kwargs  # noqa: E402
 from models.regime import regime_dominated_session, regime_hmm_enumerated_model, regime_hmm_model  # noqa: E402
 from models.toxicity import simulate_toxicity, toxicity_model  # noqa: E402
 from models.volatility import simulate_sv, sv_model  # noqa: E402
@@ -114,8 +116,63 @@ def run() -> None:
     enum_bins = int(os.environ.get("BENCH_FIT_ENUM_BINS", "2000"))
     if enum_bins > 0:
         compare_enumerated(enum_bins)
+    grad_bins = int(os.environ.get("BENCH_FIT_GRAD_BINS", "20000"))
+    if grad_bins > 0:
+        gradient_costs(grad_bins)
     if os.environ.get("BENCH_FIT_AIM", "1") == "1":
         regime_aim()
+
+
+def _ms_per_call(fn, *args, repeats: int = 30) -> float:
+    jax.block_until_ready(fn(*args))  # compile
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - t0) / repeats * 1e3
+
+
+def gradient_costs(num_bins: int) -> None:
+    """Value + gradient, ms per call: the regime evidence (forward-backward VJP vs autodiff of the same
+    scaled forward scan) and the drift Kalman likelihood with a per-bin term reading its outputs, as
+    the fill term does (forward-mode Jacobian VJP vs reverse mode), plus the whole regime potential."""
+    import jax.numpy as jnp
+    from numpyro.infer.util import initialize_model
+
+    from models.drift import kalman_loglik, kalman_loglik_forward_grad
+    from models.regime import _scaled_forward, generator, scaled_log_evidence
+    from online.kernels import transition_matrix
+
+    rng = np.random.default_rng(0)
+    ll = jnp.asarray(rng.normal(size=(num_bins, 4)) * 3)
+    a = transition_matrix(generator(jnp.full(12, 1 / 900.0)), 1.0)
+    init = jnp.full(4, -jnp.log(4.0))
+
+    def autodiff_evidence(x, m):
+        _, norms, _, shift = _scaled_forward(x, m, init)
+        return jnp.sum(jnp.log(norms)) + jnp.sum(shift)
+
+    def hand_written_evidence(x, m):
+        return scaled_log_evidence(x, m, init)
+
+    print(f"\nvalue + gradient, {num_bins} bins, ms per call:")
+    for label, f in (("autodiff", autodiff_evidence), ("forward-backward VJP", hand_written_evidence)):
+        print(f"  {'regime evidence, ' + label:<45} {_ms_per_call(jax.jit(jax.value_and_grad(f, (0, 1))), ll, a):7.2f}")
+    ret, dt = jnp.asarray(rng.normal(0.0, 2.0, num_bins)), jnp.ones(num_bins)
+    weights = jnp.asarray(rng.poisson(0.1, num_bins).astype(float))
+
+    def with_fill_term(kalman):
+        def f(q):
+            lik, m, p = kalman(ret, dt, q[0], q[1], q[2])
+            return lik + jnp.sum(weights * jnp.tanh(m) * p)
+        return jax.jit(jax.value_and_grad(f))
+
+    q = jnp.array([0.02, 0.3, 2.0])
+    for label, k in (("reverse mode", kalman_loglik), ("forward-mode VJP", kalman_loglik_forward_grad)):
+        print(f"  {'drift Kalman + fill term, ' + label:<45} {_ms_per_call(with_fill_term(k), q):7.2f}")
+    data, _ = regime_dominated_session(jax.random.key(1), num_bins)
+    info = initialize_model(jax.random.key(0), regime_hmm_model, model_kwargs=model_kwargs(data))
+    potential = jax.jit(jax.value_and_grad(info.potential_fn))
+    print(f"  {'regime HMM potential (a NUTS gradient)':<45} {_ms_per_call(potential, info.param_info.z):7.2f}")
 
 
 def regime_aim(num_bins: int = 20_000) -> None:

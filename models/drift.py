@@ -51,8 +51,9 @@ def kalman_loglik_forward_grad(ret_bps, dt_s, theta, sigma_mu, sigma):
     """`kalman_loglik`, differentiated in forward mode: the outputs depend on three scalars, so
     their full Jacobian is one scan carrying three tangents, and a gradient is that Jacobian applied
     to the cotangents. For when the per-bin outputs are used (the fill term reads them): reverse
-    mode through the scan then cost ~2.6 us per bin (value and gradient, 2,000 bins), this ~1 us.
-    With the log-likelihood alone reverse mode is cheaper (~0.1 us per bin) and is what runs."""
+    mode through the scan then cost ~2.6 us per bin (value and gradient), this ~0.9 us
+    (benchmarks/bench_fit.py, `gradient_costs`). With the log-likelihood alone reverse mode is
+    cheaper (~0.1 us per bin) and is what runs."""
     return kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma)
 
 

@@ -82,7 +82,8 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     The count laws are written out rather than taken from `numpyro.distributions` so that their
     log-gamma terms that do not depend on the regime (they depend on the bin's counts and the shared
     concentrations only) are evaluated once per bin instead of once per bin and regime: log-gammas
-    and their digamma gradients were ~2/3 of a NUTS gradient on 20,000 bins (30 of 43 ms; 13 ms after)."""
+    and their digamma gradients were ~2/3 of a NUTS gradient on 20,000 bins (30 of 43 ms; the
+    gradient now: benchmarks/bench_fit.py, `gradient_costs`)."""
     dt = dt_s[:, None]
     n = n_buy + n_sell
     ret_ll = dist.Normal(p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt)).log_prob(ret_bps[:, None])
@@ -147,8 +148,9 @@ def scaled_log_evidence(log_lik, transition, log_init):
     Why not the log-space kernels (needed online, where a belief must survive arbitrary gaps):
     the scan step is the cost of every NUTS gradient, and theirs has eight exps and five logs.
     Measured on 20,000 bins (2-core CPU), value + gradient of the evidence: log-space kernels with
-    autodiff ~30 ms, this recursion with autodiff ~11-13 ms, with the forward-backward gradient
-    ~2 ms. A balanced-tree product of the 4x4 factors (O(log T) depth) was no faster on CPU (~20 ms).
+    autodiff ~30 ms, this recursion with autodiff ~10 ms, with the forward-backward gradient ~1.3 ms
+    (the last two: benchmarks/bench_fit.py, `gradient_costs`). A balanced-tree product of the 4x4
+    factors (O(log T) depth) was no faster on CPU (~20 ms).
     """
     _, norms, _, shift = _scaled_forward(log_lik, transition, log_init)
     return jnp.sum(jnp.log(norms)) + jnp.sum(shift)
