@@ -49,7 +49,8 @@ def bench_sweep(num_sets: int = 1000) -> dict:
     base = loop_params(s, "bayesian")
     lam = jnp.linspace(0.1, 0.8, num_sets)
     batch = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_sets, *jnp.shape(x))), base)
-    batch = batch._replace(online=batch.online._replace(lambda_fill=lam))
+    cfg = batch.config
+    batch = batch._replace(config=cfg._replace(evidence=cfg.evidence._replace(lambda_fill=lam)))
     sweep = jnp.asarray(s.sweep_sells)
 
     path = simulate(jax.random.key(0), s.market, s.num_steps)  # one market, many parameter sets
@@ -68,15 +69,17 @@ def bench_sweep(num_sets: int = 1000) -> dict:
 
 
 def bench_real_file() -> dict:
-    from calibration.sim_cli import backtest
+    from bayesmm.sim_cmd import backtest_config
+    from sim.backtest import backtest
 
     t0 = time.perf_counter()
     session, report = ingest(PERP)
     t_ingest = time.perf_counter() - t0
     n_msgs = report.counts["raw_messages"]
-    backtest(session, "glft")  # compile
+    cfg = backtest_config(session, "glft")
+    backtest(session, cfg)  # compile
     t0 = time.perf_counter()
-    backtest(session, "glft")
+    backtest(session, cfg)
     t_loop = time.perf_counter() - t0
     out = {"messages": n_msgs, "bayesmm_ingest_s": t_ingest, "bayesmm_backtest_s": t_loop,
            "bayesmm_msgs_per_s_backtest": n_msgs / t_loop, "bayesmm_msgs_per_s_total": n_msgs / (t_ingest + t_loop)}

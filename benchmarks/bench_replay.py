@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from benchmarks._timing import best_of  # noqa: E402
 from events import ingest, to_arrays  # noqa: E402
 from online.belief import Event  # noqa: E402
-from online.params import default_params  # noqa: E402
+from online.params import default_config  # noqa: E402
 from online.replay import Filter, as_events  # noqa: E402
 from online.replay import run as replay  # noqa: E402
 from tests.conftest import PERP  # noqa: E402
@@ -28,7 +28,7 @@ def run_one(dtype) -> dict:
     session, _ = ingest(PERP)
     arrays = to_arrays(session)
     ev = as_events(arrays, dtype)
-    params = default_params(dtype=dtype)
+    params = default_config(dtype)
     n = len(arrays.kind)
     jax.block_until_ready(replay(ev, params))
     t_replay = best_of(lambda: jax.block_until_ready(replay(ev, params)))

@@ -4,7 +4,6 @@ Parquet, and its plot (the `bayesmm replay` command)."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import jax
@@ -15,36 +14,15 @@ import pyarrow.parquet as pq
 from events.features import to_arrays
 from events.kinds import KINDS
 from events.session import Session
-from online.params import OnlineParams, default_params, params_from_dict, params_to_dict
+from online.params import Config, config_to_dict, default_config
 from online.replay import as_events, beliefs_to_columns, run
 
 
-def load_params(path: str | Path | None) -> OnlineParams:
-    """OnlineParams from a .json or .toml file of field -> value (missing fields take defaults);
-    the spec's defaults when path is None. A `[online]` table in a TOML config is accepted."""
-    if path is None:
-        return default_params()
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such parameter file")
-    if path.suffix == ".toml":
-        d = tomllib.loads(path.read_text())
-        d = d.get("online", d)
-    elif path.suffix == ".json":
-        d = json.loads(path.read_text())
-    else:
-        raise ValueError(f"{path}: parameter files are .json or .toml, got {path.suffix!r}")
-    try:
-        return params_from_dict(d)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-
-
-def replay_session(session: Session, params: OnlineParams | None = None) -> pa.Table:
+def replay_session(session: Session, cfg: Config | None = None) -> pa.Table:
     """The belief after every event of the session: columns t_s, kind (name) and every output of
     `online.belief.Beliefs` (p_regime split into p_trending_down, ...), in float64."""
     jax.config.update("jax_enable_x64", True)
-    params = params if params is not None else default_params()
+    params = cfg if cfg is not None else default_config()
     arrays = to_arrays(session)
     beliefs = run(as_events(arrays, np.float64), params)
     cols = beliefs_to_columns(beliefs, arrays.kind)
@@ -52,7 +30,7 @@ def replay_session(session: Session, params: OnlineParams | None = None) -> pa.T
     cols["kind"] = np.asarray(KINDS, dtype=object)[cols["kind"]]
     order = ["t_s", "kind"] + [c for c in cols if c not in ("t_s", "kind")]
     table = pa.table({c: cols[c] for c in order})
-    meta = {"params": params_to_dict(params), "session": session.meta.to_dict()}
+    meta = {"config": config_to_dict(params), "session": session.meta.to_dict()}
     return table.replace_schema_metadata({b"bayesmm.replay": json.dumps(meta).encode()})
 
 

@@ -42,8 +42,8 @@ from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, TRADE_PRINT
-from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, transition_matrix
-from online.params import NUM_REGIMES, OnlineParams
+from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, ou_stationary_var, transition_matrix
+from online.params import NUM_REGIMES, Config
 
 BURST_BUFFER = 16  # recent fills kept for the burst detector; bursts longer than this count as 16
 _NEVER_S = 1e9  # age of an empty ring-buffer slot, s
@@ -161,26 +161,27 @@ class Beliefs(NamedTuple):
     burst_side: jax.Array
 
 
-def _vol_prior(params: OnlineParams):
-    alpha0 = params.vol_prior_strength
-    return alpha0, params.sigma_long_bps_sqrt_s**2 * (alpha0 - 1.0)
+def _vol_prior(params: Config):
+    alpha0 = params.volatility.prior_strength
+    return alpha0, params.volatility.sigma_long_bps_sqrt_s**2 * (alpha0 - 1.0)
 
 
-def init(params: OnlineParams) -> BeliefState:
+def init(params: Config) -> BeliefState:
     """The prior: no directional evidence, drift at its OU stationary law, volatility at its
     long-run level, toxicity at its Beta prior, regimes uniform, no recent fills."""
-    dtype = jnp.asarray(params.lambda_fill).dtype
+    dtype = jnp.asarray(params.evidence.lambda_fill).dtype
     z = jnp.zeros((), dtype)
     alpha0, beta0 = _vol_prior(params)
     return BeliefState(
         log_odds_ev=z,
         drift_mean_bps_s=z,
-        drift_var=jnp.asarray(params.sigma_mu_bps_s_sqrt_s**2 / (2.0 * params.theta_mu_per_s), dtype),
+        drift_var=jnp.asarray(ou_stationary_var(params.drift.sigma_mu_bps_s_sqrt_s, params.drift.theta_mu_per_s),
+                              dtype),
         vol_alpha=jnp.asarray(alpha0, dtype),
         vol_beta=jnp.asarray(beta0, dtype),
         fill_count=z,
-        tox_informed=jnp.asarray(params.tox_prior_informed, dtype),
-        tox_uninformed=jnp.asarray(params.tox_prior_uninformed, dtype),
+        tox_informed=jnp.asarray(params.toxicity.prior_informed, dtype),
+        tox_uninformed=jnp.asarray(params.toxicity.prior_uninformed, dtype),
         as_sum_bps=z,
         as_weight=z,
         regime_log_probs=jnp.full((NUM_REGIMES,), -jnp.log(NUM_REGIMES), dtype),
@@ -197,29 +198,30 @@ def sigma2_estimate(state: BeliefState):
     return state.vol_beta / (state.vol_alpha - 1.0)
 
 
-def _same_side_in_window(state: BeliefState, side, params: OnlineParams):
-    recent = (state.fill_age_s <= params.max_burst_age_s) & (state.fill_side == side) & (side != 0)
+def _same_side_in_window(state: BeliefState, side, params: Config):
+    recent = (state.fill_age_s <= params.evidence.max_burst_age_s) & (state.fill_side == side) & (side != 0)
     return jnp.sum(recent.astype(state.fill_age_s.dtype))
 
 
-def _time_passes(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     dt = jnp.maximum(ev.dt_s, 0.0)
     alpha0, beta0 = _vol_prior(p)
-    forget = jnp.exp(-p.vol_forget_per_s * dt)
-    tox = p.tox_decay_per_window ** (dt / p.tox_window_s)
-    mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.theta_mu_per_s, p.sigma_mu_bps_s_sqrt_s)
-    log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime_rates_per_s, dt))
-    log_probs, _ = hmm_condition(log_probs, -p.regime_fill_rate_per_s * dt)  # no fill arrived in dt
-    log_odds = s.log_odds_ev * jnp.exp(-p.theta_decay_per_s * dt) - p.lambda_imbalance_per_s * s.imbalance * dt
+    forget = jnp.exp(-p.volatility.forget_per_s * dt)
+    tox = p.toxicity.decay_per_window ** (dt / p.toxicity.window_s)
+    mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.drift.theta_mu_per_s, p.drift.sigma_mu_bps_s_sqrt_s)
+    log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime.rates_per_s, dt))
+    log_probs, _ = hmm_condition(log_probs, -p.regime.fill_rate_per_s * dt)  # no fill arrived in dt
+    e = p.evidence
+    log_odds = s.log_odds_ev * jnp.exp(-e.theta_decay_per_s * dt) - e.lambda_imbalance_per_s * s.imbalance * dt
     return s._replace(
         log_odds_ev=log_odds,
         drift_mean_bps_s=mean,
         drift_var=var,
         vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,
         vol_beta=beta0 + (s.vol_beta - beta0) * forget,
-        fill_count=s.fill_count * jnp.exp(-dt / p.fill_window_s),
-        tox_informed=p.tox_prior_informed + (s.tox_informed - p.tox_prior_informed) * tox,
-        tox_uninformed=p.tox_prior_uninformed + (s.tox_uninformed - p.tox_prior_uninformed) * tox,
+        fill_count=s.fill_count * jnp.exp(-dt / p.volatility.fill_window_s),
+        tox_informed=p.toxicity.prior_informed + (s.tox_informed - p.toxicity.prior_informed) * tox,
+        tox_uninformed=p.toxicity.prior_uninformed + (s.tox_uninformed - p.toxicity.prior_uninformed) * tox,
         as_sum_bps=s.as_sum_bps * tox,
         as_weight=s.as_weight * tox,
         regime_log_probs=log_probs,
@@ -228,7 +230,7 @@ def _time_passes(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
     )
 
 
-def _on_mid_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _on_mid_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Kalman update of the drift on the return; IG update of sigma^2; regime likelihood.
 
     Observation model: ret_bps ~ N(mu dt, sigma^2 (dt + return_noise_s)), so the IG step adds
@@ -236,11 +238,11 @@ def _on_mid_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
     """
     has_dt = ev.ret_dt_s > 0
     dt = jnp.where(has_dt, ev.ret_dt_s, 1.0)
-    span = dt + p.return_noise_s
+    span = dt + p.drift.return_noise_s
     sigma2 = sigma2_estimate(s)
     mean, var, _ = gaussian_update(s.drift_mean_bps_s, s.drift_var, ev.ret_bps / dt, sigma2 * span / dt**2)
-    sd_r = p.sigma_long_bps_sqrt_s * p.regime_vol_mult * jnp.sqrt(span)
-    loglik = norm.logpdf(ev.ret_bps, p.regime_drift_bps_s * dt, sd_r)
+    sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(span)
+    loglik = norm.logpdf(ev.ret_bps, p.regime.drift_bps_s * dt, sd_r)
     log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
     return s._replace(
         drift_mean_bps_s=jnp.where(has_dt, mean, s.drift_mean_bps_s),
@@ -251,18 +253,18 @@ def _on_mid_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
     )
 
 
-def _on_book_update(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _on_book_update(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     return s._replace(imbalance=ev.imbalance)
 
 
-def _on_trade_print(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _on_trade_print(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """A taker selling (side -1) is bearish: log-odds += -lambda_trade * side."""
-    p_side = jnp.where(ev.side > 0, p.regime_p_taker_buy, 1.0 - p.regime_p_taker_buy)
+    p_side = jnp.where(ev.side > 0, p.regime.p_taker_buy, 1.0 - p.regime.p_taker_buy)
     log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side))
-    return s._replace(log_odds_ev=s.log_odds_ev - p.lambda_trade * ev.side, regime_log_probs=log_probs)
+    return s._replace(log_odds_ev=s.log_odds_ev - p.evidence.lambda_trade * ev.side, regime_log_probs=log_probs)
 
 
-def _on_own_fill(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _on_own_fill(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """lambda_fill * side, plus lambda_burst * (n - (burst_min - 1)) * side while n >= burst_min
     same-side fills (this one included) lie within max_burst_age_s (spec 1A)."""
     side = ev.side
@@ -270,26 +272,33 @@ def _on_own_fill(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
     sides = s.fill_side.at[s.fill_head].set(side)
     s = s._replace(fill_age_s=age, fill_side=sides, fill_head=(s.fill_head + 1) % BURST_BUFFER)
     n = _same_side_in_window(s, side, p)
-    burst_term = p.lambda_burst * jnp.where(n >= p.burst_min_fills, n - (p.burst_min_fills - 1.0), 0.0)
-    p_side = jnp.where(side > 0, p.regime_p_buy_fill, 1.0 - p.regime_p_buy_fill)
-    log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side) + jnp.log(p.regime_fill_rate_per_s))
+    e = p.evidence
+    burst_term = e.lambda_burst * jnp.where(n >= e.burst_min_fills, n - (e.burst_min_fills - 1.0), 0.0)
+    p_side = jnp.where(side > 0, p.regime.p_buy_fill, 1.0 - p.regime.p_buy_fill)
+    log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side) + jnp.log(p.regime.fill_rate_per_s))
     return s._replace(
-        log_odds_ev=s.log_odds_ev + (p.lambda_fill + burst_term) * side,
+        log_odds_ev=s.log_odds_ev + (p.evidence.lambda_fill + burst_term) * side,
         fill_count=s.fill_count + 1.0,
         regime_log_probs=log_probs,
     )
 
 
-def _on_adverse_selection(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def as_term(side, as_bps, p: Config):
+    """The spec's AS evidence (1A): lambda_AS x side x max(0, AS - fee) / AS_scale (log-odds units)."""
+    e = p.evidence
+    return e.lambda_as * side * jnp.maximum(0.0, as_bps - p.venue.maker_fee_bps) / e.as_scale_bps
+
+
+def _on_adverse_selection(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Directional: lambda_AS * side * max(0, AS - fee) / AS_scale. Toxicity (1C): informed if
     AS > 2 spread, uninformed if AS < spread / 2, else a fractional (AS - spread/2) / (1.5 spread)."""
     a = ev.as_bps
     spread = jnp.maximum(ev.spread_bps, 1e-6)
     w = jnp.clip((a - 0.5 * spread) / (1.5 * spread), 0.0, 1.0)
-    loglik = norm.logpdf(a, p.regime_as_mean_bps, p.regime_as_sd_bps)
+    loglik = norm.logpdf(a, p.regime.as_mean_bps, p.regime.as_sd_bps)
     log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
     return s._replace(
-        log_odds_ev=s.log_odds_ev + p.lambda_as * ev.side * jnp.maximum(0.0, a - p.fee_bps) / p.as_scale_bps,
+        log_odds_ev=s.log_odds_ev + as_term(ev.side, a, p),
         tox_informed=s.tox_informed + w,
         tox_uninformed=s.tox_uninformed + (1.0 - w),
         as_sum_bps=s.as_sum_bps + a,
@@ -298,12 +307,12 @@ def _on_adverse_selection(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefS
     )
 
 
-def _on_cv_tick(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _on_cv_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Another venue's mid rising is bullish: log-odds += -lambda_cv * return (bps)."""
-    return s._replace(log_odds_ev=s.log_odds_ev - p.lambda_cv_per_bps * ev.cv_ret_bps)
+    return s._replace(log_odds_ev=s.log_odds_ev - p.evidence.lambda_cv_per_bps * ev.cv_ret_bps)
 
 
-def _no_evidence(s: BeliefState, ev: Event, p: OnlineParams) -> BeliefState:
+def _no_evidence(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     return s
 
 
@@ -314,7 +323,7 @@ for _code, _fn in ((MID_TICK, _on_mid_tick), (BOOK_UPDATE, _on_book_update), (TR
 _BRANCHES[NUM_KINDS] = _no_evidence
 
 
-def update(state: BeliefState, event: Event, params: OnlineParams) -> BeliefState:
+def update(state: BeliefState, event: Event, params: Config) -> BeliefState:
     """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table)."""
     state = _time_passes(state, event, params)
     branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
@@ -327,19 +336,20 @@ def tick_log_odds(state: BeliefState):
     return log_ndtr(z) - log_ndtr(-z)
 
 
-def drift_magnitude_bps_s(state: BeliefState, params: OnlineParams):
+def drift_magnitude_bps_s(state: BeliefState, params: Config):
     """E|mu| = sum_r P(r) |m_r| under the regime posterior, bps/s."""
-    return jnp.sum(jnp.exp(state.regime_log_probs) * jnp.abs(params.regime_drift_bps_s))
+    return jnp.sum(jnp.exp(state.regime_log_probs) * jnp.abs(params.regime.drift_bps_s))
 
 
-def readout(state: BeliefState, params: OnlineParams) -> Beliefs:
+def readout(state: BeliefState, params: Config) -> Beliefs:
     """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
-    log_odds = state.log_odds_ev + tick_log_odds(state)
+    log_odds = state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
     p_down = jax.nn.sigmoid(log_odds)
-    sigma2 = sigma2_estimate(state) * jnp.maximum(1.0, state.fill_count / params.expected_fills_per_window)
+    sigma2 = sigma2_estimate(state) * jnp.maximum(1.0, state.fill_count / params.volatility.expected_fills_per_window)
     sigma = jnp.sqrt(sigma2)
-    ratio = sigma / params.sigma_long_bps_sqrt_s
-    vol_regime = (ratio > params.vol_low_ratio).astype(jnp.int32) + (ratio > params.vol_high_ratio).astype(jnp.int32)
+    ratio = sigma / params.volatility.sigma_long_bps_sqrt_s
+    v = params.volatility
+    vol_regime = (ratio > v.low_ratio).astype(jnp.int32) + (ratio > v.high_ratio).astype(jnp.int32)
     last_side = state.fill_side[(state.fill_head - 1) % BURST_BUFFER]
     magnitude = drift_magnitude_bps_s(state, params)
     count = _same_side_in_window(state, last_side, params)
@@ -355,10 +365,10 @@ def readout(state: BeliefState, params: OnlineParams) -> Beliefs:
         sigma_bps_sqrt_s=sigma,
         vol_regime=vol_regime,
         toxicity=state.tox_informed / (state.tox_informed + state.tox_uninformed),
-        expected_as_bps=(params.as_prior_weight * params.as_prior_bps + state.as_sum_bps)
-        / (params.as_prior_weight + state.as_weight),
+        expected_as_bps=(params.toxicity.as_prior_weight * params.toxicity.as_prior_bps + state.as_sum_bps)
+        / (params.toxicity.as_prior_weight + state.as_weight),
         p_regime=jnp.exp(state.regime_log_probs),
-        burst=(count >= params.burst_min_fills).astype(sigma.dtype),
+        burst=(count >= params.evidence.burst_min_fills).astype(sigma.dtype),
         burst_count=count,
         burst_side=jnp.where(count > 0, last_side, 0.0),
     )

@@ -11,6 +11,11 @@ from jax import lax
 from jax.scipy.special import logsumexp
 
 
+def ou_stationary_var(sigma, theta_per_s):
+    """Stationary variance sigma^2 / (2 theta) of an OU process dx = -theta x dt + sigma dW."""
+    return sigma**2 / (2.0 * theta_per_s)
+
+
 def ou_predict(mean, var, dt_s, theta_per_s, sigma):
     """Exact OU transition of a Gaussian belief over dt_s seconds.
 
@@ -18,7 +23,7 @@ def ou_predict(mean, var, dt_s, theta_per_s, sigma):
     var * e^{-2 theta dt} + sigma^2 (1 - e^{-2 theta dt}) / (2 theta).
     """
     decay = jnp.exp(-theta_per_s * dt_s)
-    stationary = sigma**2 / (2.0 * theta_per_s)
+    stationary = ou_stationary_var(sigma, theta_per_s)
     return mean * decay, var * decay**2 + stationary * (1.0 - decay**2)
 
 

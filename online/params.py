@@ -1,13 +1,25 @@
-"""`OnlineParams`: every parameter of spec stage 1 (and the burst rule), with the spec's values as
-defaults, units in the names, range checks with clear errors, and a plain-dict round trip.
+"""The configuration: every parameter of the online belief (spec stage 1), the quoter (stages 2-6)
+and the order layer (stage 7), grouped by component exactly as the exported `config.toml` is:
 
-The parameters are a NamedTuple of scalars / small arrays, i.e. a pytree: `jit`, `vmap` (a batch
-of parameter sets is an `OnlineParams` whose leaves have a leading axis) and `grad` accept it.
+    Config(venue, drift, evidence, volatility, toxicity, regime, quoter, orders)
+
+Each group is a NamedTuple of scalars / small arrays, so a `Config` is a pytree: `jit`, `vmap` (a
+batch of configurations is a `Config` whose leaves have a leading axis), `grad` and `lax.scan`
+accept it. One value lives in one place: the maker fee is `venue.maker_fee_bps` for the belief's
+AS term, the quoter's fee floor and the simulated exchange alike; the drift's OU rate is
+`drift.theta_mu_per_s` for the Kalman filter and the quoter's OU-consistent shift.
+
+Every field has a range (`RANGES`), checked on the host by `validate`, with errors that name the
+key (`evidence.lambda_trade`), its value and the allowed range; every value must be finite. The
+same table gives the JSON Schema of the file (`calibration.schema`). Flags (`quoter.use_*`,
+`orders.use_emergency_cancel`) are booleans in the file and 0.0/1.0 floats in memory, so that
+baselines are presets of one function and a sweep can vmap across them.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -20,60 +32,69 @@ _THETA_MU = 0.001
 _PRIOR_SD = 5.0
 
 
-class OnlineParams(NamedTuple):
-    """Parameters of the online belief (spec stage 1, sections 5-6). Units are in the names.
+class VenueParams(NamedTuple):
+    """What the venue imposes (from the session's metadata when calibrating).
 
     Attributes:
-        lambda_fill: log-likelihood ratio of one own fill for the sign of drift (0.35: 8 same-side
-            fills ~ 95%).
+        tick_size_px: price grid, quote currency.
+        max_sig_figs: significant figures allowed in a price (Hyperliquid: 5; 0 = no limit).
+        price_decimals: decimals allowed in a price (Hyperliquid perps: 6 - szDecimals).
+        sz_decimals: decimals of order sizes (Hyperliquid szDecimals).
+        maker_fee_bps: our maker fee, bps of notional (positive = we pay; Hyperliquid 1.5).
+    """
+
+    tick_size_px: float = 0.001
+    max_sig_figs: float = 5.0
+    price_decimals: float = 4.0
+    sz_decimals: float = 2.0
+    maker_fee_bps: float = 1.5
+
+
+class DriftParams(NamedTuple):
+    """The OU drift seen through mid returns (spec 1A): an exact Kalman filter.
+
+    Attributes:
+        theta_mu_per_s: OU mean reversion of the drift, 1/s (0.001: half-life ~11.5 min); also the
+            quoter's OU-consistent drift shift.
+        sigma_mu_bps_s_sqrt_s: OU diffusion of the drift, (bps/s)/sqrt(s); the default gives a
+            stationary sd of 5 bps/s, i.e. drift within about +-10 bps/s.
+        return_noise_s: microstructure noise of mid returns in seconds of diffusion: a return over
+            dt has variance sigma^2 (dt + return_noise_s). 0 gives the spec's r^2 = dp^2/dt, which
+            real tick data (moves within milliseconds) blows up; this keeps the update conjugate.
+        return_weight: weight of the returns' evidence in p_down, the tick log-odds multiplied by
+            it (1: the Kalman posterior as it is; 0: returns inform sigma and the regime only).
+            On a tick grid the mid bounces between bid and ask, which a drift filter reads as
+            momentum; calibration sets how much of it to believe.
+    """
+
+    theta_mu_per_s: float = _THETA_MU
+    sigma_mu_bps_s_sqrt_s: float = _PRIOR_SD * math.sqrt(2 * _THETA_MU)
+    return_noise_s: float = 1.0
+    return_weight: float = 1.0
+
+
+class EvidenceParams(NamedTuple):
+    """Additive log-likelihood ratios for the sign of the drift (spec 1A), and their decay.
+
+    Attributes:
+        lambda_fill: log-LR of one own fill for the sign of drift (0.35: 8 same-side fills ~ 95%).
         lambda_as: weight of the adverse-selection term (0.15).
         as_scale_bps: AS normaliser in that term, bps (20).
-        fee_bps: maker fee subtracted from AS before it counts as evidence, bps (1.5).
+        as_horizon_s: how long after a fill its AS is measured, s (5).
         lambda_burst: per-extra-fill weight of a same-side burst (0.25).
         burst_min_fills: fills on one side within the window that make a burst (4).
         max_burst_age_s: the burst window, s (2).
         theta_decay_per_s: decay rate of the evidence log-odds without fresh evidence, 1/s (0.02,
             half-life ln2/0.02 = 34.7 s).
         lambda_trade: log-LR per public trade print, by aggressor side (0 until calibrated).
-        lambda_imbalance_per_s: log-LR per second of holding a top-K book imbalance of 1 (0).
+        lambda_imbalance_per_s: log-LR per second of holding a top-of-book imbalance of 1 (0).
         lambda_cv_per_bps: log-LR per bps of another venue's mid move (0).
-        return_noise_s: microstructure noise of mid returns in seconds of diffusion: a return over
-            dt has variance sigma^2 (dt + return_noise_s). 0 gives the spec's r^2 = dp^2/dt, which
-            real tick data (moves within milliseconds) blows up; this keeps the update conjugate.
-        theta_mu_per_s: OU mean reversion of the drift, 1/s (0.001: half-life ~11.5 min).
-        sigma_mu_bps_s_sqrt_s: OU diffusion of the drift, (bps/s)/sqrt(s); default gives a
-            stationary sd of 5 bps/s, i.e. drift within about +-10 bps/s.
-        sigma_long_bps_sqrt_s: long-run volatility, the volatility prior's centre, bps/sqrt(s).
-        vol_prior_strength: inverse-gamma prior alpha_0 (> 1); larger = slower to move.
-        vol_forget_per_s: rate at which volatility evidence is forgotten toward the prior, 1/s.
-        fill_window_s: the window of the fill-clustering adjustment, s (5).
-        expected_fills_per_window: fills expected in that window in normal conditions.
-        vol_low_ratio: sigma / sigma_long below this is the "low" vol regime.
-        vol_high_ratio: sigma / sigma_long above this is the "high" vol regime.
-        tox_prior_informed: Beta prior pseudo-count of informed fills (alpha_informed_0).
-        tox_prior_uninformed: Beta prior pseudo-count of uninformed fills.
-        tox_decay_per_window: multiplicative decay of the evidence per window (0.95).
-        tox_window_s: that window, s (30); the decay is applied continuously.
-        as_prior_bps: prior of the realised AS mean (the spec's AS_scale of stage 3 "from realised AS
-            history"), bps.
-        as_prior_weight: that prior's weight, in fills; the evidence decays like the toxicity's.
-        regime_switch_per_s: total rate of leaving a regime, 1/s (0.001), used when `regime_rates_per_s`
-            is built by `default_params`.
-        regime_rates_per_s: continuous-time generator Q (4x4, rows sum to 0), 1/s.
-        regime_drift_bps_s: mean drift of each regime, bps/s (-m, +m, 0, 0); also gives the drift
-            magnitude E|mu| = sum_r P(r) |m_r| of the read-out mu_bps_s.
-        regime_vol_mult: volatility multiplier of each regime (volatile > 1).
-        regime_p_buy_fill: P(own fill is a buy | regime).
-        regime_p_taker_buy: P(trade print aggressor bought | regime).
-        regime_as_mean_bps: mean AS of a fill in each regime, bps.
-        regime_as_sd_bps: sd of AS in each regime, bps.
-        regime_fill_rate_per_s: own-fill arrival rate in each regime, 1/s.
     """
 
     lambda_fill: float = 0.35
     lambda_as: float = 0.15
     as_scale_bps: float = 20.0
-    fee_bps: float = 1.5
+    as_horizon_s: float = 5.0
     lambda_burst: float = 0.25
     burst_min_fills: float = 4.0
     max_burst_age_s: float = 2.0
@@ -81,54 +102,249 @@ class OnlineParams(NamedTuple):
     lambda_trade: float = 0.0
     lambda_imbalance_per_s: float = 0.0
     lambda_cv_per_bps: float = 0.0
-    return_noise_s: float = 1.0
-    theta_mu_per_s: float = _THETA_MU
-    sigma_mu_bps_s_sqrt_s: float = _PRIOR_SD * math.sqrt(2 * _THETA_MU)
+
+
+class VolatilityParams(NamedTuple):
+    """Inverse-gamma volatility with forgetting (spec 1B).
+
+    Attributes:
+        sigma_long_bps_sqrt_s: long-run volatility, the prior's centre, bps/sqrt(s).
+        prior_strength: inverse-gamma prior alpha_0 (> 1); larger = slower to move.
+        forget_per_s: rate at which volatility evidence is forgotten toward the prior, 1/s.
+        fill_window_s: the window of the fill-clustering adjustment, s (5).
+        expected_fills_per_window: fills expected in that window in normal conditions.
+        low_ratio: sigma / sigma_long below this is the "low" vol regime.
+        high_ratio: sigma / sigma_long above this is the "high" vol regime.
+    """
+
     sigma_long_bps_sqrt_s: float = 1.5
-    vol_prior_strength: float = 3.0
-    vol_forget_per_s: float = 1.0 / 60.0
+    prior_strength: float = 3.0
+    forget_per_s: float = 1.0 / 60.0
     fill_window_s: float = 5.0
     expected_fills_per_window: float = 2.0
-    vol_low_ratio: float = 0.75
-    vol_high_ratio: float = 1.5
-    tox_prior_informed: float = 1.0
-    tox_prior_uninformed: float = 3.0
-    tox_decay_per_window: float = 0.95
-    tox_window_s: float = 30.0
+    low_ratio: float = 0.75
+    high_ratio: float = 1.5
+
+
+class ToxicityParams(NamedTuple):
+    """Beta toxicity and the realised-AS mean (spec 1C).
+
+    Attributes:
+        prior_informed: Beta prior pseudo-count of informed fills (alpha_informed_0).
+        prior_uninformed: Beta prior pseudo-count of uninformed fills.
+        decay_per_window: multiplicative decay of the evidence per window (0.95).
+        window_s: that window, s (30); the decay is applied continuously.
+        as_prior_bps: prior of the realised AS mean (the spec's AS_scale of stage 3 "from realised AS
+            history"), bps.
+        as_prior_weight: that prior's weight, in fills; the evidence decays like the toxicity's.
+    """
+
+    prior_informed: float = 1.0
+    prior_uninformed: float = 3.0
+    decay_per_window: float = 0.95
+    window_s: float = 30.0
     as_prior_bps: float = 20.0
     as_prior_weight: float = 2.0
-    regime_switch_per_s: float = 0.001
-    regime_rates_per_s: tuple = ()
-    regime_drift_bps_s: tuple = (-6.0, 6.0, 0.0, 0.0)
-    regime_vol_mult: tuple = (1.0, 1.0, 0.8, 2.0)
-    regime_p_buy_fill: tuple = (0.7, 0.3, 0.5, 0.5)
-    regime_p_taker_buy: tuple = (0.5, 0.5, 0.5, 0.5)
-    regime_as_mean_bps: tuple = (10.0, 10.0, 1.0, 5.0)
-    regime_as_sd_bps: tuple = (8.0, 8.0, 4.0, 10.0)
-    regime_fill_rate_per_s: tuple = (0.2, 0.2, 0.05, 0.3)
 
 
-_VECTORS = ("regime_drift_bps_s", "regime_vol_mult", "regime_p_buy_fill", "regime_p_taker_buy",
-            "regime_as_mean_bps", "regime_as_sd_bps", "regime_fill_rate_per_s")
+class RegimeParams(NamedTuple):
+    """The 4-state continuous-time regime HMM (spec 1D); per-regime vectors are ordered
+    trending_down, trending_up, mean_reverting, volatile.
 
-# name -> (low, high, low inclusive?) for scalars; checked on the host by `validate_params`.
-_RANGES = {
-    "lambda_fill": (0, math.inf, True), "lambda_as": (0, math.inf, True), "as_scale_bps": (0, math.inf, False),
-    "fee_bps": (-math.inf, math.inf, True), "lambda_burst": (0, math.inf, True),
-    "burst_min_fills": (1, math.inf, True), "max_burst_age_s": (0, math.inf, False),
-    "theta_decay_per_s": (0, math.inf, True), "lambda_trade": (-math.inf, math.inf, True),
-    "lambda_imbalance_per_s": (-math.inf, math.inf, True), "lambda_cv_per_bps": (-math.inf, math.inf, True),
-    "return_noise_s": (0, math.inf, True), "theta_mu_per_s": (0, math.inf, False),
-    "sigma_mu_bps_s_sqrt_s": (0, math.inf, False),
-    "sigma_long_bps_sqrt_s": (0, math.inf, False),
-    "vol_prior_strength": (1, math.inf, False), "vol_forget_per_s": (0, math.inf, True),
-    "fill_window_s": (0, math.inf, False), "expected_fills_per_window": (0, math.inf, False),
-    "vol_low_ratio": (0, math.inf, False), "vol_high_ratio": (0, math.inf, False),
-    "tox_prior_informed": (0, math.inf, False), "tox_prior_uninformed": (0, math.inf, False),
-    "tox_decay_per_window": (0, 1, False), "tox_window_s": (0, math.inf, False),
-    "as_prior_bps": (-math.inf, math.inf, True), "as_prior_weight": (0, math.inf, False),
-    "regime_switch_per_s": (0, math.inf, True),
+    Attributes:
+        rates_per_s: generator Q (4x4, off-diagonal >= 0, rows sum to 0), 1/s.
+        drift_bps_s: mean drift of each regime, bps/s (-m, +m, 0, 0); also gives the drift
+            magnitude E|mu| = sum_r P(r) |m_r| of the read-out mu_bps_s.
+        vol_mult: volatility multiplier of each regime (volatile > 1).
+        p_buy_fill: P(own fill is a buy | regime).
+        p_taker_buy: P(trade print aggressor bought | regime).
+        as_mean_bps: mean AS of a fill in each regime, bps.
+        as_sd_bps: sd of AS in each regime, bps.
+        fill_rate_per_s: own-fill arrival rate in each regime, 1/s.
+    """
+
+    rates_per_s: tuple = ()
+    drift_bps_s: tuple = (-6.0, 6.0, 0.0, 0.0)
+    vol_mult: tuple = (1.0, 1.0, 0.8, 2.0)
+    p_buy_fill: tuple = (0.7, 0.3, 0.5, 0.5)
+    p_taker_buy: tuple = (0.5, 0.5, 0.5, 0.5)
+    as_mean_bps: tuple = (10.0, 10.0, 1.0, 5.0)
+    as_sd_bps: tuple = (8.0, 8.0, 4.0, 10.0)
+    fill_rate_per_s: tuple = (0.2, 0.2, 0.05, 0.3)
+
+
+class QuoterParams(NamedTuple):
+    """Spec stages 2-6 (`online.quoter`): units are bps of the mid, s, and base units (`_qty`).
+
+    Attributes:
+        horizon_s: rolling horizon T - t of the drift shift, s (30).
+        drift_cap_mult: drift shift capped at +- this x spread_bps (2).
+        ou_drift_shift: 1 = shift mu (1 - e^{-theta tau}) / theta (OU-consistent, Cartea-Jaimungal,
+            theta = drift.theta_mu_per_s) instead of mu tau, before the cap.
+        gamma_per_bps_qty: risk aversion, 1/(bps x unit).
+        kappa_per_bps: fill-intensity decay with depth, 1/bps.
+        fill_intensity_per_s: A, fill intensity at zero depth, 1/s.
+        order_size_qty: Delta, base units (also the base size of stage 5).
+        fixed_half_spread_bps: if > 0, replaces the GLFT base half-spread (c1 + inventory risk).
+        expected_as_bps: AS_scale of the toxicity premium, bps; 0 (default) = the belief's realised
+            AS mean (spec stage 3: "expected AS magnitude from realized AS history").
+        regime_premium_bps: extra half-spread per regime (trending_down, up, mean_reverting, volatile).
+        burst_premium_bps: extra depth on the swept side during a burst (5).
+        max_position_qty: inventory at which the adding side's capacity reaches 0, units.
+        min_viable_size_qty: smallest position worth reducing, units.
+        max_reduce_size_qty: largest reduce-only order total, units.
+        p_reduce: enter reduce-only above this p_down (long) / below 1 - this (short) (0.85).
+        p_resume: leave reduce-only below this p_down (long) / above 1 - this (short) (0.70).
+        level_spacing_bps: depth between ladder levels, bps.
+        ladder_temperature_bps: softmax temperature of the ladder allocation, bps.
+        as_profile_depth_bps: depth scale over which expected AS falls off, bps.
+        use_drift: drift shift on (off for baselines).
+        use_toxicity: toxicity premium on.
+        use_regime: regime premium on.
+        use_reduce_only: reduce-only mode allowed.
+        use_directional_sizing: sizes scaled by p_down (off: symmetric 0.5).
+        use_burst_premium: burst premium on.
+        use_inventory_skew: GLFT inventory skew q sigma c2 on.
+    """
+
+    horizon_s: float = 30.0
+    drift_cap_mult: float = 2.0
+    ou_drift_shift: float = 0.0
+    gamma_per_bps_qty: float = 0.01
+    kappa_per_bps: float = 0.2
+    fill_intensity_per_s: float = 1.0
+    order_size_qty: float = 1.0
+    fixed_half_spread_bps: float = 0.0
+    expected_as_bps: float = 0.0
+    regime_premium_bps: tuple = (5.0, 5.0, 0.0, 5.0)
+    burst_premium_bps: float = 5.0
+    max_position_qty: float = 10.0
+    min_viable_size_qty: float = 0.1
+    max_reduce_size_qty: float = 10.0
+    p_reduce: float = 0.85
+    p_resume: float = 0.70
+    level_spacing_bps: float = 2.1
+    ladder_temperature_bps: float = 2.0
+    as_profile_depth_bps: float = 10.0
+    use_drift: float = 1.0
+    use_toxicity: float = 1.0
+    use_regime: float = 1.0
+    use_reduce_only: float = 1.0
+    use_directional_sizing: float = 1.0
+    use_burst_premium: float = 1.0
+    use_inventory_skew: float = 1.0
+
+
+class OrderParams(NamedTuple):
+    """Stage 7 (`online.orders`): the quote cycle, the reconciler's tolerances, the emergency cancel.
+
+    Attributes:
+        quote_cycle_s: seconds between quote cycles (3).
+        price_tolerance_bps: a resting order within this of the desired price is kept, bps of mid.
+        size_tolerance_qty: a kept order within this of the desired size is not modified, units.
+        use_emergency_cancel: cancel the swept side at once on a burst, between quote cycles.
+    """
+
+    quote_cycle_s: float = 3.0
+    price_tolerance_bps: float = 0.5
+    size_tolerance_qty: float = 0.0
+    use_emergency_cancel: float = 1.0
+
+
+class Config(NamedTuple):
+    """Every parameter of the online side, by component (module docstring); what `config.toml` holds."""
+
+    venue: VenueParams = VenueParams()
+    drift: DriftParams = DriftParams()
+    evidence: EvidenceParams = EvidenceParams()
+    volatility: VolatilityParams = VolatilityParams()
+    toxicity: ToxicityParams = ToxicityParams()
+    regime: RegimeParams = RegimeParams()
+    quoter: QuoterParams = QuoterParams()
+    orders: OrderParams = OrderParams()
+
+
+GROUPS: dict[str, type] = dict(zip(Config._fields, (VenueParams, DriftParams, EvidenceParams, VolatilityParams,
+                                                    ToxicityParams, RegimeParams, QuoterParams, OrderParams),
+                                   strict=True))
+
+
+class Range(NamedTuple):
+    """Allowed values of a field: lo < x (or <= when lo_closed), x < hi (or <= when hi_closed); kind
+    "number", "flag" (boolean in the file), "vector" (NUM_REGIMES numbers), "matrix" (4x4)."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_closed: bool = True
+    hi_closed: bool = True
+    kind: str = "number"
+
+    def describe(self) -> str:
+        if self.kind == "flag":
+            return "true or false"
+        lo = "(-inf" if self.lo == -math.inf else ("[" if self.lo_closed else "(") + f"{self.lo:g}"
+        hi = "inf)" if self.hi == math.inf else f"{self.hi:g}" + ("]" if self.hi_closed else ")")
+        return f"{lo}, {hi}"
+
+    def contains(self, v: float) -> bool:
+        if not math.isfinite(v):
+            return False
+        return (v >= self.lo if self.lo_closed else v > self.lo) and (v <= self.hi if self.hi_closed else v < self.hi)
+
+
+_POS = Range(0.0, math.inf, lo_closed=False)
+_NONNEG = Range(0.0)
+_ANY = Range()
+_PROB = Range(0.0, 1.0, lo_closed=False, hi_closed=False)
+_FLAG = Range(0.0, 1.0, kind="flag")
+
+RANGES: dict[str, dict[str, Range]] = {
+    "venue": {"tick_size_px": _POS, "max_sig_figs": Range(0.0, 20.0), "price_decimals": Range(0.0, 20.0),
+              "sz_decimals": Range(0.0, 20.0), "maker_fee_bps": Range(-100.0, 100.0)},
+    "drift": {"theta_mu_per_s": _POS, "sigma_mu_bps_s_sqrt_s": _POS, "return_noise_s": _NONNEG,
+              "return_weight": Range(0.0, 10.0)},
+    "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
+                 "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
+                 "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance_per_s": _ANY,
+                 "lambda_cv_per_bps": _ANY},
+    "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
+                   "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,
+                   "low_ratio": _POS, "high_ratio": _POS},
+    "toxicity": {"prior_informed": _POS, "prior_uninformed": _POS, "decay_per_window": Range(0.0, 1.0, False, True),
+                 "window_s": _POS, "as_prior_bps": _ANY, "as_prior_weight": _POS},
+    "regime": {"rates_per_s": Range(kind="matrix"), "drift_bps_s": Range(kind="vector"),
+               "vol_mult": Range(0.0, math.inf, lo_closed=False, kind="vector"),
+               "p_buy_fill": Range(0.0, 1.0, False, False, kind="vector"),
+               "p_taker_buy": Range(0.0, 1.0, False, False, kind="vector"),
+               "as_mean_bps": Range(kind="vector"), "as_sd_bps": Range(0.0, math.inf, False, kind="vector"),
+               "fill_rate_per_s": Range(0.0, math.inf, False, kind="vector")},
+    "quoter": {"horizon_s": _POS, "drift_cap_mult": _NONNEG, "ou_drift_shift": _FLAG, "gamma_per_bps_qty": _POS,
+               "kappa_per_bps": _POS, "fill_intensity_per_s": _POS, "order_size_qty": _POS,
+               "fixed_half_spread_bps": _NONNEG, "expected_as_bps": _NONNEG,
+               "regime_premium_bps": Range(0.0, math.inf, kind="vector"), "burst_premium_bps": _NONNEG,
+               "max_position_qty": _POS, "min_viable_size_qty": _NONNEG, "max_reduce_size_qty": _NONNEG,
+               "p_reduce": Range(0.5, 1.0, False, False), "p_resume": Range(0.5, 1.0, False, False),
+               "level_spacing_bps": _NONNEG, "ladder_temperature_bps": _POS, "as_profile_depth_bps": _POS,
+               "use_drift": _FLAG, "use_toxicity": _FLAG, "use_regime": _FLAG, "use_reduce_only": _FLAG,
+               "use_directional_sizing": _FLAG, "use_burst_premium": _FLAG, "use_inventory_skew": _FLAG},
+    "orders": {"quote_cycle_s": _POS, "price_tolerance_bps": _NONNEG, "size_tolerance_qty": _NONNEG,
+               "use_emergency_cancel": _FLAG},
 }
+
+
+def field_docs(group: str) -> dict[str, str]:
+    """{field: description} read from the group class's docstring (its `Attributes:` section): the
+    one place each parameter is described, reused by the JSON Schema and the CLI."""
+    doc = GROUPS[group].__doc__ or ""
+    out, name = {}, None
+    for line in doc.split("Attributes:", 1)[-1].splitlines():
+        m = re.match(r"^ {8}(\w+): (.*)$", line)
+        if m:
+            name = m.group(1)
+            out[name] = m.group(2).strip()
+        elif name and line.startswith(" " * 12):
+            out[name] += " " + line.strip()
+    return out
 
 
 def symmetric_generator(rate_per_s: float, num_states: int = NUM_REGIMES) -> np.ndarray:
@@ -138,40 +354,117 @@ def symmetric_generator(rate_per_s: float, num_states: int = NUM_REGIMES) -> np.
     return q
 
 
-def validate_params(p: OnlineParams) -> OnlineParams:
-    """Check every value on the host; raise ValueError naming the field, its value and the allowed range."""
-    for name, (lo, hi, lo_incl) in _RANGES.items():
-        v = float(np.asarray(getattr(p, name)))
-        ok = (v >= lo if lo_incl else v > lo) and v <= hi and not math.isnan(v)
-        if not ok:
-            raise ValueError(f"OnlineParams.{name} = {v!r} is out of range "
-                             f"{'[' if lo_incl else '('}{lo}, {hi}]")
-    if float(p.vol_low_ratio) >= float(p.vol_high_ratio):
-        raise ValueError(f"OnlineParams.vol_low_ratio ({p.vol_low_ratio}) must be < vol_high_ratio "
-                         f"({p.vol_high_ratio})")
-    for name in _VECTORS:
-        v = np.asarray(getattr(p, name), dtype=float)
-        if v.shape != (NUM_REGIMES,) or not np.isfinite(v).all():
-            raise ValueError(f"OnlineParams.{name} must be {NUM_REGIMES} finite numbers, got {v.tolist()}")
-    for name in ("regime_p_buy_fill", "regime_p_taker_buy"):
-        v = np.asarray(getattr(p, name), dtype=float)
-        if not ((v > 0) & (v < 1)).all():
-            raise ValueError(f"OnlineParams.{name} must be probabilities in (0, 1), got {v.tolist()}")
-    for name in ("regime_vol_mult", "regime_as_sd_bps", "regime_fill_rate_per_s"):
-        if not (np.asarray(getattr(p, name), dtype=float) > 0).all():
-            raise ValueError(f"OnlineParams.{name} must be > 0, got {np.asarray(getattr(p, name)).tolist()}")
-    q = np.asarray(p.regime_rates_per_s, dtype=float)
-    off = q - np.diag(np.diag(q))
-    is_generator = (off >= 0).all() and np.allclose(q.sum(axis=1), 0, atol=1e-9)
-    if q.shape != (NUM_REGIMES, NUM_REGIMES) or not is_generator:
-        raise ValueError(f"OnlineParams.regime_rates_per_s must be a {NUM_REGIMES}x{NUM_REGIMES} generator "
-                         f"(off-diagonal >= 0, rows sum to 0), got {q.tolist()}")
-    return p
+DEFAULT_SWITCH_PER_S = 0.001  # the spec's "slow transitions, ~0.001 per second"
+
+
+def _check_value(key: str, value, rng: Range) -> np.ndarray:
+    """The value as a float array of the right shape, or a ValueError naming the key and range."""
+    if rng.kind == "flag":
+        if isinstance(value, bool | np.bool_):
+            return np.asarray(float(value))
+        v = np.asarray(value, dtype=float) if isinstance(value, int | float | np.ndarray | np.generic) else None
+        if v is None or v.shape != () or float(v) not in (0.0, 1.0):
+            raise ValueError(f"{key} = {value!r}: must be true or false")
+        return v
+    shape = {"number": (), "vector": (NUM_REGIMES,), "matrix": (NUM_REGIMES, NUM_REGIMES)}[rng.kind]
+    if isinstance(value, bool | str) or (isinstance(value, list | tuple) and any(
+            isinstance(x, bool | str) for x in np.ravel(np.asarray(value, dtype=object)))):
+        raise ValueError(f"{key} = {value!r}: must be {'a number' if shape == () else 'numbers'}, not "
+                         f"{type(value).__name__}")
+    try:
+        v = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} = {value!r}: must be {'a number' if shape == () else f'{shape} numbers'}") from None
+    if v.shape != shape:
+        raise ValueError(f"{key} must have shape {shape}, got {v.shape}: {np.asarray(value).tolist()!r}")
+    bad = [float(x) for x in v.ravel() if not rng.contains(float(x))]
+    if rng.kind == "matrix":
+        bad = [float(x) for x in v.ravel() if not math.isfinite(float(x))]
+    if bad:
+        raise ValueError(f"{key} = {v.tolist()!r} is out of range: allowed {rng.describe()} (and finite)")
+    return v
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value of a configuration on the host: ranges, shapes, finiteness, and the rules
+    that tie fields together. Raises ValueError naming the key (`group.field`). Returns cfg."""
+    for group, fields in RANGES.items():
+        g = getattr(cfg, group)
+        for name, rng in fields.items():
+            _check_value(f"{group}.{name}", np.asarray(getattr(g, name)), rng)
+    v, q = cfg.volatility, cfg.quoter
+    if float(v.low_ratio) >= float(v.high_ratio):
+        raise ValueError(f"volatility.low_ratio ({float(v.low_ratio)}) must be < volatility.high_ratio "
+                         f"({float(v.high_ratio)})")
+    if not float(q.p_resume) < float(q.p_reduce):
+        raise ValueError(f"quoter.p_resume ({float(q.p_resume)}) must be < quoter.p_reduce ({float(q.p_reduce)})")
+    rates = np.asarray(cfg.regime.rates_per_s, dtype=float)
+    off = rates - np.diag(np.diag(rates))
+    if not ((off >= 0).all() and np.allclose(rates.sum(axis=1), 0, atol=1e-9)):
+        raise ValueError(f"regime.rates_per_s must be a {NUM_REGIMES}x{NUM_REGIMES} generator (off-diagonal >= 0, "
+                         f"rows sum to 0), got {rates.tolist()}")
+    return cfg
+
+
+def config_from_dict(d: dict, dtype=np.float64, base: Config | None = None) -> Config:
+    """A validated `Config` from nested {group: {field: value}} (missing groups and fields keep
+    `base`'s values, by default the spec's). Unknown groups or fields, wrong types (a string, a
+    boolean for a number) and values out of range are errors naming the key."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a configuration is a table of groups {list(Config._fields)}, got {type(d).__name__}")
+    base = default_config(dtype) if base is None else base
+    unknown = sorted(set(d) - set(Config._fields))
+    if unknown:
+        raise ValueError(f"unknown config group(s) {unknown} (groups: {list(Config._fields)})")
+    groups = {}
+    for group, cls in GROUPS.items():
+        values = d.get(group, {})
+        if not isinstance(values, dict):
+            raise ValueError(f"[{group}] must be a table of fields, got {type(values).__name__}")
+        unknown = sorted(set(values) - set(cls._fields))
+        if unknown:
+            raise ValueError(f"unknown key(s) {[f'{group}.{k}' for k in unknown]} (the fields of [{group}]: "
+                             f"{list(cls._fields)})")
+        checked = {k: _check_value(f"{group}.{k}", v, RANGES[group][k]) for k, v in values.items()}
+        groups[group] = getattr(base, group)._replace(**checked)
+    cfg = Config(**groups)
+    validate(cfg)
+    return cast(cfg, dtype)
+
+
+def cast(cfg: Config, dtype=np.float64) -> Config:
+    """Every leaf as a NumPy array of `dtype`."""
+    return Config(*(type(g)(*(np.asarray(v, dtype=dtype) for v in g)) for g in cfg))
+
+
+def default_config(dtype=np.float64, switch_per_s: float = DEFAULT_SWITCH_PER_S) -> Config:
+    """The spec's defaults, validated, as arrays of `dtype` (the regime generator leaves each
+    state at `switch_per_s`, to the others equally)."""
+    cfg = Config()._replace(regime=RegimeParams(rates_per_s=symmetric_generator(switch_per_s)))
+    validate(cfg)
+    return cast(cfg, dtype)
+
+
+def replace(cfg: Config, **groups: dict) -> Config:
+    """`cfg` with some fields replaced, by group: `replace(cfg, evidence={"lambda_fill": 0.5})`;
+    validated, in cfg's dtype."""
+    dtype = np.asarray(cfg.evidence.lambda_fill).dtype
+    return config_from_dict(groups, dtype=dtype, base=cfg)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Nested {group: {field: value}} of plain floats, lists and (for flags) booleans: what the TOML holds."""
+    out = {}
+    for group in Config._fields:
+        g = getattr(cfg, group)
+        out[group] = {k: (bool(float(np.asarray(v))) if RANGES[group][k].kind == "flag" else np.asarray(v).tolist())
+                      for k, v in g._asdict().items()}
+    return out
 
 
 def named_tuple_from(cls, overrides: dict):
     """`cls(**overrides)` for a parameter NamedTuple, naming any field it does not have
-    (shared by every parameter builder: online, quote, market, exchange)."""
+    (shared by the simulator's builders: market, exchange)."""
     unknown = sorted(set(overrides) - set(cls._fields))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}")
@@ -183,26 +476,3 @@ def require_positive(p, names) -> None:
     for name in names:
         if not float(getattr(p, name)) > 0:
             raise ValueError(f"{type(p).__name__}.{name} must be > 0, got {getattr(p, name)!r}")
-
-
-def default_params(dtype=np.float64, **overrides) -> OnlineParams:
-    """The spec's defaults (with any overrides), validated, as arrays of `dtype`.
-
-    `regime_rates_per_s` is built from `regime_switch_per_s` unless given.
-    """
-    p = named_tuple_from(OnlineParams, overrides)
-    if len(np.asarray(p.regime_rates_per_s)) == 0:
-        p = p._replace(regime_rates_per_s=symmetric_generator(float(p.regime_switch_per_s)))
-    validate_params(p)
-    return OnlineParams(*(np.asarray(v, dtype=dtype) for v in p))
-
-
-def params_to_dict(p: OnlineParams) -> dict:
-    """Plain JSON/TOML-able dict: floats and nested lists."""
-    return {k: np.asarray(v).tolist() for k, v in p._asdict().items()}
-
-
-def params_from_dict(d: dict, dtype=np.float64) -> OnlineParams:
-    """Inverse of `params_to_dict`; unknown keys are an error, missing keys take the defaults."""
-    return default_params(dtype=dtype, **{k: (tuple(map(tuple, v)) if k == "regime_rates_per_s" else
-                                              tuple(v) if isinstance(v, list) else v) for k, v in d.items()})

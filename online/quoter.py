@@ -6,7 +6,7 @@ in base units (e.g. HYPE), volatility sigma in bps/sqrt(s), so
 
 - kappa (`kappa_per_bps`): fill intensity decay, A e^{-kappa delta} with delta in bps;
 - A (`fill_intensity_per_s`): fill intensity at zero depth, 1/s;
-- gamma (`gamma_per_bps_unit`): risk aversion per bps of P&L per unit of inventory.
+- gamma (`gamma_per_bps_qty`): risk aversion per bps of P&L per unit of inventory.
 
 **Stage 3, GLFT** (Gueant-Lehalle-Fernandez-Tapia 2013; Gueant 2017, the closed-form
 approximation with xi = gamma):
@@ -36,112 +36,36 @@ import jax
 import jax.numpy as jnp
 
 from online.belief import Beliefs
-from online.params import named_tuple_from, require_positive
+from online.params import Config, default_config, replace
 
 MODE_TWO_SIDED, MODE_REDUCE_LONG, MODE_REDUCE_SHORT = 0, 1, -1
 
 
-class QuoteParams(NamedTuple):
-    """Parameters of stages 2-6 (units in names). Flags are 0/1 floats so baselines are presets
-    of the same function and a sweep can vmap across them.
-
-    Attributes:
-        horizon_s: rolling horizon T - t of the drift shift, s (30).
-        drift_cap_mult: drift shift capped at +- this x spread_bps (2).
-        ou_drift_shift: 1 = shift mu (1 - e^{-theta tau}) / theta (OU-consistent, Cartea-Jaimungal)
-            instead of mu tau, before the cap.
-        theta_mu_per_s: the drift's OU mean reversion for that option, 1/s.
-        gamma_per_bps_unit: risk aversion, 1/(bps * unit).
-        kappa_per_bps: fill-intensity decay with depth, 1/bps.
-        fill_intensity_per_s: A, fill intensity at zero depth, 1/s.
-        order_size: Delta, base units (also the base size of stage 5).
-        fixed_half_spread_bps: if > 0, replaces the GLFT base half-spread (c1 + inventory risk).
-        expected_as_bps: AS_scale of the toxicity premium, bps; 0 (default) = the belief's realised
-            AS mean (spec stage 3: "expected AS magnitude from realized AS history"); the spec's
-            example uses 21.
-        regime_premium_bps: extra half-spread per regime (trending_down, up, mean_reverting, volatile).
-        burst_premium_bps: extra depth on the swept side during a burst (5).
-        fee_bps: maker fee; depths are floored at it (1.5).
-        max_position: inventory at which the adding side's capacity reaches 0, units.
-        min_viable_size: smallest position worth reducing, units.
-        max_reduce_size: largest reduce-only order total, units.
-        p_reduce: enter reduce-only above this p_down (long) / below 1 - this (short) (0.85).
-        p_resume: leave reduce-only below this p_down (long) / above 1 - this (short) (0.70).
-        level_spacing_bps: depth between ladder levels, bps.
-        tick_size: price grid, quote currency.
-        max_sig_figs: significant figures allowed in a price (Hyperliquid: 5; 0 = no limit).
-        price_decimals: decimals allowed in a price (Hyperliquid perps: 6 - szDecimals).
-        sz_decimals: decimals of order sizes (Hyperliquid szDecimals).
-        ladder_temperature_bps: softmax temperature of the ladder allocation, bps.
-        as_profile_depth_bps: depth scale over which expected AS falls off, bps.
-        use_drift: 1 = drift shift on (0 for baselines).
-        use_toxicity: 1 = toxicity premium on.
-        use_regime: 1 = regime premium on.
-        use_reduce_only: 1 = reduce-only mode allowed.
-        use_directional_sizing: 1 = sizes scaled by p_down (0: symmetric 0.5).
-        use_burst_premium: 1 = burst premium on.
-        use_inventory_skew: 1 = GLFT inventory skew q sigma c2 on.
-    """
-
-    horizon_s: float = 30.0
-    drift_cap_mult: float = 2.0
-    ou_drift_shift: float = 0.0
-    theta_mu_per_s: float = 0.001
-    gamma_per_bps_unit: float = 0.01
-    kappa_per_bps: float = 0.2
-    fill_intensity_per_s: float = 1.0
-    order_size: float = 1.0
-    fixed_half_spread_bps: float = 0.0
-    expected_as_bps: float = 0.0
-    regime_premium_bps: tuple = (5.0, 5.0, 0.0, 5.0)
-    burst_premium_bps: float = 5.0
-    fee_bps: float = 1.5
-    max_position: float = 10.0
-    min_viable_size: float = 0.1
-    max_reduce_size: float = 10.0
-    p_reduce: float = 0.85
-    p_resume: float = 0.70
-    level_spacing_bps: float = 2.1
-    tick_size: float = 0.001
-    max_sig_figs: float = 5.0
-    price_decimals: float = 4.0
-    sz_decimals: float = 2.0
-    ladder_temperature_bps: float = 2.0
-    as_profile_depth_bps: float = 10.0
-    use_drift: float = 1.0
-    use_toxicity: float = 1.0
-    use_regime: float = 1.0
-    use_reduce_only: float = 1.0
-    use_directional_sizing: float = 1.0
-    use_burst_premium: float = 1.0
-    use_inventory_skew: float = 1.0
+PRESETS: dict[str, dict] = {
+    "bayesian": {},
+    # The deployed system (spec section 1, stage 4): no drift term, symmetric touch at 7.02 bps
+    # (its 0.73 bps position guard is left out: the spec reports the touch as symmetric), no
+    # toxicity or regime premium, no reduce-only, symmetric sizes, no emergency cancel.
+    "current_system": {"quoter": dict(fixed_half_spread_bps=7.02, use_drift=False, use_toxicity=False,
+                                      use_regime=False, use_reduce_only=False, use_directional_sizing=False,
+                                      use_burst_premium=False, use_inventory_skew=False),
+                       "orders": dict(use_emergency_cancel=False)},
+    # Plain GLFT: closed-form half-spread and inventory skew; no drift, toxicity, regime, reduce-only.
+    "glft": {"quoter": dict(use_drift=False, use_toxicity=False, use_regime=False, use_reduce_only=False,
+                            use_directional_sizing=False, use_burst_premium=False),
+             "orders": dict(use_emergency_cancel=False)},
+}
+"""The quoters compared throughout, as presets of the one `quote` function: {group: {field: value}}."""
 
 
-def quote_params(dtype=jnp.float64, **overrides) -> QuoteParams:
-    """Validated `QuoteParams` (spec defaults + overrides) as arrays of `dtype`."""
-    p = named_tuple_from(QuoteParams, overrides)
-    require_positive(p, ("horizon_s", "gamma_per_bps_unit", "kappa_per_bps", "fill_intensity_per_s", "order_size",
-                         "max_position", "tick_size", "ladder_temperature_bps", "as_profile_depth_bps",
-                         "theta_mu_per_s"))
-    if not 0.5 < float(p.p_resume) < float(p.p_reduce) < 1.0:
-        raise ValueError(f"QuoteParams needs 0.5 < p_resume ({p.p_resume}) < p_reduce ({p.p_reduce}) < 1")
-    return QuoteParams(*(jnp.asarray(v, dtype) for v in p))
-
-
-def current_system_params(dtype=jnp.float64, **overrides) -> QuoteParams:
-    """The deployed system (spec section 1, stage 4): no drift term, symmetric touch at 7.02 bps
-    (its 0.73 bps position guard is left out: the spec reports the touch as symmetric), no
-    toxicity or regime premium, no reduce-only, symmetric sizes."""
-    base = dict(fixed_half_spread_bps=7.02, use_drift=0.0, use_toxicity=0.0, use_regime=0.0, use_reduce_only=0.0,
-                use_directional_sizing=0.0, use_burst_premium=0.0, use_inventory_skew=0.0)
-    return quote_params(dtype, **{**base, **overrides})
-
-
-def glft_params(dtype=jnp.float64, **overrides) -> QuoteParams:
-    """Plain GLFT: closed-form half-spread and inventory skew; no drift, toxicity, regime, reduce-only."""
-    base = dict(use_drift=0.0, use_toxicity=0.0, use_regime=0.0, use_reduce_only=0.0, use_directional_sizing=0.0,
-                use_burst_premium=0.0)
-    return quote_params(dtype, **{**base, **overrides})
+def preset(name: str, cfg: Config | None = None, **groups: dict) -> Config:
+    """`cfg` (default: the spec's defaults) with the named quoter preset applied, then any further
+    overrides by group (`quoter={"order_size_qty": 4.0}`); validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown quoter {name!r} (choose from {sorted(PRESETS)})")
+    cfg = default_config() if cfg is None else cfg
+    cfg = replace(cfg, **PRESETS[name])
+    return replace(cfg, **groups) if groups else cfg
 
 
 class Market(NamedTuple):
@@ -192,32 +116,35 @@ class Quote(NamedTuple):
 
 
 # ---------------------------------------------------------------- stage 2: reservation price
-def drift_shift_bps(mu_bps_s, spread_bps, p: QuoteParams):
+def drift_shift_bps(mu_bps_s, spread_bps, cfg: Config):
     """mu x horizon (or the OU-consistent mu (1 - e^{-theta tau}) / theta), capped at +- cap x spread."""
+    p, theta = cfg.quoter, cfg.drift.theta_mu_per_s
     tau = p.horizon_s
-    ou = mu_bps_s * (1.0 - jnp.exp(-p.theta_mu_per_s * tau)) / p.theta_mu_per_s
+    ou = mu_bps_s * (1.0 - jnp.exp(-theta * tau)) / theta
     raw = jnp.where(p.ou_drift_shift > 0, ou, mu_bps_s * tau)
     cap = p.drift_cap_mult * spread_bps
     return jnp.clip(raw, -cap, cap) * p.use_drift
 
 
 # ---------------------------------------------------------------- stage 3: half-spread
-def glft_coefficients(sigma_bps_sqrt_s, p: QuoteParams):
+def glft_coefficients(sigma_bps_sqrt_s, cfg: Config):
     """(c1, c2) of the GLFT closed form (module docstring), xi = gamma. c1 in bps; c2 in sqrt(s)/unit."""
-    xd = p.gamma_per_bps_unit * p.order_size
+    p = cfg.quoter
+    xd = p.gamma_per_bps_qty * p.order_size_qty
     ratio = xd / p.kappa_per_bps
     c1 = jnp.log1p(ratio) / xd
-    c2 = jnp.sqrt(p.gamma_per_bps_unit / (2.0 * p.fill_intensity_per_s * p.order_size * p.kappa_per_bps)
+    c2 = jnp.sqrt(p.gamma_per_bps_qty / (2.0 * p.fill_intensity_per_s * p.order_size_qty * p.kappa_per_bps)
                   * (1.0 + ratio) ** (1.0 / ratio + 1.0))
     return c1, c2
 
 
-def half_spread_bps(beliefs: Beliefs, p: QuoteParams):
+def half_spread_bps(beliefs: Beliefs, cfg: Config):
     """(base c1, inventory risk (Delta/2) sigma c2, toxicity premium, regime premium, total, c2, AS scale)."""
-    c1, c2 = glft_coefficients(beliefs.sigma_bps_sqrt_s, p)
+    p = cfg.quoter
+    c1, c2 = glft_coefficients(beliefs.sigma_bps_sqrt_s, cfg)
     fixed = p.fixed_half_spread_bps > 0
     base = jnp.where(fixed, p.fixed_half_spread_bps, c1)
-    inv_risk = jnp.where(fixed, 0.0, 0.5 * p.order_size * beliefs.sigma_bps_sqrt_s * c2)
+    inv_risk = jnp.where(fixed, 0.0, 0.5 * p.order_size_qty * beliefs.sigma_bps_sqrt_s * c2)
     as_scale = jnp.where(p.expected_as_bps > 0, p.expected_as_bps, jnp.maximum(beliefs.expected_as_bps, 0.0))
     tox = beliefs.toxicity * as_scale * p.use_toxicity
     regime = jnp.sum(beliefs.p_regime * jnp.asarray(p.regime_premium_bps)) * p.use_regime
@@ -247,38 +174,41 @@ def quoter_init(dtype=jnp.float64) -> QuoterState:
     return QuoterState(mode=jnp.zeros((), dtype))
 
 
-def reduce_only_mode(prev_mode, p_down, position, p: QuoteParams):
+def reduce_only_mode(prev_mode, p_down, position, cfg: Config):
     """Hysteresis: enter long-reduce above p_reduce while long > min_viable; stay until p_down
     falls below p_resume or the position is no longer above min_viable; mirror image for shorts."""
-    long_enter = (p_down > p.p_reduce) & (position > p.min_viable_size)
-    long_stay = (prev_mode == MODE_REDUCE_LONG) & (p_down >= p.p_resume) & (position > p.min_viable_size)
-    short_enter = (p_down < 1.0 - p.p_reduce) & (position < -p.min_viable_size)
-    short_stay = (prev_mode == MODE_REDUCE_SHORT) & (p_down <= 1.0 - p.p_resume) & (position < -p.min_viable_size)
+    p = cfg.quoter
+    long_enter = (p_down > p.p_reduce) & (position > p.min_viable_size_qty)
+    long_stay = (prev_mode == MODE_REDUCE_LONG) & (p_down >= p.p_resume) & (position > p.min_viable_size_qty)
+    short_enter = (p_down < 1.0 - p.p_reduce) & (position < -p.min_viable_size_qty)
+    short_stay = (prev_mode == MODE_REDUCE_SHORT) & (p_down <= 1.0 - p.p_resume) & (position < -p.min_viable_size_qty)
     mode = jnp.where(long_enter | long_stay, MODE_REDUCE_LONG, jnp.where(short_enter | short_stay,
                                                                          MODE_REDUCE_SHORT, MODE_TWO_SIDED))
     return (mode * p.use_reduce_only).astype(jnp.asarray(p_down).dtype)
 
 
-def sizing_p_down(p_down, drift_magnitude_bps_s, half_spread, p: QuoteParams):
+def sizing_p_down(p_down, drift_magnitude_bps_s, half_spread, cfg: Config):
     """The p_down the sizes lean on: 0.5 + (p_down - 0.5) x clip(E|mu| horizon / half-spread, 0, 1).
 
     The spec sizes by p_down alone; but knowing the sign of a drift too small to move the price by
     a half-spread over the horizon is worth nothing, and leaning on it only builds inventory (seen
     in the `quiet` scenario). In a trend E|mu| horizon >> half-spread and this is the spec's rule.
     """
+    p = cfg.quoter
     weight = jnp.clip(drift_magnitude_bps_s * p.horizon_s / jnp.maximum(half_spread, 1e-9), 0.0, 1.0)
     return jnp.where(p.use_directional_sizing > 0, 0.5 + (p_down - 0.5) * weight, 0.5)
 
 
-def side_sizes(pd, position, mode, p: QuoteParams):
+def side_sizes(pd, position, mode, cfg: Config):
     """Two-sided: bid = base (1 - pd) cap_bid, ask = base pd cap_ask (pd from `sizing_p_down`), with
     capacity cap_bid = clip(1 - q / max_position, 0, 1), cap_ask = clip(1 + q / max_position, 0, 1).
     Reduce-only: the adding side 0, the other min(|q|, max_reduce)."""
-    cap_bid = jnp.clip(1.0 - position / p.max_position, 0.0, 1.0)
-    cap_ask = jnp.clip(1.0 + position / p.max_position, 0.0, 1.0)
-    bid = p.order_size * (1.0 - pd) * cap_bid
-    ask = p.order_size * pd * cap_ask
-    reduce = jnp.minimum(jnp.abs(position), p.max_reduce_size)
+    p = cfg.quoter
+    cap_bid = jnp.clip(1.0 - position / p.max_position_qty, 0.0, 1.0)
+    cap_ask = jnp.clip(1.0 + position / p.max_position_qty, 0.0, 1.0)
+    bid = p.order_size_qty * (1.0 - pd) * cap_bid
+    ask = p.order_size_qty * pd * cap_ask
+    reduce = jnp.minimum(jnp.abs(position), p.max_reduce_size_qty)
     bid = jnp.where(mode == MODE_REDUCE_LONG, 0.0, jnp.where(mode == MODE_REDUCE_SHORT, reduce, bid))
     ask = jnp.where(mode == MODE_REDUCE_SHORT, 0.0, jnp.where(mode == MODE_REDUCE_LONG, reduce, ask))
     return bid, ask
@@ -291,23 +221,25 @@ def round_size(x, sz_decimals):
     return jnp.floor(x * scale + 1e-9) / scale
 
 
-def price_step(px, p: QuoteParams):
+def price_step(px, cfg: Config):
     """The coarsest of: tick, 5-significant-figure step at this price, 10^-price_decimals."""
+    p = cfg.venue
     sig = jnp.where(p.max_sig_figs > 0, 10.0 ** (jnp.floor(jnp.log10(px)) - (p.max_sig_figs - 1.0)), 0.0)
-    return jnp.maximum(jnp.maximum(p.tick_size, sig), 10.0 ** (-p.price_decimals))
+    return jnp.maximum(jnp.maximum(p.tick_size_px, sig), 10.0 ** (-p.price_decimals))
 
 
-def round_price(px, is_bid, p: QuoteParams):
+def round_price(px, is_bid, cfg: Config):
     """Bids round down and asks up (away from the market), onto the venue's price grid."""
-    step = price_step(px, p)
+    step = price_step(px, cfg)
     return jnp.where(is_bid, jnp.floor(px / step + 1e-9), jnp.ceil(px / step - 1e-9)) * step
 
 
-def ladder_weights(depths_bps, toxicity, as_scale_bps, position_term_bps, p: QuoteParams):
+def ladder_weights(depths_bps, toxicity, as_scale_bps, position_term_bps, cfg: Config):
     """Softmax over levels of the utility per unit quoted (spec stage 6):
     P(fill at d) x (edge(d) - expected AS(d) + position term), with edge = d - fee,
     expected AS = pi x AS x e^{-d / as_profile_depth}, P(fill) = e^{-kappa d}."""
-    edge = depths_bps - p.fee_bps
+    p = cfg.quoter
+    edge = depths_bps - cfg.venue.maker_fee_bps
     exp_as = toxicity * as_scale_bps * jnp.exp(-depths_bps / p.as_profile_depth_bps)
     utility = jnp.exp(-p.kappa_per_bps * depths_bps) * (edge - exp_as + position_term_bps)
     return jax.nn.softmax(utility / p.ladder_temperature_bps)
@@ -321,44 +253,46 @@ def allocate(total, weights, sz_decimals):
     return qty.at[0].add(round_size(total - jnp.sum(qty), sz_decimals))
 
 
-def position_terms(beliefs: Beliefs, position, p: QuoteParams):
+def position_terms(beliefs: Beliefs, position, cfg: Config):
     """(bid cost, ask benefit) in bps: gamma |q +- Delta| sigma^2 T, inflated by (1 + |mu| T / sigma)
     on the side that trades against the drift (buying in a downtrend / selling in an uptrend
     - the spec's directional position cost; benefit when trading with it).
 
     The spec writes gamma |q| sigma^2 / kappa, whose units do not give bps; sigma^2 T does.
     """
+    p = cfg.quoter
     s = beliefs.sigma_bps_sqrt_s
     mu = beliefs.mu_bps_s * p.use_drift
     infl = 1.0 + jnp.abs(mu) * p.horizon_s / jnp.maximum(s * jnp.sqrt(p.horizon_s), 1e-12)
-    base = p.gamma_per_bps_unit * s**2 * p.horizon_s
-    bid_cost = base * jnp.abs(position + p.order_size) * jnp.where(mu < 0, infl, 1.0)
-    ask_benefit = base * jnp.abs(position - p.order_size) * jnp.where(mu < 0, infl, 1.0)
+    base = p.gamma_per_bps_qty * s**2 * p.horizon_s
+    bid_cost = base * jnp.abs(position + p.order_size_qty) * jnp.where(mu < 0, infl, 1.0)
+    ask_benefit = base * jnp.abs(position - p.order_size_qty) * jnp.where(mu < 0, infl, 1.0)
     return bid_cost, ask_benefit
 
 
 # ---------------------------------------------------------------- the whole quote
-def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, p: QuoteParams,
+def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, cfg: Config,
           num_levels: int = 6) -> tuple[Quote, QuoterState]:
     """Stages 2-6: reservation, half-spread, depths, sizes and the ladder (`num_levels` per side,
     static). Returns the quote and the quoter's next state (reduce-only mode)."""
-    shift = drift_shift_bps(beliefs.mu_bps_s, market.spread_bps, p)
-    base, inv_risk, tox, regime, half, c2, as_scale = half_spread_bps(beliefs, p)
+    p = cfg.quoter
+    shift = drift_shift_bps(beliefs.mu_bps_s, market.spread_bps, cfg)
+    base, inv_risk, tox, regime, half, c2, as_scale = half_spread_bps(beliefs, cfg)
     skew = position * beliefs.sigma_bps_sqrt_s * c2 * p.use_inventory_skew
     offset = shift - skew
     burst_on = beliefs.burst * p.use_burst_premium
     bid_burst = jnp.where(beliefs.burst_side > 0, p.burst_premium_bps, 0.0) * burst_on
     ask_burst = jnp.where(beliefs.burst_side < 0, p.burst_premium_bps, 0.0) * burst_on
-    bid_depth, ask_depth = touch_depths(half, offset, bid_burst, ask_burst, p.fee_bps)
-    mode = reduce_only_mode(state.mode, beliefs.p_down, position, p)
-    bid_size, ask_size = side_sizes(sizing_p_down(beliefs.p_down, beliefs.drift_magnitude_bps_s, half, p), position,
-                                    mode, p)
+    bid_depth, ask_depth = touch_depths(half, offset, bid_burst, ask_burst, cfg.venue.maker_fee_bps)
+    mode = reduce_only_mode(state.mode, beliefs.p_down, position, cfg)
+    bid_size, ask_size = side_sizes(sizing_p_down(beliefs.p_down, beliefs.drift_magnitude_bps_s, half, cfg),
+                                    position, mode, cfg)
 
     levels = jnp.arange(num_levels, dtype=bid_depth.dtype) * p.level_spacing_bps
     bid_depths, ask_depths = bid_depth + levels, ask_depth + levels
-    bid_cost, ask_benefit = position_terms(beliefs, position, p)
-    bid_w = ladder_weights(bid_depths, beliefs.toxicity, as_scale, -bid_cost, p)
-    ask_w = ladder_weights(ask_depths, beliefs.toxicity, as_scale, ask_benefit, p)
+    bid_cost, ask_benefit = position_terms(beliefs, position, cfg)
+    bid_w = ladder_weights(bid_depths, beliefs.toxicity, as_scale, -bid_cost, cfg)
+    ask_w = ladder_weights(ask_depths, beliefs.toxicity, as_scale, ask_benefit, cfg)
     mid = market.mid_px
     quote_ = Quote(
         drift_shift_bps=shift, inventory_skew_bps=skew, reservation_offset_bps=offset,
@@ -366,10 +300,10 @@ def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, p: Quo
         toxicity_premium_bps=tox, regime_premium_bps=regime, half_spread_bps=half,
         bid_burst_premium_bps=bid_burst, ask_burst_premium_bps=ask_burst,
         bid_depth_bps=bid_depth, ask_depth_bps=ask_depth, bid_size=bid_size, ask_size=ask_size, mode=mode,
-        bid_px=round_price(mid * (1.0 - bid_depths / 1e4), True, p),
-        bid_qty=allocate(bid_size, bid_w, p.sz_decimals),
-        ask_px=round_price(mid * (1.0 + ask_depths / 1e4), False, p),
-        ask_qty=allocate(ask_size, ask_w, p.sz_decimals),
+        bid_px=round_price(mid * (1.0 - bid_depths / 1e4), True, cfg),
+        bid_qty=allocate(bid_size, bid_w, cfg.venue.sz_decimals),
+        ask_px=round_price(mid * (1.0 + ask_depths / 1e4), False, cfg),
+        ask_qty=allocate(ask_size, ask_w, cfg.venue.sz_decimals),
         bid_level_depth_bps=bid_depths, ask_level_depth_bps=ask_depths,
     )
     return quote_, QuoterState(mode=mode)

@@ -12,7 +12,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from online.belief import Beliefs, BeliefState, Event, init, readout, update
-from online.params import OnlineParams
+from online.params import Config
 
 _EVENT_FIELDS = Event._fields
 
@@ -27,13 +27,13 @@ def as_events(arrays, dtype=None) -> Event:
     return Event(*(jnp.asarray(getattr(arrays, f), jnp.int32 if f == "kind" else dtype) for f in _EVENT_FIELDS))
 
 
-def _step(state: BeliefState, event: Event, params: OnlineParams):
+def _step(state: BeliefState, event: Event, params: Config):
     state = update(state, event, params)
     return state, readout(state, params)
 
 
 @jax.jit
-def run(events: Event, params: OnlineParams) -> Beliefs:
+def run(events: Event, params: Config) -> Beliefs:
     """The belief after every event of a session: `lax.scan(update)` from `init(params)`.
 
     Returns a `Beliefs` whose leaves have a leading axis of length num_events (row i = the state
@@ -44,7 +44,7 @@ def run(events: Event, params: OnlineParams) -> Beliefs:
 
 
 @jax.jit
-def _scan_from(state: BeliefState, events: Event, params: OnlineParams):
+def _scan_from(state: BeliefState, events: Event, params: Config):
     return jax.lax.scan(partial(_step, params=params), state, events)
 
 
@@ -70,7 +70,7 @@ class Filter:
     latency); the step itself is the same `update` + `readout` as the replay's.
     """
 
-    def __init__(self, params: OnlineParams):
+    def __init__(self, params: Config):
         self.params = jax.device_put(params)
         self._flat_params, unravel_params = ravel_pytree(self.params)
         flat_state, self._unravel_state = ravel_pytree(init(self.params))

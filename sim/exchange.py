@@ -4,7 +4,7 @@
   level's depth below the mid, bps) - the intensity model A e^{-kappa delta} thinned per taker;
   each filling taker takes `taker_size`, sweeping our levels from the touch (partial fills).
 - A resting order also fills, whole, when the market's opposite best price crosses it.
-- Maker fee on every fill (Hyperliquid: 1.5 bps paid, not a rebate).
+- Maker fee on every fill (the config's `venue.maker_fee_bps`; Hyperliquid: 1.5 bps paid, not a rebate).
 Position and cash are float64 and updated exactly: cash -= side x px x qty + fee.
 """
 
@@ -20,26 +20,27 @@ from sim.sampling import binomial_small
 
 
 class ExchangeParams(NamedTuple):
-    """Attributes: kappa_per_bps (fill probability decay with depth), maker_fee_bps (1.5, paid),
-    taker_fee_bps (4.5; no taker orders are sent by the quoters here), entry_latency_s and
-    cancel_latency_s (order entry / cancel delay), latency_spike_mult (latency x (1 + this) when the
-    mid moved more than spike_threshold_bps in the last step), as_horizon_s (5), quote_cycle_s (3)."""
+    """The simulated venue's physics (what the bot does not choose). The fee it charges, the AS
+    horizon and the quote cycle are the bot's configuration (`Config.venue`, `.evidence`, `.orders`),
+    not repeated here.
+
+    Attributes: kappa_per_bps (fill probability decay with depth), taker_fee_bps (4.5; no taker
+    orders are sent by the quoters here), entry_latency_s and cancel_latency_s (order entry /
+    cancel delay), latency_spike_mult (latency x (1 + this) when the mid moved more than
+    spike_threshold_bps in the last step)."""
 
     kappa_per_bps: float = 0.2
-    maker_fee_bps: float = 1.5
     taker_fee_bps: float = 4.5
     entry_latency_s: float = 0.2
     cancel_latency_s: float = 0.2
     latency_spike_mult: float = 4.0
     spike_threshold_bps: float = 5.0
-    as_horizon_s: float = 5.0
-    quote_cycle_s: float = 3.0
 
 
 def exchange_params(**overrides) -> ExchangeParams:
     """Validated `ExchangeParams` (Hyperliquid defaults + overrides) as float64 arrays."""
     p = named_tuple_from(ExchangeParams, overrides)
-    require_positive(p, ("kappa_per_bps", "as_horizon_s", "quote_cycle_s"))
+    require_positive(p, ("kappa_per_bps",))
     return ExchangeParams(*(jnp.asarray(v, jnp.float64) for v in p))
 
 

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL
 from online.belief import Event, init, readout, update
-from online.params import OnlineParams
-from online.quoter import Market, QuoteParams, quote, quoter_init
+from online.params import Config
+from online.quoter import Market, quote, quoter_init
 from sim.exchange import ExchangeParams, Ladder, match
 from sim.market import MarketParams, MarketPath, simulate
 
@@ -29,11 +29,10 @@ _INF = 1e18
 
 
 class LoopParams(NamedTuple):
-    """Everything the closed loop needs besides the market: online, quote and exchange parameters,
-    the taker size (units) and our starting position (units)."""
+    """Everything the closed loop needs besides the market: the bot's configuration (belief, quoter,
+    orders, venue), the simulated exchange, the taker size (units) and our starting position (units)."""
 
-    online: OnlineParams
-    quote: QuoteParams
+    config: Config
     exchange: ExchangeParams
     taker_size: jax.Array
     initial_position: jax.Array
@@ -125,11 +124,11 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     imbalance per step plus whatever `fill_fn` reads."""
     num_steps = path.t_s.shape[0]
     sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
-    ex, qp, op = p.exchange, p.quote, p.online
+    ex, cfg = p.exchange, p.config
     dt_step = path.t_s[0]
     mid0 = path.mid_px[0] * jnp.exp(-path.ret_bps[0] / 1e4)
     carry0 = _Carry(
-        belief=init(op), qstate=quoter_init(), live=_empty_ladder(), pending=_empty_ladder(),
+        belief=init(cfg), qstate=quoter_init(), live=_empty_ladder(), pending=_empty_ladder(),
         pending_t=jnp.asarray(_INF), cancel_side=jnp.asarray(0.0), cancel_t=jnp.asarray(_INF),
         position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
         fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
@@ -150,11 +149,11 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         cancel_t = jnp.where(cut, _INF, c.cancel_t)
         # 2. the exchange
         live, f = fill_fn(k, live, row, sweep, p.taker_size, ex)
-        fee = ex.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
+        fee = cfg.venue.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
         position = c.position + f.bid_qty - f.ask_qty
         cash = c.cash - f.bid_value + f.ask_value - fee
         # 3. adverse selection due (measured from the mids the loop has seen)
-        due = (c.buf_active > 0) & (t - c.buf_t >= ex.as_horizon_s - 1e-9)
+        due = (c.buf_active > 0) & (t - c.buf_t >= cfg.evidence.as_horizon_s - 1e-9)
         as_events, buf_active = [], c.buf_active
         as_sum = fill_pnl = fill_pnl_sq = as_count = jnp.asarray(0.0)
         for _ in range(AS_PER_STEP):
@@ -163,7 +162,7 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
             side, m0 = c.buf_side[idx], c.buf_mid[idx]
             as_bps = side * (m0 - mid) / m0 * 1e4
             edge = side * (m0 - c.buf_px[idx]) / m0 * 1e4
-            pnl = edge - as_bps - ex.maker_fee_bps
+            pnl = edge - as_bps - cfg.venue.maker_fee_bps
             as_events.append(_event(ADVERSE_SELECTION, side=side, as_bps=as_bps, spread=row.spread_bps,
                                     valid=ok.astype(jnp.float64)))
             okf = ok.astype(jnp.float64)
@@ -189,22 +188,22 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
                  _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
         events = _stack(first + as_events + fill_events)
         # masked slots (no fill, no AS due) are skipped; under vmap lax.cond becomes a select
-        belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, op),
+        belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, cfg),
                                                             lambda s_: s_, s), None), c.belief, events)
-        b = readout(belief, op)
+        b = readout(belief, cfg)
         # 6. emergency cancel of the swept side, between quote cycles
         swept_bid = (b.burst_side > 0) & jnp.any(live.bid_qty > 0)
         swept_ask = (b.burst_side < 0) & jnp.any(live.ask_qty > 0)
-        emergency = (b.burst > 0) & (swept_bid | swept_ask) & (cancel_t >= _INF) & (qp.use_burst_premium > 0)
+        emergency = (b.burst > 0) & (swept_bid | swept_ask) & (cancel_t >= _INF) & (cfg.orders.use_emergency_cancel > 0)
         spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
         cancel_side = jnp.where(emergency, b.burst_side, c.cancel_side)
         cancel_t = jnp.where(emergency, t + ex.cancel_latency_s * spike, cancel_t)
         pending = c.pending._replace(bid_qty=jnp.where(emergency & (b.burst_side > 0), 0.0, c.pending.bid_qty),
                                      ask_qty=jnp.where(emergency & (b.burst_side < 0), 0.0, c.pending.ask_qty))
         # 7. the quote cycle
-        cycle = t - c.last_quote_t >= ex.quote_cycle_s - 1e-9
+        cycle = t - c.last_quote_t >= cfg.orders.quote_cycle_s - 1e-9
         half = mid * row.spread_bps / 2e4
-        q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, qp,
+        q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, cfg,
                           num_levels=NUM_LEVELS)
         new = Ladder(q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
         pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), new, pending)

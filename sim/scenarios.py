@@ -19,16 +19,18 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from online.quoter import current_system_params, glft_params, quote_params
+from online.params import Config, default_config, replace
+from online.quoter import PRESETS, preset
 from sim.exchange import ExchangeParams, exchange_params
 from sim.market import MarketParams, market_params
 from sim.run import LoopParams
-from sim.truth import matched_online_params
+from sim.truth import matched_config
 
 
 class Scenario(NamedTuple):
     """Attributes: name; market; exchange; initial_position (units); duration_s; sweep_sells (per-step
-    counts of forced sweeping takers); quote_overrides (QuoteParams fields for every quoter)."""
+    counts of forced sweeping takers); config_overrides ({group: {field: value}} of the bot's
+    `Config` for every quoter: the venue's grid, sizes)."""
 
     name: str
     market: MarketParams
@@ -36,7 +38,7 @@ class Scenario(NamedTuple):
     initial_position: float
     duration_s: float
     sweep_sells: np.ndarray
-    quote_overrides: dict
+    config_overrides: dict
 
     @property
     def num_steps(self) -> int:
@@ -60,8 +62,9 @@ def _two_trend_generator(rate: float) -> np.ndarray:
 def make_scenario(name: str) -> Scenario:
     """The named scenario (see the module docstring)."""
     ex = exchange_params()
-    hype = dict(tick_size=0.001, max_sig_figs=5.0, price_decimals=4.0, sz_decimals=2.0, order_size=1.0,
-                max_position=25.0, kappa_per_bps=float(ex.kappa_per_bps), fill_intensity_per_s=1.0)
+    hype = {"venue": dict(tick_size_px=0.001, max_sig_figs=5.0, price_decimals=4.0, sz_decimals=2.0, maker_fee_bps=1.5),
+            "quoter": dict(order_size_qty=1.0, max_position_qty=25.0, kappa_per_bps=float(ex.kappa_per_bps),
+                           fill_intensity_per_s=1.0)}
     if name == "hype_selloff":
         m = market_params(mid0_px=28.4, initial_regime_probs=(1, 0, 0, 0), regime_switch_per_s=1e-4,
                           trend_drift_bps_s=3.5, initial_drift_bps_s=-3.5, informed_rate_per_s=(0.8, 0.8, 0.0, 0.3))
@@ -89,13 +92,20 @@ def make_scenario(name: str) -> Scenario:
 
 
 SCENARIOS = ("hype_selloff", "quiet", "whipsaw", "vol_spike")
-QUOTERS = {"bayesian": quote_params, "current_system": current_system_params, "glft": glft_params}
+QUOTERS = tuple(PRESETS)
 
 
-def loop_params(s: Scenario, quoter: str, **online_overrides) -> LoopParams:
-    """LoopParams for a scenario and quoter: the online belief matched to the scenario's truth."""
-    if quoter not in QUOTERS:
-        raise ValueError(f"unknown quoter {quoter!r} (choose from {sorted(QUOTERS)})")
-    online = matched_online_params(s.market, s.exchange, **online_overrides)
-    return LoopParams(online, QUOTERS[quoter](**s.quote_overrides), s.exchange, jnp.asarray(s.market.taker_size),
+def scenario_config(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True) -> Config:
+    """The bot's configuration in a scenario: `base` (default: the spec's defaults) with the
+    scenario's venue and sizes, the online belief matched to the scenario's truth (unless
+    `matched` is False: then `base`'s belief is kept, e.g. a calibrated one), and the quoter preset."""
+    cfg = replace(default_config() if base is None else base, **s.config_overrides)
+    if matched:
+        cfg = matched_config(s.market, s.exchange, base=cfg)
+    return preset(quoter, cfg)
+
+
+def loop_params(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True) -> LoopParams:
+    """LoopParams for a scenario and quoter (`scenario_config`)."""
+    return LoopParams(scenario_config(s, quoter, base, matched), s.exchange, jnp.asarray(s.market.taker_size),
                       jnp.asarray(s.initial_position, jnp.float64))

@@ -7,6 +7,8 @@ known in closed form, and calibration can be checked against it.
   the regimes the scenario lives in: 0 in a market without informed flow, where fills say nothing).
 - theta_decay = 2 q, q the rate of leaving a trending regime: for two symmetric states switching at
   rate q, the probability relaxes to 1/2 at rate 2q.
+- lambda_trade (when the filter reads the public tape): a print is a taker's order, and the same
+  odds hold for its aggressor side as for the fill it makes, so lambda_trade = lambda_fill.
 - Kalman: the drift's OU rate theta_mu, and sigma_mu inflated so the zero-mean OU's stationary
   variance equals the regime mixture's (OU variance + m^2 P(trend)).
 - Toxicity prior: Beta with mean near the true informed share pi = lambda_i / (lambda_i + 2 lambda_u)
@@ -20,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import null_space
 
-from online.params import OnlineParams, default_params
+from online.kernels import ou_stationary_var
+from online.params import Config, default_config, replace
 from sim.exchange import ExchangeParams
 from sim.market import MarketParams
 
@@ -32,12 +35,17 @@ def stationary_distribution(q: np.ndarray) -> np.ndarray:
     return v / v.sum()
 
 
-def matched_online_params(m: MarketParams, ex: ExchangeParams, initial: bool = True, **overrides) -> OnlineParams:
-    """OnlineParams derived from the market's true parameters (module docstring).
+def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = None, initial: bool = True,
+                   tape: bool = False) -> Config:
+    """`base` (default: the spec's defaults) with every online parameter the market's truth implies
+    (module docstring) put in its place.
 
     `initial`: use the market's initial regime distribution (rather than the stationary one) for
-    the averages, which is what a short scenario lives in.
+    the averages, which is what a short scenario lives in. `tape`: the filter reads the public
+    tape (a session of prints, no own fills), so a print carries the log-LR an own fill would
+    (`evidence.lambda_trade`); off in the closed loop, whose filter sees our fills, not the tape.
     """
+    base = default_config() if base is None else base
     q = np.asarray(m.regime_rates_per_s, float)
     probs = np.asarray(m.initial_regime_probs, float) if initial else stationary_distribution(q)
     lam_u = float(m.uninformed_rate_per_s)
@@ -47,31 +55,25 @@ def matched_online_params(m: MarketParams, ex: ExchangeParams, initial: bool = T
     sigma_long = float(np.sqrt(np.sum(probs * vol**2)))
     mm = float(m.trend_drift_bps_s)
     theta = float(m.theta_mu_per_s)
-    ou_var = float(m.sigma_mu_bps_s_sqrt_s) ** 2 / (2 * theta)
+    ou_var = float(ou_stationary_var(float(m.sigma_mu_bps_s_sqrt_s), theta))
     p_trend = float(probs[0] + probs[1])
     var = ou_var + mm**2 * p_trend
     leave = float(max(-q[0, 0], -q[1, 1], 1e-6))
-    horizon = float(ex.as_horizon_s)
+    horizon = float(base.evidence.as_horizon_s)
     p_buy = np.array([(lam_u + lam_i[0]) / (2 * lam_u + lam_i[0]), lam_u / (2 * lam_u + lam_i[1]), 0.5, 0.5])
     fill_rate = (2 * lam_u + lam_i) * float(np.exp(-float(ex.kappa_per_bps) * 7.0))
     pi = float(np.sum(probs * lam_i / (lam_i + 2 * lam_u)))
-    base = dict(
-        lambda_fill=float(np.log1p(informed / lam_u)),
-        theta_decay_per_s=2 * leave,
-        theta_mu_per_s=theta,
-        sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
-        return_noise_s=0.0,
-        sigma_long_bps_sqrt_s=sigma_long,
-        fee_bps=float(ex.maker_fee_bps),
-        regime_rates_per_s=q,
-        regime_drift_bps_s=(-mm, mm, 0.0, 0.0),
-        regime_vol_mult=tuple(vol / sigma_long),
-        regime_p_buy_fill=tuple(np.clip(p_buy, 0.01, 0.99)),
-        regime_as_mean_bps=(mm * horizon, mm * horizon, 0.0, 0.0),
-        regime_as_sd_bps=tuple(np.maximum(vol * np.sqrt(horizon), 1.0)),
-        regime_fill_rate_per_s=tuple(np.maximum(fill_rate, 1e-3)),
-        as_prior_bps=p_trend * mm * horizon,
-        tox_prior_informed=4.0 * pi + 0.1,
-        tox_prior_uninformed=4.0 * (1.0 - pi) + 0.1,
-    )
-    return default_params(**{**base, **overrides})
+    lam = float(np.log1p(informed / lam_u))
+    return replace(base,
+                   drift=dict(theta_mu_per_s=theta, sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
+                              return_noise_s=0.0),
+                   evidence=dict(lambda_fill=lam, lambda_trade=lam if tape else 0.0, theta_decay_per_s=2 * leave),
+                   volatility=dict(sigma_long_bps_sqrt_s=sigma_long),
+                   toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed=4.0 * pi + 0.1,
+                                 prior_uninformed=4.0 * (1.0 - pi) + 0.1),
+                   regime=dict(rates_per_s=q, drift_bps_s=(-mm, mm, 0.0, 0.0), vol_mult=tuple(vol / sigma_long),
+                               p_buy_fill=tuple(np.clip(p_buy, 0.01, 0.99)),
+                               p_taker_buy=tuple(np.clip(1.0 - p_buy, 0.01, 0.99)) if tape else (0.5,) * 4,
+                               as_mean_bps=(mm * horizon, mm * horizon, 0.0, 0.0),
+                               as_sd_bps=tuple(np.maximum(vol * np.sqrt(horizon), 1.0)),
+                               fill_rate_per_s=tuple(np.maximum(fill_rate, 1e-3))))

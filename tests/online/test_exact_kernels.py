@@ -9,7 +9,7 @@ from scipy.linalg import expm as scipy_expm
 from scipy.stats import norm
 
 from online.kernels import transition_matrix
-from online.params import default_params, symmetric_generator
+from online.params import default_config, replace, symmetric_generator
 from online.replay import run
 from tests.online.helpers import stream
 
@@ -37,7 +37,8 @@ def _tick_stream(seed, n=12):
 def test_kalman_drift_equals_dense_gaussian():
     """Posterior of mu at the last tick = conditioning the OU joint Gaussian of mu(t_1..t_n) on
     ret_i = mu(t_i) dt_i + e_i, e_i ~ N(0, sigma^2 (dt_i + noise)), computed densely."""
-    p = default_params(vol_prior_strength=1e12, theta_mu_per_s=0.01, sigma_mu_bps_s_sqrt_s=0.5)
+    p = replace(default_config(), volatility=dict(prior_strength=1e12),
+                drift=dict(theta_mu_per_s=0.01, sigma_mu_bps_s_sqrt_s=0.5))
     rows = _tick_stream(1)
     b = run(stream(rows), p)
     t = np.cumsum([r["dt_s"] for r in rows])
@@ -45,7 +46,7 @@ def test_kalman_drift_equals_dense_gaussian():
     tt = t[ticks]
     dt = np.array([rows[i]["ret_dt_s"] for i in ticks])
     y = np.array([rows[i]["ret_bps"] for i in ticks])
-    theta, s_mu, sig, tau = 0.01, 0.5, float(p.sigma_long_bps_sqrt_s), float(p.return_noise_s)
+    theta, s_mu, sig, tau = 0.01, 0.5, float(p.volatility.sigma_long_bps_sqrt_s), float(p.drift.return_noise_s)
     v = s_mu**2 / (2 * theta)
     k_mm = v * np.exp(-theta * np.abs(tt[:, None] - tt[None, :]))
     h = np.diag(dt)
@@ -65,28 +66,29 @@ def test_regime_filter_equals_numpy_forward_algorithm():
     """P(regime) after a stream of ticks, fills and AS events equals a NumPy forward pass:
     predict with expm(Q dt) and no-fill survival exp(-rate dt), then multiply by each emission."""
     q = symmetric_generator(0.05)
-    p = default_params(regime_rates_per_s=q)
+    p = replace(default_config(), regime=dict(rates_per_s=q))
     rows = _tick_stream(2, n=8)
     rows += [{"kind": "own_fill", "side": 1, "dt_s": 0.4}, {"kind": "own_fill", "side": -1, "dt_s": 1.1},
              {"kind": "adverse_selection", "side": 1, "as_bps": 12.0, "spread_bps": 5.0, "dt_s": 3.0},
              {"kind": "trade_print", "side": 1, "dt_s": 0.2}]
     b = run(stream(rows), p)
     belief = np.full(4, 0.25)
-    pp = {k: np.asarray(getattr(p, k)) for k in p._fields}
+    pp = {k: np.asarray(getattr(p.regime, k)) for k in p.regime._fields}
+    sigma_long, noise = float(p.volatility.sigma_long_bps_sqrt_s), float(p.drift.return_noise_s)
     for r in rows:
         belief = scipy_expm(q * r["dt_s"]).T @ belief
-        belief = belief * np.exp(-pp["regime_fill_rate_per_s"] * r["dt_s"])
+        belief = belief * np.exp(-pp["fill_rate_per_s"] * r["dt_s"])
         if r["kind"] == "mid_tick":
             dt = r["ret_dt_s"]
-            sd = pp["sigma_long_bps_sqrt_s"] * pp["regime_vol_mult"] * np.sqrt(dt + pp["return_noise_s"])
-            belief = belief * norm.pdf(r["ret_bps"], pp["regime_drift_bps_s"] * dt, sd)
+            sd = sigma_long * pp["vol_mult"] * np.sqrt(dt + noise)
+            belief = belief * norm.pdf(r["ret_bps"], pp["drift_bps_s"] * dt, sd)
         elif r["kind"] == "own_fill":
-            pb = pp["regime_p_buy_fill"]
-            belief = belief * (pb if r["side"] > 0 else 1 - pb) * pp["regime_fill_rate_per_s"]
+            pb = pp["p_buy_fill"]
+            belief = belief * (pb if r["side"] > 0 else 1 - pb) * pp["fill_rate_per_s"]
         elif r["kind"] == "adverse_selection":
-            belief = belief * norm.pdf(r["as_bps"], pp["regime_as_mean_bps"], pp["regime_as_sd_bps"])
+            belief = belief * norm.pdf(r["as_bps"], pp["as_mean_bps"], pp["as_sd_bps"])
         elif r["kind"] == "trade_print":
-            pt = pp["regime_p_taker_buy"]
+            pt = pp["p_taker_buy"]
             belief = belief * (pt if r["side"] > 0 else 1 - pt)
         belief = belief / belief.sum()
     np.testing.assert_allclose(np.asarray(b.p_regime[-1]), belief, atol=1e-10)

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from online.belief import Event, init, update
-from online.params import default_params
+from online.params import default_config
 from online.replay import as_events, run
 
 N = 2048  # fixed length so the scan compiles once
-P64 = default_params()
-P32 = default_params(dtype=np.float32)
+P64 = default_config()
+P32 = default_config(np.float32)
 
 
 def _random_stream(seed: int, scenario: str) -> Event:

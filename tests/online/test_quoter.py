@@ -15,19 +15,23 @@ from hypothesis import strategies as st
 
 from online.belief import Beliefs
 from online.orders import Orders, apply_actions, desired_from_quote, emergency_cancel, reconcile
+from online.params import default_config, replace
 from online.quoter import (
     Market,
     QuoterState,
-    current_system_params,
     drift_shift_bps,
     glft_coefficients,
-    glft_params,
+    preset,
     quote,
-    quote_params,
     quoter_init,
     reduce_only_mode,
     touch_depths,
 )
+
+
+def quote_params(**quoter):
+    """The spec's defaults with some `[quoter]` fields replaced."""
+    return replace(default_config(), quoter=quoter)
 
 
 def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0.25), burst=0.0, burst_side=0.0,
@@ -49,13 +53,14 @@ def test_capped_drift_shift():
     """mu = -5 bps/s x 30 s = -150 bps, capped at 2 x 7 bps -> -14 bps (stage 2)."""
     assert float(drift_shift_bps(-5.0, 7.0, quote_params())) == pytest.approx(-14.0, abs=1e-12)
     assert float(drift_shift_bps(0.1, 7.0, quote_params())) == pytest.approx(3.0, abs=1e-12)  # under the cap
-    ou = quote_params(ou_drift_shift=1.0, theta_mu_per_s=0.05, drift_cap_mult=100.0)
+    ou = replace(default_config(), quoter=dict(ou_drift_shift=True, drift_cap_mult=100.0),
+                 drift=dict(theta_mu_per_s=0.05))
     assert float(drift_shift_bps(-1.0, 7.0, ou)) == pytest.approx(-(1 - math.exp(-1.5)) / 0.05, rel=1e-12)
 
 
 def test_section5_depths():
     """Half-spread 1.0 + 0.68 x 21 + 5 = 20.28 (spec: 20.3), shift -14 -> bid 34.3, ask 6.3 bps."""
-    p = quote_params(fixed_half_spread_bps=1.0, use_inventory_skew=0.0, use_burst_premium=0.0)
+    p = quote_params(fixed_half_spread_bps=1.0, use_inventory_skew=False, use_burst_premium=False)
     q, _ = quote(beliefs(p_down=0.98, mu=-5.8, tox=0.68, regime=(1, 0, 0, 0)), HYPE, jnp.asarray(4.13),
                  quoter_init(), p)
     assert float(q.half_spread_bps) == pytest.approx(20.28, abs=1e-9)
@@ -69,7 +74,7 @@ def test_stage4_example():
     bid, ask = touch_depths(10.0, -(8.0 + 3.0), 5.0, 0.0, 1.5)
     assert (float(bid), float(ask)) == (26.0, 1.5)
     # the same through `quote`: mu x 30 s = -8 bps, position chosen so that q sigma c2 = 3 bps
-    p = quote_params(fixed_half_spread_bps=10.0, use_toxicity=0.0, use_regime=0.0)
+    p = quote_params(fixed_half_spread_bps=10.0, use_toxicity=False, use_regime=False)
     _, c2 = glft_coefficients(1.5, p)
     position = 3.0 / (1.5 * float(c2))
     q, _ = quote(beliefs(p_down=0.98, mu=-8.0 / 30, burst=1.0, burst_side=1.0), HYPE, jnp.asarray(position),
@@ -86,14 +91,14 @@ def test_reduce_only_at_098():
     assert float(q.bid_size) == 0.0 and float(q.ask_size) == pytest.approx(4.13)
     assert float(jnp.sum(q.bid_qty)) == 0.0
     assert float(jnp.sum(q.ask_qty)) == pytest.approx(4.13, abs=1e-9)
-    q, _ = quote(beliefs(p_down=0.98), HYPE, jnp.asarray(4.13), quoter_init(), quote_params(max_reduce_size=2.0))
+    q, _ = quote(beliefs(p_down=0.98), HYPE, jnp.asarray(4.13), quoter_init(), quote_params(max_reduce_size_qty=2.0))
     assert float(q.ask_size) == pytest.approx(2.0)
 
 
 def test_directional_sizing_without_reduce_only():
     """Spec stage 5: bid = base x 0.02, ask = base x 0.98 at p_down 0.98 (base 4: 0.08 and 3.92)."""
     q, _ = quote(beliefs(p_down=0.98), HYPE, jnp.asarray(0.0), quoter_init(),
-                 quote_params(order_size=4.0, use_reduce_only=0.0))
+                 quote_params(order_size_qty=4.0, use_reduce_only=False))
     assert float(q.bid_size) == pytest.approx(0.08, abs=1e-12)
     assert float(q.ask_size) == pytest.approx(3.92, abs=1e-12)
 
@@ -166,11 +171,11 @@ def test_emergency_cancel_swept_side():
 def test_glft_closed_form_and_limit():
     """c1, c2 against an independent evaluation of Gueant (2017)'s formulas; c1 -> 1/kappa as gamma -> 0."""
     g, k, a, d = 0.05, 0.3, 2.0, 1.5
-    c1, c2 = glft_coefficients(1.0, quote_params(gamma_per_bps_unit=g, kappa_per_bps=k, fill_intensity_per_s=a,
-                                                 order_size=d))
+    c1, c2 = glft_coefficients(1.0, quote_params(gamma_per_bps_qty=g, kappa_per_bps=k, fill_intensity_per_s=a,
+                                                 order_size_qty=d))
     assert float(c1) == pytest.approx(math.log(1 + g * d / k) / (g * d), rel=1e-12)
     assert float(c2) == pytest.approx(math.sqrt(g / (2 * a * d * k) * (1 + g * d / k) ** (k / (g * d) + 1)), rel=1e-12)
-    c1, _ = glft_coefficients(1.0, quote_params(gamma_per_bps_unit=1e-9, kappa_per_bps=k))
+    c1, _ = glft_coefficients(1.0, quote_params(gamma_per_bps_qty=1e-9, kappa_per_bps=k))
     assert float(c1) == pytest.approx(1 / k, rel=1e-6)
 
 
@@ -188,20 +193,19 @@ def test_spec_stage3_arithmetic_in_consistent_units():
 def test_baselines_are_presets_of_the_same_quoter():
     """current_system: symmetric 7.02 bps touch whatever the belief; glft: no drift shift, skew from inventory."""
     q, _ = quote(beliefs(p_down=0.98, mu=-5.8, tox=0.68, regime=(1, 0, 0, 0), burst=1.0, burst_side=1.0), HYPE,
-                 jnp.asarray(4.87), quoter_init(), current_system_params())
+                 jnp.asarray(4.87), quoter_init(), preset("current_system"))
     assert float(q.bid_depth_bps) == pytest.approx(7.02) and float(q.ask_depth_bps) == pytest.approx(7.02)
     assert float(q.mode) == 0 and float(q.bid_size) > 0
-    q, _ = quote(beliefs(p_down=0.98, mu=-5.8, tox=0.68), HYPE, jnp.asarray(4.87), quoter_init(), glft_params())
+    q, _ = quote(beliefs(p_down=0.98, mu=-5.8, tox=0.68), HYPE, jnp.asarray(4.87), quoter_init(), preset("glft"))
     assert float(q.drift_shift_bps) == 0.0 and float(q.toxicity_premium_bps) == 0.0
     assert float(q.ask_depth_bps) < float(q.bid_depth_bps)  # long: skewed to sell, by inventory only
 
 
 def test_vmap_over_parameter_sets_and_scan_with_the_belief():
     """One quote function vmapped over [bayesian, glft, current_system]; and belief + quoter in one scan."""
-    from online.params import default_params
     from tests.online.helpers import fills, stream
 
-    batch = jax.tree_util.tree_map(lambda *x: jnp.stack(x), quote_params(), glft_params(), current_system_params())
+    batch = jax.tree_util.tree_map(lambda *x: jnp.stack(x), quote_params(), preset("glft"), preset("current_system"))
     qs, _ = jax.vmap(lambda p: quote(beliefs(p_down=0.9, mu=-3.0, tox=0.5), HYPE, jnp.asarray(2.0),
                                      quoter_init(), p))(batch)
     assert qs.bid_depth_bps.shape == (3,) and float(qs.bid_depth_bps[2]) == pytest.approx(7.02)
@@ -209,7 +213,7 @@ def test_vmap_over_parameter_sets_and_scan_with_the_belief():
 
     from online.belief import init, readout, update
 
-    bp, qp = default_params(theta_decay_per_s=0.0), quote_params()
+    bp = qp = replace(default_config(), evidence=dict(theta_decay_per_s=0.0))
     ev = stream(fills(8, gap_s=0.5))
 
     @jax.jit
@@ -245,7 +249,7 @@ def test_toxicity_premium_uses_realised_as_unless_fixed():
 def test_quote_properties(p_down, mu, sigma, tox, pos, spread, burst, bside, prev, mid):
     """For any belief: bid < ask, no quote crosses the book, sizes in [0, capacity], reduce-only
     quotes only the reducing side."""
-    p = quote_params(tick_size=1e-6, price_decimals=6.0)
+    p = replace(default_config(), venue=dict(tick_size_px=1e-6, price_decimals=6.0))
     half = mid * spread / 2e4
     m = Market(jnp.asarray(mid), jnp.asarray(mid - half), jnp.asarray(mid + half), jnp.asarray(spread))
     q, _ = quote(beliefs(p_down, mu, sigma, tox, burst=float(burst), burst_side=bside), m, jnp.asarray(pos),
@@ -255,7 +259,7 @@ def test_quote_properties(p_down, mu, sigma, tox, pos, spread, burst, bside, pre
     assert bid_px.max() < float(m.best_ask_px) and ask_px.min() > float(m.best_bid_px)
     bq, aq = np.asarray(q.bid_qty), np.asarray(q.ask_qty)
     assert (bq >= 0).all() and (aq >= 0).all()
-    cap = max(float(p.order_size), min(abs(pos), float(p.max_reduce_size)))
+    cap = max(float(p.quoter.order_size_qty), min(abs(pos), float(p.quoter.max_reduce_size_qty)))
     assert bq.sum() <= cap + 1e-9 and aq.sum() <= cap + 1e-9
     if float(q.mode) == 1:
         assert bq.sum() == 0 and pos > 0

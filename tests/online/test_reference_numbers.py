@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from online.belief import init, update
-from online.params import default_params
+from online.params import default_config, replace
 from online.replay import Filter, run
 from tests.online.helpers import fills, row, stream
 
-NO_DECAY = default_params(theta_decay_per_s=0.0)
+NO_DECAY = replace(default_config(), evidence=dict(theta_decay_per_s=0.0))
 
 
 def logit(p):
@@ -73,7 +73,7 @@ def test_burst_window_expires():
 def test_decay_is_exact_and_half_life():
     """With no evidence for t seconds the log-odds is multiplied by exp(-theta t) exactly;
     theta = 0.02/s gives a half-life of ln 2 / 0.02 = 34.66 s."""
-    p = default_params()
+    p = default_config()
     half_life = math.log(2) / 0.02
     assert half_life == pytest.approx(34.7, abs=0.05)
     for gap in (0.001, 1.0, half_life, 3600.0):
@@ -108,7 +108,7 @@ def test_section5_annotated_cycle():
 def test_toxicity_rule(as_bps, d_informed):
     """Spread 7 bps: AS 18.4 > 14 -> informed += 1; AS 2 < 3.5 -> uninformed += 1;
     AS 7 -> weight (7 - 3.5) / 10.5 = 1/3 to informed, 2/3 to uninformed."""
-    p = default_params(tox_decay_per_window=1.0)
+    p = replace(default_config(), toxicity=dict(decay_per_window=1.0))
     f = Filter(p)
     before = f.state
     f.push_many(stream([*fills(1), {"kind": "adverse_selection", "side": 1, "as_bps": as_bps,
@@ -119,7 +119,7 @@ def test_toxicity_rule(as_bps, d_informed):
 
 def test_toxicity_decays_toward_prior_continuously():
     """The evidence part of each alpha decays by 0.95 per 30 s, in continuous time (0.95^(t/30))."""
-    p = default_params()
+    p = default_config()
     f = Filter(p)
     f.push_many(stream([*fills(1), {"kind": "adverse_selection", "side": 1, "as_bps": 50.0, "spread_bps": 7.0},
                         {"kind": "book_update", "dt_s": 45.0}]))

@@ -10,12 +10,12 @@ import pytest
 
 from online.baseline import CurrentSystemParams, current_system_run
 from online.belief import Event
-from online.params import default_params, params_from_dict, params_to_dict
+from online.params import config_from_dict, config_to_dict, default_config, replace
 from online.replay import Filter, as_events, run
 from tests.online.helpers import fills, stream
 from tests.online.test_invariants import _random_stream
 
-P = default_params()
+P = default_config()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_float32_tolerance(perp_events):
     """float32 replay of the real session stays within 2e-3 of float64 in p_down and 1e-3 relative
     in sigma (the documented tolerance: float32 carries ~7 digits through 90k sequential updates)."""
     ev64, ev32 = as_events(perp_events, np.float64), as_events(perp_events, np.float32)
-    b64, b32 = run(ev64, P), run(ev32, default_params(dtype=np.float32))
+    b64, b32 = run(ev64, P), run(ev32, default_config(np.float32))
     assert b32.p_down.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(b32.p_down), np.asarray(b64.p_down), atol=2e-3)
     np.testing.assert_allclose(np.asarray(b32.sigma_bps_sqrt_s), np.asarray(b64.sigma_bps_sqrt_s), rtol=1e-3)
@@ -55,9 +55,8 @@ def test_vmap_over_parameter_sets():
     """A batch of 3 parameter sets under vmap gives each set's own replay."""
     ev = stream(fills(8))
     lams = [0.2, 0.35, 0.5]
-    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[default_params(lambda_fill=v,
-                                                                                 theta_decay_per_s=0.0)
-                                                                  for v in lams])
+    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[
+        replace(P, evidence=dict(lambda_fill=v, theta_decay_per_s=0.0)) for v in lams])
     out = jax.vmap(run, in_axes=(None, 0))(ev, batch)
     np.testing.assert_allclose(np.asarray(out.log_odds[:, -1]), [8 * v for v in lams], atol=1e-12)
 
@@ -66,26 +65,31 @@ def test_grad_through_the_update():
     """d(final log-odds)/d(lambda_fill) over 8 buy fills spaced 3 s with decay theta is
     sum_k exp(-theta * 3 k), k = 0..7 (closed form), and grad of a loss on the full real-data path is finite."""
     ev = stream(fills(8))
-    g = jax.grad(lambda lam: run(ev, P._replace(lambda_fill=lam)).log_odds[-1])(jnp.asarray(0.35))
+    with_lam = lambda lam: P._replace(evidence=P.evidence._replace(lambda_fill=lam))  # noqa: E731
+    g = jax.grad(lambda lam: run(ev, with_lam(lam)).log_odds[-1])(jnp.asarray(0.35))
     assert float(g) == pytest.approx(sum(np.exp(-0.02 * 3 * k) for k in range(8)), rel=1e-10)
     ev = as_events(_random_stream(5, "mixed"), np.float64)
     grads = jax.grad(lambda p: jnp.mean(run(ev, p).p_down))(P)
-    assert all(np.isfinite(np.asarray(x)).all() for x in grads)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(grads))
 
 
 def test_params_round_trip_and_validation():
-    d = params_to_dict(P)
-    back = params_from_dict(d)
-    for a, b in zip(P, back, strict=True):
+    d = config_to_dict(P)
+    back = config_from_dict(d)
+    for a, b in zip(jax.tree_util.tree_leaves(P), jax.tree_util.tree_leaves(back), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    with pytest.raises(ValueError, match="lambda_fill.*-1"):
-        default_params(lambda_fill=-1.0)
-    with pytest.raises(ValueError, match="unknown OnlineParams field"):
-        default_params(lambda_fil=0.3)
-    with pytest.raises(ValueError, match="regime_rates_per_s"):
-        default_params(regime_rates_per_s=np.ones((4, 4)))
-    with pytest.raises(ValueError, match="regime_p_buy_fill"):
-        default_params(regime_p_buy_fill=(0.5, 0.5, 1.0, 0.5))
+    with pytest.raises(ValueError, match=r"evidence\.lambda_fill.*-1"):
+        replace(P, evidence=dict(lambda_fill=-1.0))
+    with pytest.raises(ValueError, match=r"unknown key.*evidence\.lambda_fil\b"):
+        replace(P, evidence=dict(lambda_fil=0.3))
+    with pytest.raises(ValueError, match=r"regime\.rates_per_s"):
+        replace(P, regime=dict(rates_per_s=np.ones((4, 4))))
+    with pytest.raises(ValueError, match=r"regime\.p_buy_fill"):
+        replace(P, regime=dict(p_buy_fill=(0.5, 0.5, 1.0, 0.5)))
+    with pytest.raises(ValueError, match=r"evidence\.lambda_trade.*finite"):
+        replace(P, evidence=dict(lambda_trade=float("inf")))
+    with pytest.raises(ValueError, match=r"quoter\.use_drift.*true or false"):
+        replace(P, quoter=dict(use_drift="yes"))
 
 
 def test_current_system_reproduces_the_logs_and_barely_moves():

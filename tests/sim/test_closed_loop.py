@@ -51,7 +51,8 @@ def test_emergency_cancel_between_cycles():
     s = make_scenario("hype_selloff")
     sweeps = np.zeros(s.num_steps)
     sweeps[10:16] = 1.0
-    s = s._replace(sweep_sells=sweeps, quote_overrides={**s.quote_overrides, "order_size": 10.0})
+    quoter = {**s.config_overrides["quoter"], "order_size_qty": 10.0}
+    s = s._replace(sweep_sells=sweeps, config_overrides={**s.config_overrides, "quoter": quoter})
     bayes = run_scenario(s, "bayesian", seeds=40)[1]
     glft = run_scenario(s, "glft", seeds=40)[1]
     t = np.asarray(bayes.t_s[0])

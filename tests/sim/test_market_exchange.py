@@ -14,7 +14,7 @@ import sim  # noqa: F401
 from sim.exchange import Ladder, exchange_params, match
 from sim.market import market_params, simulate
 from sim.scenarios import make_scenario
-from sim.truth import matched_online_params
+from sim.truth import matched_config
 
 
 def test_market_moments_match_parameters():
@@ -78,10 +78,13 @@ def test_fill_probability_decays_with_depth():
 def test_matched_filter_parameters():
     """lambda_fill = ln(1 + lambda_i / lambda_u) in the selloff's regime; 0 where no flow is informed."""
     s = make_scenario("hype_selloff")
-    p = matched_online_params(s.market, s.exchange)
-    assert float(p.lambda_fill) == pytest.approx(math.log(1 + 0.8 / 1.0))
-    q = matched_online_params(make_scenario("quiet").market, s.exchange)
-    assert float(q.lambda_fill) == 0.0
+    p = matched_config(s.market, s.exchange)
+    assert float(p.evidence.lambda_fill) == pytest.approx(math.log(1 + 0.8 / 1.0))
+    assert float(p.evidence.lambda_trade) == 0.0  # the closed loop's filter reads our fills, not the tape
+    assert float(matched_config(s.market, s.exchange, tape=True).evidence.lambda_trade) == pytest.approx(
+        math.log(1 + 0.8 / 1.0))
+    q = matched_config(make_scenario("quiet").market, s.exchange)
+    assert float(q.evidence.lambda_fill) == 0.0
 
 
 @pytest.mark.parametrize(("n", "p"), [(0.0, 0.3), (3.0, 0.25), (20.0, 0.9), (5.0, 1.0), (7.0, 0.0)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calibration.cli import main
+from bayesmm.cli import main
 from events import read_session
 from tests.conftest import HL
 

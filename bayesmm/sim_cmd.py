@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-QUOTER_CHOICES = ["bayesian", "current_system", "glft"]
+QUOTER_CHOICES = ["bayesian", "current_system", "glft"]  # online.quoter.PRESETS
 _SHOWN = ("max_abs_position", "pnl", "reduce_only_fraction", "fills", "fills_bid", "fills_ask", "as_per_fill_bps",
           "fill_sharpe", "equity_sharpe", "sharpe_gap", "time_to_halve_s", "bearish_fills_before_reduce_only")
 
@@ -70,11 +70,14 @@ def cmd_simulate(args) -> int:
     import jax
 
     import sim  # noqa: F401
+    from calibration.config import load_config
     from sim.batch import percentiles, run_scenario
     from sim.scenarios import make_scenario
 
     scenario = make_scenario(args.scenario)
-    paths, outs, metrics = run_scenario(scenario, args.quoter, seeds=args.seeds, first_seed=args.first_seed)
+    base = load_config(args.config) if args.config else None
+    paths, outs, metrics = run_scenario(scenario, args.quoter, seeds=args.seeds, first_seed=args.first_seed,
+                                        base=base, matched=base is None)
     summary = percentiles(metrics)
     if args.json:
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in summary.items()}))
@@ -90,41 +93,23 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-BTC_BINANCE = dict(tick_size=0.1, max_sig_figs=0.0, price_decimals=1.0, sz_decimals=3.0, order_size=0.01,
-                   max_position=0.1, min_viable_size=0.001, max_reduce_size=0.1, gamma_per_bps_unit=1.0)
+def backtest_config(session, quoter: str, config_path=None):
+    """The configuration a backtest runs: the file's (`--config`) or the spec's defaults on the
+    session's instrument (`calibration.venue.session_config`), with the quoter preset applied."""
+    from calibration.config import load_config
+    from calibration.venue import session_config
+    from online.quoter import preset
 
-
-def backtest(session, quoter: str, seed: int = 0, dt_s: float = 0.1, quote_overrides: dict | None = None):
-    """Closed loop on a recorded session (queue model on the real tape). Returns (output, metrics, report)."""
-    import jax
-    import jax.numpy as jnp
-
-    import sim  # noqa: F401
-    from online.params import default_params
-    from sim.exchange import exchange_params
-    from sim.feed import feed_path, queue_fills
-    from sim.metrics import summarize
-    from sim.run import LoopParams, closed_loop_jit
-    from sim.scenarios import QUOTERS
-
-    if quoter not in QUOTERS:
-        raise ValueError(f"unknown quoter {quoter!r} (choose from {sorted(QUOTERS)})")
-    path, report = feed_path(session, dt_s)
-    overrides = quote_overrides if quote_overrides is not None else (BTC_BINANCE if "binance" in session.meta.venue
-                                                                     else {"tick_size": session.meta.tick_size})
-    qp = QUOTERS[quoter](**{**overrides, "fee_bps": session.meta.fee_bps})
-    ex = exchange_params(maker_fee_bps=session.meta.fee_bps, as_horizon_s=session.meta.as_horizon_s)
-    lp = LoopParams(default_params(fee_bps=session.meta.fee_bps), qp, ex, jnp.asarray(0.0), jnp.asarray(0.0))
-    out = closed_loop_jit(jax.random.key(seed), path, lp, None, fill_fn=queue_fills)
-    metrics = {k: float(v) for k, v in summarize(out, 0.0).items()}
-    return out, metrics, report
+    cfg = load_config(config_path) if config_path else session_config(session)
+    return preset(quoter, cfg)
 
 
 def cmd_backtest(args) -> int:
     from events import read_session
+    from sim.backtest import backtest
 
     session = read_session(args.session)
-    out, metrics, report = backtest(session, args.quoter)
+    out, metrics, report = backtest(session, backtest_config(session, args.quoter, args.config))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -147,6 +132,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
     q.add_argument("--seeds", type=int, default=100)
     q.add_argument("--first-seed", type=int, default=0)
+    q.add_argument("--config", help="the bot's configuration (config.toml); default: the belief the scenario's "
+                   "truth implies (sim/truth.py), on the scenario's venue")
     q.add_argument("--json", action="store_true", help="print one JSON object: metric -> {median, p10, p90}")
     q.add_argument("--plot", help="PNG of the first seed: mid, quotes, fills, position, P&L, p_down")
     q.set_defaults(func=cmd_simulate)
@@ -154,6 +141,8 @@ def add_parsers(sub) -> None:
     q = sub.add_parser("backtest", help="the closed loop on a recorded session (queue model on the real tape)")
     q.add_argument("session")
     q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
+    q.add_argument("--config", help="configuration file (config.toml); default: the spec's values on the "
+                   "session's instrument (grid, fee and sizes from the session)")
     q.add_argument("--json", action="store_true")
     q.add_argument("--plot")
     q.set_defaults(func=cmd_backtest)

@@ -4,30 +4,13 @@ or taken from a point of a replayed session."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tomllib
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from online.belief import Beliefs
-from online.quoter import Market, QuoterState, current_system_params, glft_params, quote, quote_params
-
-QUOTERS = {"bayesian": quote_params, "current_system": current_system_params, "glft": glft_params}
-
-
-def load_quote_params(path, quoter: str = "bayesian", **overrides):
-    """QuoteParams of a quoter preset, updated from a .json/.toml file (a `[quote]` table is accepted)."""
-    d = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ValueError(f"{path}: no such parameter file")
-        d = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-        d = d.get("quote", d)
-    return QUOTERS[quoter](**{**d, **overrides})
+from online.quoter import PRESETS, Market, QuoterState, preset, quote
 
 
 def parse_at(at: str, t0_ns: int) -> float:
@@ -48,13 +31,13 @@ def parse_at(at: str, t0_ns: int) -> float:
     return (target - start).total_seconds()
 
 
-def state_at(session_path: str, at: str, params_path=None):
+def state_at(session_path: str, at: str, cfg=None):
     """(Beliefs, Market, t_s) at the last event at or before `at` in a replay of the session."""
-    from calibration.replay import load_params, replay_session
+    from calibration.replay import replay_session
     from events import read_session, to_arrays
 
     session = read_session(session_path)
-    table = replay_session(session, load_params(params_path))
+    table = replay_session(session, cfg)
     t_s = table.column("t_s").to_numpy()
     when = parse_at(at, int(session.column("t_ns")[0]))
     if not 0 <= when <= t_s[-1]:
@@ -110,10 +93,13 @@ def format_quote(q, beliefs, market, position: float) -> str:
 
 def cmd_quote(args) -> int:
     jax.config.update("jax_enable_x64", True)
+    from calibration.config import load_config
+
+    cfg = preset(args.quoter, load_config(args.config))
     if args.session:
         if args.at is None:
             raise ValueError("--session needs --at (HH:MM:SS or seconds since the start)")
-        beliefs, market, t = state_at(args.session, args.at, args.belief_params)
+        beliefs, market, t = state_at(args.session, args.at, cfg)
         print(f"state after the last event at or before {args.at} ({t:.3f} s into the session)")
     else:
         regime = [float(x) for x in args.regime.split(",")]
@@ -130,11 +116,10 @@ def cmd_quote(args) -> int:
                           burst_side=float(args.burst_side))
         half = args.mid * args.spread_bps / 2e4
         market = Market(args.mid, args.mid - half, args.mid + half, args.spread_bps)
-    params = load_quote_params(args.params, args.quoter)
     beliefs = Beliefs(*(jnp.asarray(x, jnp.float64) for x in beliefs))
     market = Market(*(jnp.asarray(x, jnp.float64) for x in market))
     q, _ = quote(beliefs, market, jnp.asarray(args.position, jnp.float64),
-                 QuoterState(jnp.asarray(float(args.prev_mode))), params, num_levels=args.levels)
+                 QuoterState(jnp.asarray(float(args.prev_mode))), cfg, num_levels=args.levels)
     print(f"quoter: {args.quoter}")
     print(format_quote(q, beliefs, market, args.position))
     return 0
@@ -144,7 +129,6 @@ def add_parser(sub) -> None:
     q = sub.add_parser("quote", help="print the full quote breakdown for one belief state")
     q.add_argument("--session", help="a session Parquet: take the belief and market from its replay")
     q.add_argument("--at", help="with --session: HH:MM:SS (UTC) or seconds since the start")
-    q.add_argument("--belief-params", help="OnlineParams file for that replay")
     q.add_argument("--p-down", type=float, default=0.98)
     q.add_argument("--mu-bps-s", type=float, help="default: (1 - 2 p_down) x 6 bps/s")
     q.add_argument("--sigma-bps-sqrt-s", type=float, default=1.5)
@@ -156,7 +140,8 @@ def add_parser(sub) -> None:
     q.add_argument("--spread-bps", type=float, default=7.0)
     q.add_argument("--position", type=float, default=4.13, help="signed inventory, units")
     q.add_argument("--prev-mode", type=int, default=0, choices=[-1, 0, 1], help="reduce-only mode before")
-    q.add_argument("--quoter", choices=sorted(QUOTERS), default="bayesian")
-    q.add_argument("--params", help="QuoteParams overrides, .json or .toml")
+    q.add_argument("--quoter", choices=sorted(PRESETS), default="bayesian",
+                   help="quoter preset applied on top of the configuration")
+    q.add_argument("--config", help="configuration file (config.toml); default: the spec's values")
     q.add_argument("--levels", type=int, default=6, help="ladder levels per side")
     q.set_defaults(func=cmd_quote)

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from calibration.cli import main
-from calibration.sim_cli import backtest
+from bayesmm.cli import main
+from bayesmm.sim_cmd import backtest_config
+from sim.backtest import backtest
 
 
 def test_simulate_json_and_plot(tmp_path, capsys):
@@ -28,7 +29,7 @@ def test_simulate_json_and_plot(tmp_path, capsys):
 def test_backtest_real_session(perp_session, quoter, tmp_path):
     """Both quoters run end to end on the real Binance perp session; the books balance: final
     position = bought - sold, and P&L = cash + position x last mid."""
-    out, metrics, report = backtest(perp_session[0], quoter)
+    out, metrics, report = backtest(perp_session[0], backtest_config(perp_session[0], quoter))
     assert report["trades"] == 21_313 and report["steps"] > 3000
     pos = np.asarray(out.position)
     assert pos[-1] == pytest.approx(float(np.sum(out.bid_fill_qty) - np.sum(out.ask_fill_qty)), abs=1e-12)

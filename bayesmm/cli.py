@@ -1,4 +1,5 @@
-"""The `bayesmm` command line: ingest recordings, inspect sessions, replay the online filter."""
+"""The `bayesmm` command line: ingest recordings, inspect sessions, replay the online filter, quote,
+simulate, backtest, fit, calibrate, check a config, score a replay."""
 
 from __future__ import annotations
 
@@ -51,12 +52,12 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from calibration.replay import load_params, plot_beliefs, replay_session, write_beliefs
+    from calibration.config import load_config
+    from calibration.replay import plot_beliefs, replay_session, write_beliefs
     from events import read_session
 
     session = read_session(args.session)
-    params = load_params(args.params)
-    table = replay_session(session, params)
+    table = replay_session(session, load_config(args.config))
     write_beliefs(table, args.out)
     last = {c: table.column(c)[-1].as_py() for c in ("p_down", "mu_bps_s", "sigma_bps_sqrt_s", "toxicity")}
     p_down = table.column("p_down").to_numpy()
@@ -92,19 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("replay", help="run the online belief over a session -> beliefs.parquet")
     q.add_argument("session")
-    q.add_argument("--params", help="OnlineParams as .json or .toml (defaults: the spec's values)")
+    q.add_argument("--config", help="a configuration (config.toml from `bayesmm calibrate`, or .json); default: "
+                   "the spec's values")
     q.add_argument("--out", required=True, help="output Parquet: one row per event (t_s, kind, p_down, ...)")
     q.add_argument("--plot", help="write a PNG of p_down, drift, sigma, toxicity and regimes over time")
     q.set_defaults(func=cmd_replay)
 
-    from calibration.quote_cli import add_parser as add_quote
+    from bayesmm.fit_cmd import add_parser as add_fit
+    from bayesmm.quote_cmd import add_parser as add_quote
+    from bayesmm.sim_cmd import add_parsers as add_sim
 
     add_quote(sub)
-    from calibration.sim_cli import add_parsers as add_sim
-
     add_sim(sub)
-    from calibration.fit_cli import add_parser as add_fit
-
     add_fit(sub)
     return p
 

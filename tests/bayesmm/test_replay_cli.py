@@ -1,4 +1,5 @@
-"""`bayesmm replay`: beliefs Parquet with one row per event and the named columns, params files."""
+"""`bayesmm replay` and `bayesmm quote`: beliefs Parquet with one row per event and the named columns,
+--config files."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from calibration.cli import main
-from calibration.replay import load_params
+from bayesmm.cli import main
+from calibration.config import ConfigError, load_config
 from events import read_session
 from tests.conftest import HL
 
@@ -23,9 +24,9 @@ def hl_session(tmp_path):
 
 def test_replay_writes_beliefs_and_plot(hl_session, tmp_path, capsys):
     params = tmp_path / "p.json"
-    params.write_text(json.dumps({"lambda_trade": 0.1, "theta_decay_per_s": 0.0}))
+    params.write_text(json.dumps({"evidence": {"lambda_trade": 0.1, "theta_decay_per_s": 0.0}}))
     out, png = tmp_path / "beliefs.parquet", tmp_path / "beliefs.png"
-    assert main(["replay", str(hl_session), "--params", str(params), "--out", str(out), "--plot", str(png)]) == 0
+    assert main(["replay", str(hl_session), "--config", str(params), "--out", str(out), "--plot", str(png)]) == 0
     table = pq.read_table(out)
     session = read_session(hl_session)
     assert table.num_rows == len(session)
@@ -35,18 +36,19 @@ def test_replay_writes_beliefs_and_plot(hl_session, tmp_path, capsys):
     kinds = table.column("kind").to_numpy(zero_copy_only=False)
     np.testing.assert_array_equal(kinds, session.column("kind"))
     meta = json.loads(table.schema.metadata[b"bayesmm.replay"])
-    assert meta["params"]["lambda_trade"] == 0.1  # the parameters used travel with the output
+    assert meta["config"]["evidence"]["lambda_trade"] == 0.1  # the parameters used travel with the output
     assert meta["session"]["instrument"] == "BTC"
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bad_params_file(hl_session, tmp_path, capsys):
+def test_bad_config_file(hl_session, tmp_path, capsys):
     bad = tmp_path / "p.json"
-    bad.write_text(json.dumps({"lambda_fill": -2}))
-    assert main(["replay", str(hl_session), "--params", str(bad), "--out", str(tmp_path / "b.parquet")]) == 2
-    assert "lambda_fill" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="no such parameter file"):
-        load_params(tmp_path / "missing.toml")
+    bad.write_text(json.dumps({"evidence": {"lambda_fill": -2}}))
+    assert main(["replay", str(hl_session), "--config", str(bad), "--out", str(tmp_path / "b.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "evidence.lambda_fill" in err and "minimum of 0.0" in err
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "missing.toml")
 
 
 def test_quote_cli_manual_and_from_session(hl_session, capsys):
