@@ -10,9 +10,9 @@ def cmd_fit(args) -> int:
     from events import read_session
     from models.workflow import MODEL_NAMES, fit_session
 
-    session = read_session(args.session)
+    sessions = [read_session(p) for p in args.sessions]
     names = list(MODEL_NAMES) if args.model == "all" else [args.model]
-    report = fit_session(session, names, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
+    report = fit_session(sessions, names, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
                          chains=args.chains, bin_s=args.bin_s, fills=args.fills, seed=args.seed,
                          progress=not args.quiet)
     for name, r in report.items():
@@ -37,7 +37,8 @@ def cmd_fit(args) -> int:
 
 def add_parser(sub) -> None:
     q = sub.add_parser("fit", help="fit the offline NumPyro models to a session")
-    q.add_argument("session")
+    q.add_argument("sessions", nargs="+", help="session Parquet files of one instrument (several: fitted jointly, "
+                   "shared parameters, separate latent paths)")
     q.add_argument("--model", choices=["drift", "volatility", "toxicity", "regime", "all"], default="all")
     q.add_argument("--method", choices=["nuts", "svi"], default="nuts")
     q.add_argument("--draws", type=int, default=500)

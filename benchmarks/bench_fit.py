@@ -148,7 +148,7 @@ def gradient_costs(num_bins: int) -> None:
     init = jnp.full(4, -jnp.log(4.0))
 
     def autodiff_evidence(x, m):
-        _, norms, _, shift = _scaled_forward(x, m, init)
+        _, norms, _, shift = _scaled_forward(x, m, init, jnp.zeros(num_bins).at[0].set(1.0))
         return jnp.sum(jnp.log(norms)) + jnp.sum(shift)
 
     def hand_written_evidence(x, m):
@@ -162,7 +162,7 @@ def gradient_costs(num_bins: int) -> None:
 
     def with_fill_term(kalman):
         def f(q):
-            lik, m, p = kalman(ret, dt, q[0], q[1], q[2])
+            lik, m, p = kalman(ret, dt, q[0], q[1], q[2], jnp.zeros_like(ret))
             return lik + jnp.sum(weights * jnp.tanh(m) * p)
         return jax.jit(jax.value_and_grad(f))
 

@@ -31,8 +31,11 @@ class EventArrays(NamedTuple):
         spread_bps: the latest (ask - bid) / mid, bps (0 before the first book).
         ret_bps: on mid_tick, the mid return since the previous mid_tick, bps; 0 elsewhere.
         ret_dt_s: on mid_tick, seconds since the previous mid_tick; 0 elsewhere.
-        imbalance: the latest top-K imbalance in [-1, 1] (top-of-book sizes until a depth book
-            is known; 0 before the first book).
+        imbalance: the latest top-of-book imbalance (bid size - ask size) / (bid size + ask size)
+            in [-1, 1] (0 before the first book). Top of book, not the session's top-K depth
+            imbalance, because every feed has it from its first message (a Binance depth book
+            needs a snapshot, which the 20240809 spot recording lacks): a weight calibrated on
+            one recording must mean the same on the next.
         cv_ret_bps: on cv_tick, the other venue's mid return since its previous tick, bps; 0 elsewhere.
         valid: 1 once a mid is known; filters treat events before that as time passing only.
     """
@@ -88,8 +91,7 @@ def to_arrays(session: Session) -> EventArrays:
         spread_raw = (ask - bid) / (0.5 * (bid + ask)) * 1e4
         tob = (col("bid_sz") - col("ask_sz")) / (col("bid_sz") + col("ask_sz"))
     spread_bps, _ = _ffill(np.nan_to_num(spread_raw), book)
-    imb_raw = np.where(np.isfinite(col("imbalance")), col("imbalance"), np.nan_to_num(tob))
-    imbalance, _ = _ffill(imb_raw, book)
+    imbalance, _ = _ffill(np.nan_to_num(tob), book)
     ret_bps, ret_dt_s = _returns_at(np.flatnonzero(kind == MID_TICK), price, t_s, n)
     cv_ret = np.zeros(n)
     venues = col("venue").astype(str)

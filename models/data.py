@@ -15,7 +15,10 @@ from events.session import Session
 class Binned(NamedTuple):
     """Per bin (a pytree of equal-length float arrays):
     ret_bps (mid return over the bin), dt_s (bin width), n_buy / n_sell (own buy / sell fills),
-    n_fills, mean_as_bps (mean AS of the fills that start in the bin, 0 if none), has_as (1 if any)."""
+    n_fills, mean_as_bps (mean AS of the fills that start in the bin, 0 if none), has_as (1 if any),
+    start (1 at the first bin of each session: the models restart their latent paths there, so
+    several sessions are fitted jointly - the same parameters, separate paths - not as one
+    stretch of market time)."""
 
     ret_bps: np.ndarray
     dt_s: np.ndarray
@@ -24,6 +27,7 @@ class Binned(NamedTuple):
     n_fills: np.ndarray
     mean_as_bps: np.ndarray
     has_as: np.ndarray
+    start: np.ndarray
 
 
 class FillData(NamedTuple):
@@ -83,6 +87,23 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     counts = np.bincount(fb, minlength=n)
     binned = Binned(ret_bps=ret, dt_s=np.full(n, bin_s), n_buy=n_buy, n_sell=n_sell, n_fills=n_buy + n_sell,
                     mean_as_bps=np.where(counts > 0, sums / np.maximum(counts, 1), 0.0),
-                    has_as=(counts > 0).astype(float))
+                    has_as=(counts > 0).astype(float), start=(np.arange(n) == 0).astype(float))
     return binned, FillData(bin_index=fb.astype(np.int32), side=sides.astype(float), as_bps=as_bps,
                             from_tape=bool(use_tape))
+
+
+def bin_sessions(sessions, bin_s: float = 1.0, fills: str = "auto") -> tuple[Binned, FillData]:
+    """`bin_session` of each session, concatenated, with `start` marking where each one begins
+    and fill bin indices shifted to match. Sessions must be of one instrument (checked by the
+    caller that opened them); `fills` is resolved per session ("auto": own fills where present)."""
+    sessions = list(sessions)
+    if not sessions:
+        raise ValueError("no sessions to bin")
+    parts = [bin_session(s, bin_s, fills) for s in sessions]
+    offsets = np.cumsum([0] + [len(b.ret_bps) for b, _ in parts[:-1]])
+    binned = Binned(*(np.concatenate(xs) for xs in zip(*(b for b, _ in parts), strict=True)))
+    fd = FillData(bin_index=np.concatenate([f.bin_index + o for (_, f), o in zip(parts, offsets, strict=True)]
+                                           ).astype(np.int32),
+                  side=np.concatenate([f.side for _, f in parts]), as_bps=np.concatenate([f.as_bps for _, f in parts]),
+                  from_tape=all(f.from_tape for _, f in parts))
+    return binned, fd

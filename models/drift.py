@@ -26,66 +26,74 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from online.kernels import gaussian_update, ou_predict
+from online.kernels import gaussian_update, ou_predict, ou_stationary_var
 
 
-def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma):
-    """Exact log-likelihood of the returns and the predictive (mean, var) of mu in each bin."""
-    var0 = sigma_mu**2 / (2.0 * theta)
+def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma, start=None):
+    """Exact log-likelihood of the returns and the predictive (mean, var) of mu in each bin.
+    `start` (1 at the first bin of each session, optional): the drift restarts there from its
+    stationary law, a separate latent path with the same parameters."""
+    var0 = ou_stationary_var(sigma_mu, theta)
+    start = jnp.zeros_like(ret_bps) if start is None else start
 
     def step(carry, x):
         ll, m, p = carry
-        r, dt = x
+        r, dt, s = x
         m, p = ou_predict(m, p, dt, theta, sigma_mu)
+        m, p = jnp.where(s > 0, 0.0, m), jnp.where(s > 0, var0, p)
         pred_m, pred_p = m, p
         m_new, p_new, l = gaussian_update(m, p, r / dt, sigma**2 / dt)
         # ret = mu dt + e: the density of ret is that of ret/dt times 1/dt
         return (ll + l - jnp.log(dt), m_new, p_new), (pred_m, pred_p)
 
-    (ll, _, _), (pm, pp) = jax.lax.scan(step, (jnp.zeros_like(var0), jnp.zeros_like(var0), var0), (ret_bps, dt_s))
+    (ll, _, _), (pm, pp) = jax.lax.scan(step, (jnp.zeros_like(var0), jnp.zeros_like(var0), var0),
+                                        (ret_bps, dt_s, start))
     return ll, pm, pp
 
 
 @jax.custom_vjp
-def kalman_loglik_forward_grad(ret_bps, dt_s, theta, sigma_mu, sigma):
+def kalman_loglik_forward_grad(ret_bps, dt_s, theta, sigma_mu, sigma, start):
     """`kalman_loglik`, differentiated in forward mode: the outputs depend on three scalars, so
     their full Jacobian is one scan carrying three tangents, and a gradient is that Jacobian applied
     to the cotangents. For when the per-bin outputs are used (the fill term reads them): reverse
     mode through the scan then cost ~2.6 us per bin (value and gradient), this ~0.9 us
     (benchmarks/bench_fit.py, `gradient_costs`). With the log-likelihood alone reverse mode is
     cheaper (~0.1 us per bin) and is what runs."""
-    return kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma)
+    return kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma, start)
 
 
-def _kalman_fwd(ret_bps, dt_s, theta, sigma_mu, sigma):
+def _kalman_fwd(ret_bps, dt_s, theta, sigma_mu, sigma, start):
     params = jnp.stack(jnp.broadcast_arrays(theta, sigma_mu, sigma))
 
     def along(tangent):  # the outputs and their derivative along one direction in (theta, sigma_mu, sigma)
-        return jax.jvp(lambda q: kalman_loglik(ret_bps, dt_s, q[0], q[1], q[2]), (params,), (tangent,))
+        return jax.jvp(lambda q: kalman_loglik(ret_bps, dt_s, q[0], q[1], q[2], start), (params,), (tangent,))
 
     out, jac = jax.vmap(along, out_axes=(None, -1))(jnp.eye(3, dtype=params.dtype))
-    return out, (jac, ret_bps, dt_s)
+    return out, (jac, ret_bps, dt_s, start)
 
 
 def _kalman_bwd(res, cotangents):
-    (j_ll, j_m, j_p), ret_bps, dt_s = res
+    (j_ll, j_m, j_p), ret_bps, dt_s, start = res
     g_ll, g_m, g_p = cotangents
     grad = g_ll * j_ll + g_m @ j_m + g_p @ j_p
-    return jnp.zeros_like(ret_bps), jnp.zeros_like(dt_s), grad[0], grad[1], grad[2]
+    return jnp.zeros_like(ret_bps), jnp.zeros_like(dt_s), grad[0], grad[1], grad[2], jnp.zeros_like(start)
 
 
 kalman_loglik_forward_grad.defvjp(_kalman_fwd, _kalman_bwd)
 
 
-def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None):
+def ou_drift_model(ret_bps, dt_s, fill_bin=None, fill_side=None, start=None):
     """NumPyro model (sites in the units of their names); fills are optional: fill_bin (int, the bin of
-    each fill) and fill_side (+1 our buy, -1 our sell, 0 padding)."""
+    each fill) and fill_side (+1 our buy, -1 our sell, 0 padding); `start` marks the first bin of
+    each session (separate drift paths, shared parameters)."""
     theta = numpyro.sample("theta_per_s", dist.LogNormal(jnp.log(0.01), 1.5))
     sigma_mu = numpyro.sample("sigma_mu_bps_s_sqrt_s", dist.LogNormal(jnp.log(0.3), 1.5))
     sigma = numpyro.sample("sigma_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.5))
     numpyro.deterministic("stationary_sd_bps_s", sigma_mu / jnp.sqrt(2.0 * theta))
     has_fills = fill_bin is not None and len(fill_bin) > 0
-    ll, pm, pp = (kalman_loglik_forward_grad if has_fills else kalman_loglik)(ret_bps, dt_s, theta, sigma_mu, sigma)
+    start = jnp.zeros_like(ret_bps) if start is None else start
+    ll, pm, pp = (kalman_loglik_forward_grad if has_fills else kalman_loglik)(ret_bps, dt_s, theta, sigma_mu, sigma,
+                                                                              start)
     numpyro.factor("returns", ll)
     if has_fills:
         a = numpyro.sample("fill_link_a", dist.Normal(0.0, 1.0))
@@ -102,7 +110,7 @@ def simulate_drift(key, num_bins: int, dt_s: float, theta: float, sigma_mu: floa
     """Draw from the model (prior or posterior predictive): mu path, returns, and Poisson fills."""
     rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
     decay = np.exp(-theta * dt_s)
-    q = sigma_mu**2 * (1 - decay**2) / (2 * theta)
+    q = ou_stationary_var(sigma_mu, theta) * (1 - decay**2)
     mu = np.empty(num_bins)
     m = rng.normal(0, sigma_mu / np.sqrt(2 * theta))
     for t in range(num_bins):

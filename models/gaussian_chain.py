@@ -78,47 +78,59 @@ class AR1GivenPseudoObservations(dist.Distribution):
     reparametrized_params = ["mu", "phi", "xi", "y", "v"]
     support = constraints.real_vector
 
-    def __init__(self, mu, phi, xi, y, v, *, validate_args=None):
+    def __init__(self, mu, phi, xi, y, v, start=None, *, validate_args=None):
         self.mu, self.phi, self.xi = mu, phi, xi
         self.y, self.v = jnp.broadcast_arrays(y, v)
+        n = self.y.shape[0]
+        self.start = (jnp.zeros(n).at[0].set(1.0) if start is None else jnp.asarray(start, self.y.dtype).at[0].set(1.0))
         super().__init__(batch_shape=(), event_shape=self.y.shape, validate_args=validate_args)
 
+    def _steps(self):
+        """Per-bin AR(1) coefficient and innovation variance: (phi, xi^2), restarting from the
+        stationary law (0, xi^2 / (1 - phi^2)) at each session's first bin (`start`)."""
+        s = self.start > 0
+        return jnp.where(s, 0.0, self.phi), jnp.where(s, self.xi**2 / (1.0 - self.phi**2), self.xi**2)
+
     def _prior(self) -> GaussianMarkovChain:
-        n = self.event_shape[0]
-        scale = jnp.full(n, self.xi).at[0].set(self.xi / jnp.sqrt(1.0 - self.phi**2))
-        return GaussianMarkovChain(jnp.full(n, self.mu), jnp.full(n, self.phi), scale)
+        coef, var = self._steps()
+        return GaussianMarkovChain(jnp.full(self.event_shape[0], self.mu), coef, jnp.sqrt(var))
 
     def _filter(self):
         """Filtered means and variances per bin, and log Z."""
-        mu, phi, xi2 = self.mu, self.phi, self.xi**2
+        mu = self.mu
+        coef, q = self._steps()
+        next_coef, next_q = coef[1:], q[1:]
 
         def step(carry, obs):
             mean, var, log_z = carry
-            y, v = obs
+            y, v, a, qq = obs
             mean, var, ll = gaussian_update(mean, var, y, v)
             out = (mean, var)
-            return (mu + phi * (mean - mu), phi**2 * var + xi2, log_z + ll), out
+            return (mu + a * (mean - mu), a**2 * var + qq, log_z + ll), out
 
-        init = (mu, xi2 / (1.0 - phi**2), jnp.zeros_like(mu))
-        (_, _, log_z), (means, variances) = jax.lax.scan(step, init, (self.y, self.v))
+        init = (mu, q[0], jnp.zeros_like(mu))
+        pad = lambda x: jnp.concatenate([x, x[:1]])  # noqa: E731  (the last step's prediction is unused)
+        (_, _, log_z), (means, variances) = jax.lax.scan(step, init, (self.y, self.v, pad(next_coef), pad(next_q)))
         return means, variances, log_z
 
     def sample(self, key, sample_shape=()):
         means, variances, _ = self._filter()
-        mu, phi, xi2 = self.mu, self.phi, self.xi**2
+        mu = self.mu
+        coef, q = self._steps()
         z = jax.random.normal(key, sample_shape + self.event_shape).reshape(-1, self.event_shape[0])
 
         def one(z_path):
             last = means[-1] + jnp.sqrt(variances[-1]) * z_path[-1]
 
             def back(h_next, inputs):
-                m, p, z_t = inputs
-                pred_var = phi**2 * p + xi2
-                gain = phi * p / pred_var
-                h = m + gain * (h_next - mu - phi * (m - mu)) + jnp.sqrt(p - gain * phi * p) * z_t
+                m, p, a, qq, z_t = inputs  # a, qq: the step from this bin to the next
+                pred_var = a**2 * p + qq
+                gain = a * p / pred_var
+                h = m + gain * (h_next - mu - a * (m - mu)) + jnp.sqrt(p - gain * a * p) * z_t
                 return h, h
 
-            _, rest = jax.lax.scan(back, last, (means[:-1], variances[:-1], z_path[:-1]), reverse=True)
+            _, rest = jax.lax.scan(back, last, (means[:-1], variances[:-1], coef[1:], q[1:], z_path[:-1]),
+                                   reverse=True)
             return jnp.concatenate([rest, last[None]])
 
         return jax.vmap(one)(z).reshape(sample_shape + self.event_shape)

@@ -105,36 +105,53 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     return ll + shared[:, None] + has_as[:, None] * as_ll
 
 
-def forward_log_evidence(log_lik, transition, log_init):
-    """log p(data) and the filtered log beliefs, by the forward algorithm (online kernels)."""
+def _starts(log_lik, start):
+    """The session-start flags as floats, the first bin always a start."""
+    start = jnp.zeros(log_lik.shape[0], log_lik.dtype) if start is None else jnp.asarray(start, log_lik.dtype)
+    return start.at[0].set(1.0)
 
-    def step(carry, ll):
+
+def forward_log_evidence(log_lik, transition, log_init, start=None):
+    """log p(data) and the filtered log beliefs, by the forward algorithm (online kernels). At
+    each session start (`start`) the belief restarts from `log_init`: separate regime paths."""
+
+    def step(carry, x):
         lp, total = carry
+        ll, s = x
+        lp = jnp.where(s > 0, log_init, lp)
         lp, norm = hmm_condition(lp, ll)
         return (hmm_predict(lp, transition), total + norm), lp
 
-    (_, total), filtered = jax.lax.scan(step, (log_init, 0.0), log_lik)
+    (_, total), filtered = jax.lax.scan(step, (log_init, 0.0), (log_lik, _starts(log_lik, start)))
     return total, filtered
 
 
-def _scaled_forward(log_lik, transition, log_init):
+def _scaled_forward(log_lik, transition, log_init, start):
     """Filtered beliefs alpha_t = P(z_t | bins <= t) (T, 4), the normalisers c_t, and the scaled
-    emissions e_t = exp(ll_t - max_r ll_t) whose shifts give log p = sum log c_t + sum shifts."""
+    emissions e_t = exp(ll_t - max_r ll_t) whose shifts give log p = sum log c_t + sum shifts.
+    The prior restarts at exp(log_init) at every session start."""
     shift = jnp.max(log_lik, axis=1)
     scaled = jnp.exp(log_lik - shift[:, None])
+    init = jnp.exp(log_init)
 
-    def step(prior, e_t):
-        joint = prior * e_t
+    def step(prior, x):
+        e_t, s = x
+        joint = jnp.where(s > 0, init, prior) * e_t
         norm = jnp.sum(joint)
         filtered = joint / norm
         return filtered @ transition, (filtered, norm)
 
-    _, (filtered, norms) = jax.lax.scan(step, jnp.exp(log_init), scaled)
+    _, (filtered, norms) = jax.lax.scan(step, init, (scaled, start))
     return filtered, norms, scaled, shift
 
 
+def scaled_log_evidence(log_lik, transition, log_init, start=None):
+    """`_scaled_log_evidence` with `start` defaulting to one session (see there)."""
+    return _scaled_log_evidence(log_lik, transition, log_init, _starts(log_lik, start))
+
+
 @jax.custom_vjp
-def scaled_log_evidence(log_lik, transition, log_init):
+def _scaled_log_evidence(log_lik, transition, log_init, start):
     """log p(data), equal to `forward_log_evidence`'s (tested to 1e-9), by the scaled forward
     recursion in probability space: a_t = normalise(a_{t-1} A * e_t) with e_t = exp(ll_t - max_r ll_t)
     computed for all bins at once, and log p = sum of the log normalisers + sum of the shifts.
@@ -152,32 +169,36 @@ def scaled_log_evidence(log_lik, transition, log_init):
     (the last two: benchmarks/bench_fit.py, `gradient_costs`). A balanced-tree product of the 4x4
     factors (O(log T) depth) was no faster on CPU (~20 ms).
     """
-    _, norms, _, shift = _scaled_forward(log_lik, transition, log_init)
+    _, norms, _, shift = _scaled_forward(log_lik, transition, log_init, start)
     return jnp.sum(jnp.log(norms)) + jnp.sum(shift)
 
 
-def _evidence_fwd(log_lik, transition, log_init):
-    filtered, norms, scaled, shift = _scaled_forward(log_lik, transition, log_init)
-    return jnp.sum(jnp.log(norms)) + jnp.sum(shift), (filtered, norms, scaled, transition)
+def _evidence_fwd(log_lik, transition, log_init, start):
+    filtered, norms, scaled, shift = _scaled_forward(log_lik, transition, log_init, start)
+    return jnp.sum(jnp.log(norms)) + jnp.sum(shift), (filtered, norms, scaled, transition, start)
 
 
 def _evidence_bwd(res, g):
-    filtered, norms, scaled, transition = res
-    # beta_t = A (e_t+1 * beta_t+1) / c_t+1, beta_T-1 = 1: the smoothed law is filtered * beta
+    filtered, norms, scaled, transition, start = res
+    # beta_t = A (e_t+1 * beta_t+1) / c_t+1, beta_T-1 = 1: the smoothed law is filtered * beta.
+    # Across a session start the future does not depend on z_t: beta_t = 1, and that pair of
+    # bins adds nothing to the transition counts.
     weighted_next = scaled[1:] / norms[1:, None]
+    linked = 1.0 - start[1:]
 
-    def back(beta_next, w_next):
-        beta = transition @ (w_next * beta_next)
+    def back(beta_next, x):
+        w_next, link = x
+        beta = jnp.where(link > 0, transition @ (w_next * beta_next), 1.0)
         return beta, beta
 
-    _, betas = jax.lax.scan(back, jnp.ones(NUM_STATES, norms.dtype), weighted_next, reverse=True)
+    _, betas = jax.lax.scan(back, jnp.ones(NUM_STATES, norms.dtype), (weighted_next, linked), reverse=True)
     betas = jnp.concatenate([betas, jnp.ones((1, NUM_STATES), betas.dtype)])
     smoothed = filtered * betas
-    d_transition = filtered[:-1].T @ (weighted_next * betas[1:])
-    return g * smoothed, g * d_transition, g * smoothed[0]
+    d_transition = filtered[:-1].T @ (linked[:, None] * weighted_next * betas[1:])
+    return g * smoothed, g * d_transition, g * (start @ smoothed), jnp.zeros_like(start)
 
 
-scaled_log_evidence.defvjp(_evidence_fwd, _evidence_bwd)
+_scaled_log_evidence.defvjp(_evidence_fwd, _evidence_bwd)
 
 
 def regime_params_from_sample(s: dict) -> RegimeParams:
@@ -233,19 +254,21 @@ def _priors(switch_prior) -> dict:
     }
 
 
-def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR):
+def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR, start=None):
     """NumPyro model (module docstring), states marginalised by `scaled_log_evidence`. The bins
-    share one width (dt_s[0]); `switch_prior` is (median per s, log sd) of each switch rate."""
+    share one width (dt_s[0]); `switch_prior` is (median per s, log sd) of each switch rate;
+    `start` marks each session's first bin (the regime path restarts there)."""
     p = regime_params_from_sample(_priors(switch_prior))
     numpyro.deterministic("generator_per_s", p.rates_per_s)
     numpyro.deterministic("sigma_trend_bps_sqrt_s", p.sigma_bps_sqrt_s[0])
     numpyro.deterministic("sigma_volatile_bps_sqrt_s", p.sigma_bps_sqrt_s[3])
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
-    numpyro.factor("hmm", scaled_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES))))
+    numpyro.factor("hmm", scaled_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)), start))
 
 
-def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR):
+def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR,
+                                start=None):
     """The same model written the textbook NumPyro way: the regime of each bin is a discrete sample
     site in a `contrib.control_flow.scan`, summed out by NumPyro's enumeration (funsor), with the
     emissions written as observed sites rather than through `emission_log_lik`. Same priors and
@@ -257,10 +280,12 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     init = jnp.full(NUM_STATES, 1.0 / NUM_STATES)
 
+    start = jnp.zeros_like(ret_bps).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
+
     def step(carry, x):
         prev, t = carry
-        ret, dt, nb, ns, mas, has = x
-        probs = jnp.where(t == 0, init, trans[prev])
+        ret, dt, nb, ns, mas, has, s = x
+        probs = jnp.where(s > 0, init, trans[prev])
         z = numpyro.sample("regime", dist.Categorical(probs), infer={"enumerate": "parallel"})
         n = nb + ns
         numpyro.sample("ret", dist.Normal(p.drift_bps_s[z] * dt, p.sigma_bps_sqrt_s[z] * jnp.sqrt(dt)).mask(ret != 0.0),
@@ -274,24 +299,28 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
         numpyro.sample("mean_as", dist.Normal(p.as_mean_bps[z], sd).mask(has > 0), obs=mas)
         return (z, t + 1), None
 
-    scan(step, (jnp.array(0), jnp.array(0)), (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as))
+    scan(step, (jnp.array(0), jnp.array(0)), (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, start))
 
 
-def smoothed_regimes(p: RegimeParams, data) -> np.ndarray:
-    """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4)."""
+def smoothed_regimes(p: RegimeParams, data, start=None) -> np.ndarray:
+    """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4); the
+    path restarts at each session start (`start`)."""
     ll = np.asarray(emission_log_lik(p, *data))
+    start = np.asarray(_starts(jnp.asarray(ll), start))
     a = np.asarray(transition_matrix(p.rates_per_s, data[1][0]))
     t_n = ll.shape[0]
     log_a = np.log(np.maximum(a, 1e-300))
     alpha = np.empty_like(ll)
     prev = np.full(NUM_STATES, -np.log(NUM_STATES))
     for t in range(t_n):
-        cur = prev + ll[t]
+        cur = (np.full(NUM_STATES, -np.log(NUM_STATES)) if start[t] > 0 else prev) + ll[t]
         cur -= np.logaddexp.reduce(cur)
         alpha[t] = cur
         prev = np.logaddexp.reduce(cur[:, None] + log_a, axis=0)
     beta = np.zeros_like(ll)
     for t in range(t_n - 2, -1, -1):
+        if start[t + 1] > 0:
+            continue  # beta_t = 0 (log 1): the next session does not depend on this bin
         nxt = beta[t + 1] + ll[t + 1]
         beta[t] = np.logaddexp.reduce(log_a + nxt[None, :], axis=1)
         beta[t] -= np.logaddexp.reduce(beta[t])
@@ -308,7 +337,8 @@ def smoothed_regimes_at_medians(idata, data: dict) -> np.ndarray:
     from models.fit import posterior_medians
 
     med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
-    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES))
+    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES),
+                            data.get("start"))
 
 
 def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.25, as_horizon_bins: int = 5):

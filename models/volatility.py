@@ -36,22 +36,25 @@ from numpyro.infer.autoguide import AutoNormal
 from models.gaussian_chain import AR1GivenPseudoObservations, GaussianMarkovChain
 
 
-def sv_model(ret_bps, dt_s, n_fills=None, centred=False):
+def sv_model(ret_bps, dt_s, n_fills=None, centred=False, start=None):
     """NumPyro model; deterministic sites give sigma_t and the log-OU rate per second; `n_fills`
     (fills per bin, optional) adds the fill-clustering observation. `centred`: the log-variance
     path is the sample site "log_var" (for `SVStructuredGuide`) instead of being built from the
-    standard-normal "innovation" site; the same model either way."""
+    standard-normal "innovation" site; the same model either way. `start` (1 at the first bin of
+    each session): the path restarts there from its stationary law (separate paths, shared
+    parameters)."""
     num_bins = ret_bps.shape[0]
+    start = jnp.zeros(num_bins).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
     mu_h = numpyro.sample("log_var_mean", dist.Normal(jnp.log(4.0), 2.0))
     phi01 = numpyro.sample("persistence_01", dist.Beta(20.0, 1.5))
     phi = numpyro.deterministic("persistence", 2.0 * phi01 - 1.0)
     xi = numpyro.sample("vol_of_vol", dist.HalfNormal(0.5))
     numpyro.deterministic("log_ou_rate_per_s", -jnp.log(phi) / dt_s[0])
     if centred:
-        scale = jnp.full(num_bins, xi).at[0].set(xi / jnp.sqrt(1.0 - phi**2))
-        h = numpyro.sample("log_var", GaussianMarkovChain(jnp.full(num_bins, mu_h), jnp.full(num_bins, phi), scale))
+        coef, scale = ar1_steps(phi, xi, start)
+        h = numpyro.sample("log_var", GaussianMarkovChain(jnp.full(num_bins, mu_h), coef, scale))
     else:
-        h = _path_from_innovations(mu_h, phi, xi, num_bins)
+        h = _path_from_innovations(mu_h, phi, xi, start)
     numpyro.deterministic("sigma_bps_sqrt_s", jnp.exp(h / 2.0))
     p0 = numpyro.sample("no_move_prob", dist.Beta(1.0, 1.0))
     zero = ret_bps == 0.0
@@ -66,17 +69,25 @@ def sv_model(ret_bps, dt_s, n_fills=None, centred=False):
         numpyro.factor("fills", jnp.sum(dist.NegativeBinomial2(mean, k).log_prob(n_fills)))
 
 
-def _path_from_innovations(mu_h, phi, xi, num_bins):
-    with numpyro.plate("bins", num_bins):
-        eps = numpyro.sample("innovation", dist.Normal(0.0, 1.0))
+def ar1_steps(phi, xi, start):
+    """Per-bin (coefficient, innovation sd) of the AR(1) log-variance path: (phi, xi), except at a
+    session's first bin, where it restarts from the stationary law (0, xi / sqrt(1 - phi^2))."""
+    s = jnp.asarray(start) > 0
+    return jnp.where(s, 0.0, phi), jnp.where(s, xi / jnp.sqrt(1.0 - phi**2), xi)
 
-    def step(h, e):
-        h = mu_h + phi * (h - mu_h) + xi * e
+
+def _path_from_innovations(mu_h, phi, xi, start):
+    with numpyro.plate("bins", start.shape[0]):
+        eps = numpyro.sample("innovation", dist.Normal(0.0, 1.0))
+    coef, scale = ar1_steps(phi, xi, start)
+
+    def step(h, x):
+        a, s, e = x
+        h = mu_h + a * (h - mu_h) + s * e
         return h, h
 
-    h0 = mu_h + xi / jnp.sqrt(1.0 - phi**2) * eps[0]
-    _, rest = jax.lax.scan(step, h0, eps[1:])
-    return jnp.concatenate([h0[None], rest])
+    _, h = jax.lax.scan(step, mu_h, (coef, scale, eps))
+    return h
 
 
 LOG_CHI2_MEAN = -1.2704  # E[log z^2], z ~ N(0, 1)
@@ -105,10 +116,11 @@ class SVStructuredGuide:
         hide = lambda site: site["type"] != "sample" or site["name"] == "log_var"  # noqa: E731
         self.scalars = AutoNormal(numpyro.handlers.block(model, hide_fn=hide), init_loc_fn=init_loc_fn)
 
-    def __call__(self, ret_bps, dt_s, n_fills=None, centred=True):
+    def __call__(self, ret_bps, dt_s, n_fills=None, centred=True, start=None):
         if not centred:
             raise ValueError("SVStructuredGuide guides sv_model(..., centred=True)")
-        s = self.scalars(ret_bps, dt_s, n_fills, centred)
+        s = self.scalars(ret_bps, dt_s, n_fills, centred, start)
+        start = jnp.zeros(ret_bps.shape[0]).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
         moved = ret_bps != 0.0
         y0 = jnp.where(moved, jnp.log(jnp.where(moved, ret_bps, 1.0) ** 2 / dt_s) - LOG_CHI2_MEAN,
                        jnp.log(jnp.mean(ret_bps**2 / dt_s)))
@@ -116,7 +128,7 @@ class SVStructuredGuide:
         v = numpyro.param("log_var_pseudo_var", jnp.where(moved, LOG_CHI2_VAR, 1e4),
                           constraint=constraints.positive)
         phi = 2.0 * s["persistence_01"] - 1.0
-        path = AR1GivenPseudoObservations(s["log_var_mean"], phi, s["vol_of_vol"], y, v)
+        path = AR1GivenPseudoObservations(s["log_var_mean"], phi, s["vol_of_vol"], y, v, start)
         return s | {"log_var": numpyro.sample("log_var", path)}
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from events.session import Session
 from models.checks import plot_ppc, ppc
-from models.data import bin_session
+from models.data import bin_sessions
 from models.drift import ou_drift_model
 from models.fit import check, diagnostics, fit, prior_contraction, save_fit
 from models.regime import regime_hmm_model
@@ -21,19 +21,33 @@ from models.volatility import SVStructuredGuide, sv_model
 MODEL_NAMES = ("drift", "volatility", "toxicity", "regime")
 
 
-def model_data(name: str, session: Session, bin_s: float = 1.0, fills: str = "auto") -> tuple:
-    """(model function, keyword data) for one of MODEL_NAMES on a session."""
-    binned, fd = bin_session(session, bin_s, fills)
+def sessions_list(sessions) -> list[Session]:
+    """One session or several as a list; several must be of one instrument on one venue (their
+    parameters are fitted jointly)."""
+    sessions = [sessions] if isinstance(sessions, Session) else list(sessions)
+    if not sessions:
+        raise ValueError("no sessions given")
+    kinds = {(s.meta.venue, s.meta.instrument) for s in sessions}
+    if len(kinds) > 1:
+        raise ValueError(f"sessions of different instruments cannot be fitted jointly: {sorted(kinds)}")
+    return sessions
+
+
+def model_data(name: str, sessions, bin_s: float = 1.0, fills: str = "auto") -> tuple:
+    """(model function, keyword data) for one of MODEL_NAMES on a session or several (fitted jointly:
+    shared parameters, separate latent paths restarting at each session's first bin, `start`)."""
+    binned, fd = bin_sessions(sessions_list(sessions), bin_s, fills)
     if name == "drift":
         has = len(fd.side) > 0
-        return ou_drift_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s,
+        return ou_drift_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "start": binned.start,
                                 "fill_bin": fd.bin_index if has else None, "fill_side": fd.side if has else None}
     if name == "volatility":
         # own fills' clustering informs the volatility path; the public tape's trade count is not our
         # fill flow, and its bursts (62 prints per 1 s bin on average, variance 20,000 on the bundled
         # sample) then outweighed the returns: the posterior's volatility path followed the prints
         own = binned.n_fills.sum() > 0 and not fd.from_tape
-        return sv_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_fills": binned.n_fills if own else None}
+        return sv_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_fills": binned.n_fills if own else None,
+                          "start": binned.start}
     if name == "toxicity":
         if len(fd.as_bps) < 10:
             raise ValueError(f"toxicity needs fills with a measured AS; the session has {len(fd.as_bps)}")
@@ -41,7 +55,7 @@ def model_data(name: str, session: Session, bin_s: float = 1.0, fills: str = "au
     if name == "regime":
         return regime_hmm_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_buy": binned.n_buy,
                                   "n_sell": binned.n_sell, "mean_as_bps": binned.mean_as_bps,
-                                  "has_as": binned.has_as}
+                                  "has_as": binned.has_as, "start": binned.start}
     raise ValueError(f"unknown model {name!r} (choose from {MODEL_NAMES})")
 
 
@@ -53,10 +67,11 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
     return data, None
 
 
-def fit_session(session: Session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
+def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
                 warmup: int = 500, chains: int = 2, bin_s: float = 1.0, fills: str = "auto", seed: int = 0,
                 progress: bool = True) -> dict:
-    """Fit each named model; write <name>.nc, <name>_ppc.png and summary.json into out_dir.
+    """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
+    summary.json into out_dir.
 
     Returns {name: {"diagnostics", "failures", "summary" (site: mean, sd, 5%, 95%), "contraction" (site:
     1 - posterior var / prior var; see `models.fit.prior_contraction`), "ppc" (stat: observed, ppp)}}.

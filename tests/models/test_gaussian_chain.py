@@ -70,3 +70,21 @@ def test_pseudo_observation_samples_are_differentiable():
 def test_chain_rejects_a_batch_of_paths():
     with pytest.raises(ValueError, match=r"\(T,\) arrays"):
         GaussianMarkovChain(jnp.zeros((2, 3)), jnp.zeros(3), jnp.ones(3))
+
+
+def test_pseudo_observation_posterior_restarts_at_a_session_start():
+    """Two sessions (bins 0-1 and 2-4) share (mu, phi, xi) but not the path: the posterior is the
+    block-diagonal product of each session's own exact posterior, for log_prob and for samples."""
+    mu, phi, xi = 0.5, 0.8, 0.4
+    y = jnp.array([0.1, 1.0, -0.5, 0.7, 2.0])
+    v = jnp.array([1.0, 0.5, 3.0, 0.2, 1.0])
+    q = AR1GivenPseudoObservations(mu, phi, xi, y, v, start=jnp.array([1.0, 0, 1.0, 0, 0]))
+    m1, c1 = _ar1_posterior(mu, phi, xi, y[:2], v[:2])
+    m2, c2 = _ar1_posterior(mu, phi, xi, y[2:], v[2:])
+    mean = np.concatenate([m1, m2])
+    cov = np.zeros((5, 5))
+    cov[:2, :2], cov[2:, 2:] = c1, c2
+    assert float(q.log_prob(X)) == pytest.approx(float(dist.MultivariateNormal(mean, cov).log_prob(X)), abs=1e-9)
+    draws = np.asarray(q.sample(jax.random.key(3), (100_000,)))
+    assert np.abs(draws.mean(0) - mean).max() < 0.02
+    assert np.abs(np.cov(draws.T) - cov).max() < 0.02

@@ -62,17 +62,33 @@ def test_scaled_scan_equals_online_kernels_on_long_extreme_data():
     assert float(scaled_log_evidence(ll, a, init)) == pytest.approx(ref, rel=1e-9)
 
 
+def test_sessions_restart_the_regime_path():
+    """Bins 0-2 and 3-4 as two sessions (`start`): the evidence is the sum of the two sessions'
+    brute-force evidences, each from the initial law."""
+    rng = np.random.default_rng(7)
+    ll = rng.normal(size=(5, NUM_STATES)) * 3
+    a = np.asarray(transition_matrix(generator(jnp.asarray(rng.uniform(0.01, 0.2, 12))), 1.0))
+    init = np.asarray([0.4, 0.3, 0.2, 0.1])
+    expected = _brute_force_log_evidence(ll[:3], a, init) + _brute_force_log_evidence(ll[3:], a, init)
+    start = jnp.asarray([1.0, 0, 0, 1.0, 0])
+    args = (jnp.asarray(ll), jnp.asarray(a), jnp.log(init))
+    assert float(forward_log_evidence(*args, start)[0]) == pytest.approx(expected, abs=1e-9)
+    assert float(scaled_log_evidence(*args, start)) == pytest.approx(expected, abs=1e-9)
+
+
 @pytest.mark.parametrize("spread", [3.0, 100.0])
 def test_forward_backward_gradient_equals_autodiff(spread):
     """The evidence's hand-written gradient (smoothed marginals, expected transition counts) equals
     JAX's autodiff through the log-space forward pass of the online kernels, for moderate and for
-    extreme emissions (states 1e-200 apart), on 3,000 bins, also under vmap."""
+    extreme emissions (states 1e-200 apart), on 3,000 bins in three sessions, also under vmap."""
     rng = np.random.default_rng(int(spread))
     ll = jnp.asarray(rng.normal(size=(2, 3000, NUM_STATES)) * spread)
     a = transition_matrix(generator(jnp.asarray(rng.uniform(1e-3, 0.05, 12))), 1.0)
     init = jnp.log(jnp.asarray([0.4, 0.3, 0.2, 0.1]))
-    ref = jax.vmap(jax.grad(lambda *x: forward_log_evidence(*x)[0], argnums=(0, 1, 2)), (0, None, None))(ll, a, init)
-    got = jax.vmap(jax.grad(scaled_log_evidence, argnums=(0, 1, 2)), (0, None, None))(ll, a, init)
+    start = jnp.zeros(3000).at[jnp.asarray([0, 1000, 2500])].set(1.0)
+    ref = jax.vmap(jax.grad(lambda *x: forward_log_evidence(*x, start)[0], argnums=(0, 1, 2)),
+                   (0, None, None))(ll, a, init)
+    got = jax.vmap(jax.grad(lambda *x: scaled_log_evidence(*x, start), argnums=(0, 1, 2)), (0, None, None))(ll, a, init)
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-8, atol=1e-10)
 

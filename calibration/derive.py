@@ -1,0 +1,214 @@
+r"""The first calibration route: the online filters' parameters computed from the offline fits'
+posteriors, draw by draw, so that each comes with a posterior median, a 90% interval and a
+provenance string (model, posterior quantities, formula). The reasoning per parameter:
+
+**Evidence weights (1A).** The regime model says how a fill's side depends on the trend: a fill
+is a buy with probability 1/2 + rho in a downtrend and 1/2 - rho in an uptrend, so one buy is
+evidence ln((1/2 + rho) / (1/2 - rho)) for down against up, one sell the same against: the
+filter's lambda (the PIN-style ratio of DESIGN.md, ln(1 + lambda_i / lambda_u), in the model's
+terms). Fills are not independent: the model's side law is Beta-Binomial with concentration k, so
+the sides of n fills in one bin are equi-correlated with c = 1 / (1 + k) and carry the
+information of n / (1 + (n - 1) c) independent ones; lambda is multiplied by that effective share
+averaged over the session's fills (a sweep of 60 same-side prints in a second is a few fills'
+worth of evidence, not 60). With the public tape standing in for own fills (a session without
+them), the same number is the weight of a print by its aggressor (`lambda_trade`; a taker's sell
+is the fill of a resting bid).
+(The drift model's probit link P(buy | mu) = sigmoid(a - b mu) gives another lambda, b E|mu|; it
+is not used: its mu is the Kalman drift of the same bin, so b measures the prints' price impact,
+not evidence of a drift that persists - on the real spot tape b E|mu| was 0.18 per print, and the
+filter with it scored ln p = -5.7.)
+
+**Decay (1A).** Directional evidence goes stale as trends end: for the regime chain, the rate of
+leaving a trending regime q (the mean of -Q_00 and -Q_11); two symmetric states switching at rate
+q relax to 1/2 at rate 2q, so theta_decay = 2q (DESIGN.md).
+
+**Kalman drift (1A).** The OU's mean reversion and diffusion, as fitted: theta_mu, sigma_mu (the
+prior N(0, sigma_mu^2 / (2 theta_mu)) is then the fitted stationary law).
+
+**Volatility (1B).** The long-run level is the stationary mean of sigma^2 under the SV model's
+log-variance AR(1), times the share of bins that move (the filter's inverse-gamma update sees the
+zero returns too): sigma_long^2 = (1 - p0) exp(mu_h + xi^2 / (2 (1 - phi^2))). Old volatility
+evidence is forgotten at the log-OU rate -ln(phi) / dt, the rate at which log sigma decorrelates.
+
+**Toxicity (1C).** The Beta prior has the fitted informed share pi as its mean and a weight of 4
+fills (a choice: the prior should yield to a minute of fills); the realised-AS prior is the
+mixture's mean AS, pi mu_i + (1 - pi) mu_u.
+
+**Regime (1D).** The generator Q (posterior median of each off-diagonal rate, the diagonal making
+rows sum to 0), the trend drift (-m, +m, 0, 0), each regime's volatility over sigma_long, the fill
+side probabilities (1/2 + rho, 1/2 - rho, 1/2, 1/2) - for own fills, or, from the tape, the
+aggressor's (1 - P(buy fill)) - the AS means and sd, and own-fill rates. Without own fills their
+rates are set equal (their absence then says nothing about the regime, as it should).
+
+What no fit informs (the AS weight and scale, the burst rule, the book-imbalance and other-venue
+weights, the returns' noise, the quoter and the order layer) keeps the base value, and the table
+says so and why; the second route (`calibration.tune`) and the sweep choose those.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from models.fit import flat_draws
+from online.params import Config, replace
+
+PROB = 0.90
+
+
+class Derived(NamedTuple):
+    """One derived parameter: `key` ("group.field"), its draws (draws first, then the value's
+    shape), and where it comes from."""
+
+    key: str
+    draws: np.ndarray
+    provenance: str
+
+    def summary(self) -> dict:
+        lo, hi = (1 - PROB) / 2, 1 - (1 - PROB) / 2
+        d = np.asarray(self.draws, float)
+        return {"median": np.median(d, axis=0).tolist(), "q05": np.quantile(d, lo, axis=0).tolist(),
+                "q95": np.quantile(d, hi, axis=0).tolist(), "provenance": self.provenance}
+
+
+NOT_INFORMED = {
+    "evidence.lambda_as": "no model links a fill's AS to the drift's sign (the toxicity model labels fills "
+                          "informed or not, without a side); tuned when own fills are present",
+    "evidence.as_scale_bps": "a normaliser of lambda_as (only their ratio matters)",
+    "evidence.lambda_burst": "no model of sweeps (the regime model's over-dispersion shrinks lambda instead)",
+    "evidence.burst_min_fills": "a detection threshold: the sweep of spec section 8",
+    "evidence.max_burst_age_s": "a detection window: the sweep of spec section 8",
+    "evidence.lambda_imbalance_per_s": "no offline model of the book imbalance; tuned by the second route",
+    "evidence.lambda_cv_per_bps": "no offline model of another venue's mid; tuned by the second route",
+    "drift.return_noise_s": "the drift model has no microstructure noise term",
+    "drift.return_weight": "the drift model's return likelihood is taken at face value (1); tuned by the "
+                           "second route",
+    "volatility.prior_strength": "how fast the filter may move, not a property of the market",
+    "quoter": "thresholds and trade-offs: the backtest sweep of spec section 8",
+    "orders": "order management: not a property of the market",
+}
+
+
+def _effective_share(n_per_bin: np.ndarray, concentration: np.ndarray) -> np.ndarray:
+    """Per draw of the side concentration k: sum over bins of n / (1 + (n - 1) rho), rho = 1/(1+k),
+    over the total count (1 when every bin holds at most one fill)."""
+    n = np.asarray(n_per_bin, float)
+    n = n[n > 0]
+    if n.size == 0:
+        return np.ones_like(concentration)
+    rho = 1.0 / (1.0 + np.asarray(concentration, float))[:, None]
+    return np.sum(n[None, :] / (1.0 + (n[None, :] - 1.0) * rho), axis=1) / n.sum()
+
+
+def _draws(idata, name: str, num: int, rng) -> np.ndarray:
+    x = flat_draws(idata.posterior, name)
+    idx = rng.choice(x.shape[0], size=num, replace=x.shape[0] < num)
+    return np.asarray(x[idx], float)
+
+
+def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed: int = 0) -> list[Derived]:
+    """Every parameter the fits inform (module docstring), draw by draw.
+
+    Args:
+        fits: {model name: InferenceData} for any of "drift", "volatility", "toxicity", "regime".
+        data: {model name: the keyword data it was fitted to} (the regime's per-bin counts are read).
+        from_tape: the fills were the public tape's prints (no own fills in the sessions).
+        num_draws: posterior draws per parameter (resampled with replacement where a fit has fewer).
+    """
+    rng = np.random.default_rng(seed)
+    out: list[Derived] = []
+    get = lambda model, name: _draws(fits[model], name, num_draws, rng)  # noqa: E731
+    sigma_long = None
+    if "volatility" in fits:
+        mu_h, phi, xi = get("volatility", "log_var_mean"), get("volatility", "persistence"), \
+            get("volatility", "vol_of_vol")
+        p0 = get("volatility", "no_move_prob") if "no_move_prob" in fits["volatility"].posterior else 0.0
+        sigma_long = np.sqrt((1.0 - p0) * np.exp(mu_h + xi**2 / (2.0 * (1.0 - phi**2))))
+        out.append(Derived("volatility.sigma_long_bps_sqrt_s", sigma_long,
+                           "volatility model: sqrt((1 - no_move_prob) exp(log_var_mean + vol_of_vol^2 / "
+                           "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"))
+        out.append(Derived("volatility.forget_per_s", get("volatility", "log_ou_rate_per_s"),
+                           "volatility model: log_ou_rate_per_s = -ln(persistence) / bin width"))
+    if "drift" in fits:
+        out.append(Derived("drift.theta_mu_per_s", get("drift", "theta_per_s"), "drift model: theta_per_s"))
+        out.append(Derived("drift.sigma_mu_bps_s_sqrt_s", get("drift", "sigma_mu_bps_s_sqrt_s"),
+                           "drift model: sigma_mu_bps_s_sqrt_s"))
+    if "toxicity" in fits:
+        pi = get("toxicity", "pi")
+        as_mean = pi * get("toxicity", "as_informed_mean_bps") + (1 - pi) * get("toxicity", "as_uninformed_mean_bps")
+        out.append(Derived("toxicity.prior_informed", 4.0 * pi, "toxicity model: 4 x pi (a prior worth 4 fills)"))
+        out.append(Derived("toxicity.prior_uninformed", 4.0 * (1.0 - pi), "toxicity model: 4 x (1 - pi)"))
+        out.append(Derived("toxicity.as_prior_bps", as_mean,
+                           "toxicity model: pi x as_informed_mean_bps + (1 - pi) x as_uninformed_mean_bps"))
+    if "regime" in fits:
+        q = get("regime", "generator_per_s")  # (draws, 4, 4)
+        leave = 0.5 * (-q[:, 0, 0] - q[:, 1, 1])
+        out.append(Derived("evidence.theta_decay_per_s", 2.0 * leave,
+                           "regime model: 2 x the mean rate of leaving a trending regime (-Q[0,0] - Q[1,1]) / 2"))
+        out.append(Derived("regime.rates_per_s", q, "regime model: generator_per_s"))
+        m = get("regime", "trend_drift_bps_s")
+        out.append(Derived("regime.drift_bps_s", np.stack([-m, m, 0 * m, 0 * m], axis=1),
+                           "regime model: (-trend_drift_bps_s, +trend_drift_bps_s, 0, 0)"))
+        sig_mr = get("regime", "sigma_mr_bps_sqrt_s")
+        sig_t = sig_mr * (1.0 + get("regime", "trend_vol_excess"))
+        sig_v = sig_t * (1.0 + get("regime", "vol_excess"))
+        sig = np.stack([sig_t, sig_t, sig_mr, sig_v], axis=1)
+        norm = sigma_long[:, None] if sigma_long is not None else np.sqrt(np.mean(sig**2, axis=1, keepdims=True))
+        out.append(Derived("regime.vol_mult", sig / norm, "regime model: each regime's sigma over sigma_long"
+                           + (" (volatility model)" if sigma_long is not None else " (the regimes' rms)")))
+        rho = get("regime", "fill_asymmetry")
+        n = np.asarray(data["regime"]["n_buy"]) + np.asarray(data["regime"]["n_sell"])
+        share = _effective_share(n, get("regime", "side_concentration"))
+        lam = np.log((0.5 + rho) / np.maximum(0.5 - rho, 1e-9)) * share
+        key = "evidence.lambda_trade" if from_tape else "evidence.lambda_fill"
+        out.append(Derived(key, lam, "regime model: ln((1/2 + fill_asymmetry) / (1/2 - fill_asymmetry)) x the "
+                                     "effective share of dependent fills (side_concentration)"
+                                + ("; the tape's prints stand in for own fills" if from_tape else "")))
+        p_buy = np.stack([0.5 + rho, 0.5 - rho, 0.5 + 0 * rho, 0.5 + 0 * rho], axis=1)
+        p_buy = np.clip(p_buy, 0.01, 0.99)
+        if from_tape:
+            out.append(Derived("regime.p_taker_buy", 1.0 - p_buy,
+                               "regime model: 1 - (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2): the "
+                               "aggressor of the tape's print is the other side of the fill it makes"))
+            rate = get("regime", "fill_rate_per_s").mean(axis=1, keepdims=True) * np.ones((1, 4))
+            out.append(Derived("regime.fill_rate_per_s", rate, "regime model: the mean fill rate, equal across "
+                               "regimes: no own fills are observed, so their absence must say nothing"))
+        else:
+            out.append(Derived("regime.p_buy_fill", p_buy,
+                               "regime model: (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2)"))
+            out.append(Derived("regime.fill_rate_per_s", get("regime", "fill_rate_per_s"),
+                               "regime model: fill_rate_per_s"))
+        a_t, a_mr, a_v = get("regime", "as_trend_bps"), get("regime", "as_mr_bps"), get("regime", "as_vol_bps")
+        out.append(Derived("regime.as_mean_bps", np.stack([a_t, a_t, a_mr, a_v], axis=1),
+                           "regime model: (as_trend, as_trend, as_mr, as_vol)"))
+        out.append(Derived("regime.as_sd_bps", get("regime", "as_sd_bps")[:, None] * np.ones((1, 4)),
+                           "regime model: as_sd_bps (one for all regimes)"))
+    return out
+
+
+def median_generator(draws: np.ndarray) -> np.ndarray:
+    """Elementwise posterior median of the off-diagonal rates; the diagonal makes each row sum to 0."""
+    q = np.median(draws, axis=0)
+    np.fill_diagonal(q, 0.0)
+    np.fill_diagonal(q, -q.sum(axis=1))
+    return q
+
+
+def derived_config(base: Config, derived: list[Derived]) -> Config:
+    """`base` with every derived parameter at its posterior median."""
+    groups: dict = {}
+    for d in derived:
+        group, field = d.key.split(".")
+        value = median_generator(d.draws) if d.key == "regime.rates_per_s" else np.median(d.draws, axis=0)
+        groups.setdefault(group, {})[field] = value
+    return replace(base, **groups)
+
+
+def table(derived: list[Derived]) -> dict:
+    """{key: {"median", "q05", "q95", "provenance"}} plus {key: {"kept": reason}} for what no fit informs."""
+    out = {d.key: d.summary() for d in derived}
+    for key, why in NOT_INFORMED.items():
+        if key not in out:
+            out[key] = {"kept": why}
+    return out
