@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--plot", help="write a PNG of p_down, drift, sigma, toxicity and regimes over time")
     q.set_defaults(func=cmd_replay)
 
+    from bayesmm.calibrate_cmd import add_parsers as add_calibrate
     from bayesmm.fit_cmd import add_parser as add_fit
     from bayesmm.quote_cmd import add_parser as add_quote
     from bayesmm.sim_cmd import add_parsers as add_sim
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_quote(sub)
     add_sim(sub)
     add_fit(sub)
+    add_calibrate(sub)
     return p
 
 

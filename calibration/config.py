@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.files import write_atomic
 from calibration.schema import SCHEMA_VERSION, schema_errors
+from events.atomic import write_atomic
 from online.params import Config, config_from_dict, config_to_dict, default_config
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calibration.files import write_atomic
+from events.atomic import write_atomic
 from events.features import EventArrays, to_arrays
 from events.kinds import KIND_ID
 from online.belief import Event

@@ -9,7 +9,11 @@ say nothing about stays near its neutral value, and a flat direction cannot run 
 
     objective(x) = (1/H) sum_h mean_i ln p_h,i(x) - (1/2N) sum_k ((x_k - x0_k) / s_k)^2
 
-maximised with SciPy's L-BFGS-B (bounded; gradients from JAX in float64). What is tuned
+maximised with SciPy's L-BFGS-B (bounded; gradients from JAX in float64). The decay is kept at
+or above 0.01/s (half-life <= 69 s, about the longest horizon scored): with a slower decay the
+optimiser on the 20240808 spot session ran to an 11.5-minute half-life, summing the session's whole
+book imbalance - a proxy for that session's trend that scored ln p = -3.0 on its own held-out
+last 30%. What is tuned
 (`TUNABLE`) depends on what the sessions contain: the tape, book and other-venue weights
 always; own-fill, AS and burst weights only when there are own fills; the decay of the evidence
 and the weight of the returns always.
@@ -56,7 +60,7 @@ TUNABLE: tuple[Tunable, ...] = (
     Tunable("evidence", "lambda_trade", -2.0, 2.0, False, 0.0, 0.5),
     Tunable("evidence", "lambda_imbalance_per_s", -5.0, 5.0, False, 0.0, 1.0),
     Tunable("evidence", "lambda_cv_per_bps", -2.0, 2.0, False, 0.0, 0.5),
-    Tunable("evidence", "theta_decay_per_s", 1e-3, 2.0, True, 0.02, 2.0),
+    Tunable("evidence", "theta_decay_per_s", 1e-2, 2.0, True, 0.02, 2.0),
     Tunable("drift", "return_weight", 0.0, 3.0, False, 1.0, 1.0),
     Tunable("evidence", "lambda_fill", 0.0, 3.0, False, 0.35, 1.0),
     Tunable("evidence", "lambda_as", 0.0, 3.0, False, 0.15, 1.0),
@@ -100,12 +104,14 @@ class Prepared(NamedTuple):
 
 
 def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = 1.0, t_range=None) -> Prepared:
-    """Events for the replay and the scoring points of each horizon (optionally only grid times in
-    `t_range` = (start, end) s, the rest of the session still replayed: the held-out split)."""
+    """Events for the replay and the scoring points of each horizon; with `t_range` = (start, end) s
+    only the points whose whole window [t, t + horizon] lies inside it (a training or held-out
+    part; the whole session is still replayed, and the filter is causal)."""
     rows, down, ts = [], [], []
     for h in horizons_s:
         tg = forward_targets(arrays.t_s, arrays.mid, arrays.valid, h, every_s)
-        keep = np.ones(len(tg.rows), bool) if t_range is None else (tg.t_s >= t_range[0]) & (tg.t_s < t_range[1])
+        keep = (np.ones(len(tg.rows), bool) if t_range is None
+                else (tg.t_s >= t_range[0]) & (tg.t_s + h <= t_range[1]))
         rows.append(jnp.asarray(tg.rows[keep]))
         down.append(jnp.asarray(tg.down[keep]))
         ts.append(tg.t_s[keep])
@@ -137,17 +143,19 @@ class TuneResult(NamedTuple):
     draws: dict
 
 
-def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s: float = 1.0, t_range=None,
+def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s: float = 1.0, t_ranges=None,
          tunables=None, block_s: float | None = None, num_bootstrap: int = 1000, seed: int = 0,
          progress=None) -> tuple[Config, TuneResult]:
     """Maximise the mean log score of `cfg`'s p_down over `arrays` (module docstring). Returns the
-    tuned Config and a `TuneResult`. `t_range` restricts the scoring points (the training part of
-    a split); `progress` is called with (iteration, objective) if given."""
+    tuned Config and a `TuneResult`. `t_ranges` (one (start, end) s per session) restricts the
+    scoring points (the training part of a split); `progress` is called with (iteration, objective)
+    if given."""
     from scipy.optimize import minimize
 
     jax.config.update("jax_enable_x64", True)
     tunables = tunables_for(arrays) if tunables is None else tunables
-    preps = [prepare(a, horizons_s, every_s, t_range) for a in arrays]
+    t_ranges = [None] * len(arrays) if t_ranges is None else t_ranges
+    preps = [prepare(a, horizons_s, every_s, r) for a, r in zip(arrays, t_ranges, strict=True)]
     n_points = sum(sum(len(r) for r in p.rows) for p in preps)
     if n_points == 0:
         raise ValueError("no scoring points: the sessions are shorter than the horizons, or never move")
@@ -182,8 +190,8 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     res = minimize(fun, np.asarray(x0), jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
                    options={"maxiter": 200})
     x_hat = jnp.asarray(res.x)
-    draws = _bootstrap(x_hat, preps, weights, points, objective, horizons_s, every_s, block_s, num_bootstrap,
-                       seed, bounds)
+    draws = (_bootstrap(x_hat, preps, weights, points, objective, horizons_s, every_s, block_s, num_bootstrap,
+                        seed, bounds) if num_bootstrap > 0 else np.full((1, len(tunables)), np.nan))
     keys = [f"{t.group}.{t.field}" for t in tunables]
     values = {k: float(_from_x(t, x_hat[i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}
     vals = {k: np.asarray(_from_x(t, draws[:, i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}

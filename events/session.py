@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from events.atomic import write_atomic
 from events.errors import SessionError
 from events.kinds import KINDS
 
@@ -128,14 +129,21 @@ class Session:
         t = self.column("t_ns")
         return float(t[-1] - t[0]) / 1e9 if len(t) else 0.0
 
+    def between(self, start_s: float, end_s: float) -> Session:
+        """The events whose time since the session's first event lies in [start_s, end_s), with
+        the same metadata (a training or held-out part of a recording)."""
+        t = self.column("t_ns")
+        rel = (t - t[0]) / 1e9 if len(t) else t
+        keep = np.flatnonzero((rel >= start_s) & (rel < end_s))
+        return Session(self.table.take(keep), self.meta)
+
 
 def write_session(session: Session, path: str | Path) -> None:
     """Write a session to Parquet; table and metadata round-trip exactly through `read_session`."""
     validate(session)
     meta = {_META_KEY: json.dumps(session.meta.to_dict(), sort_keys=True).encode()}
     table = session.table.replace_schema_metadata(meta)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, str(path), compression="zstd")
+    write_atomic(path, lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
 
 
 def read_session(path: str | Path) -> Session:

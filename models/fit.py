@@ -168,11 +168,10 @@ def check(idata: az.InferenceData, thresholds: Thresholds = Thresholds(), strict
 
 
 def save_fit(idata: az.InferenceData, path: str | Path) -> Path:
-    """Write a fit to netCDF."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    idata.to_netcdf(str(path))
-    return path
+    """Write a fit to netCDF, atomically (`events.atomic`: a half-written fit never has the final name)."""
+    from events.atomic import write_atomic
+
+    return write_atomic(path, lambda tmp: idata.to_netcdf(str(tmp)))
 
 
 def load_fit(path: str | Path) -> az.InferenceData:

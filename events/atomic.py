@@ -1,6 +1,6 @@
 """Atomic writes: a file appears under its final name complete or not at all.
 
-Every output of `calibrate` (config, schema, golden vectors, calibration.json, fits) is written to
+Sessions, fits and every output of `calibrate` (config, schema, golden vectors, calibration.json) are written to
 a temporary file in the same directory and renamed over the final name (`os.replace` is atomic on
 POSIX within one file system), so an interrupted export never leaves a half-written file where a
 production bot would read it; the temporary file is removed on any error.

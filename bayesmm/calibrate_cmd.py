@@ -1,0 +1,174 @@
+"""`bayesmm calibrate`, `bayesmm check-config` and `bayesmm score`: sessions -> a validated config;
+a config file checked against its schema and its golden vectors; a replay scored out of sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from calibration.score import COIN_FLIP_LOG_SCORE, HORIZONS_S
+
+
+def _print_scores(title: str, by_route: dict) -> None:
+    horizons = list(next(iter(by_route.values())))
+    print(f"  {title}: mean log score (coin flip {COIN_FLIP_LOG_SCORE:.4f}; higher is better) / Brier")
+    print("    " + f"{'':<12}" + "".join(f"{h:>18}" for h in horizons))
+    for route, sc in by_route.items():
+        cells = "".join(f"{sc[h]['log_score']:>10.4f} / {sc[h]['brier']:.3f}" if sc[h]["n"] else f"{'-':>18}"
+                        for h in horizons)
+        print(f"    {route:<12}{cells}")
+
+
+def print_summary(report: dict) -> None:
+    """The short printed summary of a calibration (every number is also in calibration.json)."""
+    print("fits:")
+    for name, r in report["fits"].items():
+        d = r["diagnostics"]
+        diag = (f"r_hat {d['max_rhat']:.3f}, ESS {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}, "
+                f"{d['divergences']} divergences" if d.get("method") == "nuts" else "SVI")
+        ppc = ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items())
+        print(f"  {name:<11} {diag}; PPC p-values: {ppc}")
+    if report["gate_failures"]:
+        print(f"gate: {len(report['gate_failures'])} failure(s)" + (" (exported anyway: --force)"
+                                                                    if report.get("forced") else ""))
+        for f in report["gate_failures"]:
+            print(f"  - {f}")
+    print("parameters (derive: posterior median [90%]; tune: optimum [90% block bootstrap]):")
+    for key, row in report["routes"].items():
+        d, t = row.get("derive"), row.get("tune")
+        dtxt = f"{d['median']:.4g} [{d['q05']:.4g}, {d['q95']:.4g}]" if d else "-"
+        ttxt = f"{t['value']:.4g} [{t['q05']:.4g}, {t['q95']:.4g}]" if t else "-"
+        flag = "   <- the routes disagree" if row.get("disagree") else ""
+        print(f"  {key:<34} derive {dtxt:<30} tune {ttxt}{flag}")
+    sel = report["selection"]
+    print(f"route: {sel['why']}")
+    for split, by_route in report["scores"].items():
+        _print_scores(split, by_route)
+
+
+def cmd_calibrate(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from calibration.calibrate import CalibrationRefused, Gate, calibrate
+    from calibration.config import load_config
+    from events import read_session
+
+    sessions = [read_session(p) for p in args.sessions]
+    tests = [read_session(p) for p in args.test]
+    gate = Gate(max_rhat=args.max_rhat, min_ess=args.min_ess, max_divergences=args.max_divergences,
+                ppc_low=args.ppc_low, ppc_high=args.ppc_high)
+    base = load_config(args.config) if args.config else None
+    try:
+        report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
+                           chains=args.chains, seed=args.seed, holdout=args.holdout, force=args.force, gate=gate,
+                           base=base, test_sessions=tests, quiet=args.quiet)
+    except CalibrationRefused as exc:
+        print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
+        return 3
+    print_summary(report)
+    print(f"wrote {args.out}/config.toml, config.schema.json, golden.parquet, calibration.json, fits/")
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from calibration import golden
+    from calibration.config import ConfigError, load_config, load_provenance
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"bayesmm check-config: {exc}")
+        return 1
+    print(f"{args.config}: valid against the schema and the code's ranges")
+    prov = load_provenance(args.config)
+    if prov.get("forced"):
+        print("  FORCED export: the fits failed the gate:")
+        for r in prov.get("forced_reasons", []):
+            print(f"    - {r}")
+    gpath = Path(args.golden) if args.golden else Path(args.config).with_name("golden.parquet")
+    if not gpath.exists():
+        if args.golden:
+            print(f"bayesmm check-config: {gpath}: no such golden file")
+            return 1
+        print(f"  no golden vectors beside it ({gpath}): nothing to re-run")
+        return 0
+    result = golden.check(cfg, gpath)
+    if not result["config_matches"]:
+        print(f"  note: {gpath} was made for another configuration (its config_sha256 differs)")
+    if result["ok"]:
+        print(f"  golden vectors: {result['streams']} streams, {result['values']:,} values, bit-identical")
+        return 0
+    m = result["mismatch"]
+    print(f"  golden vectors: MISMATCH in stream {m['stream']!r}, event {m['event']}, field {m['field']}: "
+          f"expected {m['expected']!r}, got {m['got']!r}")
+    return 1
+
+
+def cmd_score(args) -> int:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from calibration.score import score_trajectory
+    from events import read_session, to_arrays
+
+    session = read_session(args.session)
+    table = pq.read_table(args.beliefs, columns=["t_s", "p_down"])
+    a = to_arrays(session)
+    if table.num_rows != len(a.t_s) or not np.allclose(table.column("t_s").to_numpy(), a.t_s, atol=1e-6):
+        raise ValueError(f"{args.beliefs} is not a replay of {args.session} (row count or times differ): "
+                         f"replay this session with `bayesmm replay` first")
+    scores = score_trajectory(a.t_s, a.mid, a.valid, table.column("p_down").to_numpy(), args.horizons,
+                              args.every_s)
+    if args.json:
+        print(json.dumps({h: {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in s.items()}
+                          for h, s in scores.items()}))
+        return 0
+    print(f"{args.beliefs} against {args.session}: the sign of the mid move over each horizon, every "
+          f"{args.every_s:g} s, ties dropped")
+    print(f"  {'horizon':>8} {'points':>7} {'log score':>10} {'coin flip':>10} {'Brier':>7} {'share down':>11}")
+    for h, s in scores.items():
+        print(f"  {h:>8} {s['n']:>7} {s['log_score']:>10.4f} {s['coin_flip_log_score']:>10.4f} {s['brier']:>7.4f} "
+              f"{s['share_down']:>11.3f}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from models.workflow import MODEL_NAMES  # noqa: F401  (documented choices)
+
+    q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
+                                         "select, validate, export)")
+    q.add_argument("sessions", nargs="+", help="session Parquet files of one instrument (fitted jointly)")
+    q.add_argument("--out", required=True, help="output directory")
+    q.add_argument("--test", nargs="*", default=[], help="later sessions to score out of sample (not used to fit)")
+    q.add_argument("--method", choices=["svi", "nuts"], default="svi")
+    q.add_argument("--draws", type=int, default=500)
+    q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations")
+    q.add_argument("--chains", type=int, default=2, help="NUTS chains")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--holdout", type=float, default=0.3, help="share of each session held out to choose the route")
+    q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")
+    q.add_argument("--force", action="store_true", help="export even if the fits fail the gate (marked as forced)")
+    q.add_argument("--max-rhat", type=float, default=1.01)
+    q.add_argument("--min-ess", type=float, default=100.0)
+    q.add_argument("--max-divergences", type=int, default=0)
+    q.add_argument("--ppc-low", type=float, default=0.01)
+    q.add_argument("--ppc-high", type=float, default=0.99)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_calibrate)
+
+    q = sub.add_parser("check-config", help="validate a config against its schema and re-run its golden vectors")
+    q.add_argument("config")
+    q.add_argument("--golden", help="golden vectors (default: golden.parquet beside the config)")
+    q.set_defaults(func=cmd_check_config)
+
+    q = sub.add_parser("score", help="score a replay's p_down against the sign of the forward mid move")
+    q.add_argument("session")
+    q.add_argument("beliefs", help="the replay of that session (`bayesmm replay ... --out`)")
+    q.add_argument("--horizons", type=float, nargs="+", default=list(HORIZONS_S), help="horizons, s")
+    q.add_argument("--every-s", type=float, default=1.0, help="grid step of the scored points, s")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_score)

@@ -1,0 +1,362 @@
+r"""`calibrate`: recorded sessions -> a validated production config, in six stages.
+
+1. **fit** the four offline models jointly to the sessions (shared parameters, separate latent
+   paths), with diagnostics and posterior predictive checks; the **gate** lists what failed.
+2. **derive** every online parameter the fits inform, draw by draw (`calibration.derive`).
+3. **tune** the evidence weights by the filter's own predictive log score (`calibration.tune`).
+4. **select** a route on held-out data: both routes are recomputed on the first
+   (1 - holdout) of each session and scored on the rest, against the sign of the forward mid move
+   at each horizon. Each route's evidence is also **shrunk** there: all evidence weights (and the
+   weight of the returns) are multiplied by a tau in `SHRINK_GRID`, chosen the way the result is
+   judged: the largest mean held-out gain in log score over a coin flip among the taus whose gain
+   at every horizon is at least -`TOLERANCE` (0.003). tau = 0 is a filter that says 1/2 (log
+   score ln 0.5 exactly) and is always admissible, so the selected filter is never worse than a
+   coin flip on the held-out part beyond the tolerance; on a recording where no evidence
+   generalises that is what it becomes, and the report says so. The route with the higher held-out
+   gain wins; its full-data parameters, shrunk by its tau, are exported.
+5. **validate**: scores of the spec's defaults, each route and the export on the held-out part and
+   on any later `test` sessions (out of sample).
+6. **export**: config.toml (with provenance), config.schema.json, golden.parquet, calibration.json,
+   fits/*.nc - each written atomically. A failed gate refuses the export unless `force`, and a
+   forced config says so in its provenance, with the reasons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from calibration import derive as derive_mod
+from calibration import golden
+from calibration.config import write_config
+from calibration.schema import config_schema
+from calibration.score import COIN_FLIP_LOG_SCORE, HORIZONS_S, brier, forward_targets, log_score
+from calibration.tune import tune
+from calibration.venue import session_config
+from events.atomic import write_atomic
+from events.features import to_arrays
+from models.fit import load_fit
+from models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
+from online.params import Config, config_to_dict, default_config, replace
+from online.replay import as_events, run
+
+SHRINK_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
+_EVIDENCE_WEIGHTS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade", "lambda_imbalance_per_s",
+                     "lambda_cv_per_bps")
+
+
+class CalibrationRefused(RuntimeError):
+    """The fits failed the gate and `force` was not given: nothing was exported."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a fit must pass before its config is exported (options of `calibrate`).
+
+    Attributes: max_rhat (1.01), min_ess (100, bulk and tail), max_divergences (0), and the
+    interval [ppc_low, ppc_high] = [0.01, 0.99] every posterior predictive p-value must lie in.
+    """
+
+    max_rhat: float = 1.01
+    min_ess: float = 100.0
+    max_divergences: int = 0
+    ppc_low: float = 0.01
+    ppc_high: float = 0.99
+
+
+def gate_failures(fit_report: dict, gate: Gate) -> list[str]:
+    """Every way the fits fail the gate, as '<model>: <what>' lines (empty when they pass)."""
+    out = []
+    for name, r in fit_report.items():
+        d = r["diagnostics"]
+        if d.get("method") == "nuts":
+            if not d["max_rhat"] <= gate.max_rhat:
+                out.append(f"{name}: r_hat {d['max_rhat']:.3f} > {gate.max_rhat}")
+            for k in ("min_ess_bulk", "min_ess_tail"):
+                if not d[k] >= gate.min_ess:
+                    out.append(f"{name}: {k.removeprefix('min_').replace('_', ' ')} {d[k]:.0f} < {gate.min_ess:g}")
+            if d["divergences"] > gate.max_divergences:
+                out.append(f"{name}: {d['divergences']} divergent transitions")
+        for stat, v in r["ppc"].items():
+            if not gate.ppc_low <= v["ppp"] <= gate.ppc_high:
+                out.append(f"{name}: PPC p-value of {stat} = {v['ppp']:.2f} outside [{gate.ppc_low}, {gate.ppc_high}]")
+    return out
+
+
+def shrink(cfg: Config, tau: float) -> Config:
+    """Every evidence weight and the returns' weight multiplied by tau (tau = 0: p_down = 1/2 always)."""
+    ev = {k: float(getattr(cfg.evidence, k)) * tau for k in _EVIDENCE_WEIGHTS}
+    return replace(cfg, evidence=ev, drift={"return_weight": float(cfg.drift.return_weight) * tau})
+
+
+def _scores(cfg: Config, arrays, horizons_s, t_ranges=None) -> dict:
+    """{horizon: {n, log_score, brier}} pooled over sessions (points restricted to t_ranges)."""
+    per = {f"{h:g}s": {"n": 0, "ls": 0.0, "br": 0.0} for h in horizons_s}
+    for i, a in enumerate(arrays):
+        p = np.asarray(run(as_events(a, np.float64), cfg).p_down)
+        lo, hi = (t_ranges[i] if t_ranges else (-np.inf, np.inf))
+        for h in horizons_s:
+            tg = forward_targets(a.t_s, a.mid, a.valid, h)
+            keep = (tg.t_s >= lo) & (tg.t_s + h <= hi)
+            rows, down = tg.rows[keep], tg.down[keep]
+            if len(rows):
+                k = f"{h:g}s"
+                per[k]["n"] += len(rows)
+                per[k]["ls"] += log_score(p[rows], down) * len(rows)
+                per[k]["br"] += brier(p[rows], down) * len(rows)
+    return {k: {"n": v["n"], "log_score": v["ls"] / v["n"] if v["n"] else float("nan"),
+                "brier": v["br"] / v["n"] if v["n"] else float("nan")} for k, v in per.items()}
+
+
+def _gains(scores: dict) -> list[float]:
+    """(log score - ln 0.5) per horizon with points."""
+    return [v["log_score"] - COIN_FLIP_LOG_SCORE for v in scores.values() if v["n"] > 0] or [0.0]
+
+
+def _admissible(scores: dict) -> bool:
+    return min(_gains(scores)) >= -TOLERANCE
+
+
+def _mean_gain(scores: dict) -> float:
+    return float(np.mean(_gains(scores)))
+
+
+def best_shrink(cfg: Config, arrays, horizons_s, t_ranges) -> tuple[float, dict]:
+    """The tau of SHRINK_GRID with the largest mean gain over a coin flip on the given points
+    among the admissible ones (no horizon below -TOLERANCE; tau = 0 always is), ties to the
+    smaller tau; and the scores of every tau."""
+    table = {tau: _scores(shrink(cfg, tau), arrays, horizons_s, t_ranges) for tau in SHRINK_GRID}
+    best = max((tau for tau in SHRINK_GRID if _admissible(table[tau]) or tau == 0.0),
+               key=lambda tau: (round(_mean_gain(table[tau]), 12), -tau))
+    return best, table
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+uncommitted" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _session_sha256(session) -> str:
+    """sha256 of the session's events, column by column (numbers as their bytes, strings joined)."""
+    h = hashlib.sha256()
+    for name in session.table.column_names:
+        x = session.column(name)
+        h.update("\x1f".join(map(str, x)).encode() if x.dtype == object else np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
+
+
+class _Stages:
+    """Prints '[k/6] stage ...' and its duration; the fits and the tuner draw their own progress."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.k, self.t0 = quiet, 0, time.perf_counter()
+
+    def __call__(self, name: str):
+        self.k += 1
+        if not self.quiet:
+            print(f"[{self.k}/6] {name} (t+{time.perf_counter() - self.t0:.0f} s)", flush=True)
+
+
+def _fittable(name: str, sessions) -> bool:
+    """Whether the sessions hold the data the model needs (the toxicity model needs fills with AS)."""
+    try:
+        model_data(name, sessions)
+    except ValueError:
+        return False
+    return True
+
+
+def _fits_and_derive(sessions, names, fit_dir, method, draws, warmup, chains, seed, progress, base):
+    """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config)."""
+    report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
+                         seed=seed, progress=progress)
+    fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
+    from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
+    data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
+    derived = derive_mod.derive(fits, data, from_tape, seed=seed)
+    return report, fits, derived, derive_mod.derived_config(base, derived)
+
+
+def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
+              seed: int = 0, holdout: float = 0.3, force: bool = False, gate: Gate = Gate(), base: Config | None = None,
+              horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False) -> dict:
+    """Run the six stages (module docstring) and write the outputs into `out_dir`. Returns the
+    calibration report (what calibration.json holds). Raises CalibrationRefused when the gate fails
+    and not `force` (calibration.json is still written, config.toml is not)."""
+    jax.config.update("jax_enable_x64", True)
+    if not 0.05 <= holdout <= 0.5:
+        raise ValueError(f"holdout must be in [0.05, 0.5] (a share of each session), got {holdout}")
+    sessions = sessions_list(sessions)
+    test_sessions = list(test_sessions)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = _Stages(quiet)
+    base = session_config(sessions[0], base or default_config())
+    names = [m for m in models if _fittable(m, sessions)]
+    report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
+                    "seed": seed, "holdout": holdout, "horizons_s": list(horizons_s), "gate": asdict(gate),
+                    "sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
+                                  "span_s": s.span_s(), "sha256": _session_sha256(s),
+                                  "sources": [dict(x) for x in s.meta.sources]} for s in sessions],
+                    "test_sessions": [{"sha256": _session_sha256(s), "span_s": s.span_s(),
+                                       "sources": [dict(x) for x in s.meta.sources]} for s in test_sessions]}
+
+    stage("fit: the offline models, jointly on the sessions")
+    fit_report, _, derived, cfg_derive = _fits_and_derive(sessions, names, out / "fits", method, draws, warmup,
+                                                          chains, seed, not quiet, base)
+    failures = gate_failures(fit_report, gate)
+    report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
+                      for k, v in fit_report.items()}
+    report["gate_failures"] = failures
+
+    stage("derive: online parameters from the posteriors")
+    report["derive"] = derive_mod.table(derived)
+
+    stage("tune: evidence weights by the filter's predictive log score")
+    arrays = [to_arrays(s) for s in sessions]
+    cfg_tune, tuned = tune(base, arrays, horizons_s, seed=seed)
+    report["tune"] = {k: {"value": v, "q05": tuned.interval[k][0], "q95": tuned.interval[k][1]}
+                      for k, v in tuned.values.items()}
+    report["tune_train_log_score"] = tuned.train_log_score
+
+    stage(f"select: both routes on the first {1 - holdout:.0%} of each session, scored on the rest")
+    cuts = [(1.0 - holdout) * (a.t_s[-1] - a.t_s[0]) + a.t_s[0] for a in arrays]
+    train = [s.between(0.0, c) for s, c in zip(sessions, cuts, strict=True)]
+    with tempfile.TemporaryDirectory() as tmp:
+        *_, d_train = _fits_and_derive(train, names, tmp, method, draws, warmup, chains, seed, False, base)
+    t_train, _ = tune(base, arrays, horizons_s, t_ranges=[(-np.inf, c) for c in cuts], seed=seed,
+                      num_bootstrap=0)
+    held = [(c, np.inf) for c in cuts]
+    selection = {}
+    for route, cfg_part in (("derive", d_train), ("tune", t_train)):
+        tau, by_tau = best_shrink(cfg_part, arrays, horizons_s, held)
+        selection[route] = {"shrink": tau, "heldout": by_tau[tau], "mean_gain": _mean_gain(by_tau[tau]),
+                            "by_shrink": {f"{t:g}": {h: v["log_score"] for h, v in s.items()}
+                                          for t, s in by_tau.items()}}
+    chosen = max(("tune", "derive"), key=lambda r: (round(selection[r]["mean_gain"], 12), r == "tune"))
+    tau = selection[chosen]["shrink"]
+    final = shrink(cfg_derive if chosen == "derive" else cfg_tune, tau)
+    other = "derive" if chosen == "tune" else "tune"
+    why = (f"{chosen}: its held-out mean log score over a coin flip was {selection[chosen]['mean_gain']:+.4f} "
+           f"with its evidence shrunk by {tau:g} (the other route: {selection[other]['mean_gain']:+.4f} at "
+           f"{selection[other]['shrink']:g})")
+    if tau == 0.0:
+        why += ("; no evidence weight generalised to the held-out part, so the exported filter says 1/2 "
+                "until a longer recording shows otherwise")
+    report["selection"] = {"routes": selection, "chosen": chosen, "shrink": tau, "why": why}
+
+    stage("validate: scores in sample, held out, and on the test sessions")
+    configs = {"defaults": default_config(), "derive": cfg_derive, "tune": cfg_tune, "calibrated": final}
+    report["scores"] = {
+        "training (all)": {k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
+        "held-out part (routes refitted without it)": {"defaults": _scores(default_config(), arrays, horizons_s,
+                                                                           held),
+                                                       "derive": selection["derive"]["heldout"],
+                                                       "tune": selection["tune"]["heldout"]},
+    }
+    if test_sessions:
+        test_arrays = [to_arrays(s) for s in test_sessions]
+        report["scores"]["test sessions (out of sample)"] = {k: _scores(c, test_arrays, horizons_s)
+                                                             for k, c in configs.items()}
+    report["routes"] = routes_table(report["derive"], report["tune"])
+    report["config"] = config_to_dict(final)
+
+    stage("export: config, schema, golden vectors, report")
+    report["forced"] = bool(failures) and force
+    report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if failures and not force:
+        write_atomic(out / "calibration.json", report_json(report))
+        raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
+                                 + "\n  ".join(failures))
+    write_atomic(out / "config.schema.json", json.dumps(config_schema(), indent=2))
+    write_config(final, out / "config.toml", provenance(report, failures if force else []))
+    table = golden.build(final, sessions[0])
+    golden.write(table, out / "golden.parquet")
+    report["golden"] = {"rows": table.num_rows, "streams": golden.read(out / "golden.parquet")[1]["streams"],
+                        "config_sha256": golden.config_hash(final)}
+    write_atomic(out / "calibration.json", report_json(report))
+    return report
+
+
+def routes_table(derived: dict, tuned: dict) -> dict:
+    """Per parameter informed by either route: both values and intervals, and whether the 90%
+    intervals are disjoint (the routes disagree beyond their uncertainty)."""
+    out = {}
+    for key in sorted(set(k for k, v in derived.items() if "median" in v) | set(tuned)):
+        d, t = derived.get(key, {}), tuned.get(key)
+        row = {}
+        if "median" in d and np.ndim(d["median"]) == 0:
+            row["derive"] = {"median": d["median"], "q05": d["q05"], "q95": d["q95"]}
+        if t is not None:
+            row["tune"] = t
+        if "derive" in row and "tune" in row:
+            row["disagree"] = bool(d["q95"] < t["q05"] or t["q95"] < d["q05"])
+        if row:
+            out[key] = row
+    return out
+
+
+def provenance(report: dict, forced_reasons: list[str]) -> dict:
+    """The [provenance] table of config.toml."""
+    sel = report["selection"]
+    p = {
+        "project_commit": _git_commit(), "date": report["finished"], "method": report["method"],
+        "seed": report["seed"], "sessions": [{"sha256": s["sha256"], "span_s": s["span_s"],
+                                              "files": [x.get("path", "") for x in s["sources"]]}
+                                             for s in report["sessions"]],
+        "route": sel["chosen"], "shrink": sel["shrink"], "why": sel["why"],
+        "fit_diagnostics": {k: {kk: vv for kk, vv in v["diagnostics"].items() if isinstance(vv, int | float | str)}
+                            for k, v in report["fits"].items()},
+        "ppc_p_values": {k: {s: v["ppp"] for s, v in r["ppc"].items()} for k, r in report["fits"].items()},
+        "validation": {split: {route: {h: v["log_score"] for h, v in sc.items()} for route, sc in by_route.items()}
+                       for split, by_route in report["scores"].items()},
+        "parameters": {k: ({"median": v["median"], "q05": v["q05"], "q95": v["q95"], "source": v["provenance"]}
+                           if "median" in v else {"kept_default": v["kept"]}) for k, v in report["derive"].items()},
+        "tuned": report["tune"],
+        "forced": bool(forced_reasons),
+    }
+    if forced_reasons:
+        p["forced_reasons"] = forced_reasons
+    return p
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def _finite(x):
+    """A JSON-safe copy: NaN and infinities become null (strict JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.generic | np.ndarray):
+        return _finite(x.tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def report_json(report: dict) -> str:
+    """calibration.json's text: strict JSON (NaN as null)."""
+    return json.dumps(_finite(report), indent=2, allow_nan=False, default=_json_default)
