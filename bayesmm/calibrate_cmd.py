@@ -61,7 +61,7 @@ def cmd_calibrate(args) -> int:
     base = load_config(args.config) if args.config else None
     try:
         report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
-                           chains=args.chains, seed=args.seed, holdout=args.holdout, force=args.force, gate=gate,
+                           chains=args.chains, seed=args.seed, folds=args.folds, force=args.force, gate=gate,
                            base=base, test_sessions=tests, quiet=args.quiet)
     except CalibrationRefused as exc:
         print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
@@ -149,7 +149,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations")
     q.add_argument("--chains", type=int, default=2, help="NUTS chains")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--holdout", type=float, default=0.3, help="share of each session held out to choose the route")
+    q.add_argument("--folds", type=int, default=2, help="contiguous blocks of each session for the cross-validated "
+                   "choice of route and shrinkage (default 2)")
     q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")
     q.add_argument("--force", action="store_true", help="export even if the fits fail the gate (marked as forced)")
     q.add_argument("--max-rhat", type=float, default=1.01)

@@ -4,16 +4,20 @@ r"""`calibrate`: recorded sessions -> a validated production config, in six stag
    paths), with diagnostics and posterior predictive checks; the **gate** lists what failed.
 2. **derive** every online parameter the fits inform, draw by draw (`calibration.derive`).
 3. **tune** the evidence weights by the filter's own predictive log score (`calibration.tune`).
-4. **select** a route on held-out data: both routes are recomputed on the first
-   (1 - holdout) of each session and scored on the rest, against the sign of the forward mid move
-   at each horizon. Each route's evidence is also **shrunk** there: all evidence weights (and the
-   weight of the returns) are multiplied by a tau in `SHRINK_GRID`, chosen the way the result is
-   judged: the largest mean held-out gain in log score over a coin flip among the taus whose gain
-   at every horizon is at least -`TOLERANCE` (0.003). tau = 0 is a filter that says 1/2 (log
-   score ln 0.5 exactly) and is always admissible, so the selected filter is never worse than a
-   coin flip on the held-out part beyond the tolerance; on a recording where no evidence
-   generalises that is what it becomes, and the report says so. The route with the higher held-out
-   gain wins; its full-data parameters, shrunk by its tau, are exported.
+4. **select** a route on held-out data, by blocked cross-validation in time: each session is
+   cut into `folds` contiguous blocks; for each block both routes are recomputed without it (the
+   fits on the other blocks, jointly, as separate sessions; the tuner scoring only their points)
+   and scored on it, against the sign of the forward mid move at each horizon; the held-out
+   scores of all blocks are pooled. (A single held-out tail was tried first: on the 5-minute
+   20240808 spot session its last 30% held two independent 60 s windows, too few to judge.) Each
+   route's evidence is also **shrunk** there: all evidence weights (and the weight of the
+   returns) are multiplied by a tau in `SHRINK_GRID`, chosen the way the result is judged: the
+   largest mean held-out gain in log score over a coin flip among the taus whose gain at every
+   horizon is at least -`TOLERANCE` (0.003). tau = 0 is a filter that says 1/2 (log score ln 0.5
+   exactly) and is always admissible, so the selected filter is never worse than a coin flip on
+   the held-out blocks beyond the tolerance; on a recording where no evidence generalises that is
+   what it becomes, and the report says so. The route with the higher held-out gain wins; its
+   full-data parameters, shrunk by its tau, are exported.
 5. **validate**: scores of the spec's defaults, each route and the export on the held-out part and
    on any later `test` sessions (out of sample).
 6. **export**: config.toml (with provenance), config.schema.json, golden.parquet, calibration.json,
@@ -51,7 +55,7 @@ from online.replay import as_events, run
 
 SHRINK_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
-_EVIDENCE_WEIGHTS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade", "lambda_imbalance_per_s",
+_EVIDENCE_WEIGHTS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade", "lambda_imbalance",
                      "lambda_cv_per_bps")
 
 
@@ -131,14 +135,63 @@ def _mean_gain(scores: dict) -> float:
     return float(np.mean(_gains(scores)))
 
 
-def best_shrink(cfg: Config, arrays, horizons_s, t_ranges) -> tuple[float, dict]:
-    """The tau of SHRINK_GRID with the largest mean gain over a coin flip on the given points
-    among the admissible ones (no horizon below -TOLERANCE; tau = 0 always is), ties to the
-    smaller tau; and the scores of every tau."""
-    table = {tau: _scores(shrink(cfg, tau), arrays, horizons_s, t_ranges) for tau in SHRINK_GRID}
+def _pool(parts: list[dict]) -> dict:
+    """Per-horizon scores of several point sets pooled (weighted by their point counts)."""
+    out = {}
+    for h in parts[0]:
+        n = sum(p[h]["n"] for p in parts)
+        out[h] = {"n": n, **{k: (sum(p[h][k] * p[h]["n"] for p in parts if p[h]["n"]) / n if n else float("nan"))
+                             for k in ("log_score", "brier")}}
+    return out
+
+
+def best_shrink(fold_cfgs: list[Config], arrays, horizons_s, fold_ranges: list[list]) -> tuple[float, dict]:
+    """The tau of SHRINK_GRID with the largest mean gain over a coin flip on the held-out points
+    (each fold's config scored on its own block, pooled) among the admissible taus (no horizon
+    below -TOLERANCE; tau = 0 always is), ties to the smaller tau; and the pooled scores of every tau."""
+    table = {tau: _pool([_scores(shrink(c, tau), arrays, horizons_s, r) for c, r in zip(fold_cfgs, fold_ranges,
+                                                                                      strict=True)])
+             for tau in SHRINK_GRID}
     best = max((tau for tau in SHRINK_GRID if _admissible(table[tau]) or tau == 0.0),
                key=lambda tau: (round(_mean_gain(table[tau]), 12), -tau))
     return best, table
+
+
+def _blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
+    """Per fold, per session: the (start, end) s of the fold's block (the last one open-ended)."""
+    out = []
+    for k in range(folds):
+        per = []
+        for a in arrays:
+            t0, span = a.t_s[0], a.t_s[-1] - a.t_s[0]
+            per.append((t0 + span * k / folds, t0 + span * (k + 1) / folds if k < folds - 1 else np.inf))
+        out.append(per)
+    return out
+
+
+def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s):
+    """Both routes recomputed without each block (module docstring, stage 4): per route, the
+    config of each fold and the blocks to score them on."""
+    blocks = _blocks(arrays, folds)
+    routes = {"derive": [], "tune": []}
+    for k in range(folds):
+        train_sessions, train_arrays, train_ranges = [], [], []
+        for i, (s, a) in enumerate(zip(sessions, arrays, strict=True)):
+            for j in range(folds):
+                if j == k:
+                    continue
+                lo, hi = blocks[j][i]
+                piece = s.between(lo - a.t_s[0], hi - a.t_s[0])
+                if len(piece):
+                    train_sessions.append(piece)
+                    train_arrays.append(a)
+                    train_ranges.append((lo, hi))
+        with tempfile.TemporaryDirectory() as tmp:
+            *_, d_cfg = _fits_and_derive(train_sessions, names, tmp, method, draws, warmup, chains, seed, False, base)
+        t_cfg, _ = tune(base, train_arrays, horizons_s, t_ranges=train_ranges, seed=seed, num_bootstrap=0)
+        routes["derive"].append(d_cfg)
+        routes["tune"].append(t_cfg)
+    return routes, blocks
 
 
 def _git_commit() -> str:
@@ -194,14 +247,17 @@ def _fits_and_derive(sessions, names, fit_dir, method, draws, warmup, chains, se
 
 
 def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-              seed: int = 0, holdout: float = 0.3, force: bool = False, gate: Gate = Gate(), base: Config | None = None,
-              horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False) -> dict:
+              seed: int = 0, folds: int = 2, force: bool = False, gate: Gate = Gate(), base: Config | None = None,
+              horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False,
+              export: bool = True) -> dict:
     """Run the six stages (module docstring) and write the outputs into `out_dir`. Returns the
-    calibration report (what calibration.json holds). Raises CalibrationRefused when the gate fails
-    and not `force` (calibration.json is still written, config.toml is not)."""
+    calibration report (what calibration.json holds; the exported Config under "final_config" when
+    not `export`, which stops after validation - how the simulation check runs it). Raises
+    CalibrationRefused when the gate fails and not `force` (calibration.json is still written,
+    config.toml is not)."""
     jax.config.update("jax_enable_x64", True)
-    if not 0.05 <= holdout <= 0.5:
-        raise ValueError(f"holdout must be in [0.05, 0.5] (a share of each session), got {holdout}")
+    if not 2 <= folds <= 10:
+        raise ValueError(f"folds must be between 2 and 10 (blocks of each session), got {folds}")
     sessions = sessions_list(sessions)
     test_sessions = list(test_sessions)
     out = Path(out_dir)
@@ -210,7 +266,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     base = session_config(sessions[0], base or default_config())
     names = [m for m in models if _fittable(m, sessions)]
     report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
-                    "seed": seed, "holdout": holdout, "horizons_s": list(horizons_s), "gate": asdict(gate),
+                    "seed": seed, "folds": folds, "horizons_s": list(horizons_s), "gate": asdict(gate),
                     "sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
                                   "span_s": s.span_s(), "sha256": _session_sha256(s),
                                   "sources": [dict(x) for x in s.meta.sources]} for s in sessions],
@@ -235,17 +291,12 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
                       for k, v in tuned.values.items()}
     report["tune_train_log_score"] = tuned.train_log_score
 
-    stage(f"select: both routes on the first {1 - holdout:.0%} of each session, scored on the rest")
-    cuts = [(1.0 - holdout) * (a.t_s[-1] - a.t_s[0]) + a.t_s[0] for a in arrays]
-    train = [s.between(0.0, c) for s, c in zip(sessions, cuts, strict=True)]
-    with tempfile.TemporaryDirectory() as tmp:
-        *_, d_train = _fits_and_derive(train, names, tmp, method, draws, warmup, chains, seed, False, base)
-    t_train, _ = tune(base, arrays, horizons_s, t_ranges=[(-np.inf, c) for c in cuts], seed=seed,
-                      num_bootstrap=0)
-    held = [(c, np.inf) for c in cuts]
+    stage(f"select: both routes recomputed without each of {folds} blocks of each session, scored on it")
+    fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
+                                         horizons_s)
     selection = {}
-    for route, cfg_part in (("derive", d_train), ("tune", t_train)):
-        tau, by_tau = best_shrink(cfg_part, arrays, horizons_s, held)
+    for route in ("derive", "tune"):
+        tau, by_tau = best_shrink(fold_cfgs[route], arrays, horizons_s, blocks)
         selection[route] = {"shrink": tau, "heldout": by_tau[tau], "mean_gain": _mean_gain(by_tau[tau]),
                             "by_shrink": {f"{t:g}": {h: v["log_score"] for h, v in s.items()}
                                           for t, s in by_tau.items()}}
@@ -257,7 +308,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
            f"with its evidence shrunk by {tau:g} (the other route: {selection[other]['mean_gain']:+.4f} at "
            f"{selection[other]['shrink']:g})")
     if tau == 0.0:
-        why += ("; no evidence weight generalised to the held-out part, so the exported filter says 1/2 "
+        why += ("; no evidence weight generalised to the held-out blocks, so the exported filter says 1/2 "
                 "until a longer recording shows otherwise")
     report["selection"] = {"routes": selection, "chosen": chosen, "shrink": tau, "why": why}
 
@@ -265,10 +316,9 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     configs = {"defaults": default_config(), "derive": cfg_derive, "tune": cfg_tune, "calibrated": final}
     report["scores"] = {
         "training (all)": {k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
-        "held-out part (routes refitted without it)": {"defaults": _scores(default_config(), arrays, horizons_s,
-                                                                           held),
-                                                       "derive": selection["derive"]["heldout"],
-                                                       "tune": selection["tune"]["heldout"]},
+        "held-out blocks (routes recomputed without them)": {
+            "defaults": _scores(default_config(), arrays, horizons_s),
+            "derive": selection["derive"]["heldout"], "tune": selection["tune"]["heldout"]},
     }
     if test_sessions:
         test_arrays = [to_arrays(s) for s in test_sessions]
@@ -276,6 +326,9 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
                                                              for k, c in configs.items()}
     report["routes"] = routes_table(report["derive"], report["tune"])
     report["config"] = config_to_dict(final)
+    if not export:
+        return {**report, "final_config": final, "derive_config": cfg_derive, "tune_config": cfg_tune,
+                "derived": derived}
 
     stage("export: config, schema, golden vectors, report")
     report["forced"] = bool(failures) and force
@@ -318,7 +371,8 @@ def provenance(report: dict, forced_reasons: list[str]) -> dict:
     p = {
         "project_commit": _git_commit(), "date": report["finished"], "method": report["method"],
         "seed": report["seed"], "sessions": [{"sha256": s["sha256"], "span_s": s["span_s"],
-                                              "files": [x.get("path", "") for x in s["sources"]]}
+                                              "files": [{"path": x.get("path", ""), "sha256": x.get("sha256", ""),
+                                                         "role": x.get("role", "")} for x in s["sources"]]}
                                              for s in report["sessions"]],
         "route": sel["chosen"], "shrink": sel["shrink"], "why": sel["why"],
         "fit_diagnostics": {k: {kk: vv for kk, vv in v["diagnostics"].items() if isinstance(vv, int | float | str)}

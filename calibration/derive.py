@@ -79,7 +79,7 @@ NOT_INFORMED = {
     "evidence.lambda_burst": "no model of sweeps (the regime model's over-dispersion shrinks lambda instead)",
     "evidence.burst_min_fills": "a detection threshold: the sweep of spec section 8",
     "evidence.max_burst_age_s": "a detection window: the sweep of spec section 8",
-    "evidence.lambda_imbalance_per_s": "no offline model of the book imbalance; tuned by the second route",
+    "evidence.lambda_imbalance": "no offline model of the book imbalance; tuned by the second route",
     "evidence.lambda_cv_per_bps": "no offline model of another venue's mid; tuned by the second route",
     "drift.return_noise_s": "the drift model has no microstructure noise term",
     "drift.return_weight": "the drift model's return likelihood is taken at face value (1); tuned by the "
@@ -101,10 +101,17 @@ def _effective_share(n_per_bin: np.ndarray, concentration: np.ndarray) -> np.nda
     return np.sum(n[None, :] / (1.0 + (n[None, :] - 1.0) * rho), axis=1) / n.sum()
 
 
-def _draws(idata, name: str, num: int, rng) -> np.ndarray:
-    x = flat_draws(idata.posterior, name)
-    idx = rng.choice(x.shape[0], size=num, replace=x.shape[0] < num)
-    return np.asarray(x[idx], float)
+class _Draws:
+    """Posterior draws of one fit, resampled to `num` with ONE index vector shared by all its
+    sites: a derived value combines sites of the same draw (the joint posterior), never sites of
+    different draws (which would be the product of the marginals)."""
+
+    def __init__(self, idata, num: int, rng):
+        total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+        self.idata, self.idx = idata, rng.choice(total, size=num, replace=total < num)
+
+    def __call__(self, name: str) -> np.ndarray:
+        return np.asarray(flat_draws(self.idata.posterior, name)[self.idx], float)
 
 
 def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed: int = 0) -> list[Derived]:
@@ -118,7 +125,8 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
     """
     rng = np.random.default_rng(seed)
     out: list[Derived] = []
-    get = lambda model, name: _draws(fits[model], name, num_draws, rng)  # noqa: E731
+    by_model = {m: _Draws(f, num_draws, rng) for m, f in fits.items()}
+    get = lambda model, name: by_model[model](name)  # noqa: E731
     sigma_long = None
     if "volatility" in fits:
         mu_h, phi, xi = get("volatility", "log_var_mean"), get("volatility", "persistence"), \

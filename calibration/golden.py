@@ -110,7 +110,8 @@ def _hyperliquid(tmp: Path) -> tuple[EventArrays, np.ndarray]:
     rec = Path(__file__).resolve().parents[1] / "data" / "hyperliquid-btc-20250126.gz"
     with gzip.open(rec, "rt") as f:
         t0 = int(f.readline().split(" ", 1)[0])
-    fills = [{"coin": "BTC", "px": f"{105050.0 - i:.1f}", "sz": "0.01", "side": "B", "time": t0 // 1_000_000 + 400 * i,
+    t0_ms = t0 // 1_000_000
+    fills = [{"coin": "BTC", "px": f"{105050.0 - i:.1f}", "sz": "0.01", "side": "B", "time": t0_ms + 400 * (i + 1),
               "oid": 1000 + i, "tid": 5000 + i, "hash": f"0x{i:064x}", "crossed": False, "fee": "0.0",
               "startPosition": f"{0.01 * i:.2f}", "dir": "Open Long", "closedPnl": "0.0"} for i in range(6)]
     path = tmp / "golden_userfills.json"
@@ -129,10 +130,16 @@ def streams(session=None, tmp_dir: str | Path | None = None) -> dict[str, tuple[
         out["hyperliquid_own_fills"] = _hyperliquid(Path(tmp))
     if session is not None:
         a = to_arrays(session)
-        n = min(2000, len(a.t_s))
-        a = EventArrays(*(x[:n] for x in a))
-        out["session"] = (a, np.zeros(n))
-    return out
+        out["session"] = (a, np.zeros(len(a.t_s)))
+    return {k: _from_first_mid(a, pos, 2000) for k, (a, pos) in out.items()}
+
+
+def _from_first_mid(a: EventArrays, position: np.ndarray, max_events: int) -> tuple[EventArrays, np.ndarray]:
+    """The stream from its first event with a known mid (nothing can be quoted before), at most
+    `max_events` long."""
+    first = int(np.argmax(a.valid > 0))
+    keep = slice(first, first + max_events)
+    return EventArrays(*(x[keep] for x in a)), np.asarray(position)[keep]
 
 
 @jax.jit
@@ -153,7 +160,7 @@ def compute(arrays: EventArrays, position: np.ndarray, cfg: Config) -> dict[str,
     """Every output column for one stream (float64): beliefs then quotes."""
     jax.config.update("jax_enable_x64", True)
     cfg = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), cfg)
-    mid = jnp.asarray(np.where(arrays.mid > 0, arrays.mid, 1.0), jnp.float64)
+    mid = jnp.asarray(arrays.mid, jnp.float64)
     beliefs, quotes = _outputs(as_events(arrays, np.float64), mid, jnp.asarray(arrays.spread_bps, jnp.float64),
                                jnp.asarray(position, jnp.float64), cfg)
     cols = {}

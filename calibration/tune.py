@@ -58,7 +58,7 @@ class Tunable(NamedTuple):
 
 TUNABLE: tuple[Tunable, ...] = (
     Tunable("evidence", "lambda_trade", -2.0, 2.0, False, 0.0, 0.5),
-    Tunable("evidence", "lambda_imbalance_per_s", -5.0, 5.0, False, 0.0, 1.0),
+    Tunable("evidence", "lambda_imbalance", -5.0, 5.0, False, 0.0, 1.0),
     Tunable("evidence", "lambda_cv_per_bps", -2.0, 2.0, False, 0.0, 0.5),
     Tunable("evidence", "theta_decay_per_s", 1e-2, 2.0, True, 0.02, 2.0),
     Tunable("drift", "return_weight", 0.0, 3.0, False, 1.0, 1.0),

@@ -9,26 +9,28 @@ the kind:
 
 | event             | 1A directional                 | 1B vol          | 1C toxicity    | 1D regime           |
 |-------------------|--------------------------------|-----------------|----------------|---------------------|
-| (time passing)    | decay; OU predict; imbalance   | forget to prior | decay to prior | expm(Q dt), survival|
+| (time passing)    | decay; OU predict              | forget to prior | decay to prior | expm(Q dt), survival|
 | mid_tick          | Kalman update on the return    | IG update on r^2| -              | return likelihood   |
-| book_update       | holds the new imbalance        | -               | -              | -                   |
+| book_update       | the imbalance (a level term)   | -               | -              | -                   |
 | trade_print       | lambda_trade x aggressor side  | -               | -              | aggressor side      |
 | own_fill          | lambda_fill, burst term        | fill clustering | -              | fill side + arrival |
 | adverse_selection | lambda_AS term                 | -               | Beta, AS mean  | AS likelihood       |
 | cv_tick           | lambda_cv x other venue return | -               | -              | -                   |
 
 **How the pieces of directional evidence combine, each counted once.** Two independent sources
-inform the sign of the drift: (i) mid returns, through an exact OU Kalman filter whose prior is
-the OU stationary law N(0, sigma_mu^2 / (2 theta_mu)) (sd 5 bps/s: "drift within about +-10
-bps/s", the spec's fix for the old diffuse prior); its posterior N(m, P) gives the tick log-odds
-log Phi(-m/sqrt P) - log Phi(m/sqrt P), prior included (the prior is symmetric, so prior odds
-are 1); (ii) everything else (fills, AS, bursts, tape, imbalance, other venues) as additive
-log-likelihood ratios, decayed at theta_decay while no evidence arrives. Returns never enter (ii)
-and fills never enter (i), so the total log-odds = tick log-odds + evidence log-odds counts each
-event once. p_down = sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu|, a two-point
-approximation of the drift law given its sign, with E|mu| = sum_r P(regime r) |m_r| by the law of
-total expectation over the regime posterior: in a mean-reverting regime a wobble of p_down moves
-the quotes little, in a confident trend mu approaches the trend's drift.
+inform the sign of the drift: (i) mid returns, through an exact OU Kalman filter whose prior is the
+OU stationary law N(0, sigma_mu^2 / (2 theta_mu)) (sd 5 bps/s: "drift within about +-10 bps/s", the
+spec's fix for the old diffuse prior); its posterior N(m, P) gives the tick log-odds log Phi(-m/sqrt
+P) - log Phi(m/sqrt P), prior included (the prior is symmetric, so prior odds are 1), weighted by
+`drift.return_weight`; (ii) everything else (fills, AS, bursts, tape, other venues) as additive log-
+likelihood ratios, decayed at theta_decay while no evidence arrives; (iii) the book's current top-
+of-book imbalance, a level term -lambda_imbalance x imbalance (a state of the book, not a flow of
+events: it is evidence while the book leans and none after). Returns never enter (ii) and fills
+never enter (i), so the total log-odds = weighted tick log-odds + evidence log-odds + imbalance term
+counts each event once. p_down = sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu|, a
+two-point approximation of the drift law given its sign, with E|mu| = sum_r P(regime r) |m_r| by the
+law of total expectation over the regime posterior: in a mean-reverting regime a wobble of p_down
+moves the quotes little, in a confident trend mu approaches the trend's drift.
 """
 
 from __future__ import annotations
@@ -211,10 +213,8 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.drift.theta_mu_per_s, p.drift.sigma_mu_bps_s_sqrt_s)
     log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime.rates_per_s, dt))
     log_probs, _ = hmm_condition(log_probs, -p.regime.fill_rate_per_s * dt)  # no fill arrived in dt
-    e = p.evidence
-    log_odds = s.log_odds_ev * jnp.exp(-e.theta_decay_per_s * dt) - e.lambda_imbalance_per_s * s.imbalance * dt
     return s._replace(
-        log_odds_ev=log_odds,
+        log_odds_ev=s.log_odds_ev * jnp.exp(-p.evidence.theta_decay_per_s * dt),
         drift_mean_bps_s=mean,
         drift_var=var,
         vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,
@@ -343,7 +343,8 @@ def drift_magnitude_bps_s(state: BeliefState, params: Config):
 
 def readout(state: BeliefState, params: Config) -> Beliefs:
     """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
-    log_odds = state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
+    log_odds = (state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
+                - params.evidence.lambda_imbalance * state.imbalance)
     p_down = jax.nn.sigmoid(log_odds)
     sigma2 = sigma2_estimate(state) * jnp.maximum(1.0, state.fill_count / params.volatility.expected_fills_per_window)
     sigma = jnp.sqrt(sigma2)

@@ -87,7 +87,10 @@ class EvidenceParams(NamedTuple):
         theta_decay_per_s: decay rate of the evidence log-odds without fresh evidence, 1/s (0.02,
             half-life ln2/0.02 = 34.7 s).
         lambda_trade: log-LR per public trade print, by aggressor side (0 until calibrated).
-        lambda_imbalance_per_s: log-LR per second of holding a top-of-book imbalance of 1 (0).
+        lambda_imbalance: log-odds per unit of the current top-of-book imbalance, a level term of
+            the read-out (0): the book leaning to the bid (imbalance > 0) is bullish now, and stops
+            being evidence when the book stops leaning (it is a state of the market, not a flow of
+            events to sum).
         lambda_cv_per_bps: log-LR per bps of another venue's mid move (0).
     """
 
@@ -100,7 +103,7 @@ class EvidenceParams(NamedTuple):
     max_burst_age_s: float = 2.0
     theta_decay_per_s: float = 0.02
     lambda_trade: float = 0.0
-    lambda_imbalance_per_s: float = 0.0
+    lambda_imbalance: float = 0.0
     lambda_cv_per_bps: float = 0.0
 
 
@@ -305,7 +308,7 @@ RANGES: dict[str, dict[str, Range]] = {
               "return_weight": Range(0.0, 10.0)},
     "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
                  "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
-                 "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance_per_s": _ANY,
+                 "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance": _ANY,
                  "lambda_cv_per_bps": _ANY},
     "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
                    "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,

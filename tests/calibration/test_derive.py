@@ -1,0 +1,96 @@
+"""The derive route: each formula against an independent evaluation on posterior draws made by hand
+(so the expected numbers come from the docstring's algebra, not from the code)."""
+
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import numpy as np
+import pytest
+
+from calibration.derive import _effective_share, derive, derived_config, median_generator, table
+from online.params import default_config
+
+
+def test_effective_share_of_dependent_fills():
+    """n fills equi-correlated with c = 1/(1+k) are worth n / (1 + (n - 1) c) independent ones."""
+    share = _effective_share(np.array([1.0, 1.0, 0.0]), np.array([0.5]))
+    assert share[0] == pytest.approx(1.0)  # single fills are independent whatever k
+    share = _effective_share(np.array([3.0]), np.array([1e12, 0.0]))
+    assert share[0] == pytest.approx(1.0) and share[1] == pytest.approx(1 / 3)  # k -> inf: iid; k = 0: one fill
+    n, k = np.array([10.0, 2.0]), np.array([1.5])
+    c = 1 / (1 + 1.5)
+    assert _effective_share(n, k)[0] == pytest.approx((10 / (1 + 9 * c) + 2 / (1 + c)) / 12)
+
+
+def _idata(**sites):
+    return az.from_dict(posterior={k: np.asarray(v)[None] for k, v in sites.items()})
+
+
+def _regime_draws(num=400, seed=0):
+    rng = np.random.default_rng(seed)
+    q = np.zeros((num, 4, 4))
+    off = rng.uniform(1e-3, 3e-3, (num, 12))
+    idx = [(i, j) for i in range(4) for j in range(4) if i != j]
+    for k, (i, j) in enumerate(idx):
+        q[:, i, j] = off[:, k]
+    for i in range(4):
+        q[:, i, i] = -q[:, i].sum(axis=1)
+    return dict(generator_per_s=q, trend_drift_bps_s=rng.uniform(1.5, 2.5, num),
+                fill_asymmetry=rng.uniform(0.1, 0.2, num), side_concentration=rng.uniform(1.0, 100.0, num),
+                sigma_mr_bps_sqrt_s=rng.uniform(1.5, 2.5, num), trend_vol_excess=rng.uniform(0.2, 0.6, num),
+                vol_excess=rng.uniform(0.5, 1.5, num), fill_rate_per_s=rng.uniform(0.1, 0.3, (num, 4)),
+                as_trend_bps=rng.normal(5, 1, num), as_mr_bps=rng.normal(0, 1, num), as_vol_bps=rng.normal(1, 1, num),
+                as_sd_bps=rng.uniform(3, 5, num))
+
+
+def test_tape_weight_decay_and_generator_from_the_regime_posterior():
+    """lambda_trade = ln((1/2 + rho) / (1/2 - rho)) x effective share, theta_decay = -Q00 - Q11, draw by
+    draw; the config takes the medians, its generator's rows summing to 0."""
+    draws = _regime_draws()
+    n = np.array([1.0, 4.0, 0.0, 12.0])
+    data = {"regime": {"n_buy": n / 2, "n_sell": n / 2}}
+    out = {d.key: d for d in derive({"regime": _idata(**draws)}, data, from_tape=True, num_draws=400, seed=1)}
+    lam = out["evidence.lambda_trade"].draws
+    theta = out["evidence.theta_decay_per_s"].draws
+    # the derivation resamples draws: each derived draw must be one of the hand-computed values
+    rho, k = draws["fill_asymmetry"], draws["side_concentration"]
+    c = 1 / (1 + k)[:, None]
+    share = np.sum(n[None, n > 0] / (1 + (n[None, n > 0] - 1) * c), axis=1) / n.sum()
+    expected_lam = np.log((0.5 + rho) / (0.5 - rho)) * share
+    expected_theta = -draws["generator_per_s"][:, 0, 0] - draws["generator_per_s"][:, 1, 1]
+    # each derived draw is the formula applied to ONE posterior draw (the joint posterior, not a
+    # product of resampled marginals): find the draw by its theta and compare lambda there
+    which = [int(np.argmin(np.abs(expected_theta - x))) for x in theta]
+    np.testing.assert_allclose(theta, expected_theta[which], rtol=1e-12)
+    np.testing.assert_allclose(lam, expected_lam[which], rtol=1e-12)
+    assert "evidence.lambda_fill" not in out and "regime.p_taker_buy" in out
+    np.testing.assert_allclose(out["regime.p_taker_buy"].draws[:, 0] + out["regime.p_taker_buy"].draws[:, 1], 1.0)
+    cfg = derived_config(default_config(), list(out.values()))
+    np.testing.assert_allclose(np.asarray(cfg.regime.rates_per_s).sum(axis=1), 0.0, atol=1e-15)
+    assert float(cfg.evidence.lambda_trade) == pytest.approx(np.median(lam))
+    np.testing.assert_allclose(np.asarray(cfg.regime.rates_per_s)[0, 1], np.median(draws["generator_per_s"][:, 0, 1]),
+                               rtol=0.2)  # the median of a resample of the draws
+    rows = table(list(out.values()))
+    assert rows["evidence.lambda_trade"]["q05"] <= rows["evidence.lambda_trade"]["median"]
+    assert "kept" in rows["evidence.lambda_imbalance"] and "quoter" in rows
+
+
+def test_volatility_and_drift_formulas():
+    """sigma_long^2 = (1 - p0) exp(mu + xi^2 / (2 (1 - phi^2))); the drift's OU as fitted."""
+    num = 50
+    vol = _idata(log_var_mean=np.full(num, 1.0), persistence=np.full(num, 0.8), vol_of_vol=np.full(num, 0.5),
+                 no_move_prob=np.full(num, 0.4), log_ou_rate_per_s=np.full(num, -math.log(0.8)))
+    drift = _idata(theta_per_s=np.full(num, 0.3), sigma_mu_bps_s_sqrt_s=np.full(num, 0.7))
+    out = {d.key: d for d in derive({"volatility": vol, "drift": drift}, {}, from_tape=False, num_draws=num)}
+    want = math.sqrt(0.6 * math.exp(1.0 + 0.25 / (2 * (1 - 0.64))))
+    np.testing.assert_allclose(out["volatility.sigma_long_bps_sqrt_s"].draws, want, rtol=1e-12)
+    np.testing.assert_allclose(out["volatility.forget_per_s"].draws, -math.log(0.8), rtol=1e-12)
+    np.testing.assert_allclose(out["drift.theta_mu_per_s"].draws, 0.3)
+
+
+def test_median_generator_rows_sum_to_zero():
+    q = median_generator(np.asarray(_regime_draws(num=30)["generator_per_s"]))
+    np.testing.assert_allclose(q.sum(axis=1), 0.0, atol=1e-15)
+    assert (q - np.diag(np.diag(q)) >= 0).all()
