@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data
 OUT    := out
 
-.PHONY: demo test test-slow bench lab lint lock clean
+.PHONY: demo test test-slow bench bench-smoke lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/
+## demo: the main job end to end on the bundled data; outputs in out/ (~10 minutes on 2 cores)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
@@ -28,7 +28,14 @@ demo: $(STAMP)
 	        > $(OUT)/selloff_$$q.json || exit 1; done
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
-	$(BIN)/bayesmm fit $(OUT)/session.parquet --model all --method svi --draws 500 --quiet --out $(OUT)/fits
+	# calibrate on the earlier spot recording, score out of sample on the later one
+	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240808.gz --quiet --out $(OUT)/spot-20240808.parquet
+	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
+	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --test $(OUT)/spot-20240809.parquet --out $(OUT) \
+	    --force --quiet
+	$(BIN)/bayesmm check-config $(OUT)/config.toml
+	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
+	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
 test: $(STAMP)
@@ -49,6 +56,10 @@ $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 
 bench: $(BENCH_STAMP)
 	.venv-bench/bin/python -m benchmarks
+
+## bench-smoke: every benchmark's code path on tiny inputs, in seconds (CI runs it so they cannot rot)
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks --smoke
 
 ## lab: JupyterLab on notebooks/ (installs jupyterlab on first use)
 lab: $(STAMP)

@@ -62,7 +62,7 @@ def cmd_calibrate(args) -> int:
     try:
         report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
                            chains=args.chains, seed=args.seed, folds=args.folds, force=args.force, gate=gate,
-                           base=base, test_sessions=tests, quiet=args.quiet)
+                           base=base, test_sessions=tests, models=tuple(args.models), quiet=args.quiet)
     except CalibrationRefused as exc:
         print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
         return 3
@@ -137,7 +137,7 @@ def cmd_score(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from models.workflow import MODEL_NAMES  # noqa: F401  (documented choices)
+    from models.workflow import MODEL_NAMES
 
     q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
                                          "select, validate, export)")
@@ -145,6 +145,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--test", nargs="*", default=[], help="later sessions to score out of sample (not used to fit)")
     q.add_argument("--method", choices=["svi", "nuts"], default="svi")
+    q.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
+                   help="offline models to fit (default: all four; the toxicity model only where fills have AS)")
     q.add_argument("--draws", type=int, default=500)
     q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations")
     q.add_argument("--chains", type=int, default=2, help="NUTS chains")

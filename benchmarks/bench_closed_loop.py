@@ -32,8 +32,10 @@ def _time(fn, repeat=3):
     return best
 
 
-def bench_one_path() -> dict:
+def bench_one_path(num_steps: int | None = None) -> dict:
     s = make_scenario("hype_selloff")
+    if num_steps is not None:
+        s = s._replace(duration_s=num_steps * float(s.market.dt_s), sweep_sells=s.sweep_sells[:num_steps])
     p = loop_params(s, "bayesian")
     f = jax.jit(simulate_and_run, static_argnums=3)
     sweep = jnp.asarray(s.sweep_sells)
@@ -103,6 +105,13 @@ def run() -> dict:
         for k, v in r.items():
             print(f"    {k:<44} {v:>14,.3f}" if isinstance(v, float | int) else f"    {k:<44} {v}")
     return res
+
+
+def smoke() -> dict:
+    """One path of 200 steps."""
+    r = bench_one_path(200)
+    print(f"  one path: {r['steps_per_s']:,.0f} steps/s (smoke)")
+    return r
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ PERP = Path(__file__).resolve().parents[1] / "data" / "binance-usdm-btcusdt-2024
 
 
 
-def run() -> dict:
-    lines = read_lines(PERP, IngestReport())
+def run(path=PERP) -> dict:
+    lines = read_lines(path, IngestReport())
     n = len(lines)
-    t_read = best_of(lambda: read_lines(PERP, IngestReport()))
+    t_read = best_of(lambda: read_lines(path, IngestReport()))
     t_json = best_of(lambda: [orjson.loads(p) for _, _, p in lines])
-    t_full = best_of(lambda: ingest(PERP))
+    t_full = best_of(lambda: ingest(path))
     out = {
         "messages": n,
         "read_lines_msgs_per_s": n / t_read,
@@ -35,6 +35,13 @@ def run() -> dict:
     for k, v in out.items():
         print(f"  {k:<30} {v:>14,.0f}" if v > 100 else f"  {k:<30} {v:>14.3f}")
     return out
+
+
+def smoke() -> dict:
+    """The same measurements on the 4-second Hyperliquid file."""
+    from tests.conftest import HL
+
+    return run(HL)
 
 
 if __name__ == "__main__":

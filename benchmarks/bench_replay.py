@@ -24,8 +24,8 @@ from online.replay import run as replay  # noqa: E402
 from tests.conftest import PERP  # noqa: E402
 
 
-def run_one(dtype) -> dict:
-    session, _ = ingest(PERP)
+def run_one(dtype, path=PERP) -> dict:
+    session, _ = ingest(path)
     arrays = to_arrays(session)
     ev = as_events(arrays, dtype)
     params = default_config(dtype)
@@ -50,6 +50,15 @@ def run() -> dict:
         print(f"  {name}: replay {r['replay_events_per_s']:,.0f} events/s over {r['events']:,} events; "
               f"push_many(1000) {r['push_many_us_per_event']:.2f} us/event; push {r['push_latency_us']:.1f} us")
     return out
+
+
+def smoke() -> dict:
+    """The same measurements on the 4-second Hyperliquid file."""
+    from tests.conftest import HL
+
+    r = run_one(np.float64, HL)
+    print(f"  replay {r['replay_events_per_s']:,.0f} events/s over {r['events']:,} events (smoke)")
+    return r
 
 
 if __name__ == "__main__":

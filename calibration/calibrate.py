@@ -21,12 +21,14 @@ r"""`calibrate`: recorded sessions -> a validated production config, in six stag
 5. **validate**: scores of the spec's defaults, each route and the export on the held-out part and
    on any later `test` sessions (out of sample).
 6. **export**: config.toml (with provenance), config.schema.json, golden.parquet, calibration.json,
-   fits/*.nc - each written atomically. A failed gate refuses the export unless `force`, and a
+   fits/*.nc - each written atomically. A failed gate refuses the export unless `force` (and stops
+   the run right after the fits: nothing downstream is worth computing on fits that failed), and a
    forced config says so in its provenance, with the reasons.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -214,6 +216,22 @@ def _session_sha256(session) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _progress(desc: str, quiet: bool):
+    """A tqdm bar fed by the tuner's (iteration, objective) callback; None when quiet."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="it") as bar:
+        def update(_: int, objective: float) -> None:
+            bar.update(1)
+            bar.set_postfix(penalised_log_score=f"{objective:.4f}")
+
+        yield update
+
+
 class _Stages:
     """Prints '[k/6] stage ...' and its duration; the fits and the tuner draw their own progress."""
 
@@ -280,13 +298,19 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
                       for k, v in fit_report.items()}
     report["gate_failures"] = failures
+    if failures and not force:
+        report["refused"] = True
+        write_atomic(out / "calibration.json", report_json(report))
+        raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
+                                 + "\n  ".join(failures))
 
     stage("derive: online parameters from the posteriors")
     report["derive"] = derive_mod.table(derived)
 
     stage("tune: evidence weights by the filter's predictive log score")
     arrays = [to_arrays(s) for s in sessions]
-    cfg_tune, tuned = tune(base, arrays, horizons_s, seed=seed)
+    with _progress("tune (L-BFGS iterations)", quiet) as progress:
+        cfg_tune, tuned = tune(base, arrays, horizons_s, seed=seed, progress=progress)
     report["tune"] = {k: {"value": v, "q05": tuned.interval[k][0], "q95": tuned.interval[k][1]}
                       for k, v in tuned.values.items()}
     report["tune_train_log_score"] = tuned.train_log_score
@@ -333,10 +357,6 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage("export: config, schema, golden vectors, report")
     report["forced"] = bool(failures) and force
     report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    if failures and not force:
-        write_atomic(out / "calibration.json", report_json(report))
-        raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
-                                 + "\n  ".join(failures))
     write_atomic(out / "config.schema.json", json.dumps(config_schema(), indent=2))
     write_config(final, out / "config.toml", provenance(report, failures if force else []))
     table = golden.build(final, sessions[0])

@@ -18,6 +18,12 @@ is not used: its mu is the Kalman drift of the same bin, so b measures the print
 not evidence of a drift that persists - on the real spot tape b E|mu| was 0.18 per print, and the
 filter with it scored ln p = -5.7.)
 
+**Book and other venue (1A).** With its optional emissions the regime model says how the book
+imbalance x leans in each trend (N(i0 -+ i_trend, s_i^2)) and how another venue's return moves
+(N(-+m dt, s_cv^2 dt)): the log-likelihood ratio of down against up is -2 i_trend (x - i0) / s_i^2
+for the imbalance - the filter's level term, lambda_imbalance = 2 i_trend / s_i^2 - and
+-2 m r / s_cv^2 for a cross-venue return r, lambda_cv = 2 m / s_cv^2 per bps.
+
 **Decay (1A).** Directional evidence goes stale as trends end: for the regime chain, the rate of
 leaving a trending regime q (the mean of -Q_00 and -Q_11); two symmetric states switching at rate
 q relax to 1/2 at rate 2q, so theta_decay = 2q (DESIGN.md).
@@ -79,8 +85,8 @@ NOT_INFORMED = {
     "evidence.lambda_burst": "no model of sweeps (the regime model's over-dispersion shrinks lambda instead)",
     "evidence.burst_min_fills": "a detection threshold: the sweep of spec section 8",
     "evidence.max_burst_age_s": "a detection window: the sweep of spec section 8",
-    "evidence.lambda_imbalance": "no offline model of the book imbalance; tuned by the second route",
-    "evidence.lambda_cv_per_bps": "no offline model of another venue's mid; tuned by the second route",
+    "evidence.lambda_imbalance": "the regime model was fitted without the book imbalance",
+    "evidence.lambda_cv_per_bps": "the sessions have no other venue (ingest --cross-venue adds one)",
     "drift.return_noise_s": "the drift model has no microstructure noise term",
     "drift.return_weight": "the drift model's return likelihood is taken at face value (1); tuned by the "
                            "second route",
@@ -187,6 +193,16 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
                                "regime model: (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2)"))
             out.append(Derived("regime.fill_rate_per_s", get("regime", "fill_rate_per_s"),
                                "regime model: fill_rate_per_s"))
+        post = fits["regime"].posterior
+        if "imbalance_trend" in post:
+            lam_imb = 2.0 * get("regime", "imbalance_trend") / get("regime", "imbalance_sd") ** 2
+            out.append(Derived("evidence.lambda_imbalance", lam_imb,
+                               "regime model: 2 imbalance_trend / imbalance_sd^2, the log-odds of down vs up trend "
+                               "per unit of book imbalance (imbalance_offset dropped: the filter's term is symmetric)"))
+        if "cv_sd_bps_sqrt_s" in post:
+            out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * m / get("regime", "cv_sd_bps_sqrt_s") ** 2,
+                               "regime model: 2 trend_drift_bps_s / cv_sd_bps_sqrt_s^2, the log-odds of down vs up "
+                               "trend per bps of the other venue's move"))
         a_t, a_mr, a_v = get("regime", "as_trend_bps"), get("regime", "as_mr_bps"), get("regime", "as_vol_bps")
         out.append(Derived("regime.as_mean_bps", np.stack([a_t, a_t, a_mr, a_v], axis=1),
                            "regime model: (as_trend, as_trend, as_mr, as_vol)"))

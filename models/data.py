@@ -18,7 +18,8 @@ class Binned(NamedTuple):
     n_fills, mean_as_bps (mean AS of the fills that start in the bin, 0 if none), has_as (1 if any),
     start (1 at the first bin of each session: the models restart their latent paths there, so
     several sessions are fitted jointly - the same parameters, separate paths - not as one
-    stretch of market time)."""
+    stretch of market time), imbalance (top-of-book imbalance at the bin's end, the level the
+    online filter reads), cv_ret_bps (the other venues' mid returns summed over the bin, 0 if none)."""
 
     ret_bps: np.ndarray
     dt_s: np.ndarray
@@ -28,6 +29,8 @@ class Binned(NamedTuple):
     mean_as_bps: np.ndarray
     has_as: np.ndarray
     start: np.ndarray
+    imbalance: np.ndarray
+    cv_ret_bps: np.ndarray
 
 
 class FillData(NamedTuple):
@@ -38,6 +41,14 @@ class FillData(NamedTuple):
     side: np.ndarray
     as_bps: np.ndarray
     from_tape: bool
+
+
+def _per_bin(t_s: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Sum of `values` over the events in each bin (edges[i], edges[i + 1]] (the bins' returns span
+    the same intervals); events outside every bin are left out."""
+    idx = np.searchsorted(edges, t_s, side="left") - 1
+    inside = (idx >= 0) & (idx < len(edges) - 1)
+    return np.bincount(idx[inside], weights=values[inside], minlength=len(edges) - 1)
 
 
 def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tuple[Binned, FillData]:
@@ -87,7 +98,8 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
     counts = np.bincount(fb, minlength=n)
     binned = Binned(ret_bps=ret, dt_s=np.full(n, bin_s), n_buy=n_buy, n_sell=n_sell, n_fills=n_buy + n_sell,
                     mean_as_bps=np.where(counts > 0, sums / np.maximum(counts, 1), 0.0),
-                    has_as=(counts > 0).astype(float), start=(np.arange(n) == 0).astype(float))
+                    has_as=(counts > 0).astype(float), start=(np.arange(n) == 0).astype(float),
+                    imbalance=a.imbalance[last[1:]], cv_ret_bps=_per_bin(a.t_s, a.cv_ret_bps, edges))
     return binned, FillData(bin_index=fb.astype(np.int32), side=sides.astype(float), as_bps=as_bps,
                             from_tape=bool(use_tape))
 

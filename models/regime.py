@@ -21,6 +21,12 @@ matters when the data hold no clear trend: with m and rho near 0 the trend state
 mean-reverting one only by their volatility, and without an order chains settle in swapped labels
 (as they did on the 6-minute real sample).
 
+Optional emissions, when the session has them (public feeds do: they are the evidence a filter
+without own fills reads):
+    book imbalance at the bin's end ~ N(i0 + i_r, s_i^2),  i = (-i_trend, +i_trend, 0, 0)
+    the other venue's return over the bin ~ N(m_r dt, s_cv^2 dt)   (the same drift, its own noise)
+They give the online filter's book and cross-venue weights (`calibration.derive`).
+
 The states are marginalised by the forward algorithm: `forward_log_evidence` is written with the
 online regime filter's `hmm_predict` / `hmm_condition` kernels; the model runs the equal but cheaper
 `scaled_log_evidence` (tested against it).
@@ -254,21 +260,66 @@ def _priors(switch_prior) -> dict:
     }
 
 
-def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR, start=None):
+class BookVenueParams(NamedTuple):
+    """The optional emissions (module docstring): imbalance_offset (i0), imbalance_trend (i_trend,
+    signed: the data say which way the book leans in a downtrend), imbalance_sd (s_i), and
+    cv_sd_bps_sqrt_s (s_cv, bps/sqrt(s)); None where the data have no such series."""
+
+    imbalance_offset: jax.Array | None = None
+    imbalance_trend: jax.Array | None = None
+    imbalance_sd: jax.Array | None = None
+    cv_sd_bps_sqrt_s: jax.Array | None = None
+
+
+def _book_venue_priors(imbalance, cv_ret_bps) -> BookVenueParams:
+    """The optional emissions' parameters from their priors (only those whose data are given)."""
+    q = BookVenueParams()
+    if imbalance is not None:
+        q = q._replace(imbalance_offset=numpyro.sample("imbalance_offset", dist.Normal(0.0, 0.5)),
+                       imbalance_trend=numpyro.sample("imbalance_trend", dist.Normal(0.0, 0.5)),
+                       imbalance_sd=numpyro.sample("imbalance_sd", dist.HalfNormal(1.0)))
+    if cv_ret_bps is not None:
+        q = q._replace(cv_sd_bps_sqrt_s=numpyro.sample("cv_sd_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)))
+    return q
+
+
+def _imbalance_means(q: BookVenueParams):
+    z = 0.0 * q.imbalance_trend
+    return q.imbalance_offset + jnp.stack([-q.imbalance_trend, q.imbalance_trend, z, z])
+
+
+def book_venue_log_lik(p: RegimeParams, q: BookVenueParams, dt_s, imbalance=None, cv_ret_bps=None):
+    """log p(book imbalance, other venue's return | regime), shape (num_bins, 4) (0 without data);
+    a bin where the other venue did not move carries no cross-venue evidence (as for returns)."""
+    ll = jnp.zeros((dt_s.shape[0], NUM_STATES), dt_s.dtype)
+    if imbalance is not None:
+        ll += dist.Normal(_imbalance_means(q), q.imbalance_sd).log_prob(imbalance[:, None])
+    if cv_ret_bps is not None:
+        dt = dt_s[:, None]
+        cv = dist.Normal(p.drift_bps_s * dt, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt)).log_prob(cv_ret_bps[:, None])
+        ll += jnp.where(cv_ret_bps[:, None] == 0.0, 0.0, cv)
+    return ll
+
+
+def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR, start=None,
+                     imbalance=None, cv_ret_bps=None):
     """NumPyro model (module docstring), states marginalised by `scaled_log_evidence`. The bins
     share one width (dt_s[0]); `switch_prior` is (median per s, log sd) of each switch rate;
-    `start` marks each session's first bin (the regime path restarts there)."""
+    `start` marks each session's first bin (the regime path restarts there); `imbalance` (book
+    imbalance at each bin's end) and `cv_ret_bps` (the other venue's return per bin) are optional."""
     p = regime_params_from_sample(_priors(switch_prior))
+    q = _book_venue_priors(imbalance, cv_ret_bps)
     numpyro.deterministic("generator_per_s", p.rates_per_s)
     numpyro.deterministic("sigma_trend_bps_sqrt_s", p.sigma_bps_sqrt_s[0])
     numpyro.deterministic("sigma_volatile_bps_sqrt_s", p.sigma_bps_sqrt_s[3])
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
+    ll += book_venue_log_lik(p, q, dt_s, imbalance, cv_ret_bps)
     numpyro.factor("hmm", scaled_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)), start))
 
 
 def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR,
-                                start=None):
+                                start=None, imbalance=None, cv_ret_bps=None):
     """The same model written the textbook NumPyro way: the regime of each bin is a discrete sample
     site in a `contrib.control_flow.scan`, summed out by NumPyro's enumeration (funsor), with the
     emissions written as observed sites rather than through `emission_log_lik`. Same priors and
@@ -277,14 +328,18 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
     from numpyro.contrib.control_flow import scan
 
     p = regime_params_from_sample(_priors(switch_prior))
+    q = _book_venue_priors(imbalance, cv_ret_bps)
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     init = jnp.full(NUM_STATES, 1.0 / NUM_STATES)
 
     start = jnp.zeros_like(ret_bps).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
+    has_imb, has_cv = imbalance is not None, cv_ret_bps is not None
+    imbalance = jnp.zeros_like(ret_bps) if imbalance is None else imbalance
+    cv_ret_bps = jnp.zeros_like(ret_bps) if cv_ret_bps is None else cv_ret_bps
 
     def step(carry, x):
         prev, t = carry
-        ret, dt, nb, ns, mas, has, s = x
+        ret, dt, nb, ns, mas, has, s, imb, cv = x
         probs = jnp.where(s > 0, init, trans[prev])
         z = numpyro.sample("regime", dist.Categorical(probs), infer={"enumerate": "parallel"})
         n = nb + ns
@@ -297,15 +352,21 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
         c = p.as_within_bin_corr
         sd = p.as_sd_bps * jnp.sqrt(c + (1 - c) / jnp.maximum(n, 1.0))
         numpyro.sample("mean_as", dist.Normal(p.as_mean_bps[z], sd).mask(has > 0), obs=mas)
+        if has_imb:
+            numpyro.sample("imbalance", dist.Normal(_imbalance_means(q)[z], q.imbalance_sd), obs=imb)
+        if has_cv:
+            cv_law = dist.Normal(p.drift_bps_s[z] * dt, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt))
+            numpyro.sample("cv_ret", cv_law.mask(cv != 0.0), obs=cv)
         return (z, t + 1), None
 
-    scan(step, (jnp.array(0), jnp.array(0)), (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, start))
+    scan(step, (jnp.array(0), jnp.array(0)),
+         (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, start, imbalance, cv_ret_bps))
 
 
-def smoothed_regimes(p: RegimeParams, data, start=None) -> np.ndarray:
+def smoothed_regimes(p: RegimeParams, data, start=None, extra_log_lik=None) -> np.ndarray:
     """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4); the
-    path restarts at each session start (`start`)."""
-    ll = np.asarray(emission_log_lik(p, *data))
+    path restarts at each session start (`start`); `extra_log_lik` adds the optional emissions."""
+    ll = np.asarray(emission_log_lik(p, *data)) + (0.0 if extra_log_lik is None else np.asarray(extra_log_lik))
     start = np.asarray(_starts(jnp.asarray(ll), start))
     a = np.asarray(transition_matrix(p.rates_per_s, data[1][0]))
     t_n = ll.shape[0]
@@ -337,8 +398,12 @@ def smoothed_regimes_at_medians(idata, data: dict) -> np.ndarray:
     from models.fit import posterior_medians
 
     med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
-    return smoothed_regimes(regime_params_from_sample(med), tuple(jnp.asarray(data[k]) for k in DATA_NAMES),
-                            data.get("start"))
+    p = regime_params_from_sample(med)
+    q = BookVenueParams(*(med.get(k) for k in BookVenueParams._fields))
+    imb, cv = data.get("imbalance"), data.get("cv_ret_bps")
+    extra = book_venue_log_lik(p, q, jnp.asarray(data["dt_s"]), None if imb is None else jnp.asarray(imb),
+                               None if cv is None else jnp.asarray(cv))
+    return smoothed_regimes(p, tuple(jnp.asarray(data[k]) for k in DATA_NAMES), data.get("start"), extra)
 
 
 def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.25, as_horizon_bins: int = 5):

@@ -55,7 +55,8 @@ def model_data(name: str, sessions, bin_s: float = 1.0, fills: str = "auto") -> 
     if name == "regime":
         return regime_hmm_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_buy": binned.n_buy,
                                   "n_sell": binned.n_sell, "mean_as_bps": binned.mean_as_bps,
-                                  "has_as": binned.has_as, "start": binned.start}
+                                  "has_as": binned.has_as, "start": binned.start, "imbalance": binned.imbalance,
+                                  "cv_ret_bps": binned.cv_ret_bps if np.any(binned.cv_ret_bps != 0) else None}
     raise ValueError(f"unknown model {name!r} (choose from {MODEL_NAMES})")
 
 

@@ -94,3 +94,20 @@ def test_median_generator_rows_sum_to_zero():
     q = median_generator(np.asarray(_regime_draws(num=30)["generator_per_s"]))
     np.testing.assert_allclose(q.sum(axis=1), 0.0, atol=1e-15)
     assert (q - np.diag(np.diag(q)) >= 0).all()
+
+
+def test_book_and_other_venue_weights_from_the_regime_emissions():
+    """lambda_imbalance = 2 i_trend / s_i^2 and lambda_cv = 2 m / s_cv^2, draw by draw."""
+    draws = _regime_draws(num=200, seed=3)
+    rng = np.random.default_rng(4)
+    draws |= {"imbalance_trend": rng.normal(-0.1, 0.02, 200), "imbalance_sd": rng.uniform(0.4, 0.6, 200),
+              "imbalance_offset": rng.normal(0, 0.1, 200), "cv_sd_bps_sqrt_s": rng.uniform(1.0, 2.0, 200)}
+    data = {"regime": {"n_buy": np.ones(5), "n_sell": np.ones(5)}}
+    out = {d.key: d for d in derive({"regime": _idata(**draws)}, data, from_tape=True, num_draws=200, seed=2)}
+    m = out["regime.drift_bps_s"].draws[:, 1]
+    which = [int(np.argmin(np.abs(draws["trend_drift_bps_s"] - x))) for x in m]
+    want_imb = 2 * draws["imbalance_trend"][which] / draws["imbalance_sd"][which] ** 2
+    want_cv = 2 * draws["trend_drift_bps_s"][which] / draws["cv_sd_bps_sqrt_s"][which] ** 2
+    np.testing.assert_allclose(out["evidence.lambda_imbalance"].draws, want_imb, rtol=1e-12)
+    np.testing.assert_allclose(out["evidence.lambda_cv_per_bps"].draws, want_cv, rtol=1e-12)
+    assert np.all(out["evidence.lambda_imbalance"].draws < 0)  # this book leans against the trend

@@ -93,9 +93,19 @@ def test_forward_backward_gradient_equals_autodiff(spread):
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-8, atol=1e-10)
 
 
-def test_enumerated_model_has_the_same_log_density():
+@pytest.mark.parametrize("optional", [False, True])
+def test_enumerated_model_has_the_same_log_density(optional):
+    """Also with the optional book-imbalance and other-venue emissions and a second session."""
     data, _ = regime_dominated_session(jax.random.key(0), 200)
     kw = {k: jnp.asarray(v) for k, v in data.items()}
+    extra = ()
+    if optional:
+        rng0 = np.random.default_rng(9)
+        cv = rng0.normal(0, 2, 200)
+        cv[rng0.uniform(size=200) < 0.3] = 0.0  # bins where the other venue did not move
+        kw |= {"imbalance": jnp.asarray(rng0.uniform(-1, 1, 200)), "cv_ret_bps": jnp.asarray(cv),
+               "start": jnp.zeros(200).at[jnp.asarray([0, 120])].set(1.0)}
+        extra = ("imbalance_offset", "imbalance_trend", "imbalance_sd", "cv_sd_bps_sqrt_s")
     enumerated = seed(enum(config_enumerate(regime_hmm_enumerated_model), -1), 0)  # as initialize_model wraps it
     pot_m = jax.jit(lambda z: potential_energy(regime_hmm_model, (), kw, z))
     pot_e = jax.jit(lambda z: potential_energy(enumerated, (), kw, z, enum=True))
@@ -103,7 +113,7 @@ def test_enumerated_model_has_the_same_log_density():
     shapes = {"switch_rates_per_s": 12, "fill_rate_per_s": 4}
     names = ("trend_drift_bps_s", "fill_asymmetry", "trend_vol_excess", "sigma_mr_bps_sqrt_s", "vol_excess",
              "as_trend_bps", "as_mr_bps", "as_vol_bps", "as_sd_bps", "count_concentration", "side_concentration",
-             "as_within_bin_corr", *shapes)
+             "as_within_bin_corr", *extra, *shapes)
     for _ in range(3):  # random points in the unconstrained space
         z = {k: jnp.asarray(rng.normal(size=shapes.get(k, ())) + (-5.0 if k == "switch_rates_per_s" else 0.0))
              for k in names}

@@ -1,0 +1,70 @@
+"""`bayesmm calibrate` end to end on a short simulated recording: a gate the fits cannot pass
+refuses the export (no config.toml, the reasons in calibration.json, exit status 3); with --force the
+config is exported marked as forced with the same reasons, and check-config re-runs its golden
+vectors bit for bit. (The statistical checks of calibration against truth are in
+`test_validate_in_simulation`, slow.)"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import pytest
+
+from bayesmm.cli import main
+from calibration.calibrate import Gate, gate_failures
+from calibration.config import load_config, load_provenance
+from calibration.validate import sim_market
+from events import write_session
+from sim.market import simulate
+from sim.session import session_from_path
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    m = sim_market("trending")
+    path = simulate(jax.random.key(5), m, 3000)  # 300 s
+    out = tmp_path_factory.mktemp("sim") / "sim.parquet"
+    write_session(session_from_path(path, m), out)
+    return out
+
+
+def test_gate_rules():
+    nuts = {"method": "nuts", "max_rhat": 1.02, "min_ess_bulk": 80.0, "min_ess_tail": 500.0, "divergences": 3}
+    report = {"drift": {"diagnostics": nuts, "ppc": {"ret_sd_bps": {"ppp": 0.5}, "ret_kurtosis": {"ppp": 0.004}}},
+              "volatility": {"diagnostics": {"method": "svi"}, "ppc": {"ret_sd_bps": {"ppp": 0.995}}}}
+    got = gate_failures(report, Gate())
+    assert got == ["drift: r_hat 1.020 > 1.01", "drift: ess bulk 80 < 100", "drift: 3 divergent transitions",
+                   "drift: PPC p-value of ret_kurtosis = 0.00 outside [0.01, 0.99]",
+                   "volatility: PPC p-value of ret_sd_bps = 0.99 outside [0.01, 0.99]"]
+    assert gate_failures(report, Gate(max_rhat=1.05, min_ess=50, max_divergences=5, ppc_low=0.001,
+                                      ppc_high=0.999)) == []
+
+
+def test_refused_without_force_then_forced(recording, tmp_path, capsys):
+    strict = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]
+    refused = tmp_path / "refused"
+    rc = main(["calibrate", str(recording), "--out", str(refused), "--models", "volatility", "--quiet", *strict])
+    assert rc == 3
+    assert "refused" in capsys.readouterr().out
+    assert not (refused / "config.toml").exists()
+    report = json.loads((refused / "calibration.json").read_text())
+    assert report["refused"] and report["gate_failures"]
+
+    forced = tmp_path / "forced"
+    assert main(["calibrate", str(recording), "--out", str(forced), "--models", "volatility", "--quiet",
+                 "--force", *strict]) == 0
+    out = capsys.readouterr().out
+    assert "exported anyway: --force" in out and "route:" in out
+    prov = load_provenance(forced / "config.toml")
+    assert prov["forced"] is True and prov["forced_reasons"] == report["gate_failures"]
+    cfg = load_config(forced / "config.toml")
+    rep = json.loads((forced / "calibration.json").read_text())
+    assert float(cfg.volatility.sigma_long_bps_sqrt_s) == pytest.approx(
+        rep["derive"]["volatility.sigma_long_bps_sqrt_s"]["median"])
+    assert prov["route"] in ("derive", "tune") and 0.0 <= prov["shrink"] <= 1.0
+    assert main(["check-config", str(forced / "config.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "FORCED export" in out and "bit-identical" in out
+    for name in ("config.schema.json", "golden.parquet", "fits/volatility.nc"):
+        assert (forced / name).exists()
