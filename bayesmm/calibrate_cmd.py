@@ -67,8 +67,32 @@ def cmd_calibrate(args) -> int:
         print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
         return 3
     print_summary(report)
+    if args.validate_sim:
+        from calibration.calibrate import report_json
+        from calibration.validate import validate_in_simulation
+        from events.atomic import write_atomic
+
+        print(f"simulation check: {args.validate_sim} recording(s) of each validation market, calibrated the same way")
+        sim = validate_in_simulation(seeds=args.validate_sim, method=args.method, quiet=args.quiet)
+        print_simulation_check(sim)
+        report["simulation_check"] = sim
+        write_atomic(Path(args.out) / "calibration.json", report_json(report))
     print(f"wrote {args.out}/config.toml, config.schema.json, golden.parquet, calibration.json, fits/")
     return 0
+
+
+def print_simulation_check(sim: dict) -> None:
+    """Coverage of the derived intervals and the Brier scores for the hidden drift sign."""
+    print(f"  derived 90% intervals covering the truth: {sim['covered']} of {sim['intervals']} "
+          f"({sim['coverage_rate']:.0%})")
+    print(f"  {'market':<15}{'seed':>5}  {'covered':<32} Brier for the hidden sign: calibrated / truth-implied / "
+          f"defaults")
+    for r in sim["runs"]:
+        cov = " ".join(f"{k.split('.')[-1].split('_')[0]}:{'y' if v['covered'] else 'N'}"
+                       for k, v in r["coverage"].items())
+        b = r["brier"]
+        print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<32} {b['calibrated']:.4f} / {b['truth']:.4f} / "
+              f"{b['defaults']:.4f}  ({r['route']} x {r['shrink']:g})")
 
 
 def cmd_check_config(args) -> int:
@@ -160,6 +184,9 @@ def add_parsers(sub) -> None:
     q.add_argument("--max-divergences", type=int, default=0)
     q.add_argument("--ppc-low", type=float, default=0.01)
     q.add_argument("--ppc-high", type=float, default=0.99)
+    q.add_argument("--validate-sim", type=int, default=0, metavar="N",
+                   help="also calibrate N simulated recordings of each validation market and check the derived "
+                        "intervals and the filter against the simulator's truth (~5 min each on 2 cores)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=cmd_calibrate)
 

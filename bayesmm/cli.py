@@ -31,6 +31,9 @@ def cmd_ingest(args) -> int:
                              lenient=args.lenient, progress=not args.quiet)
     write_session(session, args.out)
     print(_summary(session, report))
+    if args.fills and session.counts()["own_fill"] == 0:
+        print(f"  note: none of the fills in {args.fills} is for {session.meta.instrument} inside the recording's "
+              "time span (the counts above say where they went)")
     if args.lenient and any(k.startswith("skipped:") for k in report.counts):
         print("  --lenient: the skipped lines above are NOT in the session.")
     print(f"wrote {args.out}")

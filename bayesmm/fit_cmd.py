@@ -23,13 +23,18 @@ def cmd_fit(args) -> int:
                   f"{d['min_ess_tail']:.0f}  divergences {d['divergences']}  BFMI {d['min_bfmi']:.2f}  -> {status}")
         else:
             print(f"{name:<11} SVI (no MCMC diagnostics)")
+        print(f"    {'parameter':<32} {'prior median [90%]':>30}   {'posterior median [90%]':>30}   learnt")
         for k, v in r["summary"].items():
-            c = r["contraction"].get(k)
-            learnt = f"  learnt {c:4.0%} of prior var" if c is not None else ""
-            print(f"    {k:<32} {v['mean']:>10.4g}  90% [{v['q05']:.4g}, {v['q95']:.4g}]{learnt}")
-        for k, c in r["contraction"].items():
+            pr = r["prior"].get(k)
+            prior = f"{pr['prior_median']:.4g} [{pr['prior_q05']:.4g}, {pr['prior_q95']:.4g}]" if pr else "-"
+            learnt = f"{pr['contraction']:4.0%}" if pr else "  -"
+            post = f"{v['median']:.4g} [{v['q05']:.4g}, {v['q95']:.4g}]"
+            print(f"    {k:<32} {prior:>30}   {post:>30}   {learnt}")
+        for k, pr in r["prior"].items():
             if k not in r["summary"]:
-                print(f"    {k:<32} (vector)  learnt {c:4.0%} of prior var (mean over its elements)")
+                size = len(pr["prior_median"])
+                print(f"    {k:<32} (vector of {size}: learnt {pr['contraction']:4.0%} of the prior's variance, mean "
+                      f"over its elements, on the log/logit scale)")
         print("    PPC p-values: " + ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items()))
     print(f"wrote {args.out}/<model>.nc, <model>_ppc.png, summary.json")
     return 0

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from events.book import DEFAULT_TOP_K, BookEmitter, imbalance_and_depth, price, quantity
@@ -22,23 +24,48 @@ _SIDES = {"B": 1, "A": -1}
 _CONTROL = ("subscriptionResponse", "pong", "post", "error")
 
 
-def fill_fields(f, path: str, line: int, coin: str | None) -> tuple[float, float, int, int, int]:
+_KEY_FIELDS = ("oid", "hash", "time", "px", "sz", "startPosition")
+
+
+def fill_key(f: dict) -> int:
+    """A fill's id when it has no trade id `tid` (the older userFills schema): a stable 62-bit hash
+    of oid, hash, time, px, sz and startPosition. Partial fills of one order share oid, hash and
+    time, and may share price and size too; their startPosition (our position before each) tells
+    them apart."""
+    text = "|".join(str(f.get(k, "")) for k in _KEY_FIELDS)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
+
+
+def fill_fields(f, path: str, line: int, coin: str | None, report: IngestReport | None = None
+                ) -> tuple[float, float, int, int, int]:
     """(price, size, side, fill_id, time_ms) of one Hyperliquid fill object, checked.
 
-    side is ours: "B" (we bought) -> +1. fill_id is the trade id `tid`.
+    side is ours: "B" (we bought) -> +1. fill_id is the trade id `tid`; a fill without one (the
+    older schema) is keyed by `fill_key`, counted in `report` as `fills_without_tid`.
     """
     if not isinstance(f, dict):
         raise IngestError(path, line, "fills", f"expected a fill object, got {type(f).__name__}")
     try:
         px, sz = price(f["px"], path, line, "px"), quantity(f["sz"], path, line, "sz", allow_zero=False)
-        side, tid, time_ms, fcoin = f["side"], f["tid"], f["time"], f["coin"]
+        side, time_ms, fcoin = f["side"], f["time"], f["coin"]
     except KeyError as exc:
         raise IngestError(path, line, exc.args[0], "missing in fill") from None
     if side not in _SIDES:
         raise IngestError(path, line, "side", f"expected 'B' or 'A', got {side!r}")
     if coin is not None and fcoin != coin:
         raise IngestError(path, line, "coin", f"fill for {fcoin!r} in a {coin!r} session")
-    if not isinstance(tid, int) or tid < 0 or not isinstance(time_ms, int) or time_ms < 0:
+    if "tid" in f:
+        tid = f["tid"]
+    elif report is not None:
+        missing = [k for k in ("oid", "hash") if k not in f]
+        if missing:
+            raise IngestError(path, line, missing[0], "missing in a fill without tid (needed to key it)")
+        report.counts["fills_without_tid (keyed on oid, hash, time, px, sz, startPosition)"] += 1
+        tid = fill_key(f)
+    else:
+        raise IngestError(path, line, "tid", "missing in fill")
+    if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0 or isinstance(time_ms, bool) \
+            or not isinstance(time_ms, int) or time_ms < 0:
         raise IngestError(path, line, "tid/time", f"expected non-negative integers, got {tid!r}, {time_ms!r}")
     return px, sz, _SIDES[side], tid, time_ms
 
@@ -129,18 +156,23 @@ class HyperliquidParser:
             self.report.counts["snapshot_fills_skipped"] += len(d["fills"])
             return
         for f in d["fills"]:
-            px, sz, side, tid, _ = fill_fields(f, self.path, line, self.symbol)
+            px, sz, side, tid, _ = fill_fields(f, self.path, line, self.symbol, self.report)
             self.builder.own_fill(t_ns, px, sz, side, tid)
 
     def finish(self) -> None:
         """Nothing is buffered across Hyperliquid messages."""
 
 
-def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin: str | None) -> int:
+def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin: str | None,
+                    span_ns: tuple[int, int] | None = None) -> int:
     """Add an account's fills (userFills info response: a JSON list) as own_fill events.
 
-    Each fill is timed at its exchange `time` (ms). Fills of other coins are an error unless
-    lenient. Returns the number of fills added.
+    Each fill is timed at its exchange `time` (ms). An account's fills cover every coin it trades
+    and every day: fills of another coin (`fills_other_coin:<coin>`) and fills outside the
+    recording's time span `span_ns` (`fills_outside_recording`) are counted and left out, not
+    errors. The older schema's missing `tid` and `feeToken` are tolerated with a counted note. A
+    fill repeated (same id, same values) is dropped and counted (`duplicate_fills`); the same id
+    with other values is an error naming both entries. Returns the number of fills added.
     """
     path = str(path)
     try:
@@ -151,13 +183,32 @@ def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin
         fills = fills["fills"]
     if not isinstance(fills, list):
         raise IngestError(path, 0, "fills", "expected a JSON list of fills")
-    added = 0
+    added, seen = 0, {}
     for i, f in enumerate(fills, start=1):
+        if isinstance(f, dict) and coin is not None and "coin" in f and f["coin"] != coin:
+            report.counts[f"fills_other_coin:{f['coin']}"] += 1
+            continue
         try:
-            px, sz, side, tid, time_ms = fill_fields(f, path, i, coin)
+            px, sz, side, tid, time_ms = fill_fields(f, path, i, coin, report)
         except IngestError as err:
             report.skip(err)
             continue
-        builder.own_fill(time_ms * 1_000_000, px, sz, side, tid)
+        if "feeToken" not in f:
+            report.counts["fills_without_feeToken"] += 1
+        values = (px, sz, side, time_ms)
+        if tid in seen:
+            first, before = seen[tid]
+            if before != values:
+                report.skip(IngestError(path, i, "tid", f"fill id {tid} repeats entry {first} with other values "
+                                                        f"{before} -> {values}"))
+            else:
+                report.counts["duplicate_fills"] += 1
+            continue
+        seen[tid] = (i, values)
+        t_ns = time_ms * 1_000_000
+        if span_ns is not None and not span_ns[0] <= t_ns <= span_ns[1]:
+            report.counts["fills_outside_recording"] += 1
+            continue
+        builder.own_fill(t_ns, px, sz, side, tid)
         added += 1
     return added

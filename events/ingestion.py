@@ -142,7 +142,9 @@ def ingest(
         symbol, venue_name = parser.symbol, parser.venue()
         sources.append({"path": Path(path).name, "sha256": sha256_file(path), "role": "market"})
     if fills is not None:
-        report.counts["own_fills_from_file"] += read_fills_json(str(fills), builder, report, symbol)
+        times = [r[0] for r in builder.rows]
+        span = (min(times), max(times)) if times else None
+        report.counts["own_fills_from_file"] += read_fills_json(str(fills), builder, report, symbol, span)
         sources.append({"path": Path(fills).name, "sha256": sha256_file(fills), "role": "own_fills"})
     report.counts["adverse_selection_events"] += add_adverse_selection(builder, as_horizon_s, report)
     if cross_venue is not None:

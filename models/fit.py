@@ -206,11 +206,17 @@ def _unconstrained(x: np.ndarray, prior: np.ndarray) -> np.ndarray:
 
 
 def prior_contraction(model, data: dict, idata: az.InferenceData, num_samples: int = 2000, seed: int = 0) -> dict:
-    """{site: 1 - posterior variance / prior variance} for each scalar site (vector sites: the mean
-    over their elements), the prior drawn from the model itself, both on the site's unconstrained
-    scale (log for a positive parameter, logit for a probability). Near 1: the data pinned the
-    parameter down; near 0: the posterior is the prior, the data said nothing about it. This is the
-    number that says how little a short session can tell.
+    """{site: share of the prior's variance the data removed} (`prior_summary`'s "contraction")."""
+    return {k: v["contraction"] for k, v in prior_summary(model, data, idata, num_samples, seed).items()}
+
+
+def prior_summary(model, data: dict, idata: az.InferenceData, num_samples: int = 2000, seed: int = 0) -> dict:
+    """{site: {"contraction", "prior_q05", "prior_median", "prior_q95"}} for each site of at most 16
+    elements (vectors: the prior quantiles per element, the contraction averaged over them).
+    contraction = 1 - posterior variance / prior variance, the prior drawn from the model itself,
+    both on the site's unconstrained scale (log for a positive parameter, logit for a probability).
+    Near 1: the data pinned the parameter down; near 0: the posterior is the prior, the data said
+    nothing about it. This is the number that says how little a short session can tell.
 
     Why the unconstrained scale: a heavy-tailed prior's variance (a LogNormal's) is dominated by
     its tail, so a posterior sitting out in that tail (the tape's 60 fills per second against a
@@ -233,5 +239,7 @@ def prior_contraction(model, data: dict, idata: az.InferenceData, num_samples: i
         v_post = np.var(_unconstrained(q, p), axis=0)
         ok = v_prior > 0
         if np.any(ok):
-            out[k] = float(np.mean(np.clip(1.0 - v_post[ok] / v_prior[ok], 0.0, 1.0)))
+            out[k] = {"contraction": float(np.mean(np.clip(1.0 - v_post[ok] / v_prior[ok], 0.0, 1.0))),
+                      **{name: np.quantile(p, qq, axis=0).tolist() for name, qq in
+                         (("prior_q05", 0.05), ("prior_median", 0.5), ("prior_q95", 0.95))}}
     return out

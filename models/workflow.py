@@ -13,7 +13,7 @@ from events.session import Session
 from models.checks import plot_ppc, ppc
 from models.data import bin_sessions
 from models.drift import ou_drift_model
-from models.fit import check, diagnostics, fit, prior_contraction, save_fit
+from models.fit import check, diagnostics, fit, prior_summary, save_fit
 from models.regime import regime_hmm_model
 from models.toxicity import toxicity_model
 from models.volatility import SVStructuredGuide, sv_model
@@ -74,8 +74,9 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
     summary.json into out_dir.
 
-    Returns {name: {"diagnostics", "failures", "summary" (site: mean, sd, 5%, 95%), "contraction" (site:
-    1 - posterior var / prior var; see `models.fit.prior_contraction`), "ppc" (stat: observed, ppp)}}.
+    Returns {name: {"diagnostics", "failures", "summary" (site: mean, median, sd, 5%, 95%), "prior" (site:
+    prior 5% / median / 95% and the share of its variance the data removed, `models.fit.prior_summary`),
+    "contraction" (site: that share), "ppc" (stat: observed, ppp)}}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,10 +98,11 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
             x = idata.posterior[var].values
             if x[0, 0].size == 1:
                 x = x.ravel()
-                summary[var] = {"mean": float(x.mean()), "sd": float(x.std()), "q05": float(np.quantile(x, 0.05)),
-                                "q95": float(np.quantile(x, 0.95))}
+                summary[var] = {"mean": float(x.mean()), "median": float(np.median(x)), "sd": float(x.std()),
+                                "q05": float(np.quantile(x, 0.05)), "q95": float(np.quantile(x, 0.95))}
         report[name] = {"diagnostics": diagnostics(idata), "failures": failures, "summary": summary,
-                        "contraction": prior_contraction(model, data, idata, seed=seed),
+                        "prior": (prior := prior_summary(model, data, idata, seed=seed)),
+                        "contraction": {k: v["contraction"] for k, v in prior.items()},
                         "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"]} for k, v in result.items()},
                         "num_bins": int(len(data.get("ret_bps", data.get("as_bps"))))}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -92,3 +93,54 @@ def test_fills_json_merge(hype_recording, tmp_path):
     for f in (7, 11):
         rows = np.flatnonzero(fid == f)
         assert kind[rows[0]] == "own_fill" and kind[rows[1]] == "adverse_selection"
+
+
+def test_real_userfills_of_another_day_and_other_coins(tmp_path):
+    """The SDK's 500 real fills (2023, 15 coins, no tid/feeToken) with the 2025 BTC recording: none
+    belongs to the session, and the report says where every one went (independently counted here)."""
+    import json as _json
+
+    from events import ingest
+    from tests.conftest import DATA, HL
+
+    path = DATA / "hyperliquid-userfills-2023-sdk.json"
+    fills = _json.loads(path.read_text())
+    session, report = ingest(HL, fills=path)
+    assert session.counts()["own_fill"] == 0
+    by_coin = {}
+    for f in fills:
+        by_coin[f["coin"]] = by_coin.get(f["coin"], 0) + 1
+    for coin, n in by_coin.items():
+        if coin != "BTC":
+            assert report.counts[f"fills_other_coin:{coin}"] == n
+    assert report.counts["fills_outside_recording"] == by_coin["BTC"] == 17
+    assert sum(v for k, v in report.counts.items() if k.startswith("fills_other_coin:")) == 500 - 17
+
+
+def test_older_schema_partial_fills_and_repeats(tmp_path, write_recording):
+    """Fills without tid are keyed on oid/hash/time/px/sz/startPosition: two partial fills of one
+    order at the same price and size stay apart; an exact repeat is dropped and counted; a tid
+    repeated with other values is an error naming both entries."""
+    import json as _json
+
+    from events import ingest
+    from events.errors import IngestError
+    from tests.conftest import HL
+
+    with gzip.open(HL, "rt") as f:
+        t0_ms = int(f.readline().split(" ", 1)[0]) // 1_000_000
+    base = {"coin": "BTC", "px": "105050.0", "sz": "0.01", "side": "B", "time": t0_ms + 500, "oid": 7, "hash": "0xab",
+            "crossed": False, "fee": "0.0", "dir": "Open Long", "closedPnl": "0.0"}
+    fills = [{**base, "startPosition": "0.0"}, {**base, "startPosition": "0.01"}, {**base, "startPosition": "0.01"}]
+    path = tmp_path / "fills.json"
+    path.write_text(_json.dumps(fills))
+    session, report = ingest(HL, fills=path)
+    own = session.column("fill_id")[session.column("kind") == "own_fill"]
+    assert len(own) == 2 and own[0] != own[1]
+    assert report.counts["duplicate_fills"] == 1
+    assert report.counts["fills_without_tid (keyed on oid, hash, time, px, sz, startPosition)"] == 3
+    assert report.counts["fills_without_feeToken"] == 3
+    clash = [{**base, "tid": 9, "startPosition": "0"}, {**base, "tid": 9, "px": "105051.0", "startPosition": "0"}]
+    path.write_text(_json.dumps(clash))
+    with pytest.raises(IngestError, match=r"fills.json:2: field 'tid': fill id 9 repeats entry 1 with other values"):
+        ingest(HL, fills=path)

@@ -91,8 +91,9 @@ def test_features_by_hand():
     ret = (100.2 / 100.1 - 1) * 1e4
     np.testing.assert_allclose(a.ret_bps, [0, 0, 0, 0, ret, 0, 0, 0, 0])
     np.testing.assert_allclose(a.ret_dt_s, [0, 0, 0, 0, 2.0, 0, 0, 0, 0])
-    # depth imbalance where known, top-of-book (1-3)/(1+3) = -0.5 where the depth book is unknown
-    np.testing.assert_allclose(a.imbalance, [0.2, 0.2, 0.2, -0.5, -0.5, -0.5, -0.5, -0.5, -0.5])
+    # top-of-book imbalance on every feed (the session's depth imbalance 0.2 is not what filters read):
+    # (2 - 1)/(2 + 1) = 1/3, then (1 - 3)/(1 + 3) = -0.5
+    np.testing.assert_allclose(a.imbalance, [1 / 3] * 3 + [-0.5] * 6)
     np.testing.assert_allclose(a.cv_ret_bps, [0, 0, 0, 0, 0, 0, 0, (100.4 / 100.5 - 1) * 1e4, 0])
     np.testing.assert_array_equal(a.kind, [1, 0, 2, 1, 0, 3, 5, 5, 4])
     np.testing.assert_array_equal(a.side, [0, 0, 1, 0, 0, 1, 0, 0, 1])

@@ -138,3 +138,23 @@ def test_repeated_fits_release_their_compiled_code():
     for seed in (1, 2):
         fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=30, warmup=30, chains=1, seed=seed, progress=False)
     assert count() - after_one < 300
+
+
+def test_prior_summary_share_lies_in_0_1_for_a_posterior_in_the_prior_tail():
+    """A LogNormal(log 0.2, 1.5) prior and a posterior near 60 +- 5 (the tape's fill rate against the
+    prior's median): on the natural scale the posterior variance (25) exceeds the 2,000 prior draws'
+    (the share came out at -357,348%); on the log scale it is 1 - (5/60)^2 / 1.5^2 ~ 0.997."""
+    import arviz as az
+    import numpyro
+    import numpyro.distributions as dist
+
+    from models.fit import prior_summary
+
+    def model():
+        numpyro.sample("rate_per_s", dist.LogNormal(np.log(0.2), 1.5))
+
+    draws = np.random.default_rng(0).normal(60.0, 5.0, (2, 500))
+    s = prior_summary(model, {}, az.from_dict(posterior={"rate_per_s": draws}))["rate_per_s"]
+    assert 0.0 <= s["contraction"] <= 1.0
+    assert s["contraction"] == pytest.approx(1 - (5 / 60) ** 2 / 1.5**2, abs=0.01)
+    assert s["prior_median"] == pytest.approx(0.2, rel=0.1) and s["prior_q05"] < 0.2 < s["prior_q95"]
