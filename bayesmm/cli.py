@@ -9,11 +9,25 @@ import sys
 from events.errors import IngestError, SessionError
 
 
+def _utc(t_ns: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _summary(session, report=None) -> str:
     m = session.meta
     lines = [f"{m.venue} {m.instrument}: {len(session):,} events over {session.span_s():.3f} s "
              f"(tick {m.tick_size:g}, fee {m.fee_bps:g} bps, AS horizon {m.as_horizon_s:g} s)"]
     lines += [f"  {k:<18} {v:>10,}" for k, v in session.counts().items()]
+    segments = session.segments()
+    if len(segments) > 1:
+        lines.append(f"  {len(segments)} segments (gaps > {m.max_gap_s:g} s between them):")
+        t0 = int(session.column("t_ns")[0])
+        for i, (a, b) in enumerate(segments):
+            when = _utc(t0 + int(a * 1e9))
+            gap = f", then {segments[i + 1][0] - b:,.1f} s without a message" if i + 1 < len(segments) else ""
+            lines.append(f"    {i + 1:>3}: {when} for {b - a:,.1f} s{gap}")
     repairs = report.summary() if report is not None else m.repairs
     if repairs:
         lines.append("  repairs / notes: " + ", ".join(f"{k}={v:,}" for k, v in repairs.items()))
@@ -28,7 +42,7 @@ def cmd_ingest(args) -> int:
 
     session, report = ingest(args.files, venue=args.venue, fills=args.fills, cross_venue=args.cross_venue,
                              as_horizon_s=args.as_horizon_s, fee_bps=args.fee_bps, tick_size=args.tick_size,
-                             lenient=args.lenient, progress=not args.quiet)
+                             lenient=args.lenient, progress=not args.quiet, max_gap_s=args.max_gap_s)
     write_session(session, args.out)
     print(_summary(session, report))
     if args.fills and session.counts()["own_fill"] == 0:
@@ -85,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fee-bps", type=float, default=1.5, help="our maker fee, bps (default 1.5)")
     q.add_argument("--tick-size", type=float, help="price grid (inferred from the book if omitted)")
     q.add_argument("--lenient", action="store_true", help="skip and count bad lines instead of stopping")
+    q.add_argument("--max-gap-s", type=float, default=60.0,
+                   help="a silence longer than this cuts the session into segments (default 60 s)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--out", required=True, help="output Parquet file")
     q.set_defaults(func=cmd_ingest)

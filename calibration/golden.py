@@ -4,8 +4,8 @@ computes for them under a configuration, so that a production bot can prove it c
 Streams (each a short, named sequence of events chosen to exercise one rule):
 - `burst`: eight own buy fills, six of them inside 2 s (the burst term and the emergency-cancel
   signal), each followed 5 s later by its adverse-selection event;
-- `gap`: a quiet tape, then an hour with no message, then more (decay, the OU and regime
-  predictions over a long dt);
+- `gap`: a falling tape, then an hour with no message, then more: the belief restarts at the
+  first event after the gap (`segment_start`);
 - `reduce_only`: a falling mid and bearish fills while long, then a recovery (reduce-only
   entered above p_reduce and left below p_resume: the hysteresis);
 - `hyperliquid_own_fills`: the bundled Hyperliquid BTC recording with a userFills message of our
@@ -62,7 +62,8 @@ def _arrays(rows: list[dict]) -> EventArrays:
         col["t_s"][i], col["mid"][i], col["valid"][i] = t, mid, 1.0
         col["kind"][i] = KIND_ID[r["kind"]]
         col["spread_bps"][i] = r.get("spread_bps", 2.0)
-        for f in ("dt_s", "side", "size", "as_bps", "ret_bps", "ret_dt_s", "imbalance", "cv_ret_bps", "price"):
+        for f in ("dt_s", "side", "size", "as_bps", "ret_bps", "ret_dt_s", "imbalance", "cv_ret_bps", "price",
+                  "segment_start"):
             col[f][i] = r.get(f, 0.0)
     col["kind"] = col["kind"].astype(np.int32)
     return EventArrays(**col)
@@ -83,8 +84,10 @@ def _gap() -> tuple[EventArrays, np.ndarray]:
     for i in range(6):
         rows += [{"kind": "trade_print", "side": -1, "dt_s": 0.2}, {"kind": "mid_tick", "ret_bps": -1.0 - i * 0.1,
                                                                       "ret_dt_s": 1.0, "dt_s": 0.8}]
-    rows += [{"kind": "own_fill", "side": 1, "dt_s": 0.5}, {"kind": "book_update", "dt_s": 3600.0, "imbalance": -0.2}]
-    rows += [{"kind": "mid_tick", "ret_bps": 2.0, "ret_dt_s": 3601.0, "dt_s": 0.5},
+    rows += [{"kind": "own_fill", "side": 1, "dt_s": 0.5},
+             {"kind": "book_update", "dt_s": 3600.0, "imbalance": -0.2, "segment_start": 1.0}]
+    rows += [{"kind": "mid_tick", "ret_bps": 0.0, "ret_dt_s": 0.0, "dt_s": 0.5},  # the first tick after a gap
+             {"kind": "mid_tick", "ret_bps": 2.0, "ret_dt_s": 0.3, "dt_s": 0.3},
              {"kind": "cv_tick", "cv_ret_bps": 1.5, "dt_s": 0.1}]
     return _arrays(rows), np.full(len(rows), -2.0)
 

@@ -38,6 +38,9 @@ class EventArrays(NamedTuple):
             one recording must mean the same on the next.
         cv_ret_bps: on cv_tick, the other venue's mid return since its previous tick, bps; 0 elsewhere.
         valid: 1 once a mid is known; filters treat events before that as time passing only.
+        segment_start: 1 at the first event after a recording gap (`Session.segments`), 0 elsewhere:
+            the filters restart there. No return, cross-venue return or dt spans a gap (they are
+            0 at a segment's first event and first tick).
     """
 
     t_s: np.ndarray
@@ -54,6 +57,7 @@ class EventArrays(NamedTuple):
     imbalance: np.ndarray
     cv_ret_bps: np.ndarray
     valid: np.ndarray
+    segment_start: np.ndarray
 
 
 def _ffill(values: np.ndarray, have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,13 +68,16 @@ def _ffill(values: np.ndarray, have: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.where(known, values[np.maximum(idx, 0)], 0.0), known
 
 
-def _returns_at(rows: np.ndarray, prices: np.ndarray, t_s: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """bps return and seconds since the previous entry of `rows`, placed at those rows."""
+def _returns_at(rows: np.ndarray, prices: np.ndarray, t_s: np.ndarray, n: int,
+                segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bps return and seconds since the previous entry of `rows`, placed at those rows; 0 where the
+    previous entry lies in an earlier segment (no return spans a recording gap)."""
     ret, gap = np.zeros(n), np.zeros(n)
     if len(rows) > 1:
         p = prices[rows]
-        ret[rows[1:]] = (p[1:] / p[:-1] - 1.0) * 1e4
-        gap[rows[1:]] = np.diff(t_s[rows])
+        same = segment[rows[1:]] == segment[rows[:-1]]
+        ret[rows[1:]] = np.where(same, (p[1:] / p[:-1] - 1.0) * 1e4, 0.0)
+        gap[rows[1:]] = np.where(same, np.diff(t_s[rows]), 0.0)
     return ret, gap
 
 
@@ -81,6 +88,7 @@ def to_arrays(session: Session) -> EventArrays:
     t_ns = col("t_ns")
     t_s = (t_ns - t_ns[0]).astype(np.float64) / 1e9 if n else np.zeros(0)
     dt_s = np.diff(t_s, prepend=t_s[:1]) if n else np.zeros(0)
+    seg_start = (dt_s > session.meta.max_gap_s).astype(np.float64)
     kind = np.array([KIND_ID[k] for k in col("kind").astype(str)], dtype=np.int32)
     price = np.nan_to_num(col("price"))
     bid, ask = col("bid_px"), col("ask_px")
@@ -92,14 +100,15 @@ def to_arrays(session: Session) -> EventArrays:
         tob = (col("bid_sz") - col("ask_sz")) / (col("bid_sz") + col("ask_sz"))
     spread_bps, _ = _ffill(np.nan_to_num(spread_raw), book)
     imbalance, _ = _ffill(np.nan_to_num(tob), book)
-    ret_bps, ret_dt_s = _returns_at(np.flatnonzero(kind == MID_TICK), price, t_s, n)
+    segment = np.cumsum(seg_start)
+    ret_bps, ret_dt_s = _returns_at(np.flatnonzero(kind == MID_TICK), price, t_s, n, segment)
     cv_ret = np.zeros(n)
     venues = col("venue").astype(str)
     for v in np.unique(venues[kind == CV_TICK]):
-        cv_ret += _returns_at(np.flatnonzero((kind == CV_TICK) & (venues == v)), price, t_s, n)[0]
+        cv_ret += _returns_at(np.flatnonzero((kind == CV_TICK) & (venues == v)), price, t_s, n, segment)[0]
     return EventArrays(
         t_s=t_s, dt_s=dt_s, kind=kind, price=price, size=np.nan_to_num(col("size")),
         side=col("side").astype(np.float64), as_bps=np.nan_to_num(col("as_bps")), mid=mid,
         spread_bps=spread_bps, ret_bps=ret_bps, ret_dt_s=ret_dt_s, imbalance=imbalance,
-        cv_ret_bps=cv_ret, valid=valid.astype(np.float64),
+        cv_ret_bps=cv_ret, valid=valid.astype(np.float64), segment_start=seg_start,
     )

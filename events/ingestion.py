@@ -58,13 +58,16 @@ def parse_recording(path: str | Path, venue: str, report: IngestReport, builder:
     return parser
 
 
-def add_adverse_selection(builder: EventBuilder, horizon_s: float, report: IngestReport) -> int:
+def add_adverse_selection(builder: EventBuilder, horizon_s: float, report: IngestReport,
+                          max_gap_s: float = float("inf")) -> int:
     """For each own_fill, append its adverse_selection event at fill time + horizon.
 
     AS (bps) = side * (mid_at_fill - mid_at_fill_plus_horizon) / mid_at_fill * 1e4, from the
     recorded mids (the last mid at or before each time): positive when the mid moved against us.
     Fills with no mid before them, or whose horizon runs past the last mid_tick of the recording,
-    cannot be measured; they are counted as `adverse_selection_unresolved`.
+    cannot be measured; they are counted as `adverse_selection_unresolved`. Nor can a fill whose
+    horizon spans a recording gap (no event for more than `max_gap_s`: the mid after it says
+    nothing about the fill), counted as `adverse_selection_across_gap`.
     """
     rows = builder.rows
     mids = sorted((r[0], r[2]) for r in rows if r[1] == MID_TICK)
@@ -82,11 +85,27 @@ def add_adverse_selection(builder: EventBuilder, horizon_s: float, report: Inges
     i1 = np.searchsorted(mid_t, fill_t + horizon_ns, side="right") - 1
     ok = (i0 >= 0) & (fill_t + horizon_ns <= mid_t[-1])
     report.counts["adverse_selection_unresolved"] += int(np.count_nonzero(~ok))
+    all_t = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+    gap_at = np.flatnonzero(np.diff(all_t) > max_gap_s * 1e9)
+    if len(gap_at):  # a gap (all_t[g], all_t[g + 1]) that starts before the horizon ends and ends after the fill
+        g_lo, g_hi = all_t[gap_at], all_t[gap_at + 1]
+        spans = np.array([np.any((g_lo < t + horizon_ns) & (g_hi > t)) for t in fill_t], dtype=bool)
+        report.counts["adverse_selection_across_gap"] += int(np.count_nonzero(ok & spans))
+        ok &= ~spans
     for k in np.flatnonzero(ok):
         t, side, fill_id = fills[k][0], fills[k][4], fills[k][11]
         m0, m1 = mid_px[i0[k]], mid_px[i1[k]]
         builder.adverse_selection(t + horizon_ns, side, float(side * (m0 - m1) / m0 * 1e4), fill_id)
     return int(np.count_nonzero(ok))
+
+
+def count_gaps(t_ns: np.ndarray, max_gap_s: float, report: IngestReport) -> None:
+    """Count the recording gaps (silences longer than max_gap_s) and those right after a burst."""
+    t = np.sort(t_ns)
+    gaps = np.flatnonzero(np.diff(t) > max_gap_s * 1e9)
+    report.counts["recording_gaps"] += len(gaps)
+    burst = [g for g in gaps if g + 1 - np.searchsorted(t, t[g] - 100_000_000, side="left") > 50]
+    report.counts["gaps_after_a_burst"] += len(burst)
 
 
 def infer_tick_size(builder: EventBuilder) -> float:
@@ -108,6 +127,7 @@ def ingest(
     lenient: bool = False,
     tolerance_ns: int = DEFAULT_TOLERANCE_NS,
     progress: bool = False,
+    max_gap_s: float = 60.0,
 ) -> tuple[Session, IngestReport]:
     """Read recordings of one venue (plus optional own fills and a second venue) into a session.
 
@@ -122,6 +142,9 @@ def ingest(
         lenient: skip and count bad lines instead of raising `IngestError`.
         tolerance_ns: the largest step back in time repaired by reordering, ns.
         progress: show a progress bar per file.
+        max_gap_s: a silence longer than this is a recording gap (the session's segments);
+            counted as `recording_gaps`, and as `gaps_after_a_burst` where the recorder fell silent
+            right after a burst (over 50 messages in its last 100 ms: a crash mid-sweep, worth a look).
 
     Returns:
         The validated session and the report of what was repaired or skipped.
@@ -131,6 +154,8 @@ def ingest(
         raise IngestError("-", 0, "paths", "no recording given")
     if not (as_horizon_s > 0):
         raise IngestError("-", 0, "as_horizon_s", f"must be > 0, got {as_horizon_s!r}")
+    if not (max_gap_s > 0):
+        raise IngestError("-", 0, "max_gap_s", f"must be > 0, got {max_gap_s!r}")
     report = IngestReport(lenient=lenient)
     venue = venue or detect_venue(paths[0])
     builder = EventBuilder()
@@ -146,7 +171,7 @@ def ingest(
         span = (min(times), max(times)) if times else None
         report.counts["own_fills_from_file"] += read_fills_json(str(fills), builder, report, symbol, span)
         sources.append({"path": Path(fills).name, "sha256": sha256_file(fills), "role": "own_fills"})
-    report.counts["adverse_selection_events"] += add_adverse_selection(builder, as_horizon_s, report)
+    report.counts["adverse_selection_events"] += add_adverse_selection(builder, as_horizon_s, report, max_gap_s)
     if cross_venue is not None:
         other = EventBuilder()
         other_venue = detect_venue(cross_venue)
@@ -162,8 +187,10 @@ def ingest(
     tick = tick_size if tick_size is not None else infer_tick_size(builder)
     if not (tick > 0):
         raise IngestError(str(paths[0]), 0, "tick_size", f"cannot infer the tick size (got {tick}); pass --tick-size")
+    count_gaps(np.array([r[0] for r in builder.rows], dtype=np.int64), max_gap_s, report)
     meta = SessionMeta(instrument=symbol or "unknown", venue=venue_name, tick_size=tick, fee_bps=fee_bps,
-                       as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary())
+                       as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary(),
+                       max_gap_s=max_gap_s)
     session = Session(builder.table(), meta)
     validate(session)
     return session, report

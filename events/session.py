@@ -72,6 +72,8 @@ class SessionMeta:
         as_horizon_s: how long after a fill its adverse selection is measured, seconds.
         sources: the files read, each {"path", "sha256", "role"}.
         repairs: counts of what the reader repaired or skipped, by name.
+        max_gap_s: a silence longer than this (no event at all) is a recording gap: the session is
+            cut into segments there (`Session.segments`), and no filter, fit or statistic spans one.
     """
 
     instrument: str
@@ -81,6 +83,7 @@ class SessionMeta:
     as_horizon_s: float = 5.0
     sources: tuple[dict, ...] = ()
     repairs: dict = field(default_factory=dict)
+    max_gap_s: float = 60.0
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (with the schema version)."""
@@ -128,6 +131,22 @@ class Session:
         """Seconds from the first to the last event."""
         t = self.column("t_ns")
         return float(t[-1] - t[0]) / 1e9 if len(t) else 0.0
+
+    def segments(self) -> list[tuple[float, float]]:
+        """(start_s, end_s) of each stretch without a gap longer than `meta.max_gap_s`, in seconds
+        since the first event (the last event of a segment at end_s; [(0, span)] without gaps)."""
+        t = self.column("t_ns")
+        if not len(t):
+            return []
+        rel = (t - t[0]) / 1e9
+        cut = np.flatnonzero(np.diff(rel) > self.meta.max_gap_s)
+        starts = np.concatenate([[0.0], rel[cut + 1]])
+        ends = np.concatenate([rel[cut], [rel[-1]]])
+        return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+    def segment_pieces(self) -> list[Session]:
+        """One Session per segment (same metadata): what the fits take as separate latent paths."""
+        return [self.between(a, b + 1e-9) for a, b in self.segments()]
 
     def between(self, start_s: float, end_s: float) -> Session:
         """The events whose time since the session's first event lies in [start_s, end_s), with
@@ -197,6 +216,8 @@ def validate(session: Session, where: str = "session") -> None:
         raise SessionError(-1, "tick_size", f"must be > 0, got {m.tick_size!r}", where)
     if not (np.isfinite(m.as_horizon_s) and m.as_horizon_s > 0):
         raise SessionError(-1, "as_horizon_s", f"must be > 0, got {m.as_horizon_s!r}", where)
+    if not (np.isfinite(m.max_gap_s) and m.max_gap_s > 0):
+        raise SessionError(-1, "max_gap_s", f"must be > 0, got {m.max_gap_s!r}", where)
     if not np.isfinite(m.fee_bps):
         raise SessionError(-1, "fee_bps", f"must be finite, got {m.fee_bps!r}", where)
     if table.num_rows == 0:

@@ -105,10 +105,12 @@ def bin_session(session: Session, bin_s: float = 1.0, fills: str = "auto") -> tu
 
 
 def bin_sessions(sessions, bin_s: float = 1.0, fills: str = "auto") -> tuple[Binned, FillData]:
-    """`bin_session` of each session, concatenated, with `start` marking where each one begins
-    and fill bin indices shifted to match. Sessions must be of one instrument (checked by the
-    caller that opened them); `fills` is resolved per session ("auto": own fills where present)."""
-    sessions = list(sessions)
+    """`bin_session` of each segment of each session (`Session.segments`: recording gaps cut a
+    session), concatenated, with `start` marking where each one begins and fill bin indices
+    shifted to match: no bin spans a gap, each segment gets its own latent path. Sessions must be
+    of one instrument (checked by the caller that opened them); `fills` is resolved per segment
+    ("auto": own fills where present)."""
+    sessions = [piece for s in sessions for piece in s.segment_pieces()]
     if not sessions:
         raise ValueError("no sessions to bin")
     parts = [bin_session(s, bin_s, fills) for s in sessions]

@@ -4,6 +4,14 @@ regime (1D) and the burst detector, in one pytree state updated by one O(1) step
 `init(params) -> BeliefState`, `update(state, event, params) -> BeliefState`, `readout(state,
 params) -> Beliefs`; pure, `lax` control flow, fixed-size state (a ring buffer for recent fills).
 
+**Across a recording gap the belief restarts** (an event with `segment_start`), rather than letting
+the gap pass as time: the exact dynamics would forget the fast parts (evidence, volatility,
+toxicity) but not the slow ones (the OU drift's half-life is ~11.5 min, the regimes switch every
+~15 min), and over an hour without quotes the "no fill arrived" survival term would drive the
+regime posterior to the quietest regime, evidence that was never observed. A restart is also what
+a bot does when it reconnects; and it makes a replay across gaps equal to replaying each segment
+from its own start, which the tests check.
+
 Each event first lets time pass (dt_s), then adds its own evidence, dispatched by `lax.switch` on
 the kind:
 
@@ -67,6 +75,8 @@ class Event(NamedTuple):
         imbalance: current top-K book imbalance in [-1, 1].
         cv_ret_bps: another venue's mid return, bps (cv_tick).
         valid: 1 once a mid is known; invalid events only let time pass.
+        segment_start: 1 at the first event after a recording gap: the state restarts from the
+            prior before the event is read (module docstring).
     """
 
     t_s: jax.Array
@@ -81,6 +91,7 @@ class Event(NamedTuple):
     imbalance: jax.Array
     cv_ret_bps: jax.Array
     valid: jax.Array
+    segment_start: jax.Array
 
 
 class BeliefState(NamedTuple):
@@ -324,8 +335,13 @@ _BRANCHES[NUM_KINDS] = _no_evidence
 
 
 def update(state: BeliefState, event: Event, params: Config) -> BeliefState:
-    """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table)."""
-    state = _time_passes(state, event, params)
+    """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table). At
+    a segment start (after a recording gap) the state restarts from the prior instead, and the gap
+    does not count as time passed (module docstring)."""
+    restart = event.segment_start > 0
+    fresh = init(params)._replace(t_s=state.t_s + jnp.maximum(event.dt_s, 0.0))
+    passed = _time_passes(state, event, params)
+    state = jax.tree_util.tree_map(lambda a, b: jnp.where(restart, a, b), fresh, passed)
     branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
     return lax.switch(branch, _BRANCHES, state, event, params)
 

@@ -34,7 +34,7 @@ def _random_stream(seed: int, scenario: str) -> Event:
                 as_bps=rng.normal(5, 30, N), spread_bps=rng.choice([0.0, 0.01, 7.0, 500.0], N),
                 ret_bps=ret, ret_dt_s=rng.choice([0.0, 1e-6, 0.5, 100.0], N),
                 imbalance=rng.uniform(-1, 1, N), cv_ret_bps=rng.normal(0, 50, N),
-                valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]))
+                valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]), segment_start=np.zeros(N))
     return Event(**cols)
 
 
