@@ -26,7 +26,8 @@ def print_summary(report: dict) -> None:
         d = r["diagnostics"]
         diag = (f"r_hat {d['max_rhat']:.3f}, ESS {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}, "
                 f"{d['divergences']} divergences" if d.get("method") == "nuts" else "SVI")
-        ppc = ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items())
+        ppc = ", ".join(f"{k} {v['ppp']:.2f}" + ("" if v.get("gated", True) else " (not gated)")
+                        for k, v in r["ppc"].items())
         print(f"  {name:<11} {diag}; PPC p-values: {ppc}")
     if report["gate_failures"]:
         print(f"gate: {len(report['gate_failures'])} failure(s)" + (" (exported anyway: --force)"

@@ -137,13 +137,19 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
     if "volatility" in fits:
         mu_h, phi, xi = get("volatility", "log_var_mean"), get("volatility", "persistence"), \
             get("volatility", "vol_of_vol")
-        p0 = get("volatility", "no_move_prob") if "no_move_prob" in fits["volatility"].posterior else 0.0
-        sigma_long = np.sqrt((1.0 - p0) * np.exp(mu_h + xi**2 / (2.0 * (1.0 - phi**2))))
+        post = fits["volatility"].posterior
+        p0 = get("volatility", "no_move_prob") if "no_move_prob" in post else 0.0
+        df = get("volatility", "return_df") if "return_df" in post else None
+        t_var = 1.0 if df is None else df / (df - 2.0)  # a Student-t's variance over its scale^2
+        sigma_long = np.sqrt((1.0 - p0) * t_var * np.exp(mu_h + xi**2 / (2.0 * (1.0 - phi**2))))
         out.append(Derived("volatility.sigma_long_bps_sqrt_s", sigma_long,
                            "volatility model: sqrt((1 - no_move_prob) exp(log_var_mean + vol_of_vol^2 / "
-                           "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"))
+                           "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"
+                           + (", times df / (df - 2) (Student-t returns)" if df is not None else "")))
         out.append(Derived("volatility.forget_per_s", get("volatility", "log_ou_rate_per_s"),
                            "volatility model: log_ou_rate_per_s = -ln(persistence) / bin width"))
+        if df is not None:
+            out.append(Derived("volatility.return_df", df, "volatility model: return_df (Student-t returns)"))
     if "drift" in fits:
         out.append(Derived("drift.theta_mu_per_s", get("drift", "theta_per_s"), "drift model: theta_per_s"))
         out.append(Derived("drift.sigma_mu_bps_s_sqrt_s", get("drift", "sigma_mu_bps_s_sqrt_s"),

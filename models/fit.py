@@ -71,6 +71,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             prior draws. From init_to_uniform's random starts, SVI of the regime HMM stalled in a
             labelling that matched the true regimes on 48% of bins (99% from the median).
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
+            A model's pointwise log-likelihood, the deterministic site "log_lik" (models given
+            `pointwise=True`), goes to the `log_likelihood` group, where ArviZ's `loo` reads it.
 
     Each fit compiles its own sampler, and JAX keeps compiled code alive in its caches. On CPU that
     code holds memory mappings (~8,000 per NUTS fit here); after ~8 fits in one process the kernel's
@@ -111,8 +113,10 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     else:
         raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
     keep = {k: np.asarray(v) for k, v in samples.items() if np.asarray(v).size > 0  # (empty: factor sites)
+            and k != "log_lik"
             and ((var_names is None and np.asarray(v)[0, 0].size <= 100) or (var_names is not None and k in var_names))}
-    idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed)
+    extra = {"log_likelihood": {"bins": np.asarray(samples["log_lik"])}} if "log_lik" in samples else {}
+    idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed, **extra)
     idata.sample_stats.attrs.update(timing)  # wall seconds (compilation included) and warmup work
     idata.posterior.attrs["method"] = method
     if method == "svi":

@@ -52,7 +52,8 @@ _OFF = [(i, j) for i in range(NUM_STATES) for j in range(NUM_STATES) if i != j]
 class RegimeParams(NamedTuple):
     """Attributes: rates_per_s (4x4 generator), drift_bps_s (4,), sigma_bps_sqrt_s (4,), fill_rate_per_s (4,),
     p_buy (4,), as_mean_bps (4,), as_sd_bps, count_concentration, side_concentration, as_within_bin_corr
-    (module docstring)."""
+    (module docstring); return_df: the returns' Student-t degrees of freedom (None: Gaussian
+    returns, sigma their sd; with df, sigma is the t's scale)."""
 
     rates_per_s: jax.Array
     drift_bps_s: jax.Array
@@ -64,6 +65,15 @@ class RegimeParams(NamedTuple):
     count_concentration: jax.Array
     side_concentration: jax.Array
     as_within_bin_corr: jax.Array
+    return_df: jax.Array | None = None
+
+
+def return_log_lik(ret_bps, mean, scale, df=None):
+    """log p(return) for the regime's return law: Normal(mean, scale), or Student-t with df degrees
+    of freedom and that scale (heavier tails: one large move is weaker evidence of a regime)."""
+    if df is None:
+        return dist.Normal(mean, scale).log_prob(ret_bps)
+    return dist.StudentT(df, mean, scale).log_prob(ret_bps)
 
 
 def generator(off_diagonal_rates) -> jax.Array:
@@ -92,7 +102,7 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     gradient now: benchmarks/bench_fit.py, `gradient_costs`)."""
     dt = dt_s[:, None]
     n = n_buy + n_sell
-    ret_ll = dist.Normal(p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt)).log_prob(ret_bps[:, None])
+    ret_ll = return_log_lik(ret_bps[:, None], p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt), p.return_df)
     ll = jnp.where(ret_bps[:, None] == 0.0, 0.0, ret_ll)
     # n ~ NegBinomial2(mean mu_r, k): lgamma(n+k) - lgamma(k) - lgamma(n+1) + k log(k/(k+mu)) + n log(mu/(k+mu))
     k_n = p.count_concentration
@@ -225,6 +235,7 @@ def regime_params_from_sample(s: dict) -> RegimeParams:
         count_concentration=s["count_concentration"],
         side_concentration=s["side_concentration"],
         as_within_bin_corr=s["as_within_bin_corr"],
+        return_df=s.get("return_df"),
     )
 
 
@@ -237,10 +248,13 @@ Binance sample r_hat was 1.8-2.1 with it and 1.01 with this one. Recovery tests 
 data pass a wide prior centred 3x off the truth, so what they recover comes from the data."""
 
 
-def _priors(switch_prior) -> dict:
-    """The model's parameters drawn from their priors (shared by both forms of the model)."""
+def _priors(switch_prior, heavy_tails: bool = False) -> dict:
+    """The model's parameters drawn from their priors (shared by both forms of the model). With
+    `heavy_tails`, the returns' Student-t degrees of freedom: 2 + Gamma(2, 0.1) (finite variance;
+    prior mean 22, so near-Gaussian tails unless the data say otherwise; Juarez and Steel's prior)."""
     median, log_sd = switch_prior
-    return {
+    extra = {"return_df": 2.0 + numpyro.sample("return_df_excess", dist.Gamma(2.0, 0.1))} if heavy_tails else {}
+    return extra | {
         "switch_rates_per_s": numpyro.sample("switch_rates_per_s",
                                              dist.LogNormal(jnp.log(median), log_sd).expand([len(_OFF)]).to_event(1)),
         "trend_drift_bps_s": numpyro.sample("trend_drift_bps_s", dist.HalfNormal(5.0)),
@@ -302,12 +316,16 @@ def book_venue_log_lik(p: RegimeParams, q: BookVenueParams, dt_s, imbalance=None
 
 
 def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR, start=None,
-                     imbalance=None, cv_ret_bps=None):
+                     imbalance=None, cv_ret_bps=None, heavy_tails=False, pointwise=False):
     """NumPyro model (module docstring), states marginalised by `scaled_log_evidence`. The bins
     share one width (dt_s[0]); `switch_prior` is (median per s, log sd) of each switch rate;
     `start` marks each session's first bin (the regime path restarts there); `imbalance` (book
-    imbalance at each bin's end) and `cv_ret_bps` (the other venue's return per bin) are optional."""
-    p = regime_params_from_sample(_priors(switch_prior))
+    imbalance at each bin's end) and `cv_ret_bps` (the other venue's return per bin) are optional;
+    `heavy_tails`: Student-t returns (degrees of freedom learnt); `pointwise`: also record each
+    bin's one-step predictive log density log p(bin t | bins < t) as "log_lik" (for PSIS-LOO)."""
+    p = regime_params_from_sample(_priors(switch_prior, heavy_tails))
+    if heavy_tails:
+        numpyro.deterministic("return_df", p.return_df)
     q = _book_venue_priors(imbalance, cv_ret_bps)
     numpyro.deterministic("generator_per_s", p.rates_per_s)
     numpyro.deterministic("sigma_trend_bps_sqrt_s", p.sigma_bps_sqrt_s[0])
@@ -315,11 +333,15 @@ def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_p
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
     ll += book_venue_log_lik(p, q, dt_s, imbalance, cv_ret_bps)
-    numpyro.factor("hmm", scaled_log_evidence(ll, trans, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)), start))
+    log_init = jnp.full(NUM_STATES, -jnp.log(NUM_STATES))
+    numpyro.factor("hmm", scaled_log_evidence(ll, trans, log_init, start))
+    if pointwise:
+        _, norms, _, shift = _scaled_forward(ll, trans, log_init, _starts(ll, start))
+        numpyro.deterministic("log_lik", jnp.log(norms) + shift)
 
 
 def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR,
-                                start=None, imbalance=None, cv_ret_bps=None):
+                                start=None, imbalance=None, cv_ret_bps=None, heavy_tails=False):
     """The same model written the textbook NumPyro way: the regime of each bin is a discrete sample
     site in a `contrib.control_flow.scan`, summed out by NumPyro's enumeration (funsor), with the
     emissions written as observed sites rather than through `emission_log_lik`. Same priors and
@@ -327,7 +349,7 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
     posteriors against, not the one to use."""
     from numpyro.contrib.control_flow import scan
 
-    p = regime_params_from_sample(_priors(switch_prior))
+    p = regime_params_from_sample(_priors(switch_prior, heavy_tails))
     q = _book_venue_priors(imbalance, cv_ret_bps)
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     init = jnp.full(NUM_STATES, 1.0 / NUM_STATES)
@@ -343,8 +365,10 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
         probs = jnp.where(s > 0, init, trans[prev])
         z = numpyro.sample("regime", dist.Categorical(probs), infer={"enumerate": "parallel"})
         n = nb + ns
-        numpyro.sample("ret", dist.Normal(p.drift_bps_s[z] * dt, p.sigma_bps_sqrt_s[z] * jnp.sqrt(dt)).mask(ret != 0.0),
-                       obs=ret)
+        scale = p.sigma_bps_sqrt_s[z] * jnp.sqrt(dt)
+        ret_law = (dist.Normal(p.drift_bps_s[z] * dt, scale) if p.return_df is None
+                   else dist.StudentT(p.return_df, p.drift_bps_s[z] * dt, scale))
+        numpyro.sample("ret", ret_law.mask(ret != 0.0), obs=ret)
         numpyro.sample("n_fills", dist.GammaPoisson(p.count_concentration,
                                                     p.count_concentration / (p.fill_rate_per_s[z] * dt)), obs=n)
         k_s = p.side_concentration

@@ -36,13 +36,16 @@ from numpyro.infer.autoguide import AutoNormal
 from models.gaussian_chain import AR1GivenPseudoObservations, GaussianMarkovChain
 
 
-def sv_model(ret_bps, dt_s, n_fills=None, centred=False, start=None):
+def sv_model(ret_bps, dt_s, n_fills=None, centred=False, start=None, heavy_tails=False, pointwise=False):
     """NumPyro model; deterministic sites give sigma_t and the log-OU rate per second; `n_fills`
     (fills per bin, optional) adds the fill-clustering observation. `centred`: the log-variance
     path is the sample site "log_var" (for `SVStructuredGuide`) instead of being built from the
     standard-normal "innovation" site; the same model either way. `start` (1 at the first bin of
     each session): the path restarts there from its stationary law (separate paths, shared
-    parameters)."""
+    parameters). `heavy_tails`: a moving bin's return is Student-t with scale sigma_t sqrt(dt)
+    and df = 2 + Gamma(2, 0.1) degrees of freedom, learnt (jumps within a bin that the smooth
+    log-variance path cannot follow); its sd is then the scale x sqrt(df / (df - 2)).
+    `pointwise`: record each bin's log-likelihood given the path as "log_lik" (for PSIS-LOO)."""
     num_bins = ret_bps.shape[0]
     start = jnp.zeros(num_bins).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
     mu_h = numpyro.sample("log_var_mean", dist.Normal(jnp.log(4.0), 2.0))
@@ -58,9 +61,16 @@ def sv_model(ret_bps, dt_s, n_fills=None, centred=False, start=None):
     numpyro.deterministic("sigma_bps_sqrt_s", jnp.exp(h / 2.0))
     p0 = numpyro.sample("no_move_prob", dist.Beta(1.0, 1.0))
     zero = ret_bps == 0.0
-    ll = jnp.where(zero, jnp.log(p0),
-                   jnp.log1p(-p0) + dist.Normal(0.0, jnp.exp(h / 2.0) * jnp.sqrt(dt_s)).log_prob(ret_bps))
+    scale = jnp.exp(h / 2.0) * jnp.sqrt(dt_s)
+    if heavy_tails:
+        df = numpyro.deterministic("return_df", 2.0 + numpyro.sample("return_df_excess", dist.Gamma(2.0, 0.1)))
+        law = dist.StudentT(df, 0.0, scale)
+    else:
+        law = dist.Normal(0.0, scale)
+    ll = jnp.where(zero, jnp.log(p0), jnp.log1p(-p0) + law.log_prob(ret_bps))
     numpyro.factor("returns", jnp.sum(ll))
+    if pointwise:
+        numpyro.deterministic("log_lik", ll)
     if n_fills is not None:
         rate = numpyro.sample("fill_rate_per_s", dist.LogNormal(jnp.log(0.2), 1.5))
         loading = numpyro.sample("fill_vol_loading", dist.Normal(0.0, 2.0))
@@ -116,10 +126,10 @@ class SVStructuredGuide:
         hide = lambda site: site["type"] != "sample" or site["name"] == "log_var"  # noqa: E731
         self.scalars = AutoNormal(numpyro.handlers.block(model, hide_fn=hide), init_loc_fn=init_loc_fn)
 
-    def __call__(self, ret_bps, dt_s, n_fills=None, centred=True, start=None):
+    def __call__(self, ret_bps, dt_s, n_fills=None, centred=True, start=None, heavy_tails=False, pointwise=False):
         if not centred:
             raise ValueError("SVStructuredGuide guides sv_model(..., centred=True)")
-        s = self.scalars(ret_bps, dt_s, n_fills, centred, start)
+        s = self.scalars(ret_bps, dt_s, n_fills, centred, start, heavy_tails, pointwise)
         start = jnp.zeros(ret_bps.shape[0]).at[0].set(1.0) if start is None else jnp.asarray(start).at[0].set(1.0)
         moved = ret_bps != 0.0
         y0 = jnp.where(moved, jnp.log(jnp.where(moved, ret_bps, 1.0) ** 2 / dt_s) - LOG_CHI2_MEAN,
@@ -134,16 +144,20 @@ class SVStructuredGuide:
 
 def simulate_sv(key, num_bins: int, dt_s: float, mu_h: float, phi: float, xi: float, no_move_prob: float = 0.0,
                 fill_rate_per_s: float | None = None, fill_vol_loading: float = 0.0,
-                fill_count_concentration: float = np.inf) -> dict:
+                fill_count_concentration: float = np.inf, return_df: float | None = None) -> dict:
     """Draw a log-variance path and returns from the model (and fill counts if `fill_rate_per_s`;
-    Poisson unless `fill_count_concentration` is finite)."""
+    Poisson unless `fill_count_concentration` is finite; Student-t returns with `return_df`)."""
     k1, k2, k3 = jax.random.split(key, 3)
     e = np.asarray(jax.random.normal(k1, (num_bins,)))
     h = np.empty(num_bins)
     h[0] = mu_h + xi / np.sqrt(1 - phi**2) * e[0]
     for t in range(1, num_bins):
         h[t] = mu_h + phi * (h[t - 1] - mu_h) + xi * e[t]
-    ret = np.exp(h / 2) * np.sqrt(dt_s) * np.asarray(jax.random.normal(k2, (num_bins,)))
+    if return_df is None:
+        noise = np.asarray(jax.random.normal(k2, (num_bins,)))
+    else:
+        noise = np.asarray(jax.random.t(k2, return_df, (num_bins,)))
+    ret = np.exp(h / 2) * np.sqrt(dt_s) * noise
     rng = np.random.default_rng(int(jax.random.randint(k3, (), 0, 2**31 - 1)))
     ret = np.where(rng.uniform(size=num_bins) < no_move_prob, 0.0, ret)
     out = {"ret_bps": ret, "dt_s": np.full(num_bins, dt_s), "log_var": h}

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
+from jax.scipy.stats import t as t_dist
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, TRADE_PRINT
 from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, ou_stationary_var, transition_matrix
@@ -246,20 +247,31 @@ def _on_mid_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
 
     Observation model: ret_bps ~ N(mu dt, sigma^2 (dt + return_noise_s)), so the IG step adds
     alpha += 1/2, beta += ret^2 / (2 (dt + noise)) (the spec's r^2 = dp^2/dt when noise = 0).
+
+    With Student-t returns (`volatility.return_df` = nu > 0; the volatility model's fitted law),
+    the closed form keeps the t's scale-mixture weight w = (nu + 1) / (nu + z^2), z^2 = ret^2 /
+    (sigma^2 span), the posterior mean of the return's precision multiplier (the E-step of the
+    t's EM): the return enters the IG update as w ret^2 and the Kalman update with its variance
+    divided by w, a down-weighted observation, and the regime emission is the t's density. So a
+    jump's influence is bounded (w z^2 < nu + 1) where a Gaussian's grows with z^2.
     """
     has_dt = ev.ret_dt_s > 0
     dt = jnp.where(has_dt, ev.ret_dt_s, 1.0)
     span = dt + p.drift.return_noise_s
     sigma2 = sigma2_estimate(s)
-    mean, var, _ = gaussian_update(s.drift_mean_bps_s, s.drift_var, ev.ret_bps / dt, sigma2 * span / dt**2)
+    nu = p.volatility.return_df
+    heavy = nu > 0
+    w = jnp.where(heavy, (nu + 1.0) / (jnp.where(heavy, nu, 1.0) + ev.ret_bps**2 / (sigma2 * span)), 1.0)
+    mean, var, _ = gaussian_update(s.drift_mean_bps_s, s.drift_var, ev.ret_bps / dt, sigma2 * span / dt**2 / w)
     sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(span)
-    loglik = norm.logpdf(ev.ret_bps, p.regime.drift_bps_s * dt, sd_r)
+    loglik = jnp.where(heavy, t_dist.logpdf(ev.ret_bps, jnp.where(heavy, nu, 1.0), p.regime.drift_bps_s * dt, sd_r),
+                       norm.logpdf(ev.ret_bps, p.regime.drift_bps_s * dt, sd_r))
     log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
     return s._replace(
         drift_mean_bps_s=jnp.where(has_dt, mean, s.drift_mean_bps_s),
         drift_var=jnp.where(has_dt, var, s.drift_var),
         vol_alpha=s.vol_alpha + jnp.where(has_dt, 0.5, 0.0),
-        vol_beta=s.vol_beta + jnp.where(has_dt, 0.5 * ev.ret_bps**2 / span, 0.0),
+        vol_beta=s.vol_beta + jnp.where(has_dt, 0.5 * w * ev.ret_bps**2 / span, 0.0),
         regime_log_probs=jnp.where(has_dt, log_probs, s.regime_log_probs),
     )
 

@@ -118,6 +118,9 @@ class VolatilityParams(NamedTuple):
         expected_fills_per_window: fills expected in that window in normal conditions.
         low_ratio: sigma / sigma_long below this is the "low" vol regime.
         high_ratio: sigma / sigma_long above this is the "high" vol regime.
+        return_df: degrees of freedom of the returns' Student-t law (0: Gaussian). With nu > 0
+            a return enters the volatility and Kalman updates down-weighted by (nu + 1) / (nu +
+            z^2) and the regime emission as a t density: one jump's influence is bounded.
     """
 
     sigma_long_bps_sqrt_s: float = 1.5
@@ -127,6 +130,7 @@ class VolatilityParams(NamedTuple):
     expected_fills_per_window: float = 2.0
     low_ratio: float = 0.75
     high_ratio: float = 1.5
+    return_df: float = 0.0
 
 
 class ToxicityParams(NamedTuple):
@@ -312,7 +316,7 @@ RANGES: dict[str, dict[str, Range]] = {
                  "lambda_cv_per_bps": _ANY},
     "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
                    "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,
-                   "low_ratio": _POS, "high_ratio": _POS},
+                   "low_ratio": _POS, "high_ratio": _POS, "return_df": Range(0.0, 1000.0)},
     "toxicity": {"prior_informed": _POS, "prior_uninformed": _POS, "decay_per_window": Range(0.0, 1.0, False, True),
                  "window_s": _POS, "as_prior_bps": _ANY, "as_prior_weight": _POS},
     "regime": {"rates_per_s": Range(kind="matrix"), "drift_bps_s": Range(kind="vector"),

@@ -95,7 +95,8 @@ def test_forward_backward_gradient_equals_autodiff(spread):
 
 @pytest.mark.parametrize("optional", [False, True])
 def test_enumerated_model_has_the_same_log_density(optional):
-    """Also with the optional book-imbalance and other-venue emissions and a second session."""
+    """Also with Student-t returns, the optional book-imbalance and other-venue emissions and a
+    second session."""
     data, _ = regime_dominated_session(jax.random.key(0), 200)
     kw = {k: jnp.asarray(v) for k, v in data.items()}
     extra = ()
@@ -104,8 +105,8 @@ def test_enumerated_model_has_the_same_log_density(optional):
         cv = rng0.normal(0, 2, 200)
         cv[rng0.uniform(size=200) < 0.3] = 0.0  # bins where the other venue did not move
         kw |= {"imbalance": jnp.asarray(rng0.uniform(-1, 1, 200)), "cv_ret_bps": jnp.asarray(cv),
-               "start": jnp.zeros(200).at[jnp.asarray([0, 120])].set(1.0)}
-        extra = ("imbalance_offset", "imbalance_trend", "imbalance_sd", "cv_sd_bps_sqrt_s")
+               "start": jnp.zeros(200).at[jnp.asarray([0, 120])].set(1.0), "heavy_tails": True}
+        extra = ("imbalance_offset", "imbalance_trend", "imbalance_sd", "cv_sd_bps_sqrt_s", "return_df_excess")
     enumerated = seed(enum(config_enumerate(regime_hmm_enumerated_model), -1), 0)  # as initialize_model wraps it
     pot_m = jax.jit(lambda z: potential_energy(regime_hmm_model, (), kw, z))
     pot_e = jax.jit(lambda z: potential_energy(enumerated, (), kw, z, enum=True))
