@@ -204,3 +204,28 @@ def test_drift_recovery_more_seeds():
                     warmup=500, chains=2, seed=seed, progress=False)
         hits += list(_covered(idata, truth).values())
     assert sum(hits) >= 20, hits
+
+
+def test_student_t_volatility_recovers_its_tails_and_wins_the_loo_comparison():
+    """Returns with Student-t(4) noise on a stochastic volatility path (structured SVI, 3,000 bins):
+    the degrees of freedom's posterior median lies within 25% of 4, and PSIS-LOO ranks the Student-t
+    variant first by more than two standard errors; on Gaussian noise the t's df interval lies above
+    10 (it finds no heavy tails where there are none). (The median, not the 90% interval: over seeds
+    7-10 the SVI intervals were 4.29-5.25, 4.03-4.88, 3.60-4.30, 3.26-3.85 - centred on 4, but
+    about a third too narrow to cover it at the nominal rate, as mean-field SVI's scalars are.)"""
+    import arviz as az
+
+    base = {"persistence": 0.97, "vol_of_vol": 0.15, "log_var_mean": np.log(4.0)}
+    d = simulate_sv(jax.random.key(7), 3000, 1.0, base["log_var_mean"], base["persistence"], base["vol_of_vol"],
+                    return_df=4.0)
+    data = {"ret_bps": d["ret_bps"], "dt_s": d["dt_s"], "centred": True, "pointwise": True}
+    fits = {v: fit(sv_model, {**data, "heavy_tails": v == "student"}, method="svi", draws=1000,
+                   guide=SVStructuredGuide, seed=1, progress=False) for v in ("student", "gaussian")}
+    df_median = float(np.median(fits["student"].posterior["return_df"].values))
+    assert 3.0 <= df_median <= 5.0, df_median
+    table = az.compare(fits, ic="loo")
+    assert table.index[0] == "student" and table.loc["gaussian", "elpd_diff"] > 2 * table.loc["gaussian", "dse"]
+    g = simulate_sv(jax.random.key(8), 3000, 1.0, base["log_var_mean"], base["persistence"], base["vol_of_vol"])
+    fit_g = fit(sv_model, {"ret_bps": g["ret_bps"], "dt_s": g["dt_s"], "centred": True, "heavy_tails": True},
+                method="svi", draws=1000, guide=SVStructuredGuide, seed=1, progress=False)
+    assert interval(fit_g, "return_df")[0] > 10.0
