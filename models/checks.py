@@ -178,6 +178,11 @@ OUTSIDE_THE_MODEL: dict[str, dict[str, str]] = {
                               "independent given the drift, do not produce; the regime model's over-dispersed "
                               "sides (Beta-Binomial per bin) describe them",
     },
+    "regime": {
+        "ret_acf1": "the mid bounces between bid and ask (a negative lag-1 autocorrelation of 1 s returns): "
+                    "microstructure noise that no regime describes; the online filter discounts it by the tuned "
+                    "weight of the returns (drift.return_weight)",
+    },
 }
 """Per model, the PPC statistics that describe the data but not what the model is for, with the
 reason and which model (or which online mechanism) accounts for them instead. They are computed and

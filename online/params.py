@@ -195,7 +195,9 @@ class QuoterParams(NamedTuple):
         fixed_half_spread_bps: if > 0, replaces the GLFT base half-spread (c1 + inventory risk).
         expected_as_bps: AS_scale of the toxicity premium, bps; 0 (default) = the belief's realised
             AS mean (spec stage 3: "expected AS magnitude from realized AS history").
-        regime_premium_bps: extra half-spread per regime (trending_down, up, mean_reverting, volatile).
+        regime_premium_bps: extra half-spread per regime (trending_down, up, mean_reverting, volatile);
+            the two trends' must be equal (a premium for one trend but not its mirror image would
+            quote by the drift's sign, not its strength).
         burst_premium_bps: extra depth on the swept side during a burst (5).
         max_position_qty: inventory at which the adding side's capacity reaches 0, units.
         min_viable_size_qty: smallest position worth reducing, units.
@@ -403,6 +405,10 @@ def validate(cfg: Config) -> Config:
     if float(v.low_ratio) >= float(v.high_ratio):
         raise ValueError(f"volatility.low_ratio ({float(v.low_ratio)}) must be < volatility.high_ratio "
                          f"({float(v.high_ratio)})")
+    prem = np.asarray(q.regime_premium_bps, dtype=float)
+    if prem[0] != prem[1]:
+        raise ValueError(f"quoter.regime_premium_bps: the trends' premia must be equal (mirror images), got "
+                         f"{prem[0]} and {prem[1]}")
     if not float(q.p_resume) < float(q.p_reduce):
         raise ValueError(f"quoter.p_resume ({float(q.p_resume)}) must be < quoter.p_reduce ({float(q.p_reduce)})")
     rates = np.asarray(cfg.regime.rates_per_s, dtype=float)

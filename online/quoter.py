@@ -147,20 +147,29 @@ def half_spread_bps(beliefs: Beliefs, cfg: Config):
     inv_risk = jnp.where(fixed, 0.0, 0.5 * p.order_size_qty * beliefs.sigma_bps_sqrt_s * c2)
     as_scale = jnp.where(p.expected_as_bps > 0, p.expected_as_bps, jnp.maximum(beliefs.expected_as_bps, 0.0))
     tox = beliefs.toxicity * as_scale * p.use_toxicity
-    regime = jnp.sum(beliefs.p_regime * jnp.asarray(p.regime_premium_bps)) * p.use_regime
+    # both trends share one premium (validated): P(down) + P(up) first, so that mirroring the world,
+    # which swaps them, cannot change the sum's last bit (a fused multiply-add would, term by term)
+    prem, pr = jnp.asarray(p.regime_premium_bps), beliefs.p_regime
+    regime = (prem[0] * (pr[..., 0] + pr[..., 1]) + prem[2] * pr[..., 2] + prem[3] * pr[..., 3]) * p.use_regime
     return base, inv_risk, tox, regime, base + inv_risk + tox + regime, c2, as_scale
 
 
 # ---------------------------------------------------------------- stage 4: asymmetric depths
+SIDES = (1.0, -1.0)
+"""The quote's sides as signs: +1 the bid (we buy), -1 the ask (we sell). Every rule below is
+written once over this sign, so that mirroring the world (position, drift, p_down, burst side)
+swaps bid and ask exactly (tests/online/test_mirror.py)."""
+
+
 def touch_depths(half_spread, reservation_offset, bid_burst, ask_burst, fee_bps):
-    """bid = half - offset + burst_bid, ask = half + offset + burst_ask, each floored at the fee.
+    """half - s x offset + burst_s for s = +1 (bid), -1 (ask), each floored at the fee.
 
     offset = drift_shift - inventory_skew (negative when bearish and/or long), so the spec's
     "half + shift + skew + burst" on the bid and "half - shift - skew" on the ask.
     """
-    bid = jnp.maximum(half_spread - reservation_offset + bid_burst, fee_bps)
-    ask = jnp.maximum(half_spread + reservation_offset + ask_burst, fee_bps)
-    return bid, ask
+    side = jnp.asarray(SIDES)
+    depth = jnp.maximum(half_spread - side * reservation_offset + jnp.stack([bid_burst, ask_burst]), fee_bps)
+    return depth[0], depth[1]
 
 
 # ---------------------------------------------------------------- stage 5: sizing
@@ -175,20 +184,24 @@ def quoter_init(dtype=jnp.float64) -> QuoterState:
 
 
 def reduce_only_mode(prev_mode, p_down, position, cfg: Config):
-    """Hysteresis: enter long-reduce above p_reduce while long > min_viable; stay until p_down
-    falls below p_resume or the position is no longer above min_viable; mirror image for shorts."""
+    """Hysteresis, one rule for both signs: holding s = sign(position) (+1 long, -1 short), with
+    the belief leaning against the position by s (p_down - 1/2), enter "reduce" mode s when that
+    lean exceeds p_reduce - 1/2 and |position| > min_viable; stay while it is at least p_resume -
+    1/2 and the position is still above min_viable. (Long: in above p_down 0.85, out below 0.70;
+    short: in below 0.15, out above 0.30.)"""
     p = cfg.quoter
-    long_enter = (p_down > p.p_reduce) & (position > p.min_viable_size_qty)
-    long_stay = (prev_mode == MODE_REDUCE_LONG) & (p_down >= p.p_resume) & (position > p.min_viable_size_qty)
-    short_enter = (p_down < 1.0 - p.p_reduce) & (position < -p.min_viable_size_qty)
-    short_stay = (prev_mode == MODE_REDUCE_SHORT) & (p_down <= 1.0 - p.p_resume) & (position < -p.min_viable_size_qty)
-    mode = jnp.where(long_enter | long_stay, MODE_REDUCE_LONG, jnp.where(short_enter | short_stay,
-                                                                         MODE_REDUCE_SHORT, MODE_TWO_SIDED))
+    s = jnp.sign(position)
+    against = s * (p_down - 0.5)
+    big = s * position > p.min_viable_size_qty
+    enter = (against > p.p_reduce - 0.5) & big
+    stay = (prev_mode == s) & (against >= p.p_resume - 0.5) & big
+    mode = jnp.where(enter | stay, s, MODE_TWO_SIDED)
     return (mode * p.use_reduce_only).astype(jnp.asarray(p_down).dtype)
 
 
-def sizing_p_down(p_down, drift_magnitude_bps_s, half_spread, cfg: Config):
-    """The p_down the sizes lean on: 0.5 + (p_down - 0.5) x clip(E|mu| horizon / half-spread, 0, 1).
+def sizing_lean(p_down, drift_magnitude_bps_s, half_spread, cfg: Config):
+    """How far the sizes lean on the belief: (p_down - 0.5) x clip(E|mu| horizon / half-spread, 0, 1),
+    in [-1/2, 1/2] (0: symmetric sizes).
 
     The spec sizes by p_down alone; but knowing the sign of a drift too small to move the price by
     a half-spread over the horizon is worth nothing, and leaning on it only builds inventory (seen
@@ -196,22 +209,21 @@ def sizing_p_down(p_down, drift_magnitude_bps_s, half_spread, cfg: Config):
     """
     p = cfg.quoter
     weight = jnp.clip(drift_magnitude_bps_s * p.horizon_s / jnp.maximum(half_spread, 1e-9), 0.0, 1.0)
-    return jnp.where(p.use_directional_sizing > 0, 0.5 + (p_down - 0.5) * weight, 0.5)
+    return jnp.where(p.use_directional_sizing > 0, (p_down - 0.5) * weight, 0.0)
 
 
-def side_sizes(pd, position, mode, cfg: Config):
-    """Two-sided: bid = base (1 - pd) cap_bid, ask = base pd cap_ask (pd from `sizing_p_down`), with
-    capacity cap_bid = clip(1 - q / max_position, 0, 1), cap_ask = clip(1 + q / max_position, 0, 1).
-    Reduce-only: the adding side 0, the other min(|q|, max_reduce)."""
+def side_sizes(lean, position, mode, cfg: Config):
+    """Per side s (+1 bid, -1 ask): base x (1/2 - s lean) x capacity_s, capacity_s = clip(1 - s q /
+    max_position, 0, 1) (the spec's base (1 - p_down) on the bid and base p_down on the ask).
+    Reduce-only mode m = sign of the position reduced: the side adding to it (s = m) gets 0, the
+    other min(|q|, max_reduce). Returns (bid, ask)."""
     p = cfg.quoter
-    cap_bid = jnp.clip(1.0 - position / p.max_position_qty, 0.0, 1.0)
-    cap_ask = jnp.clip(1.0 + position / p.max_position_qty, 0.0, 1.0)
-    bid = p.order_size_qty * (1.0 - pd) * cap_bid
-    ask = p.order_size_qty * pd * cap_ask
+    side = jnp.asarray(SIDES)
+    cap = jnp.clip(1.0 - side * position / p.max_position_qty, 0.0, 1.0)
+    size = p.order_size_qty * (0.5 - side * lean) * cap
     reduce = jnp.minimum(jnp.abs(position), p.max_reduce_size_qty)
-    bid = jnp.where(mode == MODE_REDUCE_LONG, 0.0, jnp.where(mode == MODE_REDUCE_SHORT, reduce, bid))
-    ask = jnp.where(mode == MODE_REDUCE_SHORT, 0.0, jnp.where(mode == MODE_REDUCE_LONG, reduce, ask))
-    return bid, ask
+    size = jnp.where(mode == side, 0.0, jnp.where(mode == -side, reduce, size))
+    return size[0], size[1]
 
 
 # ---------------------------------------------------------------- stage 6: ladder
@@ -254,56 +266,59 @@ def allocate(total, weights, sz_decimals):
 
 
 def position_terms(beliefs: Beliefs, position, cfg: Config):
-    """(bid cost, ask benefit) in bps: gamma |q +- Delta| sigma^2 T, inflated by (1 + |mu| T / sigma)
-    on the side that trades against the drift (buying in a downtrend / selling in an uptrend
-    - the spec's directional position cost; benefit when trading with it).
+    """(bid term, ask term) in bps: the change in the inventory penalty gamma |q| sigma^2 T that one
+    order of size Delta would make, gamma sigma^2 T (|q| - |q + s Delta|) for s = +1 (bid), -1
+    (ask) - positive when a fill reduces the position (the spec's position_benefit), negative when
+    it adds (position_cost) - inflated by (1 + |mu| T / (sigma sqrt T)): in a trend, holding
+    inventory is riskier (the spec's directional position cost, stage 6).
 
-    The spec writes gamma |q| sigma^2 / kappa, whose units do not give bps; sigma^2 T does.
+    The spec writes the downtrend case (a long bid's cost and a long ask's benefit inflated when
+    mu < 0); the rule is |mu|'s, so an uptrend or a short position is its mirror image. The spec's
+    gamma |q| sigma^2 / kappa does not give bps; gamma sigma^2 T does.
     """
     p = cfg.quoter
     s = beliefs.sigma_bps_sqrt_s
     mu = beliefs.mu_bps_s * p.use_drift
     infl = 1.0 + jnp.abs(mu) * p.horizon_s / jnp.maximum(s * jnp.sqrt(p.horizon_s), 1e-12)
-    base = p.gamma_per_bps_qty * s**2 * p.horizon_s
-    bid_cost = base * jnp.abs(position + p.order_size_qty) * jnp.where(mu < 0, infl, 1.0)
-    ask_benefit = base * jnp.abs(position - p.order_size_qty) * jnp.where(mu < 0, infl, 1.0)
-    return bid_cost, ask_benefit
+    side = jnp.asarray(SIDES)
+    change = jnp.abs(position) - jnp.abs(position + side * p.order_size_qty)
+    term = p.gamma_per_bps_qty * s**2 * p.horizon_s * infl * change
+    return term[0], term[1]
 
 
 # ---------------------------------------------------------------- the whole quote
 def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, cfg: Config,
           num_levels: int = 6) -> tuple[Quote, QuoterState]:
     """Stages 2-6: reservation, half-spread, depths, sizes and the ladder (`num_levels` per side,
-    static). Returns the quote and the quoter's next state (reduce-only mode)."""
+    static). Returns the quote and the quoter's next state (reduce-only mode). Each side's depth,
+    size and ladder come from one rule over the side's sign (`SIDES`)."""
     p = cfg.quoter
     shift = drift_shift_bps(beliefs.mu_bps_s, market.spread_bps, cfg)
     base, inv_risk, tox, regime, half, c2, as_scale = half_spread_bps(beliefs, cfg)
     skew = position * beliefs.sigma_bps_sqrt_s * c2 * p.use_inventory_skew
     offset = shift - skew
-    burst_on = beliefs.burst * p.use_burst_premium
-    bid_burst = jnp.where(beliefs.burst_side > 0, p.burst_premium_bps, 0.0) * burst_on
-    ask_burst = jnp.where(beliefs.burst_side < 0, p.burst_premium_bps, 0.0) * burst_on
-    bid_depth, ask_depth = touch_depths(half, offset, bid_burst, ask_burst, cfg.venue.maker_fee_bps)
+    side = jnp.asarray(SIDES, offset.dtype)
+    burst = jnp.where(beliefs.burst_side == side, p.burst_premium_bps, 0.0) * beliefs.burst * p.use_burst_premium
+    bid_depth, ask_depth = touch_depths(half, offset, burst[0], burst[1], cfg.venue.maker_fee_bps)
     mode = reduce_only_mode(state.mode, beliefs.p_down, position, cfg)
-    bid_size, ask_size = side_sizes(sizing_p_down(beliefs.p_down, beliefs.drift_magnitude_bps_s, half, cfg),
+    bid_size, ask_size = side_sizes(sizing_lean(beliefs.p_down, beliefs.drift_magnitude_bps_s, half, cfg),
                                     position, mode, cfg)
 
     levels = jnp.arange(num_levels, dtype=bid_depth.dtype) * p.level_spacing_bps
-    bid_depths, ask_depths = bid_depth + levels, ask_depth + levels
-    bid_cost, ask_benefit = position_terms(beliefs, position, cfg)
-    bid_w = ladder_weights(bid_depths, beliefs.toxicity, as_scale, -bid_cost, cfg)
-    ask_w = ladder_weights(ask_depths, beliefs.toxicity, as_scale, ask_benefit, cfg)
+    depths = jnp.stack([bid_depth, ask_depth])[:, None] + levels[None, :]
+    terms = jnp.stack(position_terms(beliefs, position, cfg))
+    weights = jax.vmap(lambda d, t: ladder_weights(d, beliefs.toxicity, as_scale, t, cfg))(depths, terms)
     mid = market.mid_px
+    px = round_price(mid * (1.0 - side[:, None] * depths / 1e4), (side > 0)[:, None], cfg)
+    qty = jax.vmap(lambda total, w: allocate(total, w, cfg.venue.sz_decimals))(jnp.stack([bid_size, ask_size]),
+                                                                              weights)
     quote_ = Quote(
         drift_shift_bps=shift, inventory_skew_bps=skew, reservation_offset_bps=offset,
         reservation_px=mid * (1.0 + offset / 1e4), base_half_spread_bps=base, inventory_risk_bps=inv_risk,
         toxicity_premium_bps=tox, regime_premium_bps=regime, half_spread_bps=half,
-        bid_burst_premium_bps=bid_burst, ask_burst_premium_bps=ask_burst,
+        bid_burst_premium_bps=burst[0], ask_burst_premium_bps=burst[1],
         bid_depth_bps=bid_depth, ask_depth_bps=ask_depth, bid_size=bid_size, ask_size=ask_size, mode=mode,
-        bid_px=round_price(mid * (1.0 - bid_depths / 1e4), True, cfg),
-        bid_qty=allocate(bid_size, bid_w, cfg.venue.sz_decimals),
-        ask_px=round_price(mid * (1.0 + ask_depths / 1e4), False, cfg),
-        ask_qty=allocate(ask_size, ask_w, cfg.venue.sz_decimals),
-        bid_level_depth_bps=bid_depths, ask_level_depth_bps=ask_depths,
+        bid_px=px[0], bid_qty=qty[0], ask_px=px[1], ask_qty=qty[1],
+        bid_level_depth_bps=depths[0], ask_level_depth_bps=depths[1],
     )
     return quote_, QuoterState(mode=mode)
