@@ -109,14 +109,30 @@ def cmd_backtest(args) -> int:
     from sim.backtest import backtest
 
     session = read_session(args.session)
+    import numpy as np
+
+    from sim.metrics import undefined_reasons
+
     out, metrics, report = backtest(session, backtest_config(session, args.quoter, args.config))
-    if args.json:
-        print(json.dumps(metrics))
+    undefined = undefined_reasons(metrics)
+    if args.json:  # strict JSON: an undefined metric is null, and "undefined" says why
+        print(json.dumps({**{k: (None if k in undefined else v) for k, v in metrics.items()},
+                          "undefined": undefined}))
     else:
         print(f"{session.meta.venue} {session.meta.instrument} / {args.quoter}: {report['steps']:,} steps of 0.1 s, "
               f"{report['trades']:,} prints ({report['trades_merged']:,} merged into busy steps' last slot)")
         for k in _SHOWN:
-            print(f"  {k:<34} {metrics[k]:>12.5g}")
+            value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
+            print(f"  {k:<34} {value}")
+        if metrics["fills"] == 0:
+            from events import to_arrays
+
+            a = to_arrays(session)
+            spread = float(np.median(a.spread_bps[a.valid > 0]))
+            depth = float(np.nanmedian(np.asarray(out.bid_depth_bps)))
+            print(f"  warning: the {args.quoter} quoter made no fills: its bid sat a median {depth:.2f} bps from the "
+                  f"mid, where the book's half-spread is a median {spread / 2:.2f} bps (quotes too wide for this "
+                  f"instrument? see `bayesmm quote --session ... --at ...`)")
     if args.plot:
         p = plot_run(out, args.plot, f"backtest on {session.meta.venue} {session.meta.instrument}, {args.quoter}")
         if not args.json:
