@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data
 OUT    := out
 
-.PHONY: demo test test-slow bench bench-smoke lab lint lock clean
+.PHONY: demo test test-slow bench bench-smoke chromium lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench: $(BENCH_STAMP)
 ## bench-smoke: every benchmark's code path on tiny inputs, in seconds (CI runs it so they cannot rot)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks --smoke
+
+## chromium: Debian's Chromium for the report's browser test (no browser is downloaded at run time;
+## the test skips with the reason when it is missing)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 ## lab: JupyterLab on notebooks/ (installs jupyterlab on first use)
 lab: $(STAMP)

@@ -78,7 +78,10 @@ def cmd_calibrate(args) -> int:
         print_simulation_check(sim)
         report["simulation_check"] = sim
         write_atomic(Path(args.out) / "calibration.json", report_json(report))
-    print(f"wrote {args.out}/config.toml, config.schema.json, golden.parquet, calibration.json, fits/")
+        from calibration.report import write_report
+
+        write_report(args.out)
+    print(f"wrote {args.out}/config.toml, config.schema.json, golden.parquet, calibration.json, report.html, fits/")
     return 0
 
 
@@ -161,6 +164,13 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from calibration.report import write_report
+
+    print(f"wrote {write_report(args.dir)}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     from models.workflow import MODEL_NAMES
 
@@ -195,6 +205,10 @@ def add_parsers(sub) -> None:
     q.add_argument("config")
     q.add_argument("--golden", help="golden vectors (default: golden.parquet beside the config)")
     q.set_defaults(func=cmd_check_config)
+
+    q = sub.add_parser("report", help="write DIR/report.html: one self-contained page of a calibration's evidence")
+    q.add_argument("dir", help="a calibration's output directory")
+    q.set_defaults(func=cmd_report)
 
     q = sub.add_parser("score", help="score a replay's p_down against the sign of the forward mid move")
     q.add_argument("session")

@@ -54,6 +54,7 @@ from models.fit import load_fit
 from models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
 from online.params import Config, config_to_dict, default_config, replace
 from online.replay import as_events, run
+from sim.scoring import reliability
 
 SHRINK_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
@@ -105,23 +106,27 @@ def shrink(cfg: Config, tau: float) -> Config:
     return replace(cfg, evidence=ev, drift={"return_weight": float(cfg.drift.return_weight) * tau})
 
 
-def _scores(cfg: Config, arrays, horizons_s, t_ranges=None) -> dict:
-    """{horizon: {n, log_score, brier}} pooled over sessions (points restricted to t_ranges)."""
-    per = {f"{h:g}s": {"n": 0, "ls": 0.0, "br": 0.0} for h in horizons_s}
+def _scores(cfg: Config, arrays, horizons_s, t_ranges=None, reliability_bins: int = 0) -> dict:
+    """{horizon: {n, log_score, brier}} pooled over sessions (points restricted to t_ranges); with
+    `reliability_bins`, also the reliability curve (mean p_down, frequency of a fall, count per bin)."""
+    pts = {f"{h:g}s": ([], []) for h in horizons_s}
     for i, a in enumerate(arrays):
         p = np.asarray(run(as_events(a, np.float64), cfg).p_down)
         lo, hi = (t_ranges[i] if t_ranges else (-np.inf, np.inf))
         for h in horizons_s:
             tg = forward_targets(a.t_s, a.mid, a.valid, h)
             keep = (tg.t_s >= lo) & (tg.t_s + h <= hi)
-            rows, down = tg.rows[keep], tg.down[keep]
-            if len(rows):
-                k = f"{h:g}s"
-                per[k]["n"] += len(rows)
-                per[k]["ls"] += log_score(p[rows], down) * len(rows)
-                per[k]["br"] += brier(p[rows], down) * len(rows)
-    return {k: {"n": v["n"], "log_score": v["ls"] / v["n"] if v["n"] else float("nan"),
-                "brier": v["br"] / v["n"] if v["n"] else float("nan")} for k, v in per.items()}
+            pts[f"{h:g}s"][0].append(p[tg.rows[keep]])
+            pts[f"{h:g}s"][1].append(tg.down[keep])
+    out = {}
+    for k, (ps, ys) in pts.items():
+        p, y = np.concatenate(ps), np.concatenate(ys)
+        out[k] = {"n": len(y), "log_score": log_score(p, y), "brier": brier(p, y)}
+        if reliability_bins and len(y):
+            mean_p, freq, count = reliability(p, y, reliability_bins)
+            out[k]["reliability"] = {"mean_p_down": mean_p.tolist(), "share_down": freq.tolist(),
+                                     "count": count.tolist()}
+    return out
 
 
 def _gains(scores: dict) -> list[float]:
@@ -291,7 +296,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
                     "seed": seed, "folds": folds, "horizons_s": list(horizons_s), "gate": asdict(gate),
                     "sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
-                                  "span_s": s.span_s(), "sha256": _session_sha256(s),
+                                  "span_s": s.span_s(), "sha256": _session_sha256(s), "counts": s.counts(),
+                                  "segments": s.segments(), "repairs": dict(s.meta.repairs),
                                   "sources": [dict(x) for x in s.meta.sources]} for s in sessions],
                     "test_sessions": [{"sha256": _session_sha256(s), "span_s": s.span_s(),
                                        "sources": [dict(x) for x in s.meta.sources]} for s in test_sessions]}
@@ -306,6 +312,9 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     if failures and not force:
         report["refused"] = True
         write_atomic(out / "calibration.json", report_json(report))
+        from calibration.report import write_report
+
+        write_report(out)
         raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
                                  + "\n  ".join(failures))
 
@@ -351,7 +360,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     }
     if test_sessions:
         test_arrays = [to_arrays(s) for s in test_sessions]
-        report["scores"]["test sessions (out of sample)"] = {k: _scores(c, test_arrays, horizons_s)
+        report["scores"]["test sessions (out of sample)"] = {k: _scores(c, test_arrays, horizons_s,
+                                                                        reliability_bins=10)
                                                              for k, c in configs.items()}
     report["routes"] = routes_table(report["derive"], report["tune"])
     report["config"] = config_to_dict(final)
@@ -369,6 +379,9 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["golden"] = {"rows": table.num_rows, "streams": golden.read(out / "golden.parquet")[1]["streams"],
                         "config_sha256": golden.config_hash(final)}
     write_atomic(out / "calibration.json", report_json(report))
+    from calibration.report import write_report
+
+    write_report(out)
     return report
 
 

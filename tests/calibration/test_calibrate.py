@@ -7,6 +7,7 @@ vectors bit for bit. (The statistical checks of calibration against truth are in
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import pytest
@@ -18,6 +19,7 @@ from calibration.validate import sim_market
 from events import write_session
 from sim.market import simulate
 from sim.session import session_from_path
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +46,35 @@ def test_gate_rules():
                                       ppc_high=0.999)) == []
 
 
-def test_refused_without_force_then_forced(recording, tmp_path, capsys):
-    strict = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]
+STRICT = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]
+
+
+@pytest.fixture(scope="module")
+def forced(recording, tmp_path_factory):
+    """The same calibration exported with --force (and its printed summary)."""
+    import contextlib
+    import io
+
+    out_dir = tmp_path_factory.mktemp("forced")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["calibrate", str(recording), "--out", str(out_dir), "--models", "volatility", "--quiet", "--force",
+                   *STRICT])
+    assert rc == 0
+    return out_dir, buf.getvalue()
+
+
+def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     refused = tmp_path / "refused"
-    rc = main(["calibrate", str(recording), "--out", str(refused), "--models", "volatility", "--quiet", *strict])
+    rc = main(["calibrate", str(recording), "--out", str(refused), "--models", "volatility", "--quiet", *STRICT])
     assert rc == 3
     assert "refused" in capsys.readouterr().out
     assert not (refused / "config.toml").exists()
     report = json.loads((refused / "calibration.json").read_text())
     assert report["refused"] and report["gate_failures"]
+    assert "REFUSED" in (refused / "report.html").read_text()
 
-    forced = tmp_path / "forced"
-    assert main(["calibrate", str(recording), "--out", str(forced), "--models", "volatility", "--quiet",
-                 "--force", *strict]) == 0
-    out = capsys.readouterr().out
+    forced, out = forced
     assert "exported anyway: --force" in out and "route:" in out
     prov = load_provenance(forced / "config.toml")
     assert prov["forced"] is True and prov["forced_reasons"] == report["gate_failures"]
@@ -69,5 +86,34 @@ def test_refused_without_force_then_forced(recording, tmp_path, capsys):
     assert main(["check-config", str(forced / "config.toml")]) == 0
     out = capsys.readouterr().out
     assert "FORCED export" in out and "bit-identical" in out
-    for name in ("config.schema.json", "golden.parquet", "fits/volatility.nc"):
+    for name in ("config.schema.json", "golden.parquet", "fits/volatility.nc", "report.html"):
         assert (forced / name).exists()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (.ci/run and `make chromium` do)")
+def test_report_renders_in_headless_chromium(forced):
+    """The report opens with no network: every image loads (non-zero natural size), no console error;
+    a screenshot goes to out/report.png."""
+    from playwright.sync_api import sync_playwright
+
+    report = forced[0] / "report.html"
+    errors = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        ROOT.joinpath("out").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "out" / "report.png"), full_page=True)
+        browser.close()
+    assert len(images) >= 2  # the PPC plot and the scores (no test session here: no reliability diagram)
+    assert all(done and width > 0 for done, width, _ in images), images
+    assert errors == []

@@ -1,0 +1,220 @@
+"""One self-contained HTML report of a calibration (`bayesmm report DIR`, also written by
+`calibrate`): what a reviewer, or whoever deploys the config, reads before trusting it.
+
+It gathers from DIR: calibration.json (every number `calibrate` printed), config.toml's
+provenance, the fits' PPC plots (fits/*_ppc.png), and any scenario plots the demo wrote beside them
+(selloff_*.png). Sections: the data (sessions, events per kind, segments), the fits (diagnostics,
+PPC p-values and plots, what the gate said), the parameters (both routes with their intervals, the
+disagreements, what kept its value and why), the selection (route, shrinkage, why), the scores (in
+sample, held out, out of sample; a plot), the reliability of p_down on the test sessions, and the
+simulation check when one was run. Images are embedded as data URIs and the styles are inline: the
+file opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from events.atomic import write_atomic
+
+_CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+.bad { color: #b00020; font-weight: 600; } .ok { color: #1b5e20; } .note { color: #555; font-size: .9em; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _num(x, fmt: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    if isinstance(x, list):
+        return "[" + ", ".join(_num(v, fmt) for v in x) + "]"
+    return format(x, fmt) if isinstance(x, int | float) else _e(x)
+
+
+def _img_png(data: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _figure(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return _img_png(buf.getvalue(), alt)
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r))
+                   + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _scores_figure(scores: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from calibration.score import COIN_FLIP_LOG_SCORE
+
+    splits = list(scores)
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.4), squeeze=False)
+    for ax, split in zip(axes[0], splits, strict=True):
+        for route, sc in scores[split].items():
+            hs = [h for h in sc if sc[h]["n"]]
+            ax.plot([sc[h]["n"] and float(h[:-1]) for h in hs], [sc[h]["log_score"] for h in hs], "o-", label=route)
+        ax.axhline(COIN_FLIP_LOG_SCORE, color="grey", lw=0.8, ls="--", label="coin flip")
+        ax.set_title(split, fontsize=9)
+        ax.set_xlabel("horizon (s)")
+        ax.set_ylabel("mean log score")
+        ax.set_ylim(max(ax.get_ylim()[0], COIN_FLIP_LOG_SCORE - 0.15), ax.get_ylim()[1])
+        ax.legend(fontsize=7)
+    return _figure(fig, "mean log score of p_down for the sign of the mid move, by horizon")
+
+
+def _reliability_figure(test_scores: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    horizons = [h for h in next(iter(test_scores.values())) if "reliability" in next(iter(test_scores.values()))[h]]
+    if not horizons:
+        return "<p class='note'>No reliability data in this calibration.json.</p>"
+    fig, axes = plt.subplots(1, len(horizons), figsize=(3.6 * len(horizons), 3.4), squeeze=False)
+    for ax, h in zip(axes[0], horizons, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        for route in ("defaults", "calibrated"):
+            rel = test_scores[route][h].get("reliability")
+            if rel is None:
+                continue
+            c = np.asarray(rel["count"])
+            ok = c > 0
+            ax.scatter(np.asarray(rel["mean_p_down"])[ok], np.asarray(rel["share_down"])[ok],
+                       s=10 + 80 * c[ok] / c.max(), label=route, alpha=0.7)
+        ax.set_title(f"{h} ahead", fontsize=9)
+        ax.set_xlabel("p_down (binned)")
+        ax.set_ylabel("share of moves down")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    return _figure(fig, "reliability of p_down on the test sessions")
+
+
+def build_report(directory: str | Path) -> str:
+    """The report's HTML for a calibration directory (module docstring)."""
+    d = Path(directory)
+    path = d / "calibration.json"
+    if not path.exists():
+        raise ValueError(f"{d}: no calibration.json (run `bayesmm calibrate ... --out {d}` first)")
+    r = json.loads(path.read_text())
+    parts = [f"<h1>Calibration report: {_e(r['sessions'][0]['instrument'])} on {_e(r['sessions'][0]['venue'])}</h1>"]
+    sel = r.get("selection")
+    status = ("<span class='bad'>REFUSED: the fits failed the gate</span>" if r.get("refused") else
+              "<span class='bad'>FORCED export: the fits failed the gate</span>" if r.get("forced") else
+              "<span class='ok'>the fits passed the gate</span>")
+    parts.append(f"<p>{_e(r.get('started', ''))} - method {_e(r['method'])}, seed {_e(r['seed'])}: {status}."
+                 + (f" Exported route: <b>{_e(sel['chosen'])}</b>, evidence x {_num(sel['shrink'])}. {_e(sel['why'])}."
+                    if sel else "") + "</p>")
+
+    parts.append("<h2>Data</h2>")
+    rows = []
+    for i, s in enumerate(r["sessions"]):
+        counts = ", ".join(f"{k} {v:,}" for k, v in s.get("counts", {}).items() if v)
+        segs = s.get("segments", [])
+        files = ", ".join(f"{_e(x.get('path', ''))} ({_e(x.get('role', ''))})" for x in s["sources"])
+        rows.append([f"training {i + 1}", files, _num(s["span_s"], ",.1f"), _e(counts), str(len(segs) or 1),
+                     _e(s["sha256"][:16]) + "..."])
+    for i, s in enumerate(r.get("test_sessions", [])):
+        files = ", ".join(_e(x.get("path", "")) for x in s["sources"])
+        rows.append([f"test {i + 1}", files, _num(s["span_s"], ",.1f"), "", "", _e(s["sha256"][:16]) + "..."])
+    parts.append(_table(["session", "files", "span (s)", "events", "segments", "sha256"], rows, left=2))
+
+    parts.append("<h2>Fits</h2>")
+    rows = []
+    for name, f in r["fits"].items():
+        dg = f["diagnostics"]
+        diag = (f"r_hat {_num(dg.get('max_rhat'), '.3f')}, ESS {_num(dg.get('min_ess_bulk'), '.0f')}/"
+                f"{_num(dg.get('min_ess_tail'), '.0f')}, {dg.get('divergences')} divergences"
+                if dg.get("method") == "nuts" else "SVI")
+        ppc = ", ".join((f"{_e(k)} {_num(v['ppp'], '.2f')}" if v.get("gated", True) else
+                         f"<span class='note'>{_e(k)} {_num(v['ppp'], '.2f')} (not gated)</span>")
+                        for k, v in f["ppc"].items())
+        rows.append([_e(name), diag, ppc])
+    parts.append(_table(["model", "diagnostics", "posterior predictive p-values"], rows, left=3))
+    if r.get("gate_failures"):
+        parts.append("<p class='bad'>Gate failures:</p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in r["gate_failures"])
+                     + "</ul>")
+    for png in sorted((d / "fits").glob("*_ppc.png")):
+        parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
+
+    if "routes" in r:
+        parts.append("<h2>Parameters: the two routes</h2><p class='note'>derive: posterior median [90%] from the "
+                     "fits; tune: the optimum of the filter's own log score [90% block bootstrap]. The provenance of "
+                     "each derived value is in config.toml.</p>")
+        rows = []
+        for key, row in r["routes"].items():
+            dv, tv = row.get("derive"), row.get("tune")
+            rows.append([_e(key), f"{_num(dv['median'])} [{_num(dv['q05'])}, {_num(dv['q95'])}]" if dv else "-",
+                         f"{_num(tv['value'])} [{_num(tv['q05'])}, {_num(tv['q95'])}]" if tv else "-",
+                         "<span class='bad'>disagree</span>" if row.get("disagree") else ""])
+        parts.append(_table(["parameter", "derive", "tune", ""], rows))
+        kept = [[_e(k), _e(v["kept"])] for k, v in r.get("derive", {}).items() if "kept" in v]
+        if kept:
+            parts.append("<h3>Kept at their base values</h3>" + _table(["parameter", "why"], kept, left=2))
+
+    if "scores" in r:
+        parts.append("<h2>Scores</h2><p class='note'>Mean log score of p_down for the sign of the mid move over each "
+                     "horizon (a coin flip scores ln 0.5 = -0.6931; higher is better), and Brier.</p>")
+        for split, by_route in r["scores"].items():
+            horizons = list(next(iter(by_route.values())))
+            rows = [[_e(route)] + [f"{_num(sc[h]['log_score'])} / {_num(sc[h]['brier'], '.3f')}" for h in horizons]
+                    for route, sc in by_route.items()]
+            parts.append(f"<h3>{_e(split)}</h3>" + _table(["filter", *horizons], rows))
+        parts.append(_scores_figure(r["scores"]))
+        test = r["scores"].get("test sessions (out of sample)")
+        if test:
+            parts.append("<h3>Reliability of p_down, out of sample</h3>" + _reliability_figure(test))
+
+    sim = r.get("simulation_check")
+    parts.append("<h2>Validation in simulation</h2>")
+    if sim:
+        parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {sim['covered']} of {sim['intervals']} "
+                     f"({sim['coverage_rate']:.0%}).</p>")
+        rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
+                 " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
+                          + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),
+                 _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]), _num(x["brier"]["defaults"])]
+                for x in sim["runs"]]
+        parts.append(_table(["market", "seed", "route", "shrink", "intervals (red: missed)", "Brier calibrated",
+                             "Brier truth-implied", "Brier defaults"], rows, left=3))
+    else:
+        parts.append("<p class='note'>Not run with this calibration (`bayesmm calibrate ... --validate-sim N`); the "
+                     "README gives the last run's numbers.</p>")
+    for png in sorted(d.glob("selloff_*.png")):
+        parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>bayesmm calibration report</title>"
+            f"<style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
+
+
+def write_report(directory: str | Path) -> Path:
+    """Write DIR/report.html (atomically)."""
+    return write_atomic(Path(directory) / "report.html", build_report(directory))
