@@ -179,6 +179,9 @@ OUTSIDE_THE_MODEL: dict[str, dict[str, str]] = {
                               "sides (Beta-Binomial per bin) describe them",
     },
     "regime": {
+        "ret_kurtosis": "with Gaussian returns (the default, `models.workflow.DEFAULT_VARIANTS`) a mixture of four "
+                        "regimes has thinner tails than 1 s returns: the tails are the volatility model's (Student-t "
+                        "returns on a stochastic volatility path), which reproduces them",
         "ret_acf1": "the mid bounces between bid and ask (a negative lag-1 autocorrelation of 1 s returns): "
                     "microstructure noise that no regime describes; the online filter discounts it by the tuned "
                     "weight of the returns (drift.return_weight)",
