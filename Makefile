@@ -31,8 +31,7 @@ demo: $(STAMP)
 	# calibrate on the earlier spot recording, score out of sample on the later one
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240808.gz --quiet --out $(OUT)/spot-20240808.parquet
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
-	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --test $(OUT)/spot-20240809.parquet --out $(OUT) \
-	    --force --quiet
+	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --test $(OUT)/spot-20240809.parquet --out $(OUT) --quiet
 	$(BIN)/bayesmm check-config $(OUT)/config.toml
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
 	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet
