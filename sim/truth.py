@@ -68,7 +68,7 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
                    drift=dict(theta_mu_per_s=theta, sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
                               return_noise_s=0.0),
                    evidence=dict(lambda_fill=lam, lambda_trade=lam if tape else 0.0, theta_decay_per_s=2 * leave),
-                   volatility=dict(sigma_long_bps_sqrt_s=sigma_long),
+                   volatility=dict(sigma_long_bps_sqrt_s=sigma_long, return_df=0.0),  # Gaussian returns
                    toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed=4.0 * pi + 0.1,
                                  prior_uninformed=4.0 * (1.0 - pi) + 0.1),
                    regime=dict(rates_per_s=q, drift_bps_s=(-mm, mm, 0.0, 0.0), vol_mult=tuple(vol / sigma_long),

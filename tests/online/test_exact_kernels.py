@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm as scipy_expm
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from online.kernels import transition_matrix
 from online.params import default_config, replace, symmetric_generator
@@ -37,7 +38,7 @@ def _tick_stream(seed, n=12):
 def test_kalman_drift_equals_dense_gaussian():
     """Posterior of mu at the last tick = conditioning the OU joint Gaussian of mu(t_1..t_n) on
     ret_i = mu(t_i) dt_i + e_i, e_i ~ N(0, sigma^2 (dt_i + noise)), computed densely."""
-    p = replace(default_config(), volatility=dict(prior_strength=1e12),
+    p = replace(default_config(), volatility=dict(prior_strength=1e12, return_df=0.0),  # the Gaussian law
                 drift=dict(theta_mu_per_s=0.01, sigma_mu_bps_s_sqrt_s=0.5))
     rows = _tick_stream(1)
     b = run(stream(rows), p)
@@ -62,11 +63,13 @@ def test_kalman_drift_equals_dense_gaussian():
     assert float(b.log_odds[last]) == pytest.approx(norm.logcdf(z) - norm.logcdf(-z), abs=1e-8)
 
 
-def test_regime_filter_equals_numpy_forward_algorithm():
+@pytest.mark.parametrize("df", [0.0, 4.0])
+def test_regime_filter_equals_numpy_forward_algorithm(df):
     """P(regime) after a stream of ticks, fills and AS events equals a NumPy forward pass:
-    predict with expm(Q dt) and no-fill survival exp(-rate dt), then multiply by each emission."""
+    predict with expm(Q dt) and no-fill survival exp(-rate dt), then multiply by each emission
+    (a return's: Gaussian, or SciPy's Student-t with the configured degrees of freedom)."""
     q = symmetric_generator(0.05)
-    p = replace(default_config(), regime=dict(rates_per_s=q))
+    p = replace(default_config(), regime=dict(rates_per_s=q), volatility=dict(return_df=df))
     rows = _tick_stream(2, n=8)
     rows += [{"kind": "own_fill", "side": 1, "dt_s": 0.4}, {"kind": "own_fill", "side": -1, "dt_s": 1.1},
              {"kind": "adverse_selection", "side": 1, "as_bps": 12.0, "spread_bps": 5.0, "dt_s": 3.0},
@@ -81,7 +84,8 @@ def test_regime_filter_equals_numpy_forward_algorithm():
         if r["kind"] == "mid_tick":
             dt = r["ret_dt_s"]
             sd = sigma_long * pp["vol_mult"] * np.sqrt(dt + noise)
-            belief = belief * norm.pdf(r["ret_bps"], pp["drift_bps_s"] * dt, sd)
+            law = norm(pp["drift_bps_s"] * dt, sd) if df == 0 else student_t(df, pp["drift_bps_s"] * dt, sd)
+            belief = belief * law.pdf(r["ret_bps"])
         elif r["kind"] == "own_fill":
             pb = pp["p_buy_fill"]
             belief = belief * (pb if r["side"] > 0 else 1 - pb) * pp["fill_rate_per_s"]

