@@ -13,6 +13,7 @@ import math
 
 from events.book import DEFAULT_TOP_K, BookEmitter, DepthBook, imbalance_and_depth, price, quantity, side_levels
 from events.builder import EventBuilder
+from events.dedupe import SeenIds
 from events.errors import IngestError
 from events.lines import IngestReport
 
@@ -32,6 +33,7 @@ class BinanceParser:
         self.spot: bool | None = None
         self._cache_key: tuple | None = None
         self._cache_val = (math.nan, math.nan)
+        self._trade_ids = SeenIds("trades")
 
     def venue(self) -> str:
         return "binance-spot" if self.spot else "binance-usdm"
@@ -87,6 +89,9 @@ class BinanceParser:
             raise IngestError(p, line, exc.args[0], "missing in trade") from None
         if not isinstance(maker_buy, bool):
             raise IngestError(p, line, "m", f"expected true/false, got {maker_buy!r}")
+        tid = d.get("t", d.get("a"))  # trade id (trade stream) or aggregate trade id (aggTrade)
+        if tid is not None and not self._trade_ids.is_new(tid, (px, qty, maker_buy), p, line, self.report):
+            return
         self.builder.trade_print(t_ns, px, qty, -1 if maker_buy else 1)
 
     def _levels(self, line: int, d: dict, bids: str, asks: str):

@@ -4,6 +4,7 @@ the book_update / mid_tick emission that every venue uses."""
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left, bisect_right, insort
 
 from events.builder import EventBuilder
@@ -13,12 +14,23 @@ DEFAULT_TOP_K = 10
 _INF = math.inf
 
 
+_PLAIN = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
+
+
+def number(value, path: str, line: int, field: str) -> float:
+    """A venue number: a JSON number or a plain decimal string ("61800.10", "1e-5"). Anything
+    Python's float() would also take - "6_1800.1", full-width digits, padded " 61800.1", true,
+    "nan", "inf" - is an `IngestError`: a feed that sends them is not sending what we think."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise IngestError(path, line, field, f"not a number: {value!r}")
+    if isinstance(value, str) and not _PLAIN.fullmatch(value.removeprefix("-")):
+        raise IngestError(path, line, field, f"not a plain decimal number: {value!r}")
+    return float(value)
+
+
 def price(value, path: str, line: int, field: str) -> float:
     """A finite, positive price from a JSON string or number, else `IngestError`."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise IngestError(path, line, field, f"not a number: {value!r}") from None
+    x = number(value, path, line, field)
     if not (x > 0 and math.isfinite(x)):
         raise IngestError(path, line, field, f"price must be finite and > 0, got {value!r}")
     return x
@@ -26,10 +38,7 @@ def price(value, path: str, line: int, field: str) -> float:
 
 def quantity(value, path: str, line: int, field: str, allow_zero: bool = True) -> float:
     """A finite, non-negative (or positive) quantity, else `IngestError`."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise IngestError(path, line, field, f"not a number: {value!r}") from None
+    x = number(value, path, line, field)
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
         raise IngestError(path, line, field, f"quantity must be finite and {'>=' if allow_zero else '>'} 0, "
                           f"got {value!r}")
@@ -46,7 +55,9 @@ def side_levels(levels, path: str, line: int, field: str) -> list[tuple[float, f
         raise IngestError(path, line, field, f"expected a list of [price, qty], got {type(levels).__name__}")
     try:
         out = [(float(p), float(q)) for p, q in levels]
-        if all(0.0 < p < _INF and 0.0 <= q < _INF for p, q in out):
+        plain = all(type(p) is str and type(q) is str and _PLAIN.fullmatch(p) and _PLAIN.fullmatch(q)
+                    for p, q in levels)
+        if plain and all(0.0 < p < _INF and 0.0 <= q < _INF for p, q in out):
             return out
     except (TypeError, ValueError):
         pass
@@ -107,8 +118,17 @@ def imbalance_and_depth(bid_qty: float, ask_qty: float) -> tuple[float, float]:
     return ((bid_qty - ask_qty) / total if total > 0 else math.nan), total
 
 
+MAX_SPREAD = 0.10  # a book wider than 10% of its mid is not a market maker's book
+MAX_JUMP = 0.10  # a mid more than 10% from the previous one (between two book messages) is implausible
+
+
 class BookEmitter:
-    """Emits book_update for each top-of-book observation and mid_tick when the mid changes."""
+    """Emits book_update for each top-of-book observation and mid_tick when the mid changes.
+
+    Plausibility: a book whose spread exceeds MAX_SPREAD of its mid, or whose mid lies more than
+    MAX_JUMP from the previous book's, is an `IngestError` (counted and skipped with --lenient):
+    an ask of 1e308 or a bid of 1e-300 once passed ingest and left the belief NaN or pinned. A real
+    move that large between two messages of a liquid feed would be worth a look too."""
 
     def __init__(self, builder: EventBuilder) -> None:
         self.builder = builder
@@ -118,8 +138,14 @@ class BookEmitter:
              depth: float, path: str, line: int) -> None:
         if bid >= ask:
             raise IngestError(path, line, "bid/ask", f"crossed or locked book: bid {bid} >= ask {ask}")
-        self.builder.book_update(t_ns, bid, ask, bid_sz, ask_sz, imb, depth)
         mid = 0.5 * (bid + ask)
+        if not (math.isfinite(mid) and (ask - bid) / mid <= MAX_SPREAD):
+            raise IngestError(path, line, "bid/ask", f"implausible book: bid {bid}, ask {ask} (spread over "
+                              f"{MAX_SPREAD:.0%} of the mid)")
+        if math.isfinite(self.last_mid) and abs(mid / self.last_mid - 1.0) > MAX_JUMP:
+            raise IngestError(path, line, "bid/ask", f"implausible book: mid {mid} is {mid / self.last_mid - 1:+.1%} "
+                              f"from the previous book's {self.last_mid}")
+        self.builder.book_update(t_ns, bid, ask, bid_sz, ask_sz, imb, depth)
         if mid != self.last_mid:
             self.last_mid = mid
             self.builder.mid_tick(t_ns, mid)

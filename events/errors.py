@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+MAX_ECHO = 200  # characters of an offending value shown in a message (a 50 MB field is not echoed whole)
+
+
+def clip(text) -> str:
+    """A value as shown in an error: bytes decoded (not b'...'), cut to MAX_ECHO characters with the
+    length said."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    text = str(text)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text):,} characters)"
+
 
 class IngestError(ValueError):
     """A raw feed line that cannot be turned into events.
@@ -14,7 +25,8 @@ class IngestError(ValueError):
     """
 
     def __init__(self, path: str, line: int, field: str, reason: str):
-        self.path, self.line, self.field, self.reason = str(path), int(line), field, reason
+        self.path, self.line, self.field, self.reason = str(path), int(line), field, clip(reason)
+        reason = self.reason
         super().__init__(f"{self.path}:{self.line}: field {field!r}: {reason}")
 
 
@@ -28,6 +40,7 @@ class SessionError(ValueError):
     """
 
     def __init__(self, row: int, field: str, reason: str, where: str = "session"):
-        self.row, self.field, self.reason = int(row), field, reason
+        self.row, self.field, self.reason = int(row), field, clip(reason)
+        reason = self.reason
         loc = f"row {row}" if row >= 0 else "table"
         super().__init__(f"{where}: {loc}: field {field!r}: {reason}")

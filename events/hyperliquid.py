@@ -17,10 +17,12 @@ import orjson
 
 from events.book import DEFAULT_TOP_K, BookEmitter, imbalance_and_depth, price, quantity
 from events.builder import EventBuilder
+from events.dedupe import SeenIds
 from events.errors import IngestError
 from events.lines import IngestReport, read_raw
 
 _SIDES = {"B": 1, "A": -1}
+BACKLOG_MS = 5_000  # trades older than this on arrival are the subscription's backlog
 _CONTROL = ("subscriptionResponse", "pong", "post", "error")
 
 
@@ -78,6 +80,8 @@ class HyperliquidParser:
         self.path, self.builder, self.report, self.top_k = path, builder, report, top_k
         self.emitter = BookEmitter(builder)
         self.symbol = coin
+        self._trade_ids = SeenIds("trades")
+        self._fill_ids = SeenIds("fills")
 
     def venue(self) -> str:
         return "hyperliquid"
@@ -147,6 +151,15 @@ class HyperliquidParser:
                 raise IngestError(self.path, line, "side", f"expected 'B' or 'A', got {side!r}")
             px = price(tr.get("px"), self.path, line, "px")
             sz = quantity(tr.get("sz"), self.path, line, "sz", allow_zero=False)
+            time_ms = tr.get("time")
+            if isinstance(time_ms, int) and not isinstance(time_ms, bool) and t_ns // 1_000_000 - time_ms > BACKLOG_MS:
+                # history the venue sends on subscription, stamped with our receive time it would look
+                # like a burst that never happened
+                self.report.counts["trades_backlog_dropped (over 5 s old on arrival)"] += 1
+                continue
+            tid = tr.get("tid")
+            if tid is not None and not self._trade_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
+                continue
             self.builder.trade_print(t_ns, px, sz, _SIDES[side])
 
     def _user_fills(self, t_ns: int, line: int, d) -> None:
@@ -157,7 +170,8 @@ class HyperliquidParser:
             return
         for f in d["fills"]:
             px, sz, side, tid, _ = fill_fields(f, self.path, line, self.symbol, self.report)
-            self.builder.own_fill(t_ns, px, sz, side, tid)
+            if self._fill_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
+                self.builder.own_fill(t_ns, px, sz, side, tid)
 
     def finish(self) -> None:
         """Nothing is buffered across Hyperliquid messages."""
@@ -183,7 +197,7 @@ def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin
         fills = fills["fills"]
     if not isinstance(fills, list):
         raise IngestError(path, 0, "fills", "expected a JSON list of fills")
-    added, seen = 0, {}
+    added, seen = 0, SeenIds("fills")
     for i, f in enumerate(fills, start=1):
         if isinstance(f, dict) and coin is not None and "coin" in f and f["coin"] != coin:
             report.counts[f"fills_other_coin:{f['coin']}"] += 1
@@ -195,16 +209,8 @@ def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin
             continue
         if "feeToken" not in f:
             report.counts["fills_without_feeToken"] += 1
-        values = (px, sz, side, time_ms)
-        if tid in seen:
-            first, before = seen[tid]
-            if before != values:
-                report.skip(IngestError(path, i, "tid", f"fill id {tid} repeats entry {first} with other values "
-                                                        f"{before} -> {values}"))
-            else:
-                report.counts["duplicate_fills"] += 1
+        if not seen.is_new(tid, (px, sz, side, time_ms), path, i, report):
             continue
-        seen[tid] = (i, values)
         t_ns = time_ms * 1_000_000
         if span_ns is not None and not span_ns[0] <= t_ns <= span_ns[1]:
             report.counts["fills_outside_recording"] += 1

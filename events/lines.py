@@ -97,6 +97,9 @@ def read_lines(
                 raise IngestError(path, lineno, "line", f"expected '<ts_ns> <json>', got {line[:60]!r}")
             if not head.isdigit():
                 raise IngestError(path, lineno, "ts_ns", f"not a non-negative integer: {head[:30]!r}")
+            if len(head) > 19 or int(head) > 2**63 - 1:
+                raise IngestError(path, lineno, "ts_ns", f"out of range (ns since 1970 fit in 19 digits): "
+                                                         f"{head[:30].decode(errors='replace')}")
         except IngestError as err:
             report.skip(err)
             continue

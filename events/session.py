@@ -259,6 +259,9 @@ def validate(session: Session, where: str = "session") -> None:
         need(fills, "fill_id", col["fill_id"] >= 0, "own fills need a fill_id >= 0")
         adverse = kind == "adverse_selection"
         need(adverse, "as_bps", np.isfinite(col["as_bps"]), "must be finite")
+        everywhere = np.ones(len(kind), bool)
+        for name in ("price", "size", "bid_px", "ask_px", "bid_sz", "ask_sz", "imbalance", "depth_qty", "as_bps"):
+            need(everywhere, name, ~np.isinf(col[name]), "must not be infinite (NaN marks an absent value)")
         need(kind == "cv_tick", "venue", col["venue"].astype(str) != "", "cv_tick needs a venue")
     if adverse.any():
         fill_rows = np.flatnonzero(fills)

@@ -126,3 +126,52 @@ def test_only_ingest_error_escapes(tmp_path_factory, lines):
             ingest(path, venue=venue)
         except IngestError:
             pass
+
+
+@pytest.mark.parametrize("value", ["6_1800.1", "６１８００.１", " 100.3", "100.3 ", "inf", "0x10", "1e400"])
+def test_numbers_are_plain_decimals(write_recording, value):
+    """Python's float() takes underscores, full-width digits and padding; a venue never sends them."""
+    path = write_recording([*good(2), (5 * S, trade(value))])
+    check_error(path, 3, "p")
+
+
+def test_boolean_and_overlong_values(write_recording):
+    path = write_recording([*good(2), (5 * S, {**trade(100.1), "data": {**trade(100.1)["data"], "q": True}})])
+    check_error(path, 3, "q")
+    huge = "9" * 5_000_000  # a 5 MB field: the message shows 200 characters and says how long it was
+    path = write_recording([*good(2), f'{5 * S} {{"stream": "btcusdt@trade", "data": {{"e": "trade", "s": "BTCUSDT", '
+                                      f'"p": "{huge}x", "q": "0.1", "m": false}}}}'])
+    err = check_error(path, 3, "p")
+    assert len(str(err)) < 400 and "(5,000,0" in str(err) and "characters)" in str(err) and "b'" not in str(err)
+
+
+def test_timestamp_out_of_range(write_recording):
+    """A 25-digit timestamp is a named error (it was an OverflowError), in lenient mode a counted skip."""
+    path = write_recording([*good(2), "1" * 25 + " " + json.dumps(trade(100.1))])
+    check_error(path, 3, "ts_ns")
+    _, report = ingest(path, venue="binance", lenient=True)
+    assert report.counts["skipped:ts_ns"] == 1
+
+
+@pytest.mark.parametrize(("bid", "ask"), [(100.0, 1e308), (1e-300, 100.2), (60.0, 60.2)])
+def test_implausible_book_is_rejected(write_recording, bid, ask):
+    """An ask of 1e308, a bid of 1e-300, or a mid 40% from the previous book's: errors naming the
+    line (counted and skipped with --lenient), never a session whose belief goes NaN."""
+    path = write_recording([*good(2), (5 * S, ticker(bid, ask)), (6 * S, ticker(100.3, 100.5))])
+    err = check_error(path, 3, "bid/ask")
+    assert "implausible" in str(err)
+    session, report = ingest(path, venue="binance", lenient=True)
+    assert report.counts["skipped:bid/ask"] == 1 and len(session.column("t_ns")) == 3 + 3
+
+
+def test_repeated_trade_ids(write_recording):
+    """A trade re-received (same id, same values) is dropped and counted; the same id with another
+    price is an error naming both lines."""
+    t1 = {**trade(100.1), "data": {**trade(100.1)["data"], "t": 77}}
+    path = write_recording([*good(2), (5 * S, t1), (5 * S + 1000, t1)])
+    session, report = ingest(path, venue="binance")
+    assert session.counts()["trade_print"] == 1 and report.counts["duplicate_trades"] == 1
+    t2 = {**trade(100.2), "data": {**trade(100.2)["data"], "t": 77}}
+    path = write_recording([*good(2), (5 * S, t1), (6 * S, t2)])
+    err = check_error(path, 4, "id")
+    assert "repeats line 3" in str(err)

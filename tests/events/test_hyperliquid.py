@@ -13,13 +13,17 @@ from tests.conftest import HL, raw_messages
 
 
 def test_hyperliquid_sample_sides_and_mids():
-    """Trade sides ("B" -> +1, "A" -> -1) and mids ((best bid + best ask)/2 of l2Book) match the raw file."""
-    session, _ = ingest(HL)
+    """Trade sides ("B" -> +1, "A" -> -1) and mids ((best bid + best ask)/2 of l2Book) match the raw
+    file; trades more than 5 s old on arrival (the history a subscription sends: the first trades
+    message carries 30 trades up to 49 s old) are dropped and counted, not stamped as a burst."""
+    session, report = ingest(HL)
     raw = raw_messages(HL)
-    sides, mids, last = [], [], None
-    for _, m in raw:
+    sides, mids, last, backlog = [], [], None, 0
+    for ts, m in raw:
         if m["channel"] == "trades":
-            sides += [1 if t["side"] == "B" else -1 for t in m["data"]]
+            fresh = [t for t in m["data"] if ts // 1_000_000 - t["time"] <= 5_000]
+            backlog += len(m["data"]) - len(fresh)
+            sides += [1 if t["side"] == "B" else -1 for t in fresh]
         elif m["channel"] == "l2Book":
             bids, asks = m["data"]["levels"]
             mid = (float(bids[0]["px"]) + float(asks[0]["px"])) / 2
@@ -30,7 +34,8 @@ def test_hyperliquid_sample_sides_and_mids():
     np.testing.assert_array_equal(session.column("side")[kind == "trade_print"], sides)
     np.testing.assert_array_equal(session.column("price")[kind == "mid_tick"], mids)
     assert session.meta.venue == "hyperliquid" and session.meta.instrument == "BTC"
-    assert len(sides) == sum(len(m["data"]) for _, m in raw if m["channel"] == "trades")
+    assert backlog > 20 and report.counts["trades_backlog_dropped (over 5 s old on arrival)"] == backlog
+    assert len(sides) + backlog == sum(len(m["data"]) for _, m in raw if m["channel"] == "trades")
 
 
 def _l2(coin, bid, ask, bid_sz=1.0, ask_sz=1.0):
@@ -142,5 +147,5 @@ def test_older_schema_partial_fills_and_repeats(tmp_path, write_recording):
     assert report.counts["fills_without_feeToken"] == 3
     clash = [{**base, "tid": 9, "startPosition": "0"}, {**base, "tid": 9, "px": "105051.0", "startPosition": "0"}]
     path.write_text(_json.dumps(clash))
-    with pytest.raises(IngestError, match=r"fills.json:2: field 'tid': fill id 9 repeats entry 1 with other values"):
+    with pytest.raises(IngestError, match=r"fills.json:2: field .id.: fills id 9 repeats line 1 with other values"):
         ingest(HL, fills=path)
