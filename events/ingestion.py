@@ -54,7 +54,6 @@ def parse_recording(path: str | Path, venue: str, report: IngestReport, builder:
         except IngestError as err:
             report.skip(err)
     parser.finish()
-    report.counts["raw_messages"] += len(lines)
     return parser
 
 
@@ -186,7 +185,10 @@ def ingest(
         raise IngestError(str(paths[0]), 0, "events", "the recording(s) produced no events")
     tick = tick_size if tick_size is not None else infer_tick_size(builder)
     if not (tick > 0):
-        raise IngestError(str(paths[0]), 0, "tick_size", f"cannot infer the tick size (got {tick}); pass --tick-size")
+        books = sum(1 for r in builder.rows if r[1] == BOOK_UPDATE)
+        why = ("the recording has no book (the tick size is inferred from the steps of the best bid)" if not books
+               else f"its {books} book(s) never change the best bid" if tick != tick else f"got {tick}")
+        raise IngestError(str(paths[0]), 0, "tick_size", f"cannot infer the tick size: {why}; pass --tick-size")
     count_gaps(np.array([r[0] for r in builder.rows], dtype=np.int64), max_gap_s, report)
     meta = SessionMeta(instrument=symbol or "unknown", venue=venue_name, tick_size=tick, fee_bps=fee_bps,
                        as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary(),

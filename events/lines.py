@@ -56,7 +56,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_raw(path: str | Path) -> bytes:
+def read_raw(path: str | Path, report: IngestReport | None = None) -> bytes:
     """The file's bytes, gunzipped if it starts with the gzip magic number."""
     path = Path(path)
     if not path.exists():
@@ -66,8 +66,27 @@ def read_raw(path: str | Path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise IngestError(str(path), 0, "gzip", f"corrupt gzip stream: {exc}") from exc
+            if report is None or not report.lenient:
+                raise IngestError(str(path), 0, "gzip", f"corrupt or truncated gzip stream: {exc} (--lenient keeps "
+                                                        "the intact part)") from exc
+            data = _gzip_prefix(data)
+            report.counts["gzip_truncated (the intact prefix was kept, its last partial line dropped)"] += 1
+            data = data[: data.rfind(b"\n") + 1]
     return data
+
+
+def _gzip_prefix(data: bytes) -> bytes:
+    """As much of a damaged gzip stream as decompresses."""
+    import zlib
+
+    d = zlib.decompressobj(wbits=31)
+    out = []
+    for i in range(0, len(data), 1 << 16):
+        try:
+            out.append(d.decompress(data[i:i + (1 << 16)]))
+        except zlib.error:
+            break
+    return b"".join(out)
 
 
 def read_lines(
@@ -87,7 +106,9 @@ def read_lines(
     """
     path = str(path)
     out: list[tuple[int, int, bytes]] = []
-    for lineno, raw in enumerate(read_raw(path).split(b"\n"), start=1):
+    raw_lines = read_raw(path, report).split(b"\n")
+    report.counts["raw_messages"] += sum(1 for r in raw_lines if r.strip())
+    for lineno, raw in enumerate(raw_lines, start=1):
         line = raw.strip()
         if not line:
             continue

@@ -50,6 +50,9 @@ def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
     """The session on a step grid (module docstring); returns the path and a report of merged prints."""
     a = to_arrays(session)
     ok = a.valid > 0
+    if not ok.any():
+        raise ValueError("the session has no book (no bid/ask, so no mid): a backtest needs one; a trades-only "
+                         "recording can be replayed and fitted, not backtested")
     t = a.t_s[ok]
     n = int(np.floor((t[-1] - t[0]) / dt_s))
     if n < 2:

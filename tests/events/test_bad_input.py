@@ -175,3 +175,32 @@ def test_repeated_trade_ids(write_recording):
     path = write_recording([*good(2), (5 * S, t1), (6 * S, t2)])
     err = check_error(path, 4, "id")
     assert "repeats line 3" in str(err)
+
+
+def test_truncated_gzip_keeps_the_intact_prefix(tmp_path):
+    """A gzip cut short: an error naming the file without --lenient; with it, the intact lines are
+    kept and the loss counted (it used to lose the whole file)."""
+    import gzip as _gzip
+
+    lines = "".join(f"{ts} {json.dumps(msg)}\n" for ts, msg in good(400))
+    blob = _gzip.compress(lines.encode())
+    path = tmp_path / "cut.gz"
+    path.write_bytes(blob[: len(blob) * 2 // 3])
+    with pytest.raises(IngestError, match="corrupt or truncated gzip"):
+        ingest(path, venue="binance")
+    session, report = ingest(path, venue="binance", lenient=True)
+    kept = session.counts()["book_update"]
+    assert 0 < kept < 400 and report.counts["gzip_truncated (the intact prefix was kept, its last partial line dropped)"]
+
+
+def test_no_book_named_as_the_cause(write_recording, tmp_path):
+    """A trades-only recording: the tick size error says there is no book; with --tick-size it
+    ingests, and a backtest says why it cannot run (it was an IndexError)."""
+    from bayesmm.cli import main
+
+    path = write_recording([(i * S, trade(100.0 + 0.1 * i)) for i in range(5)])
+    err = check_error(path, 0, "tick_size")
+    assert "no book" in str(err)
+    out = tmp_path / "t.parquet"
+    assert main(["ingest", str(path), "--venue", "binance", "--tick-size", "0.01", "--quiet", "--out", str(out)]) == 0
+    assert main(["backtest", str(out)]) == 2
