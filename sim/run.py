@@ -2,6 +2,11 @@
 each quote cycle (and emergency cancels on bursts) -> orders with latency -> exchange -> fills and,
 `as_horizon_s` later, their adverse-selection events back into the belief.
 
+The order path is the bot's: stage 7 of `online.orders` (the reconciler with the config's price and
+size tolerances, the emergency cancel), its actions reaching the exchange after the entry or cancel
+latency (longer in a fast market); the exchange keeps our resting orders in slots and matches the
+best NUM_LEVELS per side (`ladder_view`).
+
 One `lax.scan` over the market path's steps; everything is a pytree, so `vmap` runs many seeds or
 parameter sets at once. Within a step the belief sees, in order: the mid_tick of the step's return,
 a book_update, the adverse-selection events that fell due, then each own fill.
@@ -16,6 +21,7 @@ import jax.numpy as jnp
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL
 from online.belief import Event, init, readout, update
+from online.orders import Actions, Orders, apply_actions, desired_from_quote, emergency_cancel, empty_orders, reconcile
 from online.params import Config
 from online.quoter import Market, quote, quoter_init
 from sim.exchange import ExchangeParams, Ladder, match
@@ -43,7 +49,8 @@ class LoopOutput(NamedTuple):
     p_down, mu_bps_s, p_regime (4,), mode (reduce-only), burst; live touch bid/ask depth (bps, NaN
     when that side is empty); fill qty, value (sum px x qty) and count per side; own fill events not fed to the belief
     (beyond MAX_FILL_EVENTS); AS events delivered: sum of AS (bps), count, sum and sum of squares
-    of per-fill P&L at the horizon (edge - AS - fee, bps)."""
+    of per-fill P&L at the horizon (edge - AS - fee, bps); orders placed, modified and cancelled
+    (sent this step: a quote cycle's reconcile, an emergency cancel)."""
 
     t_s: jax.Array
     mid_px: jax.Array
@@ -69,15 +76,18 @@ class LoopOutput(NamedTuple):
     as_count: jax.Array
     fill_pnl_sum_bps: jax.Array
     fill_pnl_sq_sum: jax.Array
+    orders_placed: jax.Array
+    orders_modified: jax.Array
+    orders_cancelled: jax.Array
 
 
 class _Carry(NamedTuple):
     belief: tuple
     qstate: tuple
-    live: Ladder
-    pending: Ladder
+    resting: Orders
+    pending: Actions
     pending_t: jax.Array
-    cancel_side: jax.Array
+    cancel_mask: jax.Array
     cancel_t: jax.Array
     position: jax.Array
     cash: jax.Array
@@ -91,9 +101,31 @@ class _Carry(NamedTuple):
     buf_active: jax.Array
 
 
-def _empty_ladder(dtype=jnp.float64) -> Ladder:
-    z = jnp.zeros((NUM_LEVELS,), dtype)
-    return Ladder(z, z, z, z)
+ORDER_SLOTS = 4 * NUM_LEVELS  # resting orders the exchange holds for us: a full ladder per side, twice
+
+
+def _no_actions(dtype=jnp.float64) -> Actions:
+    z, zl = jnp.zeros((ORDER_SLOTS,), dtype), jnp.zeros((2 * NUM_LEVELS,), dtype)
+    return Actions(cancel=z, modify=z, new_qty=z, place=zl, place_side=zl, place_px=zl, place_qty=zl)
+
+
+def ladder_view(resting: Orders) -> tuple[Ladder, jax.Array, jax.Array]:
+    """The resting orders as the exchange matches them: per side the best NUM_LEVELS by price (bids
+    high to low, asks low to high; empty levels have qty 0), and the slot of each level."""
+    live = resting.active > 0
+    bid_slot = jnp.argsort(jnp.where(live & (resting.side > 0), -resting.px, jnp.inf))[:NUM_LEVELS]
+    ask_slot = jnp.argsort(jnp.where(live & (resting.side < 0), resting.px, jnp.inf))[:NUM_LEVELS]
+    bid_ok = live[bid_slot] & (resting.side[bid_slot] > 0)
+    ask_ok = live[ask_slot] & (resting.side[ask_slot] < 0)
+    ladder = Ladder(resting.px[bid_slot], jnp.where(bid_ok, resting.qty[bid_slot], 0.0),
+                    resting.px[ask_slot], jnp.where(ask_ok, resting.qty[ask_slot], 0.0))
+    return ladder, jnp.where(bid_ok, bid_slot, ORDER_SLOTS), jnp.where(ask_ok, ask_slot, ORDER_SLOTS)
+
+
+def _write_back(resting: Orders, ladder: Ladder, bid_slot, ask_slot) -> Orders:
+    """The quantities left after matching, written back to their slots; a filled order is gone."""
+    qty = resting.qty.at[bid_slot].set(ladder.bid_qty, mode="drop").at[ask_slot].set(ladder.ask_qty, mode="drop")
+    return resting._replace(qty=qty, active=resting.active * (qty > 0))
 
 
 def _event(kind, dt=0.0, side=0.0, as_bps=0.0, spread=0.0, ret=0.0, ret_dt=0.0, imb=0.0, valid=1.0, t=0.0):
@@ -128,8 +160,8 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     dt_step = path.t_s[0]
     mid0 = path.mid_px[0] * jnp.exp(-path.ret_bps[0] / 1e4)
     carry0 = _Carry(
-        belief=init(cfg), qstate=quoter_init(), live=_empty_ladder(), pending=_empty_ladder(),
-        pending_t=jnp.asarray(_INF), cancel_side=jnp.asarray(0.0), cancel_t=jnp.asarray(_INF),
+        belief=init(cfg), qstate=quoter_init(), resting=empty_orders(ORDER_SLOTS), pending=_no_actions(),
+        pending_t=jnp.asarray(_INF), cancel_mask=jnp.zeros(ORDER_SLOTS), cancel_t=jnp.asarray(_INF),
         position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
         fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
         buf_t=jnp.zeros(AS_BUFFER), buf_side=jnp.zeros(AS_BUFFER), buf_mid=jnp.zeros(AS_BUFFER),
@@ -139,16 +171,18 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     def step(c: _Carry, inp):
         row, sweep, k = inp
         t, mid = row.t_s, row.mid_px
-        # 1. orders sent earlier become live / cancels take effect
+        # 1. actions sent earlier reach the exchange: the cycle's reconcile, an emergency cancel
         go = t >= c.pending_t
-        live = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), c.pending, c.live)
+        resting = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), apply_actions(c.resting, c.pending),
+                                         c.resting)
         pending_t = jnp.where(go, _INF, c.pending_t)
         cut = t >= c.cancel_t
-        live = live._replace(bid_qty=jnp.where(cut & (c.cancel_side > 0), 0.0, live.bid_qty),
-                             ask_qty=jnp.where(cut & (c.cancel_side < 0), 0.0, live.ask_qty))
+        resting = resting._replace(active=resting.active * (1.0 - jnp.where(cut, c.cancel_mask, 0.0)))
         cancel_t = jnp.where(cut, _INF, c.cancel_t)
-        # 2. the exchange
-        live, f = fill_fn(k, live, row, sweep, p.taker_size, ex)
+        # 2. the exchange matches what rests
+        view, bid_slot, ask_slot = ladder_view(resting)
+        live, f = fill_fn(k, view, row, sweep, p.taker_size, ex)
+        resting = _write_back(resting, live, bid_slot, ask_slot)
         fee = cfg.venue.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
         position = c.position + f.bid_qty - f.ask_qty
         cash = c.cash - f.bid_value + f.ask_value - fee
@@ -191,25 +225,28 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, cfg),
                                                             lambda s_: s_, s), None), c.belief, events)
         b = readout(belief, cfg)
-        # 6. emergency cancel of the swept side, between quote cycles
-        swept_bid = (b.burst_side > 0) & jnp.any(live.bid_qty > 0)
-        swept_ask = (b.burst_side < 0) & jnp.any(live.ask_qty > 0)
-        emergency = (b.burst > 0) & (swept_bid | swept_ask) & (cancel_t >= _INF) & (cfg.orders.use_emergency_cancel > 0)
+        # 6. emergency cancel of the swept side, between quote cycles (stage 7: `online.orders`); the
+        # cycle's orders still in flight on that side are withdrawn too
         spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
-        cancel_side = jnp.where(emergency, b.burst_side, c.cancel_side)
+        mask = emergency_cancel(resting, b.burst, b.burst_side)
+        emergency = jnp.any(mask > 0) & (cancel_t >= _INF) & (cfg.orders.use_emergency_cancel > 0)
+        cancel_mask = jnp.where(emergency, mask, c.cancel_mask)
         cancel_t = jnp.where(emergency, t + ex.cancel_latency_s * spike, cancel_t)
-        pending = c.pending._replace(bid_qty=jnp.where(emergency & (b.burst_side > 0), 0.0, c.pending.bid_qty),
-                                     ask_qty=jnp.where(emergency & (b.burst_side < 0), 0.0, c.pending.ask_qty))
-        # 7. the quote cycle
+        withdrawn = emergency & (c.pending.place_side == b.burst_side)
+        pending = c.pending._replace(place=jnp.where(withdrawn, 0.0, c.pending.place))
+        # 7. the quote cycle: the desired ladder reconciled with what rests (`online.orders.reconcile`:
+        # orders within the price tolerance are kept, resized beyond the size tolerance, the rest
+        # cancelled and placed), sent with the entry latency
         cycle = t - c.last_quote_t >= cfg.orders.quote_cycle_s - 1e-9
         half = mid * row.spread_bps / 2e4
         q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, cfg,
                           num_levels=NUM_LEVELS)
-        new = Ladder(q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
-        pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), new, pending)
+        actions = reconcile(resting, *desired_from_quote(q), mid * cfg.orders.price_tolerance_bps / 1e4,
+                            cfg.orders.size_tolerance_qty)
+        pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), actions, pending)
         pending_t = jnp.where(cycle, t + ex.entry_latency_s * spike, pending_t)
         qstate = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), qstate, c.qstate)
-        c = _Carry(belief, qstate, live, pending, pending_t, cancel_side, cancel_t, position, cash, c.fees + fee,
+        c = _Carry(belief, qstate, resting, pending, pending_t, cancel_mask, cancel_t, position, cash, c.fees + fee,
                    jnp.where(cycle, t, c.last_quote_t), t, *buf)
         out = LoopOutput(
             t_s=t, mid_px=mid, position=position, cash=cash, equity=cash + position * mid, fees=c.fees,
@@ -220,6 +257,9 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
             bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
             unfed_fill_events=unfed, as_sum_bps=as_sum, as_count=as_count, fill_pnl_sum_bps=fill_pnl,
             fill_pnl_sq_sum=fill_pnl_sq,
+            orders_placed=jnp.where(cycle, jnp.sum(actions.place), 0.0),
+            orders_modified=jnp.where(cycle, jnp.sum(actions.modify), 0.0),
+            orders_cancelled=jnp.where(cycle, jnp.sum(actions.cancel), 0.0) + jnp.where(emergency, jnp.sum(mask), 0.0),
         )
         return c, out
 

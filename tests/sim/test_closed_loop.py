@@ -5,12 +5,14 @@ drift, and exact accounting."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import sim  # noqa: F401  (float64)
 from sim.batch import run_scenario
-from sim.run import simulate_and_run
+from sim.market import simulate
+from sim.run import closed_loop_jit, simulate_and_run
 from sim.scenarios import loop_params, make_scenario
 from sim.scoring import brier, ece, score_runs
 
@@ -109,3 +111,50 @@ def test_accounting_is_exact():
     np.testing.assert_allclose(np.asarray(out.equity), np.asarray(out.cash) + np.asarray(out.position) * mid,
                                atol=1e-9)
     assert np.sum(bq) > 0 and np.sum(aq) > 0
+
+
+def _burst_run(spike: bool, tolerance_bps: float = 0.5):
+    """The selloff market, a sweep of our bid at 1.0-1.5 s into a ladder deep enough to survive it;
+    with `spike`, the mid moves 10 bps in each of those steps (a fast market: latency x 5)."""
+    s = make_scenario("hype_selloff")
+    sweeps = np.zeros(s.num_steps)
+    sweeps[10:16] = 1.0
+    quoter = {**s.config_overrides["quoter"], "order_size_qty": 10.0}
+    s = s._replace(sweep_sells=sweeps, config_overrides={**s.config_overrides, "quoter": quoter,
+                                                          "orders": {"price_tolerance_bps": tolerance_bps}})
+    p = loop_params(s, "bayesian")
+    path = simulate(jax.random.key(3), s.market, s.num_steps)
+    if spike:
+        path = path._replace(ret_bps=path.ret_bps.at[10:17].set(-10.0))
+    return closed_loop_jit(jax.random.key(4), path, p, jnp.asarray(sweeps))
+
+
+def test_emergency_cancel_under_a_latency_spike():
+    """Stage 7 in the closed loop, through `online.orders`: the burst's emergency cancel reaches the
+    exchange cancel_latency (0.2 s) after it fires, or 5 x that in a fast market (latency x (1 +
+    4) when the mid moved over 5 bps in the step); either way the swept bids are gone before the
+    next quote cycle (3 s), and the asks stay."""
+    gone = {}
+    for spike in (False, True):
+        out = _burst_run(spike)
+        t = np.asarray(out.t_s)
+        cancels = np.asarray(out.orders_cancelled)
+        fired = int(np.flatnonzero((t > 1.0) & (t < 2.9) & (cancels > 0))[0])
+        bids = np.asarray(out.bid_depth_bps)
+        empty = int(np.flatnonzero(np.isnan(bids) & (np.arange(len(t)) > fired))[0])
+        gone[spike] = t[empty] - t[fired]
+        assert t[empty] < 3.0 and not np.isnan(np.asarray(out.ask_depth_bps)[empty])
+    assert gone[False] == pytest.approx(0.2, abs=0.1 + 1e-9)
+    assert gone[True] == pytest.approx(1.0, abs=0.1 + 1e-9)
+
+
+def test_reconciler_tolerance_keeps_orders_that_barely_moved():
+    """With a 3 bps price tolerance the quote cycles cancel and re-place fewer orders than with none
+    (orders that moved less than the tolerance stay, the spec's stage 7 'diff desired vs resting')."""
+    s = make_scenario("quiet")
+    counts = {}
+    for tol in (0.0, 3.0):
+        s2 = s._replace(config_overrides={**s.config_overrides, "orders": {"price_tolerance_bps": tol}})
+        out = run_scenario(s2, "bayesian", seeds=4)[1]
+        counts[tol] = float(np.sum(np.asarray(out.orders_cancelled)))
+    assert counts[3.0] < 0.8 * counts[0.0], counts
