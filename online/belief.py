@@ -284,7 +284,7 @@ def _on_trade_print(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """A taker selling (side -1) is bearish: log-odds += -lambda_trade * side."""
     p_side = jnp.where(ev.side > 0, p.regime.p_taker_buy, 1.0 - p.regime.p_taker_buy)
     log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side))
-    return s._replace(log_odds_ev=s.log_odds_ev + capped(-p.evidence.lambda_trade * ev.side, p),
+    return s._replace(log_odds_ev=add_evidence(s.log_odds_ev, -p.evidence.lambda_trade * ev.side, p),
                       regime_log_probs=log_probs)
 
 
@@ -301,17 +301,21 @@ def _on_own_fill(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     p_side = jnp.where(side > 0, p.regime.p_buy_fill, 1.0 - p.regime.p_buy_fill)
     log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side) + jnp.log(p.regime.fill_rate_per_s))
     return s._replace(
-        log_odds_ev=s.log_odds_ev + capped((p.evidence.lambda_fill + burst_term) * side, p),
+        log_odds_ev=add_evidence(s.log_odds_ev, (p.evidence.lambda_fill + burst_term) * side, p),
         fill_count=s.fill_count + 1.0,
         regime_log_probs=log_probs,
     )
 
 
-def capped(evidence, p: Config):
-    """One event's log-likelihood ratio, clipped to +- evidence.max_event_log_odds: no single event
-    - a 50% price jump on another venue, an AS of thousands of bps - may carry unbounded evidence."""
-    cap = p.evidence.max_event_log_odds
-    return jnp.clip(evidence, -cap, cap)
+def add_evidence(log_odds_ev, evidence, p: Config):
+    """The evidence log-odds after one event's log-likelihood ratio: the ratio clipped to
+    +- evidence.max_event_log_odds (no single event - a 50% jump on another venue, an AS of
+    thousands of bps - carries unbounded evidence), the sum to +- evidence.max_log_odds (a stream
+    of such events cannot build a certainty the decay takes longer than ln(max / ln 19) / theta to
+    undo: 61 s at the defaults, to bring p_down back inside (0.05, 0.95))."""
+    e = p.evidence
+    total = log_odds_ev + jnp.clip(evidence, -e.max_event_log_odds, e.max_event_log_odds)
+    return jnp.clip(total, -e.max_log_odds, e.max_log_odds)
 
 
 def as_term(side, as_bps, p: Config):
@@ -329,7 +333,7 @@ def _on_adverse_selection(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     loglik = norm.logpdf(a, p.regime.as_mean_bps, p.regime.as_sd_bps)
     log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
     return s._replace(
-        log_odds_ev=s.log_odds_ev + capped(as_term(ev.side, a, p), p),
+        log_odds_ev=add_evidence(s.log_odds_ev, as_term(ev.side, a, p), p),
         tox_informed=s.tox_informed + w,
         tox_uninformed=s.tox_uninformed + (1.0 - w),
         as_sum_bps=s.as_sum_bps + a,
@@ -340,7 +344,7 @@ def _on_adverse_selection(s: BeliefState, ev: Event, p: Config) -> BeliefState:
 
 def _on_cv_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Another venue's mid rising is bullish: log-odds += -lambda_cv * return (bps)."""
-    return s._replace(log_odds_ev=s.log_odds_ev + capped(-p.evidence.lambda_cv_per_bps * ev.cv_ret_bps, p))
+    return s._replace(log_odds_ev=add_evidence(s.log_odds_ev, -p.evidence.lambda_cv_per_bps * ev.cv_ret_bps, p))
 
 
 def _no_evidence(s: BeliefState, ev: Event, p: Config) -> BeliefState:
