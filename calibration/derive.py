@@ -120,6 +120,21 @@ class _Draws:
         return np.asarray(flat_draws(self.idata.posterior, name)[self.idx], float)
 
 
+def _bin_width_s(idata, data: dict) -> float:
+    """The volatility fit's bin width: from the data it was fitted to, its observed data, or (a fit
+    loaded without either) the ratio of its two persistence summaries."""
+    if "dt_s" in data:
+        return float(np.asarray(data["dt_s"]).ravel()[0])
+    if hasattr(idata, "observed_data") and "dt_s" in idata.observed_data:
+        return float(np.asarray(idata.observed_data["dt_s"]).ravel()[0])
+    phi = np.asarray(idata.posterior["persistence"]).ravel()
+    rate = np.asarray(idata.posterior["log_ou_rate_per_s"]).ravel()
+    ok = (phi > 0) & (phi < 1) & (rate > 0)
+    if not ok.any():
+        raise ValueError("the volatility fit carries no bin width (dt_s) and no positive persistence to infer it from")
+    return float(np.median(-np.log(phi[ok]) / rate[ok]))
+
+
 def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed: int = 0) -> list[Derived]:
     """Every parameter the fits inform (module docstring), draw by draw.
 
@@ -146,8 +161,10 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
                            "volatility model: sqrt((1 - no_move_prob) exp(log_var_mean + vol_of_vol^2 / "
                            "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"
                            + (", times df / (df - 2) (Student-t returns)" if df is not None else "")))
-        out.append(Derived("volatility.forget_per_s", get("volatility", "log_ou_rate_per_s"),
-                           "volatility model: log_ou_rate_per_s = -ln(persistence) / bin width"))
+        bin_s = _bin_width_s(fits["volatility"], data.get("volatility", {}))
+        out.append(Derived("volatility.forget_per_s", -np.log(np.clip(phi, 1e-3, 1.0)) / bin_s,
+                           "volatility model: -ln(persistence) / bin width, the log-OU rate (a persistence at or "
+                           "below 0 - a short session - counts as 0.001: forgotten within a bin or so)"))
         if df is not None:
             out.append(Derived("volatility.return_df", df, "volatility model: return_df (Student-t returns)"))
     if "drift" in fits:
@@ -226,9 +243,12 @@ def median_generator(draws: np.ndarray) -> np.ndarray:
 
 
 def derived_config(base: Config, derived: list[Derived]) -> Config:
-    """`base` with every derived parameter at its posterior median."""
+    """`base` with every derived parameter at its posterior median (one whose median is not finite
+    keeps its base value; `table` marks it)."""
     groups: dict = {}
     for d in derived:
+        if not np.all(np.isfinite(np.median(d.draws, axis=0))):
+            continue
         group, field = d.key.split(".")
         value = median_generator(d.draws) if d.key == "regime.rates_per_s" else np.median(d.draws, axis=0)
         groups.setdefault(group, {})[field] = value
@@ -237,7 +257,8 @@ def derived_config(base: Config, derived: list[Derived]) -> Config:
 
 def table(derived: list[Derived]) -> dict:
     """{key: {"median", "q05", "q95", "provenance"}} plus {key: {"kept": reason}} for what no fit informs."""
-    out = {d.key: d.summary() for d in derived}
+    out = {d.key: (d.summary() if np.all(np.isfinite(np.median(d.draws, axis=0))) else
+                   {"kept": f"its posterior median is not finite ({d.provenance})"}) for d in derived}
     for key, why in NOT_INFORMED.items():
         if key not in out:
             out[key] = {"kept": why}

@@ -1,0 +1,43 @@
+"""The notebooks (notebooks/01..05) run top to bottom in quick mode (BAYESMM_QUICK=1: small data,
+few draws), on the public API; a cell that raises fails the suite, and each notebook's figures must
+exist afterwards. The three that fit models (02, 03, 04: 1.5-5 minutes each on 2 cores) are marked
+slow; what they call is covered in the default suite by tests/models and tests/calibration."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import ROOT
+
+NOTEBOOKS = {
+    "01_explore_session": ["01_session.png", "01_beliefs.png"],
+    "02_fit_models": ["02_trace.png", "02_rank.png", "02_energy.png", "02_fits/volatility_ppc.png"],
+    "03_posterior_predictive": ["03_volatility_ppc.png", "03_regime_ppc.png", "03_volatility_gaussian_ppc.png"],
+    "04_calibrate_and_export": ["04_calibration/report.html", "04_calibration/config.toml", "04_frontier.png"],
+    "05_incident_replay": ["05_bayesian.png", "05_current_system.png", "05_backtest.png"],
+}
+
+
+SLOW = {"02_fit_models", "03_posterior_predictive", "04_calibrate_and_export"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(NOTEBOOKS)])
+def test_notebook_runs_in_quick_mode(name):
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = ROOT / "out" / "notebooks"
+    for f in NOTEBOOKS[name]:
+        (out / f).unlink(missing_ok=True)
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    os.environ["BAYESMM_QUICK"] = "1"  # the kernel inherits the environment
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        os.environ.pop("BAYESMM_QUICK", None)
+    missing = [f for f in NOTEBOOKS[name] if not (out / f).exists()]
+    assert not missing, f"{name} did not write {missing}"
