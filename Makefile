@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data
 OUT    := out
 
-.PHONY: demo test test-slow bench bench-smoke chromium lab lint lock clean
+.PHONY: demo test test-slow ray bench bench-smoke chromium lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,11 +36,19 @@ demo: $(STAMP)
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
 	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet
 
-## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them)
-test: $(STAMP)
+## ray: the optional Ray extra (`bayesmm sweep --backend ray`), from its own lock
+RAY_STAMP := $(VENV)/.ray-installed
+$(RAY_STAMP): $(STAMP) requirements-ray.lock
+	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-ray.lock
+	@touch $(RAY_STAMP)
+ray: $(RAY_STAMP)
+
+## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them); the Ray
+## backend's tests need the extra, so the suite installs it
+test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 ## bench: performance benchmarks (not part of the tests). hftbacktest (the side-by-side reference)

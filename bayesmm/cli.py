@@ -1,5 +1,5 @@
 """The `bayesmm` command line: ingest recordings, inspect sessions, replay the online filter, quote,
-simulate, backtest, fit, calibrate, check a config, score a replay."""
+simulate, backtest, fit, calibrate, check a config, score a replay, sweep the quoter's thresholds."""
 
 from __future__ import annotations
 
@@ -122,20 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     from bayesmm.fit_cmd import add_parser as add_fit
     from bayesmm.quote_cmd import add_parser as add_quote
     from bayesmm.sim_cmd import add_parsers as add_sim
+    from bayesmm.sweep_cmd import add_parser as add_sweep
 
     add_quote(sub)
     add_sim(sub)
     add_fit(sub)
     add_calibrate(sub)
+    add_sweep(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bayesmm` console script."""
+    from calibration.sweep_backends import SweepError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (IngestError, SessionError, ValueError) as err:
+    except (IngestError, SessionError, ValueError, SweepError) as err:
         print(f"bayesmm {args.command}: error: {err}", file=sys.stderr)
         return 2
 

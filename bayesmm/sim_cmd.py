@@ -94,14 +94,12 @@ def cmd_simulate(args) -> int:
 
 
 def backtest_config(session, quoter: str, config_path=None):
-    """The configuration a backtest runs: the file's (`--config`) or the spec's defaults on the
-    session's instrument (`calibration.venue.session_config`), with the quoter preset applied."""
+    """The configuration a backtest runs (`calibration.venue.bot_config`): the file's (`--config`)
+    or the spec's defaults on the session's instrument, with the quoter preset applied."""
     from calibration.config import load_config
-    from calibration.venue import session_config
-    from online.quoter import preset
+    from calibration.venue import bot_config
 
-    cfg = load_config(config_path) if config_path else session_config(session)
-    return preset(quoter, cfg)
+    return bot_config(session, quoter, load_config(config_path) if config_path else None)
 
 
 def cmd_backtest(args) -> int:

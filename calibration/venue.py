@@ -50,3 +50,12 @@ def session_config(session: Session, base: Config | None = None) -> Config:
     return replace(base, **session_overrides(session, base))
 
 
+
+
+def bot_config(session: Session, quoter: str, base: Config | None = None) -> Config:
+    """The configuration a bot runs on `session`: `base` as given (a config file: its venue is the
+    file's), else the spec's defaults on the session's instrument (`session_config`); then the
+    quoter preset. What `bayesmm backtest` and the sweep run."""
+    from online.quoter import preset
+
+    return preset(quoter, session_config(session) if base is None else base)

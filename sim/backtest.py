@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from events.session import Session
 from online.params import Config
 from sim.exchange import exchange_params
 from sim.feed import feed_path, queue_fills
 from sim.metrics import summarize
-from sim.run import LoopParams, closed_loop_jit
+from sim.run import LoopParams, closed_loop, closed_loop_jit
 
 
 def backtest(session: Session, cfg: Config, seed: int = 0, dt_s: float = 0.1):
@@ -22,3 +23,20 @@ def backtest(session: Session, cfg: Config, seed: int = 0, dt_s: float = 0.1):
     out = closed_loop_jit(jax.random.key(seed), path, lp, None, fill_fn=queue_fills)
     metrics = {k: float(v) for k, v in summarize(out, 0.0).items()}
     return out, metrics, report
+
+
+@jax.jit
+def _sets_on_path(key, path, params: LoopParams):
+    def one(p):
+        return summarize(closed_loop(key, path, p, None, fill_fn=queue_fills), p.initial_position)
+
+    return jax.vmap(one)(params)
+
+
+def backtest_sets(path, cfgs: Config, seed: int = 0) -> dict:
+    """{metric: (num_sets,) array}: `backtest` of a batch of configurations (every leaf of `cfgs`
+    with a leading set axis, `sim.batch.stack_params`) on one feed path (`feed_path`), vmapped."""
+    n = np.shape(cfgs.evidence.lambda_fill)[0]
+    lp = LoopParams(cfgs, jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), exchange_params()),
+                    jnp.zeros(n), jnp.zeros(n))
+    return {k: np.asarray(v) for k, v in _sets_on_path(jax.random.key(seed), path, lp).items()}

@@ -1,5 +1,7 @@
 """Many seeds at once: `run_scenario` vmaps the market simulation and the closed loop over seeds
-and summarises each run; `percentiles` turns the per-seed metrics into median / p10 / p90."""
+and summarises each run; `run_sets` does the same for a batch of parameter sets on the same seeds
+(the sweep's inner loop: sets x seeds in one compiled call); `percentiles` turns the per-seed
+metrics into median / p10 / p90."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sim.metrics import summarize
-from sim.run import simulate_and_run
+from sim.run import LoopParams, simulate_and_run
 from sim.scenarios import Scenario, loop_params
 
 
@@ -31,6 +33,24 @@ def run_scenario(scenario: Scenario, quoter: str, seeds: int = 100, first_seed: 
     paths, outs, metrics = _run_many(keys, scenario.market, params, scenario.num_steps,
                                      jnp.asarray(scenario.sweep_sells))
     return paths, outs, {k: np.asarray(v) for k, v in metrics.items()}
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _sets_many(keys, market, params, num_steps, sweep):
+    return jax.vmap(lambda p: _run_many(keys, market, p, num_steps, sweep)[2])(params)
+
+
+def run_sets(scenario: Scenario, params: LoopParams, seeds: int, first_seed: int = 0) -> dict:
+    """{metric: (num_sets, seeds) array} for a batch of LoopParams (every leaf with a leading set
+    axis, e.g. `stack_params`), each set on the same seeds as `run_scenario` would use."""
+    keys = jax.vmap(jax.random.key)(jnp.arange(first_seed, first_seed + seeds))
+    metrics = _sets_many(keys, scenario.market, params, scenario.num_steps, jnp.asarray(scenario.sweep_sells))
+    return {k: np.asarray(v) for k, v in metrics.items()}
+
+
+def stack_params(items: list):
+    """One pytree with a leading axis from a list of pytrees of the same structure (configs, LoopParams)."""
+    return jax.tree_util.tree_map(lambda *x: np.stack([np.asarray(v) for v in x]), *items)
 
 
 def percentiles(metrics: dict) -> dict:

@@ -1,0 +1,79 @@
+"""The sweep on Ray (calibration/sweep_backends.py), on a local `ray.init`: the same grid gives the
+same numbers as the local backend, and a batch whose worker dies mid-sweep is retried, not lost.
+Ray is the optional `ray` extra (requirements-ray.lock, installed by `make test`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (make ray)")
+
+from calibration.space import space_from_dict  # noqa: E402
+from calibration.sweep import evaluate_batch, scenario_target, sweep  # noqa: E402
+from calibration.sweep_backends import SweepError  # noqa: E402
+
+GRID = {"quoter": {"gamma_per_bps_qty": {"low": 0.005, "high": 0.2, "log": True, "points": 4},
+                   "p_reduce": {"low": 0.8, "high": 0.95, "points": 4}}}  # 16 sets
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def target():
+    return scenario_target("hype_selloff", seeds=2, duration_s=6.0)
+
+
+@pytest.fixture(scope="module")
+def local_result(target):
+    return sweep([target], space_from_dict(GRID), search="grid", batch=8, progress=False, holdout=[])
+
+
+def _metrics(result):
+    cols = [c for c in result.table.columns if ":" in c or c in ("score", "feasible")]
+    return result.table[cols]
+
+
+def test_ray_and_local_backends_give_identical_metrics(local_ray, target, local_result):
+    r = sweep([target], space_from_dict(GRID), search="grid", batch=8, progress=False, holdout=[], backend="ray")
+    assert len(r.table) == 16 and r.report["backend"] == "ray"
+    a, b = _metrics(local_result), _metrics(r)
+    assert list(a.columns) == list(b.columns)
+    assert np.array_equal(a.to_numpy(float), b.to_numpy(float), equal_nan=True)
+    assert r.report["winner"] == local_result.report["winner"]
+
+
+def test_a_worker_killed_mid_sweep_is_retried_and_no_set_is_lost(local_ray, target, local_result, tmp_path):
+    marker = tmp_path / "killed-once"
+
+    def dies_once(evaluator, sets):  # pickled by value: a closure
+        import os
+
+        if sets[0]["quoter.gamma_per_bps_qty"] > 0.02 and not marker.exists():  # the second batch of two
+            marker.touch()
+            os._exit(1)  # the worker process dies, as on a lost node
+        return evaluate_batch(evaluator, sets)
+
+    r = sweep([target], space_from_dict(GRID), search="grid", batch=8, progress=False, holdout=[], backend="ray",
+              evaluate=dies_once)
+    assert marker.exists()
+    assert len(r.report["retried"]) == 1 and r.report["retried"][0]["error"] in (
+        "WorkerCrashedError", "RayTaskError", "ActorDiedError", "NodeDiedError")
+    assert len(r.table) == 16
+    assert np.array_equal(_metrics(local_result).to_numpy(float), _metrics(r).to_numpy(float), equal_nan=True)
+
+
+def test_a_batch_that_always_fails_is_an_error_naming_it(local_ray, target):
+    def always(evaluator, sets):
+        raise RuntimeError("boom")
+
+    with pytest.raises(SweepError, match=r"(?s)batch 0 \(4 sets\) failed 2 times.*boom"):
+        from calibration.sweep_backends import RayBackend
+
+        be = RayBackend(retries=1)
+        list(be.run(always, None, [[{"a": 1}] * 4]))
