@@ -108,6 +108,7 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
     assert report["drift"]["contraction"]["sigma_bps_sqrt_s"] > 0.9
 
 
+@pytest.mark.slow
 def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_path):
     """`bayesmm fit --method svi` on the real sample: the SV model runs centred with its structured
     guide (recorded in the fit), its return-volatility level is pinned down by 6 minutes of returns
@@ -123,6 +124,7 @@ def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_
     assert r["contraction"]["persistence_01"] < r["contraction"]["log_var_mean"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="memory mappings are read from Linux's /proc")
 def test_repeated_fits_release_their_compiled_code():
     """Each fit compiles a sampler whose machine code holds memory mappings (~1,000 for this small

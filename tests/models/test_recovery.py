@@ -60,6 +60,7 @@ def test_volatility_recovery():
     assert interval(idata, "no_move_prob")[1] < 0.01  # no exact zeros in continuous returns
 
 
+@pytest.mark.slow
 def test_volatility_svi_structured_guide_recovers_long_sessions():
     """SVI with the structured guide on the centred model (the method for sessions too long for NUTS):
     2 seeds x 5,000 bins with 30% no-move bins; the 90% intervals of persistence, vol-of-vol, the
@@ -95,6 +96,7 @@ def test_centred_and_non_centred_sv_are_one_model():
     assert float(centred) == pytest.approx(float(non_centred) - jacobian, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_volatility_recovery_with_no_moves_and_fill_clustering():
     """With 30% no-move bins and fills whose rate scales as sigma^1.5 (2,000 bins): persistence,
     vol-of-vol, the level, the no-move probability and the fill loading; at least 4 of 5 covered,
@@ -206,6 +208,7 @@ def test_drift_recovery_more_seeds():
     assert sum(hits) >= 20, hits
 
 
+@pytest.mark.slow
 def test_student_t_volatility_recovers_its_tails_and_wins_the_loo_comparison():
     """Returns with Student-t(4) noise on a stochastic volatility path (structured SVI, 3,000 bins):
     the degrees of freedom's posterior median lies within 25% of 4, and PSIS-LOO ranks the Student-t

@@ -46,6 +46,7 @@ def test_selloff_fills_are_toxic_for_the_old_system(selloff):
     assert 5.0 < np.median(runs["current_system"][2]["as_per_fill_bps"]) < 25.0
 
 
+@pytest.mark.slow
 def test_emergency_cancel_between_cycles():
     """A sweep at t = 1.0-1.5 s into a ladder deep enough to survive it: the burst detector fires and
     the rest of the swept side is cancelled before the next quote cycle (t = 3 s); plain GLFT (no
@@ -65,6 +66,7 @@ def test_emergency_cancel_between_cycles():
     assert np.isfinite(np.asarray(glft.bid_depth_bps)[:, at]).mean() > 0.6
 
 
+@pytest.mark.slow
 def test_quiet_market_costs_nothing():
     """quiet: under 5% of the time in reduce-only, and P&L within noise of plain GLFT: the median
     difference is under a quarter of the seed-to-seed sd, and the paired mean is within 5%."""
