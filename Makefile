@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/ (~10 minutes on 2 cores)
+## demo: the main job end to end on the bundled data; outputs in out/ (~11 minutes on 2 cores)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
@@ -33,6 +33,11 @@ demo: $(STAMP)
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
 	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --test $(OUT)/spot-20240809.parquet --out $(OUT) --quiet
 	$(BIN)/bayesmm check-config $(OUT)/config.toml
+	# spec section 8: the quoter's thresholds by a sweep on the incident scenario, on top of the calibrated config
+	$(BIN)/bayesmm sweep hype_selloff --space examples/sweep-selloff.toml --config $(OUT)/config.toml \
+	    --sets 32 --batch 16 --seeds 4 --holdout-seeds 16 --out $(OUT)/sweep --write-config --quiet
+	$(BIN)/bayesmm check-config $(OUT)/sweep/config.toml
+	$(BIN)/bayesmm report $(OUT)
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
 	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet
 

@@ -6,8 +6,9 @@ provenance, the fits' PPC plots (fits/*_ppc.png), and any scenario plots the dem
 (selloff_*.png). Sections: the data (sessions, events per kind, segments), the fits (diagnostics,
 PPC p-values and plots, what the gate said), the parameters (both routes with their intervals, the
 disagreements, what kept its value and why), the selection (route, shrinkage, why), the scores (in
-sample, held out, out of sample; a plot), the reliability of p_down on the test sessions, and the
-simulation check when one was run. Images are embedded as data URIs and the styles are inline: the
+sample, held out, out of sample; a plot), the reliability of p_down on the test sessions, the
+simulation check when one was run, and the sweep when one was written into DIR/sweep (winner vs
+base in sample and held out, the frontier). Images are embedded as data URIs and the styles are inline: the
 file opens anywhere with no network.
 """
 
@@ -119,6 +120,28 @@ def _reliability_figure(test_scores: dict) -> str:
     return _figure(fig, "reliability of p_down on the test sessions")
 
 
+def _sweep_section(d: Path) -> list[str]:
+    """The spec section-8 sweep written into DIR/sweep (`bayesmm sweep --out DIR/sweep`), if any: the
+    winner against the base in sample and held out, and the frontier."""
+    path = d / "sweep.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    c = r["check"]
+    out = [f"<h2>Sweep (spec section 8)</h2><p>{r['sets']} sets ({_e(r['search'])}) on "
+           + ", ".join(f"{_e(t['name'])} ({t['seeds']} seeds)" for t in r["targets"])
+           + "; winner: " + ", ".join(f"{_e(k)} = {_num(v)}" for k, v in r["winner"].items())
+           + (f". <span class='bad'>{_e(c['flag'])}</span>" if c.get("flag") else ".") + "</p>"]
+    rows = [[_e(split.replace("_", " ")), who, _num(c[split][who]["score"]), _num(c[split][who]["max_abs_position"]),
+             _num(c[split][who]["pnl"]), _num(c[split][who]["reduce_only_fraction"], ".2f"),
+             "yes" if c[split][who]["feasible"] else "<span class='bad'>no</span>"]
+            for split in ("in_sample", "held_out") if split in c for who in ("winner", "base")]
+    out.append(_table(["data", "set", "score", "max |position|", "P&L", "reduce-only", "feasible"], rows, left=2))
+    if (d / "frontier.png").exists():
+        out.append(_img_png((d / "frontier.png").read_bytes(), "sweep frontier"))
+    return out
+
+
 def build_report(directory: str | Path) -> str:
     """The report's HTML for a calibration directory (module docstring)."""
     d = Path(directory)
@@ -209,6 +232,7 @@ def build_report(directory: str | Path) -> str:
     else:
         parts.append("<p class='note'>Not run with this calibration (`bayesmm calibrate ... --validate-sim N`); the "
                      "README gives the last run's numbers.</p>")
+    parts += _sweep_section(d / "sweep")
     for png in sorted(d.glob("selloff_*.png")):
         parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>bayesmm calibration report</title>"

@@ -143,6 +143,10 @@ def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_pa
     assert float(cfg.venue.tick_size_px) == float(default_config().venue.tick_size_px)
     assert prov["sweep"]["targets"][0]["name"] == "hype_selloff" and "score_held_out" in prov["sweep"]
     assert main(["check-config", str(out / "config.toml")]) == 0
+    from calibration.report import _sweep_section
+
+    html = "".join(_sweep_section(out))  # the calibration report's section when DIR/sweep exists
+    assert "Sweep (spec section 8)" in html and "data:image/png;base64," in html and "held out" in html
     assert main(["sweep", "hype_selloff", "--space", str(ROOT / "README.md"), "--out", str(out)]) == 2
 
 
