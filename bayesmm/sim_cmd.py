@@ -74,8 +74,14 @@ def cmd_simulate(args) -> int:
     from sim.batch import percentiles, run_scenario
     from sim.scenarios import make_scenario
 
+    if args.report:
+        return _quality_report(args)
+    if args.scenario is None:
+        raise ValueError("--scenario is required (or --report for the quality table of every scenario)")
     scenario = make_scenario(args.scenario)
     base = load_config(args.config) if args.config else None
+    args.seeds = 100 if args.seeds is None else args.seeds
+    args.first_seed = 0 if args.first_seed is None else args.first_seed
     paths, outs, metrics = run_scenario(scenario, args.quoter, seeds=args.seeds, first_seed=args.first_seed,
                                         base=base, matched=base is None)
     summary = percentiles(metrics)
@@ -90,6 +96,19 @@ def cmd_simulate(args) -> int:
                      true_mu=paths.mu_bps_s[0])
         if not args.json:
             print(f"wrote {p}")
+    return 0
+
+
+def _quality_report(args) -> int:
+    from calibration.config import load_config
+    from sim.quality import format_table, quality_table
+    from sim.scenarios import SCENARIOS
+
+    rows = quality_table([args.scenario] if args.scenario else SCENARIOS,
+                         load_config(args.config) if args.config else None,
+                         seeds=32 if args.seeds is None else args.seeds,
+                         first_seed=1000 if args.first_seed is None else args.first_seed)
+    print(json.dumps(rows) if args.json else format_table(rows))
     return 0
 
 
@@ -142,14 +161,18 @@ def add_parsers(sub) -> None:
     from sim.scenarios import SCENARIOS
 
     q = sub.add_parser("simulate", help="closed-loop runs of a quoter on a synthetic scenario")
-    q.add_argument("--scenario", choices=SCENARIOS, required=True)
+    q.add_argument("--scenario", choices=SCENARIOS, help="the scenario (required unless --report)")
     q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
-    q.add_argument("--seeds", type=int, default=100)
-    q.add_argument("--first-seed", type=int, default=0)
+    q.add_argument("--seeds", type=int, help="seeds (default 100; 32 with --report)")
+    q.add_argument("--first-seed", type=int, help="first seed (default 0; 1000, held out, with --report)")
     q.add_argument("--config", help="the bot's configuration (config.toml); default: the belief the scenario's "
                    "truth implies (sim/truth.py), on the scenario's venue")
     q.add_argument("--json", action="store_true", help="print one JSON object: metric -> {median, p10, p90}")
     q.add_argument("--plot", help="PNG of the first seed: mid, quotes, fills, position, P&L, p_down")
+    q.add_argument("--report", action="store_true", help="the filter-quality table instead (sim/quality.py): per "
+                   "scenario (all, or --scenario), Brier, ECE and regime accuracy of p_down against the hidden drift "
+                   "sign for the truth-implied, calibrated (--config), default, oracle and current-system beliefs, "
+                   "on held-out seeds (--first-seed, default 1000; --seeds, default 32 with --report)")
     q.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser("backtest", help="the closed loop on a recorded session (queue model on the real tape)")

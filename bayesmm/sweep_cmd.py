@@ -48,7 +48,10 @@ def cmd_sweep(args) -> int:
           f"{r['set_steps_per_s']:,.0f} set-steps/s; {r['feasible_sets']} feasible, {r['invalid_sets']} invalid")
     if r["retried"]:
         print(f"  retried batches: {r['retried']}")
-    print("winner: " + ", ".join(f"{k} = {v:.4g}" for k, v in r["winner"].items()))
+    if r.get("kept_base"):
+        print(f"winner: none - {r['kept_base']}")
+    else:
+        print("winner: " + ", ".join(f"{k} = {v:.4g}" for k, v in r["winner"].items()))
     print(f"  {'':<10} {'score':>9} {'max|pos|':>9} {'P&L':>10} {'reduce-only':>11}  feasible")
     for split in ("in_sample", "held_out"):
         for who in ("winner", "base"):

@@ -130,7 +130,8 @@ def _sweep_section(d: Path) -> list[str]:
     c = r["check"]
     out = [f"<h2>Sweep (spec section 8)</h2><p>{r['sets']} sets ({_e(r['search'])}) on "
            + ", ".join(f"{_e(t['name'])} ({t['seeds']} seeds)" for t in r["targets"])
-           + "; winner: " + ", ".join(f"{_e(k)} = {_num(v)}" for k, v in r["winner"].items())
+           + (f"; {_e(r['kept_base'])}" if r.get("kept_base") else
+              "; winner: " + ", ".join(f"{_e(k)} = {_num(v)}" for k, v in r["winner"].items()))
            + (f". <span class='bad'>{_e(c['flag'])}</span>" if c.get("flag") else ".") + "</p>"]
     rows = [[_e(split.replace("_", " ")), who, _num(c[split][who]["score"]), _num(c[split][who]["max_abs_position"]),
              _num(c[split][who]["pnl"]), _num(c[split][who]["reduce_only_fraction"], ".2f"),

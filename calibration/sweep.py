@@ -17,8 +17,10 @@ Per set the table holds the swept values, per target the metrics (mean over seed
 incident metrics, NaN where undefined), their mean over targets, the score and feasibility.
 The winner is then re-scored with the base configuration on held-out seeds (scenarios, seeds from
 HOLDOUT_FIRST_SEED) and held-out sessions; a winner that beats the base in sample but not out of
-sample is flagged. The winner's values are written onto the base configuration (`write_config`),
-with the sweep in its provenance.
+sample is flagged. The base is not one of the searched sets, so it is compared with the best set
+in sample by the same rule (feasible first, then score): when no set beats it, the base is kept
+(`kept_base` says so and the winner is empty). The winner's values are written onto the base
+configuration (`write_config`), with the sweep in its provenance.
 """
 
 from __future__ import annotations
@@ -289,7 +291,20 @@ def sweep(targets: list[Target], space: Space, *, search: str = "optuna", sets: 
         "set_steps_per_s": len(all_sets) * steps / elapsed,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    ins = check["in_sample"]
+    if _better(ins["base"], ins["winner"]):  # the base was not among the sets, and nothing beat it
+        report["best_set"] = winner_values
+        report["winner"] = {}
+        report["kept_base"] = (f"no set beat the base config in sample (base score {ins['base']['score']:.4g}"
+                               f"{', feasible' if ins['base']['feasible'] else ''}; best set "
+                               f"{ins['winner']['score']:.4g}{', feasible' if ins['winner']['feasible'] else ''}): "
+                               "the base is kept")
     return SweepResult(table, table.iloc[w].to_dict(), check, report)
+
+
+def _better(a: dict, b: dict) -> bool:
+    """a beats b by the winner's rule: feasible first, then the lower score."""
+    return (a["feasible"] and not b["feasible"]) or (a["feasible"] == b["feasible"] and a["score"] < b["score"])
 
 
 def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate):
@@ -349,7 +364,7 @@ def _holdout_check(targets, holdout, winner: dict, space: Space, evaluate, be) -
 
 
 def winner_config(base: Config | None, result: SweepResult) -> Config:
-    """`base` (default: the spec's defaults) with the winner's values."""
+    """`base` (default: the spec's defaults) with the winner's values (none when the base was kept)."""
     return apply(default_config() if base is None else base, result.report["winner"])
 
 
@@ -407,6 +422,7 @@ def write_outputs(result: SweepResult, out_dir: str | Path, base: Config | None 
             "targets": r["targets"], "winner": r["winner"], "score_in_sample": r["check"]["in_sample"]["winner"],
             "base_in_sample": r["check"]["in_sample"]["base"],
             "score_held_out": r["check"].get("held_out", {}).get("winner"),
-            "base_held_out": r["check"].get("held_out", {}).get("base"), "flag": r["check"]["flag"]}}
+            "base_held_out": r["check"].get("held_out", {}).get("base"), "flag": r["check"]["flag"],
+            "kept_base": r.get("kept_base")}}
         paths.append(write_toml(winner_config(base, result), out_dir / "config.toml", prov))
     return paths

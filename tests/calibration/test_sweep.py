@@ -118,6 +118,19 @@ def test_a_winner_that_wins_only_in_sample_is_flagged():
     assert "only in sample" in c["flag"]
 
 
+def test_when_no_set_beats_the_base_the_base_is_kept():
+    from calibration.sweep import winner_config
+
+    sp = space_from_dict({"quoter": {"gamma_per_bps_qty": {"choices": [0.5, 1.0]}}})
+    # the base's gamma 0.01 scores 1 + 0.25 + 0.0025; the sets 1 + 1.2^2 + 0.0025 and 1 + 1.5^2 + 0.0025
+    r = sweep([_fake_target()], sp, search="grid", batch=2, progress=False, evaluate=_quadratic, holdout=[])
+    assert r.report["winner"] == {} and "base is kept" in r.report["kept_base"]
+    assert r.report["best_set"] == {"quoter.gamma_per_bps_qty": 0.5}
+    from online.params import config_to_dict
+
+    assert config_to_dict(winner_config(default_config(), r)) == config_to_dict(default_config())
+
+
 def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_path):
     import pandas as pd
 
