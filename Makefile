@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data
 OUT    := out
 
-.PHONY: demo test test-slow ray bench bench-smoke chromium lab lint lock clean
+.PHONY: demo test test-slow ray bench bench-fit bench-smoke chromium lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,7 +67,13 @@ $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	.venv-bench/bin/python -m benchmarks
+	@mkdir -p $(OUT)
+	.venv-bench/bin/python -m benchmarks --json $(OUT)/bench.json
+
+## bench-fit: the offline fits' benchmarks (NUTS and SVI at 2,000 and 20,000 bins; most of an hour)
+bench-fit: $(BENCH_STAMP)
+	@mkdir -p $(OUT)
+	.venv-bench/bin/python -m benchmarks fit --json $(OUT)/bench-fit.json
 
 ## bench-smoke: every benchmark's code path on tiny inputs, in seconds (CI runs it so they cannot rot)
 bench-smoke: $(STAMP)

@@ -26,8 +26,7 @@ from __future__ import annotations
 import os
 import time
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-
+# XLA_FLAGS (one intra-op thread) is set by benchmarks/__main__.py before JAX starts.
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
