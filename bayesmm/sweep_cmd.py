@@ -53,11 +53,13 @@ def cmd_sweep(args) -> int:
     else:
         print("winner: " + ", ".join(f"{k} = {v:.4g}" for k, v in r["winner"].items()))
     print(f"  {'':<10} {'score':>9} {'max|pos|':>9} {'P&L':>10} {'reduce-only':>11}  feasible")
+    best = "best set" if r.get("kept_base") else "winner"
     for split in ("in_sample", "held_out"):
         for who in ("winner", "base"):
             if split in c:
                 s = c[split][who]
-                print(f"  {split + ' ' + who:<20} {s['score']:>9.3f} {s['max_abs_position']:>9.3f} {s['pnl']:>10.3f} "
+                label = f"{split.replace('_', '-')} {best if who == 'winner' else who}"
+                print(f"  {label:<20} {s['score']:>9.3f} {s['max_abs_position']:>9.3f} {s['pnl']:>10.3f} "
                       f"{s['reduce_only_fraction']:>11.3f}  {s['feasible']}")
     if c.get("flag"):
         print(f"  FLAG: {c['flag']}")
