@@ -25,19 +25,15 @@ def _targets(names: list[str], base, args, seeds: int, first_seed: int) -> list:
 def cmd_sweep(args) -> int:
     from calibration.config import load_config, load_provenance
     from calibration.space import load_space
-    from calibration.sweep import HOLDOUT_FIRST_SEED, sweep, write_outputs
+    from calibration.sweep import HOLDOUT_FIRST_SEED, held_out_seeds, sweep, write_outputs
 
     space = load_space(args.space)
     base = load_config(args.config) if args.config else None
     targets = _targets(args.targets, base, args, args.seeds, 0)
-    holdout = None
-    if args.holdout:  # held-out sessions, plus the scenarios on held-out seeds
-        holdout = _targets(args.holdout, base, args, args.holdout_seeds or args.seeds, HOLDOUT_FIRST_SEED)
-        holdout += [t._replace(first_seed=HOLDOUT_FIRST_SEED, seeds=args.holdout_seeds or args.seeds)
-                    for t in targets if t.scenario is not None]
-    elif args.holdout_seeds:
-        holdout = [t._replace(first_seed=HOLDOUT_FIRST_SEED, seeds=args.holdout_seeds)
-                   for t in targets if t.scenario is not None]
+    holdout = None  # None: sweep() holds out the scenarios' seeds
+    if args.holdout or args.holdout_seeds:  # held-out sessions (or scenarios), plus the scenarios on held-out seeds
+        holdout = _targets(args.holdout or [], base, args, args.holdout_seeds or args.seeds, HOLDOUT_FIRST_SEED)
+        holdout += held_out_seeds(targets, args.holdout_seeds)
     result = sweep(targets, space, search=args.search, sets=args.sets, batch=args.batch, seed=args.seed,
                    holdout=holdout, backend=args.backend, address=args.address, workers=args.workers,
                    progress=not args.quiet)

@@ -167,12 +167,15 @@ def pareto_front(pnl, max_abs_position) -> np.ndarray:
     return front
 
 
+def _rank(feasible, score) -> tuple:
+    """The winner's rule as a sort key: feasible first, then the lower score (an undefined score last)."""
+    return (not bool(feasible), float(score) if np.isfinite(score) else np.inf)
+
+
 def best_index(table) -> int:
-    """The winner: the feasible set of least score, else the least score overall."""
-    score = table["score"].to_numpy(float)
-    feasible = table["feasible"].to_numpy(bool)
-    pool = np.where(feasible)[0] if feasible.any() else np.arange(len(score))
-    return int(pool[np.argmin(score[pool])])
+    """The winner: the feasible set of least score, else the least score overall (`_rank`)."""
+    keys = [_rank(f, s) for f, s in zip(table["feasible"], table["score"], strict=True)]
+    return min(range(len(keys)), key=keys.__getitem__)
 
 
 def _chunks(sets: list[dict], batch: int) -> list[list[dict]]:
@@ -303,8 +306,8 @@ def sweep(targets: list[Target], space: Space, *, search: str = "optuna", sets: 
 
 
 def _better(a: dict, b: dict) -> bool:
-    """a beats b by the winner's rule: feasible first, then the lower score."""
-    return (a["feasible"] and not b["feasible"]) or (a["feasible"] == b["feasible"] and a["score"] < b["score"])
+    """a beats b by the winner's rule (`_rank`)."""
+    return _rank(a["feasible"], a["score"]) < _rank(b["feasible"], b["score"])
 
 
 def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate):
@@ -336,10 +339,17 @@ def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate):
     return sets, results, reasons
 
 
+def held_out_seeds(targets: list[Target], seeds: int | None = None) -> list[Target]:
+    """The scenario targets on held-out seeds (from HOLDOUT_FIRST_SEED; `seeds` of them, default as
+    many as in sample); session targets have no seeds to hold out and are left out."""
+    return [t._replace(first_seed=HOLDOUT_FIRST_SEED, seeds=t.seeds if seeds is None else seeds)
+            for t in targets if t.scenario is not None]
+
+
 def _holdout_check(targets, holdout, winner: dict, space: Space, evaluate, be) -> dict:
     """The winner and the base ({}: no swept value) in sample and on held-out targets."""
     if holdout is None:
-        holdout = [t._replace(first_seed=HOLDOUT_FIRST_SEED) for t in targets if t.scenario is not None]
+        holdout = held_out_seeds(targets)
     pair = [winner, {}]
 
     def scores(ts):
