@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import math
 
-from events.book import DEFAULT_TOP_K, BookEmitter, DepthBook, imbalance_and_depth, price, quantity, side_levels
+from events.book import (
+    DEFAULT_TOP_K,
+    BookEmitter,
+    DepthBook,
+    check_id,
+    imbalance_and_depth,
+    price,
+    quantity,
+    side_levels,
+)
 from events.builder import EventBuilder
 from events.dedupe import SeenIds
 from events.errors import IngestError
@@ -58,6 +67,8 @@ class BinanceParser:
 
     def _symbol(self, line: int, data: dict) -> None:
         s = data.get("s")
+        if not isinstance(s, str):  # else a first message without one left the symbol unset, unchecked
+            raise IngestError(self.path, line, "s", f"missing or not a symbol: {s!r}")
         if self.symbol is None:
             self.symbol = s
         elif s != self.symbol:
@@ -89,7 +100,10 @@ class BinanceParser:
             raise IngestError(p, line, exc.args[0], "missing in trade") from None
         if not isinstance(maker_buy, bool):
             raise IngestError(p, line, "m", f"expected true/false, got {maker_buy!r}")
-        tid = d.get("t", d.get("a"))  # trade id (trade stream) or aggregate trade id (aggTrade)
+        key = "t" if "t" in d else "a"
+        tid = d.get(key)  # trade id (trade stream) or aggregate trade id (aggTrade)
+        check_id(tid, p, line, key)
+        self.emitter.check_trade(px, p, line, "p")
         if tid is not None and not self._trade_ids.is_new(tid, (px, qty, maker_buy), p, line, self.report):
             return
         self.builder.trade_print(t_ns, px, qty, -1 if maker_buy else 1)

@@ -36,20 +36,36 @@ def price(value, path: str, line: int, field: str) -> float:
     return x
 
 
+MAX_QUANTITY = 1e15  # base units at one level or in one trade; SHIB's whole supply is ~1e15
+
+
 def quantity(value, path: str, line: int, field: str, allow_zero: bool = True) -> float:
-    """A finite, non-negative (or positive) quantity, else `IngestError`."""
+    """A finite, non-negative (or positive) quantity of at most MAX_QUANTITY, else `IngestError`.
+
+    The bound: a size of 1e308 is finite, but the sum of two such levels (the top-K depth) is inf,
+    which `validate` then rejected as a `SessionError` instead of an error naming the line."""
     x = number(value, path, line, field)
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
         raise IngestError(path, line, field, f"quantity must be finite and {'>=' if allow_zero else '>'} 0, "
                           f"got {value!r}")
+    if x > MAX_QUANTITY:
+        raise IngestError(path, line, field, f"implausible quantity {value!r} (over {MAX_QUANTITY:g})")
     return x
+
+
+def check_id(value, path: str, line: int, field: str) -> None:
+    """A trade id, when present, must be a non-negative JSON integer: "77" or 77.0 would be keyed
+    apart from 77, so a trade re-sent with its id quoted was counted twice."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise IngestError(path, line, field, f"a trade id must be a non-negative integer, got {value!r}")
 
 
 def side_levels(levels, path: str, line: int, field: str) -> list[tuple[float, float]]:
     """[[px, qty], ...] (strings or numbers) as checked (price, qty) pairs.
 
-    A fast path converts and range-checks in bulk; on any failure the slow path finds the
-    offending level and names it.
+    A fast path converts and range-checks plain decimal strings in bulk; otherwise the slow path
+    checks each level, naming the offending one, and returns them (levels sent as JSON numbers are
+    valid: they once reached an AssertionError here).
     """
     if not isinstance(levels, list):
         raise IngestError(path, line, field, f"expected a list of [price, qty], got {type(levels).__name__}")
@@ -57,16 +73,16 @@ def side_levels(levels, path: str, line: int, field: str) -> list[tuple[float, f
         out = [(float(p), float(q)) for p, q in levels]
         plain = all(type(p) is str and type(q) is str and _PLAIN.fullmatch(p) and _PLAIN.fullmatch(q)
                     for p, q in levels)
-        if plain and all(0.0 < p < _INF and 0.0 <= q < _INF for p, q in out):
+        if plain and all(0.0 < p < _INF and 0.0 <= q <= MAX_QUANTITY for p, q in out):
             return out
     except (TypeError, ValueError):
         pass
+    checked = []
     for lvl in levels:
         if not isinstance(lvl, list | tuple) or len(lvl) != 2:
             raise IngestError(path, line, field, f"expected [price, qty], got {lvl!r}")
-        price(lvl[0], path, line, field)
-        quantity(lvl[1], path, line, field)
-    raise AssertionError("unreachable: the slow path re-checks what the fast path rejected")
+        checked.append((price(lvl[0], path, line, field), quantity(lvl[1], path, line, field)))
+    return checked
 
 
 class DepthBook:
@@ -128,7 +144,8 @@ class BookEmitter:
     Plausibility: a book whose spread exceeds MAX_SPREAD of its mid, or whose mid lies more than
     MAX_JUMP from the previous book's, is an `IngestError` (counted and skipped with --lenient):
     an ask of 1e308 or a bid of 1e-300 once passed ingest and left the belief NaN or pinned. A real
-    move that large between two messages of a liquid feed would be worth a look too."""
+    move that large between two messages of a liquid feed would be worth a look too. Trade prints
+    are held to the same bound by `check_trade`."""
 
     def __init__(self, builder: EventBuilder) -> None:
         self.builder = builder
@@ -149,3 +166,11 @@ class BookEmitter:
         if mid != self.last_mid:
             self.last_mid = mid
             self.builder.mid_tick(t_ns, mid)
+
+    def check_trade(self, px: float, path: str, line: int, field: str) -> None:
+        """A trade print more than MAX_JUMP from the last book's mid is an `IngestError` (no check
+        before the first book). A print at 1e308 or 1e-300 used to reach the session as it was:
+        finite, so no check caught it, and a fill model would have filled every quote against it."""
+        if math.isfinite(self.last_mid) and abs(px / self.last_mid - 1.0) > MAX_JUMP:
+            raise IngestError(path, line, field, f"implausible trade price {px} ({px / self.last_mid - 1:+.1%} from "
+                              f"the mid {self.last_mid})")

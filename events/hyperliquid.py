@@ -15,7 +15,7 @@ import hashlib
 
 import orjson
 
-from events.book import DEFAULT_TOP_K, BookEmitter, imbalance_and_depth, price, quantity
+from events.book import DEFAULT_TOP_K, BookEmitter, check_id, imbalance_and_depth, price, quantity
 from events.builder import EventBuilder
 from events.dedupe import SeenIds
 from events.errors import IngestError
@@ -87,6 +87,8 @@ class HyperliquidParser:
         return "hyperliquid"
 
     def _coin(self, line: int, coin) -> None:
+        if not isinstance(coin, str):  # else a first message without one left the coin unset, unchecked
+            raise IngestError(self.path, line, "coin", f"missing or not a coin: {coin!r}")
         if self.symbol is None:
             self.symbol = coin
         elif coin != self.symbol:
@@ -121,9 +123,11 @@ class HyperliquidParser:
         if not bids or not asks:
             self.report.counts["l2book_one_sided"] += 1
             return
-        bid_levels = [self._level(line, lvl, "levels[0]") for lvl in bids[: self.top_k]]
-        ask_levels = [self._level(line, lvl, "levels[1]") for lvl in asks[: self.top_k]]
-        imb, depth = imbalance_and_depth(sum(q for _, q in bid_levels), sum(q for _, q in ask_levels))
+        # every level is checked (a NaN on level 15 passed unseen when only the top K were read)
+        bid_levels = [self._level(line, lvl, "levels[0]") for lvl in bids]
+        ask_levels = [self._level(line, lvl, "levels[1]") for lvl in asks]
+        k = self.top_k
+        imb, depth = imbalance_and_depth(sum(q for _, q in bid_levels[:k]), sum(q for _, q in ask_levels[:k]))
         (bid, bid_sz), (ask, ask_sz) = bid_levels[0], ask_levels[0]
         self.emitter.emit(t_ns, bid, ask, bid_sz, ask_sz, imb, depth, self.path, line)
 
@@ -140,8 +144,11 @@ class HyperliquidParser:
         self.emitter.emit(t_ns, bid, ask, bid_sz, ask_sz, imb, depth, self.path, line)
 
     def _trades(self, t_ns: int, line: int, d) -> None:
+        """Every trade of the message is checked before any is kept, so a bad one skips the whole
+        line under --lenient (the trades before it were kept once: a skipped line half-applied)."""
         if not isinstance(d, list):
             raise IngestError(self.path, line, "data", "trades needs a list of trades")
+        checked = []
         for tr in d:
             if not isinstance(tr, dict):
                 raise IngestError(self.path, line, "data", f"expected a trade object, got {tr!r}"[:200])
@@ -151,16 +158,22 @@ class HyperliquidParser:
                 raise IngestError(self.path, line, "side", f"expected 'B' or 'A', got {side!r}")
             px = price(tr.get("px"), self.path, line, "px")
             sz = quantity(tr.get("sz"), self.path, line, "sz", allow_zero=False)
-            time_ms = tr.get("time")
-            if isinstance(time_ms, int) and not isinstance(time_ms, bool) and t_ns // 1_000_000 - time_ms > BACKLOG_MS:
-                # history the venue sends on subscription, stamped with our receive time it would look
-                # like a burst that never happened
+            time_ms, tid = tr.get("time"), tr.get("tid")
+            if time_ms is not None and (isinstance(time_ms, bool) or not isinstance(time_ms, int) or time_ms < 0):
+                # a quoted time once skipped the backlog check below: old trades were kept as new
+                raise IngestError(self.path, line, "time", f"expected ms since 1970, got {time_ms!r}")
+            check_id(tid, self.path, line, "tid")
+            # history the venue sends on subscription, stamped with our receive time it would look
+            # like a burst that never happened; its prices are not judged against today's mid
+            backlog = time_ms is not None and t_ns // 1_000_000 - time_ms > BACKLOG_MS
+            if not backlog:
+                self.emitter.check_trade(px, self.path, line, "px")
+            checked.append((backlog, tid, px, sz, side))
+        for backlog, tid, px, sz, side in checked:
+            if backlog:
                 self.report.counts["trades_backlog_dropped (over 5 s old on arrival)"] += 1
-                continue
-            tid = tr.get("tid")
-            if tid is not None and not self._trade_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
-                continue
-            self.builder.trade_print(t_ns, px, sz, _SIDES[side])
+            elif tid is None or self._trade_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
+                self.builder.trade_print(t_ns, px, sz, _SIDES[side])
 
     def _user_fills(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("fills"), list):
@@ -168,8 +181,8 @@ class HyperliquidParser:
         if d.get("isSnapshot"):
             self.report.counts["snapshot_fills_skipped"] += len(d["fills"])
             return
-        for f in d["fills"]:
-            px, sz, side, tid, _ = fill_fields(f, self.path, line, self.symbol, self.report)
+        checked = [fill_fields(f, self.path, line, self.symbol, self.report) for f in d["fills"]]  # all, then keep
+        for px, sz, side, tid, _ in checked:
             if self._fill_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
                 self.builder.own_fill(t_ns, px, sz, side, tid)
 
