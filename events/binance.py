@@ -5,6 +5,8 @@
 - trade -> trade_print; `m = true` means the buyer was the maker, so the aggressor sold (side -1).
 - depth diffs are applied after the REST snapshot (`lastUpdateId`); diffs older than the snapshot
   are dropped and counted, and gaps in the update-id sequence are counted.
+- a field outside the known set of its message kind (below) is counted as a note,
+  `unknown_field <kind>.<field>` (e.g. `unknown_field bookTicker.X`), and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from events.dedupe import SeenIds
 from events.errors import IngestError
 from events.lines import IngestReport
 
+# The fields each message kind may carry, spot and USD-M futures together: the venue's documented
+# payloads (spot web-socket-streams.md, USD-M "WebSocket Market Streams", REST /depth) and every field
+# of the recordings in data/ (hftbacktest example data, 2024-08). Anything else is counted, not an error.
+_STREAM = frozenset({"stream", "data"})  # the combined-stream wrapper
+_BOOK_TICKER = frozenset({"u", "s", "b", "B", "a", "A",  # spot
+                          "e", "E", "T"})  # futures add the event type, event and transaction times
+_TRADE = frozenset({"e", "E", "T", "s", "t", "p", "q", "m",
+                    "M",  # spot: "ignore"
+                    "b", "a",  # spot, in the older docs: buyer and seller order ids
+                    "X"})  # futures (in the recording; the raw trade stream is not in the USD-M docs): order type
+_AGG_TRADE = frozenset({"e", "E", "T", "s", "a", "p", "q", "f", "l", "m", "M"})
+_DEPTH = frozenset({"e", "E", "T", "s", "U", "u", "pu", "b", "a"})  # spot has no T and pu
+_SNAPSHOT = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})  # REST /depth; futures add E and T
+KNOWN_FIELDS = {"stream": _STREAM, "bookTicker": _BOOK_TICKER, "trade": _TRADE, "aggTrade": _AGG_TRADE,
+                "depth": _DEPTH, "depthSnapshot": _SNAPSHOT}  # message kind -> its known fields
+
 
 class BinanceParser:
     """Turns decoded Binance messages into events. One instance per recording file."""
@@ -43,24 +61,52 @@ class BinanceParser:
         self._cache_key: tuple | None = None
         self._cache_val = (math.nan, math.nan)
         self._trade_ids = SeenIds("trades")
+        self._notes: list[tuple[str, dict, frozenset]] = []  # unknown fields of the message being read
 
     def venue(self) -> str:
         return "binance-spot" if self.spot else "binance-usdm"
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
-        """Dispatch one message; raises `IngestError` naming the line and field when it is bad."""
+        """Dispatch one message; raises `IngestError` naming the line and field when it is bad.
+
+        Unknown fields are counted once the message is accepted: a refused (or, with --lenient,
+        skipped) line leaves no count behind, as if it had been deleted."""
+        notes = self._notes
+        if notes:  # left by a message refused half-way
+            notes.clear()
+        self._dispatch(t_ns, line, msg)
+        if notes:
+            for kind, obj, known in notes:
+                self.report.unknown_fields(kind, obj, known)
+            notes.clear()
+
+    def _dispatch(self, t_ns: int, line: int, msg: dict) -> None:
         if "lastUpdateId" in msg:
+            if not msg.keys() <= _SNAPSHOT:
+                self._notes.append(("depthSnapshot", msg, _SNAPSHOT))
             self._snapshot(line, msg)
             return
         stream, data = msg.get("stream"), msg.get("data")
         if not isinstance(stream, str) or not isinstance(data, dict):
             raise IngestError(self.path, line, "stream", f"unknown message (keys {sorted(msg)[:6]})")
+        if len(msg) > 2:  # more than its stream and data
+            self._notes.append(("stream", msg, _STREAM))
         self._symbol(line, data)
         if stream.endswith("@bookTicker"):
+            if not data.keys() <= _BOOK_TICKER:
+                self._notes.append(("bookTicker", data, _BOOK_TICKER))
             self._book_ticker(t_ns, line, data)
-        elif stream.endswith("@trade") or stream.endswith("@aggTrade"):
+        elif stream.endswith("@trade"):
+            if not data.keys() <= _TRADE:
+                self._notes.append(("trade", data, _TRADE))
+            self._trade(t_ns, line, data)
+        elif stream.endswith("@aggTrade"):
+            if not data.keys() <= _AGG_TRADE:
+                self._notes.append(("aggTrade", data, _AGG_TRADE))
             self._trade(t_ns, line, data)
         elif "@depth" in stream:
+            if not data.keys() <= _DEPTH:
+                self._notes.append(("depth", data, _DEPTH))
             self._depth(line, data)
         else:
             raise IngestError(self.path, line, "stream", f"unknown stream {stream!r}")

@@ -7,6 +7,8 @@
   Snapshot fills (`isSnapshot`) are history from before the recording and are counted, not used.
 - `read_fills_json`: an account's fills as returned by the info endpoint (`{"type": "userFills"}`),
   a JSON list of the same fill objects, timed by their `time` in ms.
+- a field outside the known set of its object (below) is counted as a note,
+  `unknown_field <kind>.<field>` (e.g. `unknown_field trades.X`), and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,22 @@ from events.lines import IngestReport, read_raw
 _SIDES = {"B": 1, "A": -1}
 BACKLOG_MS = 5_000  # trades older than this on arrival are the subscription's backlog
 _CONTROL = ("subscriptionResponse", "pong", "post", "error")
+
+
+# The fields each object may carry: the venue's documented types (WebSocket "Subscriptions" data
+# formats WsBook, WsLevel, WsBbo, WsTrade, WsUserFills, WsFill; the info endpoint's userFills; the
+# Python SDK's types) and every field of the recordings in data/. Anything else is counted, not an error.
+_CHANNEL = frozenset({"channel", "data"})  # the message wrapper
+_L2BOOK = frozenset({"coin", "levels", "time"})
+_BBO = frozenset({"coin", "time", "bbo"})
+_LEVEL = frozenset({"px", "sz", "n"})  # a level of l2Book and bbo
+_TRADES = frozenset({"coin", "side", "px", "sz", "hash", "time", "tid", "users"})  # one trade of a trades message
+_USER_FILLS = frozenset({"isSnapshot", "user", "fills"})
+FILL_FIELDS = frozenset({"coin", "px", "sz", "side", "time", "startPosition", "dir", "closedPnl", "hash", "oid",
+                         "crossed", "fee", "tid", "feeToken",  # the older schema lacks tid and feeToken
+                         "builderFee", "liquidation", "cloid", "twapId"})  # present only on some fills
+KNOWN_FIELDS = {"channel": _CHANNEL, "l2Book": _L2BOOK, "l2Book.level": _LEVEL, "bbo": _BBO, "bbo.level": _LEVEL,
+                "trades": _TRADES, "userFills": _USER_FILLS, "userFills.fill": FILL_FIELDS}  # kind -> known fields
 
 
 _KEY_FIELDS = ("oid", "hash", "time", "px", "sz", "startPosition")
@@ -82,9 +100,14 @@ class HyperliquidParser:
         self.symbol = coin
         self._trade_ids = SeenIds("trades")
         self._fill_ids = SeenIds("fills")
+        self._notes: list[tuple[str, dict, frozenset]] = []  # unknown fields of the message being read
 
     def venue(self) -> str:
         return "hyperliquid"
+
+    def _check_fields(self, kind: str, obj: dict, known: frozenset) -> None:
+        if not obj.keys() <= known:
+            self._notes.append((kind, obj, known))
 
     def _coin(self, line: int, coin) -> None:
         if not isinstance(coin, str):  # else a first message without one left the coin unset, unchecked
@@ -95,8 +118,23 @@ class HyperliquidParser:
             raise IngestError(self.path, line, "coin", f"{coin!r} in a {self.symbol!r} recording")
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
-        """Dispatch one message; raises `IngestError` naming the line and field when it is bad."""
+        """Dispatch one message; raises `IngestError` naming the line and field when it is bad.
+
+        Unknown fields are counted once the message is accepted: a refused (or, with --lenient,
+        skipped) line leaves no count behind, as if it had been deleted."""
+        notes = self._notes
+        if notes:  # left by a message refused half-way
+            notes.clear()
+        self._dispatch(t_ns, line, msg)
+        if notes:
+            for kind, obj, known in notes:
+                self.report.unknown_fields(kind, obj, known)
+            notes.clear()
+
+    def _dispatch(self, t_ns: int, line: int, msg: dict) -> None:
         channel, data = msg.get("channel"), msg.get("data")
+        if not msg.keys() <= _CHANNEL:
+            self._notes.append(("channel", msg, _CHANNEL))
         if channel == "l2Book":
             self._l2book(t_ns, line, data)
         elif channel == "trades":
@@ -110,22 +148,33 @@ class HyperliquidParser:
         else:
             raise IngestError(self.path, line, "channel", f"unknown channel {channel!r}")
 
-    def _level(self, line: int, lvl, field: str) -> tuple[float, float]:
+    def _unread_levels(self, kind: str, *sides) -> None:
+        """The unknown fields of levels in a message dropped unread (a one-sided book)."""
+        for levels in sides:
+            for lvl in levels if isinstance(levels, list) else ():
+                if isinstance(lvl, dict):
+                    self._check_fields(kind, lvl, _LEVEL)
+
+    def _level(self, line: int, lvl, field: str, kind: str) -> tuple[float, float]:
         if not isinstance(lvl, dict) or "px" not in lvl or "sz" not in lvl:
             raise IngestError(self.path, line, field, f"expected a level {{px, sz, n}}, got {lvl!r}"[:200])
+        if not lvl.keys() <= _LEVEL:
+            self._notes.append((kind, lvl, _LEVEL))
         return price(lvl["px"], self.path, line, field + ".px"), quantity(lvl["sz"], self.path, line, field + ".sz")
 
     def _l2book(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("levels"), list) or len(d["levels"]) != 2:
             raise IngestError(self.path, line, "levels", "l2Book needs data.levels = [bids, asks]")
         self._coin(line, d.get("coin"))
+        self._check_fields("l2Book", d, _L2BOOK)
         bids, asks = d["levels"]
         if not bids or not asks:
+            self._unread_levels("l2Book.level", bids, asks)
             self.report.counts["l2book_one_sided"] += 1
             return
         # every level is checked (a NaN on level 15 passed unseen when only the top K were read)
-        bid_levels = [self._level(line, lvl, "levels[0]") for lvl in bids]
-        ask_levels = [self._level(line, lvl, "levels[1]") for lvl in asks]
+        bid_levels = [self._level(line, lvl, "levels[0]", "l2Book.level") for lvl in bids]
+        ask_levels = [self._level(line, lvl, "levels[1]", "l2Book.level") for lvl in asks]
         k = self.top_k
         imb, depth = imbalance_and_depth(sum(q for _, q in bid_levels[:k]), sum(q for _, q in ask_levels[:k]))
         (bid, bid_sz), (ask, ask_sz) = bid_levels[0], ask_levels[0]
@@ -135,11 +184,14 @@ class HyperliquidParser:
         if not isinstance(d, dict) or not isinstance(d.get("bbo"), list) or len(d["bbo"]) != 2:
             raise IngestError(self.path, line, "bbo", "bbo needs data.bbo = [bid, ask]")
         self._coin(line, d.get("coin"))
+        self._check_fields("bbo", d, _BBO)
         bid_lvl, ask_lvl = d["bbo"]
         if bid_lvl is None or ask_lvl is None:
+            self._unread_levels("bbo.level", [bid_lvl, ask_lvl])
             self.report.counts["bbo_one_sided"] += 1
             return
-        (bid, bid_sz), (ask, ask_sz) = self._level(line, bid_lvl, "bbo[0]"), self._level(line, ask_lvl, "bbo[1]")
+        (bid, bid_sz), (ask, ask_sz) = (self._level(line, bid_lvl, "bbo[0]", "bbo.level"),
+                                        self._level(line, ask_lvl, "bbo[1]", "bbo.level"))
         imb, depth = imbalance_and_depth(bid_sz, ask_sz)
         self.emitter.emit(t_ns, bid, ask, bid_sz, ask_sz, imb, depth, self.path, line)
 
@@ -153,6 +205,8 @@ class HyperliquidParser:
             if not isinstance(tr, dict):
                 raise IngestError(self.path, line, "data", f"expected a trade object, got {tr!r}"[:200])
             self._coin(line, tr.get("coin"))
+            if not tr.keys() <= _TRADES:
+                self._notes.append(("trades", tr, _TRADES))
             side = tr.get("side")
             if side not in _SIDES:
                 raise IngestError(self.path, line, "side", f"expected 'B' or 'A', got {side!r}")
@@ -178,10 +232,16 @@ class HyperliquidParser:
     def _user_fills(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("fills"), list):
             raise IngestError(self.path, line, "fills", "userFills needs data.fills = [...]")
+        self._check_fields("userFills", d, _USER_FILLS)
         if d.get("isSnapshot"):
+            for f in d["fills"]:
+                if isinstance(f, dict):
+                    self._check_fields("userFills.fill", f, FILL_FIELDS)
             self.report.counts["snapshot_fills_skipped"] += len(d["fills"])
             return
         checked = [fill_fields(f, self.path, line, self.symbol, self.report) for f in d["fills"]]  # all, then keep
+        for f in d["fills"]:
+            self._check_fields("userFills.fill", f, FILL_FIELDS)
         for px, sz, side, tid, _ in checked:
             if self._fill_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
                 self.builder.own_fill(t_ns, px, sz, side, tid)
@@ -214,6 +274,8 @@ def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin
     for i, f in enumerate(fills, start=1):
         if isinstance(f, dict) and coin is not None and "coin" in f and f["coin"] != coin:
             report.counts[f"fills_other_coin:{f['coin']}"] += 1
+            if not f.keys() <= FILL_FIELDS:
+                report.unknown_fields("userFills.fill", f, FILL_FIELDS)
             continue
         try:
             px, sz, side, tid, time_ms = fill_fields(f, path, i, coin, report)
@@ -222,6 +284,8 @@ def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin
             continue
         if "feeToken" not in f:
             report.counts["fills_without_feeToken"] += 1
+        if not f.keys() <= FILL_FIELDS:
+            report.unknown_fields("userFills.fill", f, FILL_FIELDS)
         if not seen.is_new(tid, (px, sz, side, time_ms), path, i, report):
             continue
         t_ns = time_ms * 1_000_000

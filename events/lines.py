@@ -20,12 +20,26 @@ from events.errors import IngestError
 DEFAULT_TOLERANCE_NS = 1_000_000_000  # 1 s: reorder steps back smaller than this, reject larger
 
 
+MAX_UNKNOWN_NAMES = 100  # distinct unknown-field names listed one by one in a report
+MAX_NAME = 40  # characters of an unknown field's name shown in its count's key
+
+
+def field_label(name: str) -> str:
+    """A field name as shown in a count's key: as it is when short and printable, else escaped
+    (`ascii`) and cut to MAX_NAME characters with the length said."""
+    if 0 < len(name) <= MAX_NAME and name.isprintable() and name.strip() == name:
+        return name
+    label = ascii(name[:MAX_NAME])
+    return label if len(name) <= MAX_NAME else f"{label}...({len(name):,} characters)"
+
+
 @dataclass
 class IngestReport:
     """What a reader did besides converting: repairs, skips (lenient mode) and their first examples.
 
     Attributes:
-        counts: name -> count, e.g. "reordered_lines", "duplicate_lines", "skipped:price".
+        counts: name -> count, e.g. "reordered_lines", "duplicate_lines", "skipped:price",
+            "unknown_field bookTicker.X" (a field the reader does not know, see `unknown_fields`).
         examples: the first few error messages of skipped lines, so a lenient run says what it skipped.
         lenient: whether bad lines were skipped instead of raising.
     """
@@ -41,6 +55,17 @@ class IngestReport:
         self.counts[f"skipped:{err.field}"] += 1
         if len(self.examples) < 10:
             self.examples.append(str(err))
+
+    def unknown_fields(self, kind: str, obj: dict, known: frozenset) -> None:
+        """Count each field of `obj` (a message of `kind`) that is not in `known`, once per occurrence,
+        as `unknown_field <kind>.<field>`: a note, not an error (venues add fields over time), but
+        never dropped unseen. Odd or long names are shown clipped and escaped; past
+        MAX_UNKNOWN_NAMES distinct names, new ones are counted together as `<kind>.(other names)`."""
+        for name in sorted(obj.keys() - known):
+            key = f"unknown_field {kind}.{field_label(name)}"
+            if key not in self.counts and sum(k.startswith("unknown_field ") for k in self.counts) >= MAX_UNKNOWN_NAMES:
+                key = f"unknown_field {kind}.(other names)"
+            self.counts[key] += 1
 
     def summary(self) -> dict[str, int]:
         """Counts as a plain sorted dict (what goes into the session metadata)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events import IngestError, ingest
+from tests.conftest import DATA
 
 S = 1_000_000_000
 
@@ -205,3 +207,196 @@ def test_no_book_named_as_the_cause(write_recording, tmp_path):
     out = tmp_path / "t.parquet"
     assert main(["ingest", str(path), "--venue", "binance", "--tick-size", "0.01", "--quiet", "--out", str(out)]) == 0
     assert main(["backtest", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- unknown fields
+
+NEW = "newField"  # a field no venue sends (yet)
+
+
+def _depth(first, last, bids, asks):
+    return {"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": first,
+                                                      "u": last, "b": bids, "a": asks}}
+
+
+def _binance_lines():
+    """Every Binance message kind, at least twice: REST snapshots, depth diffs, bookTickers, trades
+    and aggregate trades."""
+    snap = {"lastUpdateId": 10, "bids": [["100.0", "2.0"], ["99.9", "1.0"]], "asks": [["100.2", "1.5"]]}
+    agg = {"stream": "btcusdt@aggTrade", "data": {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 5, "p": "100.1",
+                                                  "q": "0.2", "f": 1, "l": 2, "T": 1, "m": True, "M": True}}
+    agg2 = {**agg, "data": {**agg["data"], "a": 6, "p": "100.2"}}
+    t1, t2 = trade(100.1), trade(100.2, m=True)
+    t1["data"]["t"], t2["data"]["t"] = 77, 78
+    return [(0, snap), (1 * S, _depth(11, 12, [["100.0", "3.0"]], [])), (2 * S, ticker(100.0, 100.2)),
+            (3 * S, t1), (4 * S, agg), (5 * S, {**snap, "lastUpdateId": 20}),
+            (6 * S, _depth(21, 22, [], [["100.3", "1.0"]])), (7 * S, ticker(100.1, 100.3)), (8 * S, t2),
+            (9 * S, agg2)]
+
+
+def _hl_fill(tid, px, side="B"):
+    return {"coin": "BTC", "px": str(px), "sz": "0.01", "side": side, "time": 1000, "startPosition": "0.0",
+            "dir": "Open Long", "closedPnl": "0.0", "hash": "0x1", "oid": tid, "crossed": False, "fee": "0.1",
+            "tid": tid, "feeToken": "USDC"}
+
+
+def _hl_lines():
+    """Every Hyperliquid object kind, at least twice: l2Book and its levels, bbo and its levels,
+    trades, userFills and its fills (a control message too)."""
+    def book(bid, ask):
+        return {"channel": "l2Book", "data": {"coin": "BTC", "time": 1, "levels": [
+            [{"px": str(bid), "sz": "1.0", "n": 2}, {"px": str(bid - 1), "sz": "2.0", "n": 1}],
+            [{"px": str(ask), "sz": "1.5", "n": 1}]]}}
+
+    def bbo(bid, ask):
+        return {"channel": "bbo", "data": {"coin": "BTC", "time": 1, "bbo": [{"px": str(bid), "sz": "1.0", "n": 2},
+                                                                             {"px": str(ask), "sz": "1.0", "n": 1}]}}
+
+    def trades(*tids):
+        return {"channel": "trades", "data": [{"coin": "BTC", "side": "B", "px": "100001.0", "sz": "0.1",
+                                               "hash": "0x2", "time": 2 * S // 1_000_000, "tid": t,
+                                               "users": ["0xa", "0xb"]} for t in tids]}
+
+    def fills(*tids):
+        return {"channel": "userFills", "data": {"user": "0xabc", "fills": [_hl_fill(t, 100000.0) for t in tids]}}
+
+    return [(0, {"channel": "subscriptionResponse", "data": {"method": "subscribe"}}), (1 * S, book(100000, 100002)),
+            (2 * S, trades(1, 2)), (3 * S, bbo(100000, 100001)), (4 * S, fills(7, 8)), (5 * S, book(100001, 100003)),
+            (6 * S, bbo(100001, 100002)), (7 * S, trades(3)), (8 * S, fills(9))]
+
+
+def _objects(venue, kind, msg):
+    """The objects of one message that are of `kind` (where a new field would go)."""
+    if venue == "binance":
+        if kind == "depthSnapshot":
+            return [msg] if "lastUpdateId" in msg else []
+        if "lastUpdateId" in msg:
+            return []
+        if kind == "stream":
+            return [msg]
+        suffix = msg["stream"].split("@", 1)[1]
+        return [msg["data"]] if suffix.split("@")[0] == kind else []
+    channel, data = msg["channel"], msg["data"]
+    top, _, part = kind.partition(".")
+    if kind == "channel":
+        return [msg]
+    if channel != top:
+        return []
+    if kind == "trades":
+        return list(data)
+    if not part:
+        return [data]
+    return {"l2Book.level": lambda: [lvl for side in data.get("levels", []) for lvl in side],
+            "bbo.level": lambda: list(data["bbo"]), "userFills.fill": lambda: list(data["fills"])}[kind]()
+
+
+_KINDS = [("binance", k) for k in ("stream", "bookTicker", "trade", "aggTrade", "depth", "depthSnapshot")] + \
+    [("hyperliquid", k) for k in ("channel", "l2Book", "l2Book.level", "bbo", "bbo.level", "trades", "userFills",
+                                  "userFills.fill")]
+
+
+@pytest.mark.parametrize(("venue", "kind"), _KINDS)
+def test_unknown_field_is_counted_per_kind_and_name(write_recording, tmp_path, venue, kind):
+    """A new field in every object of one kind: counted once per occurrence under
+    `unknown_field <kind>.<name>`, recorded in the session's repairs and printed by `bayesmm ingest`;
+    the session and every other count are those of the undamaged recording."""
+    from bayesmm.cli import main
+    from events import read_session
+
+    base_lines = _binance_lines() if venue == "binance" else _hl_lines()
+    base, base_report = ingest(write_recording(base_lines, "base.txt"), venue=venue)
+    lines, n = json.loads(json.dumps(base_lines)), 0
+    for _, msg in lines:
+        for obj in _objects(venue, kind, msg):
+            obj[NEW] = {"any": ["value", 1.5]}
+            n += 1
+    assert n >= 2, f"the base recording has {n} {kind} objects"
+    path = write_recording([tuple(x) for x in lines], "new.txt")
+    session, report = ingest(path, venue=venue)
+    key = f"unknown_field {kind}.{NEW}"
+    assert report.counts[key] == n
+    assert {k: v for k, v in report.counts.items() if k != key} == dict(base_report.counts)
+    assert session.meta.repairs[key] == n
+    assert len(session) == len(base)
+    for name in base.table.column_names:
+        np.testing.assert_array_equal(session.column(name), base.column(name), err_msg=name)
+    out = tmp_path / "s.parquet"
+    assert main(["ingest", str(path), "--venue", venue, "--quiet", "--out", str(out)]) == 0
+    assert read_session(out).meta.repairs[key] == n
+
+
+def test_unknown_field_printed_by_ingest(write_recording, tmp_path, capsys):
+    from bayesmm.cli import main
+
+    lines = [*good(2), (5 * S, {**ticker(100.3, 100.5), "extra": 1})]
+    lines[0][1]["data"]["X"] = "new"
+    out = tmp_path / "s.parquet"
+    assert main(["ingest", str(write_recording(lines)), "--venue", "binance", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unknown_field bookTicker.X=1" in printed and "unknown_field stream.extra=1" in printed
+
+
+def test_unknown_field_of_a_refused_line_is_not_counted(write_recording):
+    """A line refused for another reason leaves no unknown-field count (--lenient: a skip is a deletion)."""
+    bad = trade("NaN")
+    bad["data"][NEW] = 1
+    path = write_recording([*good(2), (5 * S, bad), (6 * S, {**trade(100.3), "extra": 1})])
+    check_error(path, 3, "p")
+    _, report = ingest(path, venue="binance", lenient=True)
+    assert report.counts["skipped:p"] == 1
+    unknown = {k: v for k, v in report.counts.items() if k.startswith("unknown_field")}
+    assert unknown == {"unknown_field stream.extra": 1}
+
+
+def test_unknown_field_names_are_shown_bounded(write_recording):
+    """A field name of 5,000 characters, or one with a newline, is shown escaped and cut short."""
+    lines = good(3)
+    lines[1][1]["data"]["y" * 5000] = 1
+    lines[2][1]["data"]["a\nb"] = 1
+    _, report = ingest(write_recording(lines), venue="binance")
+    keys = [k for k in report.counts if k.startswith("unknown_field")]
+    assert sorted(keys) == sorted([f"unknown_field bookTicker.'{'y' * 40}'...(5,000 characters)",
+                                   "unknown_field bookTicker.'a\\nb'"]), keys
+
+
+def test_unknown_fill_field_in_a_fills_file(tmp_path):
+    """The info endpoint's userFills JSON: a new field of a fill is counted like the stream's."""
+    from events.builder import EventBuilder
+    from events.hyperliquid import read_fills_json
+    from events.lines import IngestReport
+
+    path = tmp_path / "fills.json"
+    path.write_text(json.dumps([{**_hl_fill(1, 100.0), NEW: 1}, _hl_fill(2, 101.0), {**_hl_fill(3, 5.0), "coin": "ETH",
+                                                                                    NEW: 2}]))
+    report = IngestReport()
+    assert read_fills_json(str(path), EventBuilder(), report, "BTC") == 2
+    assert report.counts[f"unknown_field userFills.fill.{NEW}"] == 2
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.gz")))
+def test_real_recordings_have_no_unknown_fields(name, perp_session):
+    """Every field of every real recording (both venues, spot and futures) is known: nothing is
+    counted as unknown, so a count in a user's ingest means the venue sent something new."""
+    _, report = perp_session if name.startswith("binance-usdm") else ingest(DATA / name)
+    assert report.counts["raw_messages"] > 0
+    assert not [k for k in report.counts if k.startswith("unknown_field")], name
+
+
+def test_real_fills_have_no_unknown_fields():
+    from events.builder import EventBuilder
+    from events.hyperliquid import read_fills_json
+    from events.lines import IngestReport
+
+    report = IngestReport()
+    assert read_fills_json(str(DATA / "hyperliquid-userfills-2023-sdk.json"), EventBuilder(), report, None) == 500
+    assert not [k for k in report.counts if k.startswith("unknown_field")]
+
+
+def test_many_unknown_field_names_are_capped(write_recording):
+    """150 new names in one message: the first 100 are listed, the rest counted together."""
+    lines = good(2)
+    lines[1][1]["data"].update({f"f{i:03d}": i for i in range(150)})
+    _, report = ingest(write_recording(lines), venue="binance")
+    unknown = {k: v for k, v in report.counts.items() if k.startswith("unknown_field")}
+    assert len(unknown) == 101 and unknown["unknown_field bookTicker.(other names)"] == 50
+    assert unknown["unknown_field bookTicker.f000"] == 1 and "unknown_field bookTicker.f149" not in unknown

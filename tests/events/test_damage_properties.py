@@ -25,6 +25,9 @@ What must hold, per example:
   same session and skips nothing.
 - repairs (exact duplicate lines, small reorderings, control messages) are counted, and the
   duplicate ones leave the session exactly as the undamaged recording's.
+- an unknown field leaves the session exactly as the undamaged recording's and is counted once,
+  as `unknown_field <kind>.<name>` (the kind of the object it is in: stream, bookTicker, trade,
+  depth, depthSnapshot; channel, l2Book, l2Book.level, trades).
 - every session that results has finite values wherever its kind has a value (and no infinity
   anywhere), finite per-event features (`to_arrays`) and a finite online belief after every event
   (`online.replay.run`, what `bayesmm replay` runs); and it holds one trade_print per distinct
@@ -55,7 +58,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events import IngestError, ingest, to_arrays
-from events.lines import DEFAULT_TOLERANCE_NS
+from events.binance import KNOWN_FIELDS as BINANCE_FIELDS
+from events.hyperliquid import KNOWN_FIELDS as HL_FIELDS
+from events.lines import DEFAULT_TOLERANCE_NS, field_label
 from events.session import COLUMNS
 from tests.conftest import HL, SPOT
 
@@ -539,6 +544,7 @@ def time_damage(draw, venue):
 _KNOWN_KEYS = {"lastUpdateId", "stream", "data", "channel", "bids", "asks", "b", "a", "B", "A", "p", "q", "m", "t",
                "s", "U", "u", "pu", "e", "levels", "coin", "px", "sz", "side", "tid", "time", "isSnapshot", "fills",
                "bbo", "result", "id"}
+_KNOWN_KEYS |= set().union(*BINANCE_FIELDS.values(), *HL_FIELDS.values())  # known to some kind: not unknown
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                                   max_size=3), max_leaves=6)
@@ -555,10 +561,23 @@ def _dicts(msg, path=()):
             yield from _dicts(v, (*path, j))
 
 
+def field_kind(venue: str, msg: dict, where: tuple) -> str:
+    """The kind of the object at `where` in a message, as an unknown field's count names it."""
+    if venue == "binance":
+        if not where:
+            return "depthSnapshot" if "lastUpdateId" in msg else "stream"
+        return {"book": "bookTicker", "trade": "trade", "depth": "depth"}[kind_of(venue, msg)]
+    if not where:
+        return "channel"
+    if kind_of(venue, msg) == "book":
+        return "l2Book" if where == ("data",) else "l2Book.level"
+    return "trades"
+
+
 @st.composite
 def unknown(draw, venue):
     """An unknown stream or channel (refused), a control message (counted, no events), or an unknown
-    field anywhere in a message, up to 1 MB (ignored: the session is unchanged)."""
+    field anywhere in a message, up to 1 MB (counted as a note: the session is unchanged)."""
     i = line_index(draw, venue)
     ts, msg = PARSED[venue][i]
     lines = list(LINES[venue])
@@ -587,7 +606,9 @@ def unknown(draw, venue):
     key = draw(st.text(min_size=1, max_size=12).filter(lambda k: k not in _KNOWN_KEYS and k not in get(msg, where)))
     value = draw(st.one_of(_JSON, st.sampled_from(["x" * 1_000_000, [1.5] * 10_000])))
     lines[i] = render(ts, put(msg, (*where, key), value))
-    return Case(venue, lines, i + 1, f"line {i + 1} unknown field {key!r} at {where}", same=True)
+    counted = f"unknown_field {field_kind(venue, msg, where)}.{field_label(key)}"
+    return Case(venue, lines, i + 1, f"line {i + 1} unknown field {key!r} at {where}", same=True,
+                repair={counted: 1})
 
 
 def _trade_copy(draw, venue, i, delay_ns: int):
