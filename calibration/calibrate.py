@@ -4,20 +4,22 @@ r"""`calibrate`: recorded sessions -> a validated production config, in six stag
    paths), with diagnostics and posterior predictive checks; the **gate** lists what failed.
 2. **derive** every online parameter the fits inform, draw by draw (`calibration.derive`).
 3. **tune** the evidence weights by the filter's own predictive log score (`calibration.tune`).
-4. **select** a route on held-out data, by blocked cross-validation in time: each session is
-   cut into `folds` contiguous blocks; for each block both routes are recomputed without it (the
-   fits on the other blocks, jointly, as separate sessions; the tuner scoring only their points)
-   and scored on it, against the sign of the forward mid move at each horizon; the held-out
-   scores of all blocks are pooled. (A single held-out tail was tried first: on the 5-minute
-   20240808 spot session its last 30% held two independent 60 s windows, too few to judge.) Each
-   route's evidence is also **shrunk** there: all evidence weights (and the weight of the
-   returns) are multiplied by a tau in `SHRINK_GRID`, chosen the way the result is judged: the
-   largest mean held-out gain in log score over a coin flip among the taus whose gain at every
-   horizon is at least -`TOLERANCE` (0.003). tau = 0 is a filter that says 1/2 (log score ln 0.5
-   exactly) and is always admissible, so the selected filter is never worse than a coin flip on
-   the held-out blocks beyond the tolerance; on a recording where no evidence generalises that is
-   what it becomes, and the report says so. The route with the higher held-out gain wins; its
-   full-data parameters, shrunk by its tau, are exported.
+4. **select** a route on held-out data - the derived config, the fitted regime HMM's own verdict on
+   the sign (`derive.regime_verdict_config`, when the regime model was fitted) or the tuned weights
+   - by blocked cross-validation in time: each session is cut into `folds` contiguous blocks; for
+   each block every route is recomputed without it (the fits on the other blocks, jointly, as
+   separate sessions; the tuner scoring only their points) and scored on it, against the sign of the
+   forward mid move at each horizon; the held-out scores of all blocks are pooled. (A single held-
+   out tail was tried first: on the 5-minute 20240808 spot session its last 30% held two independent
+   60 s windows, too few to judge.) Each route's evidence is also **shrunk** there: all evidence
+   weights (and the weights of the returns and of the regime's verdict) are multiplied by a tau in
+   `SHRINK_GRID`, chosen the way the result is judged: the largest mean held-out gain in log score
+   over a coin flip among the taus whose gain at every horizon is at least -`TOLERANCE` (0.003). tau
+   = 0 is a filter that says 1/2 (log score ln 0.5 exactly) and is always admissible, so the
+   selected filter is never worse than a coin flip on the held-out blocks beyond the tolerance; on a
+   recording where no evidence generalises that is what it becomes, and the report says so. The
+   route with the highest held-out gain wins; its full-data parameters, shrunk by its tau, are
+   exported.
 5. **validate**: scores of the spec's defaults, each route and the export on the held-out part and
    on any later `test` sessions (out of sample).
 6. **export**: config.toml (with provenance), config.schema.json, golden.parquet, calibration.json,
@@ -101,9 +103,22 @@ def gate_failures(fit_report: dict, gate: Gate) -> list[str]:
 
 
 def shrink(cfg: Config, tau: float) -> Config:
-    """Every evidence weight and the returns' weight multiplied by tau (tau = 0: p_down = 1/2 always)."""
+    """Every evidence weight and the returns' and regime's weights multiplied by tau (tau = 0:
+    p_down = 1/2 always)."""
     ev = {k: float(getattr(cfg.evidence, k)) * tau for k in _EVIDENCE_WEIGHTS}
-    return replace(cfg, evidence=ev, drift={"return_weight": float(cfg.drift.return_weight) * tau})
+    return replace(cfg, evidence=ev, drift={k: float(getattr(cfg.drift, k)) * tau
+                                            for k in ("return_weight", "regime_weight")})
+
+
+def tune_base(base: Config, derived_cfg: Config) -> Config:
+    """Where the tuner starts: the base with the fitted regime HMM (`derived_cfg.regime`), so that
+    the weight of the regime's verdict on the drift's sign (`drift.regime_weight`) is tuned for
+    the regimes the fits found, not the spec's default chain. Nothing else of the derived route
+    enters: with the regime's weight at 0 the regime does not move p_down at all. (The derived
+    returns' noise does not enter either: Roll's estimate is 0 on both real spot sessions, whose
+    mid ticks come milliseconds apart, where the default 1 s keeps the Kalman and volatility
+    updates sane; the route of the regime's verdict, which needs the noise right, has its own.)"""
+    return replace(base, regime=derived_cfg.regime._asdict())
 
 
 def _scores(cfg: Config, arrays, horizons_s, t_ranges=None, reliability_bins: int = 0) -> dict:
@@ -180,7 +195,7 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
     """Both routes recomputed without each block (module docstring, stage 4): per route, the
     config of each fold and the blocks to score them on."""
     blocks = _blocks(arrays, folds)
-    routes = {"derive": [], "tune": []}
+    routes = {r: [] for r in routes_for(names)}
     for k in range(folds):
         train_sessions, train_arrays, train_ranges = [], [], []
         for i, (s, a) in enumerate(zip(sessions, arrays, strict=True)):
@@ -195,10 +210,21 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                     train_ranges.append((lo, hi))
         with tempfile.TemporaryDirectory() as tmp:
             *_, d_cfg = _fits_and_derive(train_sessions, names, tmp, method, draws, warmup, chains, seed, False, base)
-        t_cfg, _ = tune(base, train_arrays, horizons_s, t_ranges=train_ranges, seed=seed, num_bootstrap=0)
+        t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
+                        num_bootstrap=0)
         routes["derive"].append(d_cfg)
+        if "regime" in routes:
+            routes["regime"].append(derive_mod.regime_verdict_config(d_cfg))
         routes["tune"].append(t_cfg)
     return routes, blocks
+
+
+def routes_for(names) -> tuple[str, ...]:
+    """The routes selection compares: the derived config (additive evidence), the fitted regime
+    HMM's own verdict (`derive.regime_verdict_config`; only when the regime model was fitted) and
+    the tuned weights, in the order that breaks a tie (the tuned weights first: they were chosen
+    by the score that selection uses)."""
+    return ("tune", "derive") + (("regime",) if "regime" in names else ())
 
 
 def _git_commit() -> str:
@@ -271,6 +297,8 @@ def _fits_and_derive(sessions, names, fit_dir, method, draws, warmup, chains, se
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
     data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
     derived = derive_mod.derive(fits, data, from_tape, seed=seed)
+    noise = derive_mod.return_noise([to_arrays(s) for s in sessions], seed=seed)
+    derived += [noise] if noise is not None else []
     return report, fits, derived, derive_mod.derived_config(base, derived)
 
 
@@ -324,39 +352,43 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage("tune: evidence weights by the filter's predictive log score")
     arrays = [to_arrays(s) for s in sessions]
     with _progress("tune (L-BFGS iterations)", quiet) as progress:
-        cfg_tune, tuned = tune(base, arrays, horizons_s, seed=seed, progress=progress)
+        cfg_tune, tuned = tune(tune_base(base, cfg_derive), arrays, horizons_s, seed=seed, progress=progress)
     report["tune"] = {k: {"value": v, "q05": tuned.interval[k][0], "q95": tuned.interval[k][1]}
                       for k, v in tuned.values.items()}
     report["tune_train_log_score"] = tuned.train_log_score
 
-    stage(f"select: both routes recomputed without each of {folds} blocks of each session, scored on it")
+    stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
     fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
                                          horizons_s)
+    route_cfgs = {"tune": cfg_tune, "derive": cfg_derive}
+    if "regime" in fold_cfgs:
+        route_cfgs["regime"] = derive_mod.regime_verdict_config(cfg_derive)
     selection = {}
-    for route in ("derive", "tune"):
+    for route in fold_cfgs:
         tau, by_tau = best_shrink(fold_cfgs[route], arrays, horizons_s, blocks)
         selection[route] = {"shrink": tau, "heldout": by_tau[tau], "mean_gain": _mean_gain(by_tau[tau]),
                             "by_shrink": {f"{t:g}": {h: v["log_score"] for h, v in s.items()}
                                           for t, s in by_tau.items()}}
-    chosen = max(("tune", "derive"), key=lambda r: (round(selection[r]["mean_gain"], 12), r == "tune"))
+    order = list(fold_cfgs)
+    chosen = max(order, key=lambda r: (round(selection[r]["mean_gain"], 12), -order.index(r)))
     tau = selection[chosen]["shrink"]
-    final = shrink(cfg_derive if chosen == "derive" else cfg_tune, tau)
-    other = "derive" if chosen == "tune" else "tune"
+    final = shrink(route_cfgs[chosen], tau)
+    others = "; ".join(f"{r}: {selection[r]['mean_gain']:+.4f} at {selection[r]['shrink']:g}"
+                       for r in order if r != chosen)
     why = (f"{chosen}: its held-out mean log score over a coin flip was {selection[chosen]['mean_gain']:+.4f} "
-           f"with its evidence shrunk by {tau:g} (the other route: {selection[other]['mean_gain']:+.4f} at "
-           f"{selection[other]['shrink']:g})")
+           f"with its evidence shrunk by {tau:g} (the other routes - {others})")
     if tau == 0.0:
         why += ("; no evidence weight generalised to the held-out blocks, so the exported filter says 1/2 "
                 "until a longer recording shows otherwise")
     report["selection"] = {"routes": selection, "chosen": chosen, "shrink": tau, "why": why}
 
     stage("validate: scores in sample, held out, and on the test sessions")
-    configs = {"defaults": default_config(), "derive": cfg_derive, "tune": cfg_tune, "calibrated": final}
+    configs = {"defaults": default_config(), **route_cfgs, "calibrated": final}
     report["scores"] = {
         "training (all)": {k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
         "held-out blocks (routes recomputed without them)": {
             "defaults": _scores(default_config(), arrays, horizons_s),
-            "derive": selection["derive"]["heldout"], "tune": selection["tune"]["heldout"]},
+            **{r: selection[r]["heldout"] for r in order}},
     }
     if test_sessions:
         test_arrays = [to_arrays(s) for s in test_sessions]
@@ -366,7 +398,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["routes"] = routes_table(report["derive"], report["tune"])
     report["config"] = config_to_dict(final)
     if not export:
-        return {**report, "final_config": final, "derive_config": cfg_derive, "tune_config": cfg_tune,
+        return {**report, "final_config": final, **{f"{r}_config": c for r, c in route_cfgs.items()},
                 "derived": derived}
 
     stage("export: config, schema, golden vectors, report")

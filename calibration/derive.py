@@ -87,8 +87,11 @@ NOT_INFORMED = {
     "evidence.max_burst_age_s": "a detection window: the sweep of spec section 8",
     "evidence.lambda_imbalance": "the regime model was fitted without the book imbalance",
     "evidence.lambda_cv_per_bps": "the sessions have no other venue (ingest --cross-venue adds one)",
-    "drift.return_noise_s": "the drift model has no microstructure noise term",
+    "drift.return_noise_s": "too few mid ticks for Roll's autocovariance (return_noise)",
     "drift.return_weight": "the drift model's return likelihood is taken at face value (1); tuned by the "
+                           "second route",
+    "drift.regime_weight": "the regime HMM's verdict on the sign reads the same returns and flow as the "
+                           "evidence weights, so how to pool them is no posterior quantity; tuned by the "
                            "second route",
     "volatility.prior_strength": "how fast the filter may move, not a property of the market",
     "quoter": "thresholds and trade-offs: the backtest sweep of spec section 8",
@@ -242,6 +245,54 @@ def median_generator(draws: np.ndarray) -> np.ndarray:
     return q
 
 
+def return_noise(arrays, num_draws: int = 1000, seed: int = 0, num_blocks: int = 40) -> Derived | None:
+    """`drift.return_noise_s` from the sessions' mid returns, by Roll's autocovariance, with a block
+    bootstrap for its interval (no model fit: the drift model has no noise term).
+
+    If each observed mid carries independent noise of variance s^2 around an efficient price with
+    variance sigma^2 per second, a tick's return over dt has variance sigma^2 dt + 2 s^2 and adjacent
+    returns covary by -s^2. So s^2 = max(0, -mean(r_i r_(i-1))) (adjacent ticks of one segment, its
+    first return, which spans the gap before it, left out),
+    sigma^2 = (mean(r^2) - 2 s^2) / mean(dt), and the filter's form sigma^2 (dt + noise) gives
+    noise = 2 s^2 / sigma^2 seconds. Bid-ask bounce on a tick grid shows as a large value; a
+    simulated mid without noise as ~0. It measures bounce only: on the real BTCUSDT spot sessions
+    (a one-tick spread, mid ticks milliseconds apart, no negative autocovariance) it is 0, while a
+    regression of r^2 on dt there gives an intercept worth 58 s on one session and 1 s on the next -
+    the filter's sigma^2 (dt + noise) form does not hold at millisecond spacing, which is why the
+    tuned route keeps the default (`calibrate.tune_base`). The tick series is cut into `num_blocks` contiguous blocks,
+    resampled with replacement for the draws. None when fewer than 100 adjacent pairs exist."""
+    from events.kinds import MID_TICK
+
+    prods, sq, dts = [], [], []
+    for a in arrays:
+        tick = (np.asarray(a.kind) == MID_TICK) & (np.asarray(a.ret_dt_s) > 0)
+        seg = np.cumsum(np.asarray(a.segment_start))[tick]
+        later = np.r_[False, seg[1:] == seg[:-1]]  # a segment's first return spans the gap: dropped
+        r, dt, seg = np.asarray(a.ret_bps)[tick][later], np.asarray(a.ret_dt_s)[tick][later], seg[later]
+        same = seg[1:] == seg[:-1]
+        prods.append((r[1:] * r[:-1])[same])
+        sq.append(r[1:][same] ** 2)
+        dts.append(dt[1:][same])
+    prods, sq, dts = np.concatenate(prods), np.concatenate(sq), np.concatenate(dts)
+    if len(prods) < 100:
+        return None
+    block = np.minimum(np.arange(len(prods)) * num_blocks // len(prods), num_blocks - 1)
+    sums = np.stack([np.bincount(block, w, num_blocks) for w in (prods, sq, dts, np.ones(len(prods)))])
+
+    def noise(s):  # s: (4, ...) block sums
+        n = s[3]
+        s2 = np.maximum(0.0, -s[0] / n)
+        sigma2 = np.maximum((s[1] / n - 2.0 * s2) / (s[2] / n), 1e-12)
+        return 2.0 * s2 / sigma2
+
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, num_blocks, (num_draws, num_blocks))
+    draws = noise(sums[:, pick].sum(axis=2))
+    return Derived("drift.return_noise_s", draws,
+                   "mid returns, no model: Roll's autocovariance, 2 s^2 / sigma^2 with s^2 = -cov(adjacent "
+                   f"returns), sigma^2 = (mean r^2 - 2 s^2) / mean dt ({num_blocks}-block bootstrap)")
+
+
 def derived_config(base: Config, derived: list[Derived]) -> Config:
     """`base` with every derived parameter at its posterior median (one whose median is not finite
     keeps its base value; `table` marks it)."""
@@ -253,6 +304,28 @@ def derived_config(base: Config, derived: list[Derived]) -> Config:
         value = median_generator(d.draws) if d.key == "regime.rates_per_s" else np.median(d.draws, axis=0)
         groups.setdefault(group, {})[field] = value
     return replace(base, **groups)
+
+
+HMM_READS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade")
+
+
+def regime_verdict_config(derived_cfg: Config) -> Config:
+    """The derived config with p_down read from the fitted regime HMM alone: the regime's verdict
+    on the sign at weight 1 (`drift.regime_weight`), and 0 for the returns' weight and every
+    additive evidence weight. Those the HMM already reads (the returns, fills, AS, bursts and tape:
+    `HMM_READS`) would count twice; the book's and the other venue's were derived as down-against-
+    up-trend ratios, which outside a trend over-read exactly as the tape's do (on a simulated
+    trending market the derived book weight alone took the verdict's Brier score from 0.204 to
+    0.250). The online HMM does not read the book or the other venue, so this route gives them up.
+
+    Why a route of its own: the additive evidence is the spec's approximation of the drift's
+    posterior, one fixed log-LR per event decayed at one rate; the regime model fitted here is the
+    model of which those LRs are summaries, and its forward filter knows what they cannot - that
+    flow says nothing between trends. When the sign of the drift is the regime's (a market of
+    trends and quiet spells) the verdict is the model's own exact filter; where the regimes are
+    poorly identified it is not, which is why selection on held-out data decides."""
+    return replace(derived_cfg, drift={"regime_weight": 1.0, "return_weight": 0.0},
+                   evidence={k: 0.0 for k in HMM_READS + ("lambda_imbalance", "lambda_cv_per_bps")})
 
 
 def table(derived: list[Derived]) -> dict:

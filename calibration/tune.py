@@ -15,8 +15,9 @@ optimiser on the 20240808 spot session ran to an 11.5-minute half-life, summing 
 book imbalance - a proxy for that session's trend that scored ln p = -3.0 on its own held-out
 last 30%. What is tuned
 (`TUNABLE`) depends on what the sessions contain: the tape, book and other-venue weights
-always; own-fill, AS and burst weights only when there are own fills; the decay of the evidence
-and the weight of the returns always.
+always; own-fill, AS and burst weights only when there are own fills; the decay of the evidence,
+the weight of the returns and that of the regime HMM's verdict on the sign (`drift.regime_weight`,
+read with the fitted regimes: `calibration.calibrate.tune_base`) always.
 
 **Intervals** by a moving-block bootstrap, in its one-step (linearised) form: the per-point
 gradients J (n_points x k, forward mode) and the Hessian H of the objective at the optimum give,
@@ -62,6 +63,7 @@ TUNABLE: tuple[Tunable, ...] = (
     Tunable("evidence", "lambda_cv_per_bps", -2.0, 2.0, False, 0.0, 0.5),
     Tunable("evidence", "theta_decay_per_s", 1e-2, 2.0, True, 0.02, 2.0),
     Tunable("drift", "return_weight", 0.0, 3.0, False, 1.0, 1.0),
+    Tunable("drift", "regime_weight", 0.0, 3.0, False, 0.0, 1.0),
     Tunable("evidence", "lambda_fill", 0.0, 3.0, False, 0.35, 1.0),
     Tunable("evidence", "lambda_as", 0.0, 3.0, False, 0.15, 1.0),
     Tunable("evidence", "lambda_burst", 0.0, 3.0, False, 0.25, 1.0),

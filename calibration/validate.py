@@ -11,7 +11,11 @@ recorded as sessions (`sim.session`), calibrated exactly as a real recording is
   wrong target - the same reason the regime recovery test reads its targets off the hidden path);
 - **the drift's sign**: the Brier score of p_down against the hidden sign of mu, on a later
   simulated session of the same market (not the one calibrated on), for the calibrated config,
-  the config the truth implies (`sim.truth.matched_config(tape=True)`) and the spec's defaults.
+  the filter the truth implies and the spec's defaults. The truth-implied filter is the regime HMM
+  with the market's own generator and emissions reading the tape, p_down its verdict alone
+  (`sim.truth.matched_config(tape=True, regime_sign=True)`): in these markets the drift's sign is
+  the regime's, so that is the exact filter; the additive evidence with the truth's per-print
+  weight sums the uninformed prints between trends and read the sign worse than a coin flip.
 
 Markets (`SIM_MARKETS`): "trending" - the four regimes equally likely, a regime left every ~300 s,
 informed takers in the trends; "mean_reverting" - a quiet mean-reverting regime with brief trend
@@ -107,7 +111,7 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
     runs = []
     for name in markets:
         m = sim_market(name)
-        truth_cfg = matched_config(m, ex, initial=False, tape=True)
+        truth_cfg = matched_config(m, ex, initial=False, tape=True, regime_sign=True)
         for s in range(first_seed, first_seed + seeds):
             session, path = sim_session(jax.random.key(1000 * s + 1), m, duration_s)
             later, later_path = sim_session(jax.random.key(1000 * s + 2), m, duration_s)
@@ -121,8 +125,8 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
                          "brier": {"calibrated": hidden_sign_brier(rep["final_config"], later, later_path),
                                    "truth": hidden_sign_brier(truth_cfg, later, later_path),
                                    "defaults": hidden_sign_brier(default_config(), later, later_path),
-                                   "derive": hidden_sign_brier(rep["derive_config"], later, later_path),
-                                   "tune": hidden_sign_brier(rep["tune_config"], later, later_path)}})
+                                   **{r: hidden_sign_brier(rep[f"{r}_config"], later, later_path)
+                                      for r in ("derive", "regime", "tune") if f"{r}_config" in rep}}})
             if not quiet:
                 print(name, s, {k: v["covered"] for k, v in coverage.items()}, runs[-1]["brier"], flush=True)
     hits = [c["covered"] for r in runs for c in r["coverage"].values()]

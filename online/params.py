@@ -65,12 +65,19 @@ class DriftParams(NamedTuple):
             it (1: the Kalman posterior as it is; 0: returns inform sigma and the regime only).
             On a tick grid the mid bounces between bid and ask, which a drift filter reads as
             momentum; calibration sets how much of it to believe.
+        regime_weight: weight of the regime posterior's own verdict on the sign of the drift in
+            p_down: its log-odds logit(sum_r P(r) P(mu < 0 | r)) (`belief.regime_log_odds`) times
+            this. 0 (the spec's filter: the regimes move the drift's magnitude and the spread, not
+            its sign); in a market whose flow is informative only inside trends, the additive
+            evidence sums noise between them, and the regime filter, which knows when flow is
+            informative, reads the sign far better (`sim.truth`); calibration chooses it.
     """
 
     theta_mu_per_s: float = _THETA_MU
     sigma_mu_bps_s_sqrt_s: float = _PRIOR_SD * math.sqrt(2 * _THETA_MU)
     return_noise_s: float = 1.0
     return_weight: float = 1.0
+    regime_weight: float = 0.0
 
 
 class EvidenceParams(NamedTuple):
@@ -321,7 +328,7 @@ RANGES: dict[str, dict[str, Range]] = {
     "venue": {"tick_size_px": _POS, "max_sig_figs": Range(0.0, 20.0), "price_decimals": Range(0.0, 20.0),
               "sz_decimals": Range(0.0, 20.0), "maker_fee_bps": Range(-100.0, 100.0)},
     "drift": {"theta_mu_per_s": _POS, "sigma_mu_bps_s_sqrt_s": _POS, "return_noise_s": _NONNEG,
-              "return_weight": Range(0.0, 10.0)},
+              "return_weight": Range(0.0, 10.0), "regime_weight": Range(0.0, 10.0)},
     "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
                  "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
                  "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance": _ANY,

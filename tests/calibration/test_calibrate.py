@@ -82,7 +82,7 @@ def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     rep = json.loads((forced / "calibration.json").read_text())
     assert float(cfg.volatility.sigma_long_bps_sqrt_s) == pytest.approx(
         rep["derive"]["volatility.sigma_long_bps_sqrt_s"]["median"])
-    assert prov["route"] in ("derive", "tune") and 0.0 <= prov["shrink"] <= 1.0
+    assert prov["route"] in ("derive", "regime", "tune") and 0.0 <= prov["shrink"] <= 1.0
     assert main(["check-config", str(forced / "config.toml")]) == 0
     out = capsys.readouterr().out
     assert "FORCED export" in out and "bit-identical" in out

@@ -111,3 +111,33 @@ def test_book_and_other_venue_weights_from_the_regime_emissions():
     np.testing.assert_allclose(out["evidence.lambda_imbalance"].draws, want_imb, rtol=1e-12)
     np.testing.assert_allclose(out["evidence.lambda_cv_per_bps"].draws, want_cv, rtol=1e-12)
     assert np.all(out["evidence.lambda_imbalance"].draws < 0)  # this book leans against the trend
+
+
+def _mid_ticks(noise_bps: float, seed: int, n: int = 20_000, sigma_bps_sqrt_s: float = 2.0, dt_s: float = 0.1):
+    """Mid-tick returns of an efficient price (a random walk, sigma per sqrt(s)) observed with iid noise
+    of sd `noise_bps` on every mid, one tick every dt_s, in the fields `return_noise` reads; the
+    second half is a new segment (its first return, across the gap, must not be paired)."""
+    from types import SimpleNamespace
+
+    from events.kinds import MID_TICK
+
+    rng = np.random.default_rng(seed)
+    price = np.cumsum(rng.normal(0.0, sigma_bps_sqrt_s * math.sqrt(dt_s), n + 1))
+    observed = price + rng.normal(0.0, noise_bps, n + 1)
+    ret = np.diff(observed)
+    seg = np.zeros(n)
+    seg[n // 2] = 1.0
+    ret[n // 2] += 1e3  # a gap's return: paired with its neighbours it would swamp the covariance
+    return SimpleNamespace(kind=np.full(n, MID_TICK), ret_bps=ret, ret_dt_s=np.full(n, dt_s), segment_start=seg)
+
+
+def test_return_noise_recovers_the_noise_of_the_mid():
+    """Noise of sd 1 bps on a mid diffusing at 2 bps/sqrt(s): the filter's sigma^2 (dt + noise) form
+    has noise = 2 x 1^2 / 2^2 = 0.5 s; without noise, 0. The 90% interval covers the truth in both."""
+    from calibration.derive import return_noise
+
+    d = return_noise([_mid_ticks(1.0, seed=3)], seed=1).summary()
+    assert d["q05"] <= 0.5 <= d["q95"] and d["median"] == pytest.approx(0.5, rel=0.15)
+    clean = return_noise([_mid_ticks(0.0, seed=4)], seed=1).summary()
+    assert clean["q05"] == 0.0 and clean["q95"] < 0.05
+    assert return_noise([_mid_ticks(1.0, seed=3, n=50)]) is None  # too few pairs to say
