@@ -29,8 +29,9 @@ What must hold, per example:
   as `unknown_field <kind>.<name>` (the kind of the object it is in: stream, bookTicker, trade,
   depth, depthSnapshot; channel, l2Book, l2Book.level, trades).
 - every session that results has finite values wherever its kind has a value (and no infinity
-  anywhere), finite per-event features (`to_arrays`) and a finite online belief after every event
-  (`online.replay.run`, what `bayesmm replay` runs); and it holds one trade_print per distinct
+  anywhere), finite per-event features (`to_arrays`), a finite online belief after every event
+  (`online.replay.run`, what `bayesmm replay` runs) and a finite quote after its last book, long
+  and short (`online.quoter.quote`, stages 2-6); and it holds one trade_print per distinct
   trade id, with every repeat counted as `duplicate_trades`, against an independent count made
   with the standard library's JSON from the lines ingested (ids normalised, so a trade whose id
   comes back quoted is the same trade).
@@ -284,6 +285,36 @@ def _replay():
     return lambda arrays: run(as_events(arrays, np.float64), params)
 
 
+@functools.cache
+def _quoter():
+    import jax
+
+    from online.params import default_config
+    from online.quoter import quote, quoter_init
+
+    cfg = default_config(np.float64)
+    return jax.jit(lambda beliefs, market, position: quote(beliefs, market, position, quoter_init(), cfg)[0])
+
+
+def check_quote(arrays, beliefs, n: int, what: str) -> None:
+    """The quote (stages 2-6, the default config) after the session's last event with a book, long
+    and short: every figure finite (a quote is what reaches the venue)."""
+    from online.belief import Beliefs
+    from online.quoter import Market
+
+    booked = np.flatnonzero(np.asarray(arrays.mid)[:n] > 0)
+    if booked.size == 0:
+        return
+    i = int(booked[-1])
+    b = Beliefs(*(np.asarray(v)[i] for v in beliefs))
+    mid, spread = float(arrays.mid[i]), float(arrays.spread_bps[i])
+    half = mid * spread / 2e4
+    market = Market(*(np.float64(x) for x in (mid, mid - half, mid + half, spread)))
+    for position in (-3.0, 3.0):
+        for name, value in _quoter()(b, market, np.float64(position))._asdict().items():
+            assert np.isfinite(np.asarray(value)).all(), f"{what}: non-finite quote {name} at position {position}"
+
+
 def check_session(venue: str, session, report, lines: list[str], what: str) -> None:
     """Finite where a value belongs, finite features and beliefs, one trade per id."""
     kind = session.column("kind").astype(str)
@@ -299,8 +330,10 @@ def check_session(venue: str, session, report, lines: list[str], what: str) -> N
     assert n <= PAD, n
     # padding events have valid = 0: no evidence, no time passing; only the first n rows are read
     padded = type(arrays)(*(np.concatenate([a, np.zeros(PAD - n, a.dtype)]) for a in arrays))
-    for name, values in _replay()(padded)._asdict().items():
+    beliefs = _replay()(padded)
+    for name, values in beliefs._asdict().items():
         assert np.isfinite(np.asarray(values)[:n]).all(), f"{what}: non-finite belief {name}"
+    check_quote(arrays, beliefs, n, what)
     distinct, repeats = trade_oracle(venue, lines)
     assert session.counts()["trade_print"] == distinct, f"{what}: trades counted twice or lost"
     assert report.counts["duplicate_trades"] == repeats, f"{what}: repeated trades not counted"
