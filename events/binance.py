@@ -26,7 +26,7 @@ from events.book import (
 from events.builder import EventBuilder
 from events.dedupe import SeenIds
 from events.errors import IngestError
-from events.lines import IngestReport
+from events.lines import FieldNotes, IngestReport
 
 # The fields each message kind may carry, spot and USD-M futures together: the venue's documented
 # payloads (spot web-socket-streams.md, USD-M "WebSocket Market Streams", REST /depth) and every field
@@ -61,52 +61,37 @@ class BinanceParser:
         self._cache_key: tuple | None = None
         self._cache_val = (math.nan, math.nan)
         self._trade_ids = SeenIds("trades")
-        self._notes: list[tuple[str, dict, frozenset]] = []  # unknown fields of the message being read
+        self._fields = FieldNotes()
 
     def venue(self) -> str:
         return "binance-spot" if self.spot else "binance-usdm"
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
-        """Dispatch one message; raises `IngestError` naming the line and field when it is bad.
-
-        Unknown fields are counted once the message is accepted: a refused (or, with --lenient,
-        skipped) line leaves no count behind, as if it had been deleted."""
-        notes = self._notes
-        if notes:  # left by a message refused half-way
-            notes.clear()
-        self._dispatch(t_ns, line, msg)
-        if notes:
-            for kind, obj, known in notes:
-                self.report.unknown_fields(kind, obj, known)
-            notes.clear()
+        """Dispatch one message; raises `IngestError` naming the line and field when it is bad (its
+        unknown fields are counted once it is accepted: `FieldNotes`)."""
+        self._fields.read(self._dispatch, self.report, t_ns, line, msg)
 
     def _dispatch(self, t_ns: int, line: int, msg: dict) -> None:
         if "lastUpdateId" in msg:
-            if not msg.keys() <= _SNAPSHOT:
-                self._notes.append(("depthSnapshot", msg, _SNAPSHOT))
+            self._fields.check("depthSnapshot", msg, _SNAPSHOT)
             self._snapshot(line, msg)
             return
         stream, data = msg.get("stream"), msg.get("data")
         if not isinstance(stream, str) or not isinstance(data, dict):
             raise IngestError(self.path, line, "stream", f"unknown message (keys {sorted(msg)[:6]})")
-        if len(msg) > 2:  # more than its stream and data
-            self._notes.append(("stream", msg, _STREAM))
+        self._fields.check("stream", msg, _STREAM)
         self._symbol(line, data)
         if stream.endswith("@bookTicker"):
-            if not data.keys() <= _BOOK_TICKER:
-                self._notes.append(("bookTicker", data, _BOOK_TICKER))
+            self._fields.check("bookTicker", data, _BOOK_TICKER)
             self._book_ticker(t_ns, line, data)
         elif stream.endswith("@trade"):
-            if not data.keys() <= _TRADE:
-                self._notes.append(("trade", data, _TRADE))
+            self._fields.check("trade", data, _TRADE)
             self._trade(t_ns, line, data)
         elif stream.endswith("@aggTrade"):
-            if not data.keys() <= _AGG_TRADE:
-                self._notes.append(("aggTrade", data, _AGG_TRADE))
+            self._fields.check("aggTrade", data, _AGG_TRADE)
             self._trade(t_ns, line, data)
         elif "@depth" in stream:
-            if not data.keys() <= _DEPTH:
-                self._notes.append(("depth", data, _DEPTH))
+            self._fields.check("depth", data, _DEPTH)
             self._depth(line, data)
         else:
             raise IngestError(self.path, line, "stream", f"unknown stream {stream!r}")

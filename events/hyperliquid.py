@@ -21,7 +21,7 @@ from events.book import DEFAULT_TOP_K, BookEmitter, check_id, imbalance_and_dept
 from events.builder import EventBuilder
 from events.dedupe import SeenIds
 from events.errors import IngestError
-from events.lines import IngestReport, read_raw
+from events.lines import FieldNotes, IngestReport, read_raw
 
 _SIDES = {"B": 1, "A": -1}
 BACKLOG_MS = 5_000  # trades older than this on arrival are the subscription's backlog
@@ -100,14 +100,10 @@ class HyperliquidParser:
         self.symbol = coin
         self._trade_ids = SeenIds("trades")
         self._fill_ids = SeenIds("fills")
-        self._notes: list[tuple[str, dict, frozenset]] = []  # unknown fields of the message being read
+        self._fields = FieldNotes()
 
     def venue(self) -> str:
         return "hyperliquid"
-
-    def _check_fields(self, kind: str, obj: dict, known: frozenset) -> None:
-        if not obj.keys() <= known:
-            self._notes.append((kind, obj, known))
 
     def _coin(self, line: int, coin) -> None:
         if not isinstance(coin, str):  # else a first message without one left the coin unset, unchecked
@@ -118,23 +114,13 @@ class HyperliquidParser:
             raise IngestError(self.path, line, "coin", f"{coin!r} in a {self.symbol!r} recording")
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
-        """Dispatch one message; raises `IngestError` naming the line and field when it is bad.
-
-        Unknown fields are counted once the message is accepted: a refused (or, with --lenient,
-        skipped) line leaves no count behind, as if it had been deleted."""
-        notes = self._notes
-        if notes:  # left by a message refused half-way
-            notes.clear()
-        self._dispatch(t_ns, line, msg)
-        if notes:
-            for kind, obj, known in notes:
-                self.report.unknown_fields(kind, obj, known)
-            notes.clear()
+        """Dispatch one message; raises `IngestError` naming the line and field when it is bad (its
+        unknown fields are counted once it is accepted: `FieldNotes`)."""
+        self._fields.read(self._dispatch, self.report, t_ns, line, msg)
 
     def _dispatch(self, t_ns: int, line: int, msg: dict) -> None:
         channel, data = msg.get("channel"), msg.get("data")
-        if not msg.keys() <= _CHANNEL:
-            self._notes.append(("channel", msg, _CHANNEL))
+        self._fields.check("channel", msg, _CHANNEL)
         if channel == "l2Book":
             self._l2book(t_ns, line, data)
         elif channel == "trades":
@@ -153,20 +139,19 @@ class HyperliquidParser:
         for levels in sides:
             for lvl in levels if isinstance(levels, list) else ():
                 if isinstance(lvl, dict):
-                    self._check_fields(kind, lvl, _LEVEL)
+                    self._fields.check(kind, lvl, _LEVEL)
 
     def _level(self, line: int, lvl, field: str, kind: str) -> tuple[float, float]:
         if not isinstance(lvl, dict) or "px" not in lvl or "sz" not in lvl:
             raise IngestError(self.path, line, field, f"expected a level {{px, sz, n}}, got {lvl!r}"[:200])
-        if not lvl.keys() <= _LEVEL:
-            self._notes.append((kind, lvl, _LEVEL))
+        self._fields.check(kind, lvl, _LEVEL)
         return price(lvl["px"], self.path, line, field + ".px"), quantity(lvl["sz"], self.path, line, field + ".sz")
 
     def _l2book(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("levels"), list) or len(d["levels"]) != 2:
             raise IngestError(self.path, line, "levels", "l2Book needs data.levels = [bids, asks]")
         self._coin(line, d.get("coin"))
-        self._check_fields("l2Book", d, _L2BOOK)
+        self._fields.check("l2Book", d, _L2BOOK)
         bids, asks = d["levels"]
         if not bids or not asks:
             self._unread_levels("l2Book.level", bids, asks)
@@ -184,7 +169,7 @@ class HyperliquidParser:
         if not isinstance(d, dict) or not isinstance(d.get("bbo"), list) or len(d["bbo"]) != 2:
             raise IngestError(self.path, line, "bbo", "bbo needs data.bbo = [bid, ask]")
         self._coin(line, d.get("coin"))
-        self._check_fields("bbo", d, _BBO)
+        self._fields.check("bbo", d, _BBO)
         bid_lvl, ask_lvl = d["bbo"]
         if bid_lvl is None or ask_lvl is None:
             self._unread_levels("bbo.level", [bid_lvl, ask_lvl])
@@ -205,8 +190,7 @@ class HyperliquidParser:
             if not isinstance(tr, dict):
                 raise IngestError(self.path, line, "data", f"expected a trade object, got {tr!r}"[:200])
             self._coin(line, tr.get("coin"))
-            if not tr.keys() <= _TRADES:
-                self._notes.append(("trades", tr, _TRADES))
+            self._fields.check("trades", tr, _TRADES)
             side = tr.get("side")
             if side not in _SIDES:
                 raise IngestError(self.path, line, "side", f"expected 'B' or 'A', got {side!r}")
@@ -232,16 +216,14 @@ class HyperliquidParser:
     def _user_fills(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("fills"), list):
             raise IngestError(self.path, line, "fills", "userFills needs data.fills = [...]")
-        self._check_fields("userFills", d, _USER_FILLS)
+        self._fields.check("userFills", d, _USER_FILLS)
+        for f in d["fills"]:
+            if isinstance(f, dict):  # a fill that is not is refused below (or skipped as a snapshot's)
+                self._fields.check("userFills.fill", f, FILL_FIELDS)
         if d.get("isSnapshot"):
-            for f in d["fills"]:
-                if isinstance(f, dict):
-                    self._check_fields("userFills.fill", f, FILL_FIELDS)
             self.report.counts["snapshot_fills_skipped"] += len(d["fills"])
             return
         checked = [fill_fields(f, self.path, line, self.symbol, self.report) for f in d["fills"]]  # all, then keep
-        for f in d["fills"]:
-            self._check_fields("userFills.fill", f, FILL_FIELDS)
         for px, sz, side, tid, _ in checked:
             if self._fill_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
                 self.builder.own_fill(t_ns, px, sz, side, tid)

@@ -33,6 +33,28 @@ def field_label(name: str) -> str:
     return label if len(name) <= MAX_NAME else f"{label}...({len(name):,} characters)"
 
 
+class FieldNotes:
+    """The unknown fields of the message being read, counted (`IngestReport.unknown_fields`) only
+    once the message is accepted: a refused (or, with --lenient, skipped) line leaves no count
+    behind, as if it had been deleted. One per parser."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, dict, frozenset]] = []
+
+    def check(self, kind: str, obj: dict, known: frozenset) -> None:
+        """Note `obj` (a message of `kind`) if it has a field outside `known`."""
+        if not obj.keys() <= known:
+            self._pending.append((kind, obj, known))
+
+    def read(self, dispatch, report: IngestReport, *args) -> None:
+        """`dispatch(*args)` (which raises `IngestError` for a bad message), then count its notes."""
+        self._pending.clear()  # left by a message refused half-way
+        dispatch(*args)
+        for kind, obj, known in self._pending:
+            report.unknown_fields(kind, obj, known)
+        self._pending.clear()
+
+
 @dataclass
 class IngestReport:
     """What a reader did besides converting: repairs, skips (lenient mode) and their first examples.
