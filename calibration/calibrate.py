@@ -54,16 +54,12 @@ from events.atomic import write_atomic
 from events.features import to_arrays
 from models.fit import load_fit
 from models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
-from online.params import Config, config_to_dict, default_config, replace
+from online.params import EVIDENCE_WEIGHTS, Config, config_to_dict, default_config, replace
 from online.replay import as_events, run
 from sim.scoring import reliability
 
 SHRINK_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
-_EVIDENCE_WEIGHTS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade", "lambda_imbalance",
-                     "lambda_cv_per_bps")
-
-
 class CalibrationRefused(RuntimeError):
     """The fits failed the gate and `force` was not given: nothing was exported."""
 
@@ -105,7 +101,7 @@ def gate_failures(fit_report: dict, gate: Gate) -> list[str]:
 def shrink(cfg: Config, tau: float) -> Config:
     """Every evidence weight and the returns' and regime's weights multiplied by tau (tau = 0:
     p_down = 1/2 always)."""
-    ev = {k: float(getattr(cfg.evidence, k)) * tau for k in _EVIDENCE_WEIGHTS}
+    ev = {k: float(getattr(cfg.evidence, k)) * tau for k in EVIDENCE_WEIGHTS}
     return replace(cfg, evidence=ev, drift={k: float(getattr(cfg.drift, k)) * tau
                                             for k in ("return_weight", "regime_weight")})
 
@@ -192,10 +188,10 @@ def _blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
 
 
 def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s):
-    """Both routes recomputed without each block (module docstring, stage 4): per route, the
+    """Every route recomputed without each block (module docstring, stage 4): per route, the
     config of each fold and the blocks to score them on."""
     blocks = _blocks(arrays, folds)
-    routes = {r: [] for r in routes_for(names)}
+    routes: dict[str, list] = {}
     for k in range(folds):
         train_sessions, train_arrays, train_ranges = [], [], []
         for i, (s, a) in enumerate(zip(sessions, arrays, strict=True)):
@@ -209,22 +205,23 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                     train_arrays.append(a)
                     train_ranges.append((lo, hi))
         with tempfile.TemporaryDirectory() as tmp:
-            *_, d_cfg = _fits_and_derive(train_sessions, names, tmp, method, draws, warmup, chains, seed, False, base)
+            *_, d_cfg = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp, method,
+                                         draws, warmup, chains, seed, False, base)
         t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
                         num_bootstrap=0)
-        routes["derive"].append(d_cfg)
-        if "regime" in routes:
-            routes["regime"].append(derive_mod.regime_verdict_config(d_cfg))
-        routes["tune"].append(t_cfg)
+        for route, cfg in route_configs(d_cfg, t_cfg, names).items():
+            routes.setdefault(route, []).append(cfg)
     return routes, blocks
 
 
-def routes_for(names) -> tuple[str, ...]:
-    """The routes selection compares: the derived config (additive evidence), the fitted regime
-    HMM's own verdict (`derive.regime_verdict_config`; only when the regime model was fitted) and
-    the tuned weights, in the order that breaks a tie (the tuned weights first: they were chosen
-    by the score that selection uses)."""
-    return ("tune", "derive") + (("regime",) if "regime" in names else ())
+def route_configs(derived_cfg: Config, tuned_cfg: Config, names) -> dict[str, Config]:
+    """The routes selection compares, in the order that breaks a tie: the tuned weights (first:
+    they were chosen by the score that selection uses), the derived config (additive evidence) and,
+    when the regime model was fitted, its own verdict (`derive.regime_verdict_config`)."""
+    routes = {"tune": tuned_cfg, "derive": derived_cfg}
+    if "regime" in names:
+        routes["regime"] = derive_mod.regime_verdict_config(derived_cfg)
+    return routes
 
 
 def _git_commit() -> str:
@@ -289,15 +286,16 @@ def _fittable(name: str, sessions) -> bool:
     return True
 
 
-def _fits_and_derive(sessions, names, fit_dir, method, draws, warmup, chains, seed, progress, base):
-    """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config)."""
+def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base):
+    """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config).
+    `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns."""
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
                          seed=seed, progress=progress)
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
     data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
     derived = derive_mod.derive(fits, data, from_tape, seed=seed)
-    noise = derive_mod.return_noise([to_arrays(s) for s in sessions], seed=seed)
+    noise = derive_mod.return_noise(arrays, seed=seed)
     derived += [noise] if noise is not None else []
     return report, fits, derived, derive_mod.derived_config(base, derived)
 
@@ -331,7 +329,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
                                        "sources": [dict(x) for x in s.meta.sources]} for s in test_sessions]}
 
     stage("fit: the offline models, jointly on the sessions")
-    fit_report, _, derived, cfg_derive = _fits_and_derive(sessions, names, out / "fits", method, draws, warmup,
+    arrays = [to_arrays(s) for s in sessions]
+    fit_report, _, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws, warmup,
                                                           chains, seed, not quiet, base)
     failures = gate_failures(fit_report, gate)
     report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
@@ -350,7 +349,6 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["derive"] = derive_mod.table(derived)
 
     stage("tune: evidence weights by the filter's predictive log score")
-    arrays = [to_arrays(s) for s in sessions]
     with _progress("tune (L-BFGS iterations)", quiet) as progress:
         cfg_tune, tuned = tune(tune_base(base, cfg_derive), arrays, horizons_s, seed=seed, progress=progress)
     report["tune"] = {k: {"value": v, "q05": tuned.interval[k][0], "q95": tuned.interval[k][1]}
@@ -360,16 +358,14 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
     fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
                                          horizons_s)
-    route_cfgs = {"tune": cfg_tune, "derive": cfg_derive}
-    if "regime" in fold_cfgs:
-        route_cfgs["regime"] = derive_mod.regime_verdict_config(cfg_derive)
+    route_cfgs = route_configs(cfg_derive, cfg_tune, names)
     selection = {}
-    for route in fold_cfgs:
+    for route in route_cfgs:
         tau, by_tau = best_shrink(fold_cfgs[route], arrays, horizons_s, blocks)
         selection[route] = {"shrink": tau, "heldout": by_tau[tau], "mean_gain": _mean_gain(by_tau[tau]),
                             "by_shrink": {f"{t:g}": {h: v["log_score"] for h, v in s.items()}
                                           for t, s in by_tau.items()}}
-    order = list(fold_cfgs)
+    order = list(route_cfgs)
     chosen = max(order, key=lambda r: (round(selection[r]["mean_gain"], 12), -order.index(r)))
     tau = selection[chosen]["shrink"]
     final = shrink(route_cfgs[chosen], tau)

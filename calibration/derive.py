@@ -58,7 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from models.fit import flat_draws
-from online.params import Config, replace
+from online.params import EVIDENCE_WEIGHTS, Config, replace
 
 PROB = 0.90
 
@@ -306,17 +306,15 @@ def derived_config(base: Config, derived: list[Derived]) -> Config:
     return replace(base, **groups)
 
 
-HMM_READS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade")
-
-
 def regime_verdict_config(derived_cfg: Config) -> Config:
-    """The derived config with p_down read from the fitted regime HMM alone: the regime's verdict
-    on the sign at weight 1 (`drift.regime_weight`), and 0 for the returns' weight and every
-    additive evidence weight. Those the HMM already reads (the returns, fills, AS, bursts and tape:
-    `HMM_READS`) would count twice; the book's and the other venue's were derived as down-against-
-    up-trend ratios, which outside a trend over-read exactly as the tape's do (on a simulated
-    trending market the derived book weight alone took the verdict's Brier score from 0.204 to
-    0.250). The online HMM does not read the book or the other venue, so this route gives them up.
+    """The derived config with p_down read from the fitted regime HMM alone: the regime's verdict on
+    the sign at weight 1 (`drift.regime_weight`), and 0 for the returns' weight and every additive
+    evidence weight (`online.params.EVIDENCE_WEIGHTS`). Those the HMM already reads (the returns,
+    fills, AS, bursts and tape) would count twice; the book's and the other venue's were derived as
+    down-against-up-trend ratios, which outside a trend over-read exactly as the tape's do (on a
+    simulated trending market the derived book weight alone took the verdict's Brier score from
+    0.204 to 0.250). The online HMM does not read the book or the other venue, so this route gives
+    them up.
 
     Why a route of its own: the additive evidence is the spec's approximation of the drift's
     posterior, one fixed log-LR per event decayed at one rate; the regime model fitted here is the
@@ -325,7 +323,7 @@ def regime_verdict_config(derived_cfg: Config) -> Config:
     trends and quiet spells) the verdict is the model's own exact filter; where the regimes are
     poorly identified it is not, which is why selection on held-out data decides."""
     return replace(derived_cfg, drift={"regime_weight": 1.0, "return_weight": 0.0},
-                   evidence={k: 0.0 for k in HMM_READS + ("lambda_imbalance", "lambda_cv_per_bps")})
+                   evidence={k: 0.0 for k in EVIDENCE_WEIGHTS})
 
 
 def table(derived: list[Derived]) -> dict:

@@ -80,6 +80,10 @@ class DriftParams(NamedTuple):
     regime_weight: float = 0.0
 
 
+EVIDENCE_WEIGHTS = ("lambda_fill", "lambda_as", "lambda_burst", "lambda_trade", "lambda_imbalance",
+                    "lambda_cv_per_bps")  # the additive log-LR weights of `EvidenceParams` (0: no evidence)
+
+
 class EvidenceParams(NamedTuple):
     """Additive log-likelihood ratios for the sign of the drift (spec 1A), and their decay.
 
