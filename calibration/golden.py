@@ -8,6 +8,8 @@ Streams (each a short, named sequence of events chosen to exercise one rule):
   first event after the gap (`segment_start`);
 - `reduce_only`: a falling mid and bearish fills while long, then a recovery (reduce-only
   entered above p_reduce and left below p_resume: the hysteresis);
+- `quotes`: own_quote events - our ask near the mid, our bid deep, one bid withdrawn (NaN) - and
+  the ask fills they bring in a falling market (the survival term of `online.belief`);
 - `hyperliquid_own_fills`: the bundled Hyperliquid BTC recording with a userFills message of our
   own fills, through the real ingest path (venue grid, five significant figures);
 - `session`: the first 2,000 events of the calibration session itself.
@@ -63,7 +65,7 @@ def _arrays(rows: list[dict]) -> EventArrays:
         col["kind"][i] = KIND_ID[r["kind"]]
         col["spread_bps"][i] = r.get("spread_bps", 2.0)
         for f in ("dt_s", "side", "size", "as_bps", "ret_bps", "ret_dt_s", "imbalance", "cv_ret_bps", "price",
-                  "segment_start"):
+                  "segment_start", "depth_bps"):
             col[f][i] = r.get(f, 0.0)
     col["kind"] = col["kind"].astype(np.int32)
     return EventArrays(**col)
@@ -104,6 +106,16 @@ def _reduce_only() -> tuple[EventArrays, np.ndarray]:
     return _arrays(rows), position
 
 
+def _quotes() -> tuple[EventArrays, np.ndarray]:
+    rows = [{"kind": "mid_tick", "ret_bps": -1.0, "ret_dt_s": 1.0, "dt_s": 1.0}]
+    for i in range(8):  # a lopsided quote (near ask, deep bid), ask fills, one side withdrawn (NaN) and back
+        rows += [{"kind": "own_quote", "side": 1, "depth_bps": np.nan if i == 5 else 9.0 + i, "dt_s": 0.2},
+                 {"kind": "own_quote", "side": -1, "depth_bps": 1.0 + 0.25 * i, "dt_s": 0.0},
+                 {"kind": "own_fill", "side": -1, "dt_s": 1.5},
+                 {"kind": "mid_tick", "ret_bps": -2.0, "ret_dt_s": 1.7, "dt_s": 0.0}]
+    return _arrays(rows), np.linspace(3.0, -5.0, len(rows))
+
+
 def _hyperliquid(tmp: Path) -> tuple[EventArrays, np.ndarray]:
     """The bundled Hyperliquid recording with our own fills in a userFills message."""
     import gzip
@@ -128,7 +140,7 @@ def streams(session=None, tmp_dir: str | Path | None = None) -> dict[str, tuple[
     """{name: (EventArrays, position per event)} of the golden streams (module docstring)."""
     import tempfile
 
-    out = {"burst": _burst(), "gap": _gap(), "reduce_only": _reduce_only()}
+    out = {"burst": _burst(), "gap": _gap(), "reduce_only": _reduce_only(), "quotes": _quotes()}
     with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
         out["hyperliquid_own_fills"] = _hyperliquid(Path(tmp))
     if session is not None:

@@ -41,6 +41,8 @@ class EventArrays(NamedTuple):
         segment_start: 1 at the first event after a recording gap (`Session.segments`), 0 elsewhere:
             the filters restart there. No return, cross-venue return or dt spans a gap (they are
             0 at a segment's first event and first tick).
+        depth_bps: on own_quote, how far our best order on `side` rests from the mid, bps
+            (side x (mid - price) / mid; NaN when none rests); 0 elsewhere.
     """
 
     t_s: np.ndarray
@@ -58,6 +60,7 @@ class EventArrays(NamedTuple):
     cv_ret_bps: np.ndarray
     valid: np.ndarray
     segment_start: np.ndarray
+    depth_bps: np.ndarray
 
 
 def _ffill(values: np.ndarray, have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,4 +114,13 @@ def to_arrays(session: Session) -> EventArrays:
         side=col("side").astype(np.float64), as_bps=np.nan_to_num(col("as_bps")), mid=mid,
         spread_bps=spread_bps, ret_bps=ret_bps, ret_dt_s=ret_dt_s, imbalance=imbalance,
         cv_ret_bps=cv_ret, valid=valid.astype(np.float64), segment_start=seg_start,
+        depth_bps=_quote_depths(kind, col("price"), col("side").astype(np.float64), mid),
     )
+
+
+def _quote_depths(kind: np.ndarray, price: np.ndarray, side: np.ndarray, mid: np.ndarray) -> np.ndarray:
+    """depth_bps of own_quote rows (see `EventArrays`); NaN (none rests) also before the first mid."""
+    quote = kind == KIND_ID["own_quote"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        depth = side * (mid - price) / mid * 1e4
+    return np.where(quote, np.where(mid > 0, depth, np.nan), 0.0)

@@ -11,7 +11,8 @@ KINDS: tuple[str, ...] = (
     "own_fill",
     "adverse_selection",
     "cv_tick",
+    "own_quote",
 )
-MID_TICK, BOOK_UPDATE, TRADE_PRINT, OWN_FILL, ADVERSE_SELECTION, CV_TICK = range(len(KINDS))
+MID_TICK, BOOK_UPDATE, TRADE_PRINT, OWN_FILL, ADVERSE_SELECTION, CV_TICK, OWN_QUOTE = range(len(KINDS))
 KIND_ID: dict[str, int] = {name: code for code, name in enumerate(KINDS)}
 NUM_KINDS = len(KINDS)

@@ -6,9 +6,11 @@ Columns (absent values are NaN for floats, 0 for `side`, -1 for `fill_id`, "" fo
 |------------|---------|-----------------------------------------------------------------------|
 | t_ns       | int64   | event time, ns since the Unix epoch (local receive time of the line)  |
 | kind       | string  | one of `events.kinds.KINDS`                                           |
-| price      | float64 | mid (mid_tick), trade / fill price, other venue's mid (cv_tick)       |
+| price      | float64 | mid (mid_tick), trade / fill price, other venue's mid (cv_tick), our best |
+|            |         | order's price on `side` (own_quote; NaN: none rests)                  |
 | size       | float64 | trade / fill quantity, base units                                     |
-| side       | int8    | trade_print: aggressor (+1 taker bought); own_fill, adverse_selection: ours (+1 buy) |
+| side       | int8    | trade_print: aggressor (+1 taker bought); own_fill, adverse_selection: ours (+1 buy); |
+|            |         | own_quote: which of our orders (+1 bid)                               |
 | bid_px     | float64 | best bid (book_update)                                                |
 | ask_px     | float64 | best ask (book_update)                                                |
 | bid_sz     | float64 | best bid quantity                                                     |
@@ -245,7 +247,9 @@ def validate(session: Session, where: str = "session") -> None:
         need(priced, "price", np.isfinite(col["price"]) & (col["price"] > 0), "price must be finite and > 0")
         sized = np.isin(kind, ("trade_print", "own_fill"))
         need(sized, "size", np.isfinite(col["size"]) & (col["size"] > 0), "size must be finite and > 0")
-        sided = np.isin(kind, ("trade_print", "own_fill", "adverse_selection"))
+        quotes = kind == "own_quote"
+        need(quotes, "price", np.isnan(col["price"]) | (col["price"] > 0), "price must be > 0 or NaN (no order)")
+        sided = np.isin(kind, ("trade_print", "own_fill", "adverse_selection", "own_quote"))
         need(sided, "side", np.abs(col["side"]) == 1, "side must be +1 or -1")
         book = kind == "book_update"
         for name in ("bid_px", "ask_px"):

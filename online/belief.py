@@ -24,6 +24,7 @@ the kind:
 | own_fill          | lambda_fill, burst term        | fill clustering | -              | fill side + arrival |
 | adverse_selection | lambda_AS term                 | -               | Beta, AS mean  | AS likelihood       |
 | cv_tick           | lambda_cv x other venue return | -               | -              | -                   |
+| own_quote         | (sets the survival term's depth)| -              | -              | -                   |
 
 **How the pieces of directional evidence combine, each counted once.** Two independent sources
 inform the sign of the drift: (i) mid returns, through an exact OU Kalman filter whose prior is the
@@ -45,6 +46,29 @@ sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu|, a two-point app
 drift law given its sign, with E|mu| = sum_r P(regime r) |m_r| by the law of total expectation over
 the regime posterior: in a mean-reverting regime a wobble of p_down moves the quotes little, in a
 confident trend mu approaches the trend's drift.
+
+**Own fills are read against the quotes that made them** (the survival term; issue 14). Which side
+of ours fills is largely decided by how deep we quote it: in a downtrend a bot that leans (reduce-
+only, the drift shift) quotes its ask near the mid and its bid deep, collects more ask fills than
+bid fills, and the spec's lambda_fill x side alone reads them as bullish. The fill model the quoter
+already assumes, intensity A e^{-kappa delta} per side (`quoter.fill_intensity_per_s`,
+`quoter.kappa_per_bps`), with takers' flow tilted by the trend - on the trend's side the rate is
+(lambda_u + lambda_i) e^{-kappa delta}, on the other lambda_u e^{-kappa delta} - makes the fills a
+pair of Poisson processes whose likelihood has two parts: each fill's side, ln((lambda_u +
+lambda_i) / lambda_u) = lambda_fill (the depth cancels: it thins both hypotheses alike), and the
+time each quote stood unfilled, exp(-rate x dt). The second, which the spec omits, gives the
+log-odds of down against up a drift while quotes rest:
+    d(log-odds)/dt = D (e^{-kappa delta_ask} - e^{-kappa delta_bid}),   D = lambda_i,
+an ask that stands unfilled is bearish, a bid that stands unfilled bullish, each in proportion to
+the chance it had. In the filter's own terms D = 2 A tanh(lambda_fill / 2) (with A the mean of the
+two sides' intensities, lambda_u + lambda_i / 2, and e^lambda_fill = 1 + lambda_i / lambda_u), so
+the term adds no parameter: `evidence.survival_weight` (1) scales it and 0 is the spec's filter.
+Its expected value under either trend, summed with the fills' lambda_fill, is a KL divergence,
+never of the wrong sign, however lopsided the quotes (without it, a bot quoting one side only reads
+that side's fills as evidence against the truth). The depths come as own_quote events (`depth_bps`
+of our best order on `side`; inf when none rests, so that a session without quotes, every
+recording, has no survival term) and are held between them. The regime filter keeps its per-regime
+total fill rate (its survival term is side-blind) and is not changed.
 """
 
 from __future__ import annotations
@@ -58,12 +82,14 @@ from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
 from jax.scipy.stats import t as t_dist
 
-from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, TRADE_PRINT
+from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, ou_stationary_var, transition_matrix
 from online.params import NUM_REGIMES, Config
 
 BURST_BUFFER = 16  # recent fills kept for the burst detector; bursts longer than this count as 16
 _NEVER_S = 1e9  # age of an empty ring-buffer slot, s
+NO_QUOTE_BPS = 1e12  # the depth held for a side with no order: its fill chance e^{-kappa x this} is 0 (and,
+# unlike inf, so is its gradient with respect to kappa)
 
 
 class Event(NamedTuple):
@@ -84,6 +110,8 @@ class Event(NamedTuple):
         valid: 1 once a mid is known; invalid events only let time pass.
         segment_start: 1 at the first event after a recording gap: the state restarts from the
             prior before the event is read (module docstring).
+        depth_bps: own_quote: how far our best order on `side` (+1 bid, -1 ask) rests from the mid,
+            bps (inf or NaN: none rests; below 0, i.e. through the mid, counts as 0).
     """
 
     t_s: jax.Array
@@ -99,6 +127,7 @@ class Event(NamedTuple):
     cv_ret_bps: jax.Array
     valid: jax.Array
     segment_start: jax.Array
+    depth_bps: jax.Array
 
 
 class BeliefState(NamedTuple):
@@ -120,6 +149,8 @@ class BeliefState(NamedTuple):
         fill_side: their sides (0 = empty slot), shape (BURST_BUFFER,).
         fill_head: next ring-buffer slot to write (int32).
         imbalance: the book imbalance currently held.
+        quote_depth_bps: depth of our best bid and ask from the mid, bps (NO_QUOTE_BPS: none), shape (2,):
+            the survival term's (module docstring).
         t_s: time of the last event, s.
     """
 
@@ -138,6 +169,7 @@ class BeliefState(NamedTuple):
     fill_side: jax.Array
     fill_head: jax.Array
     imbalance: jax.Array
+    quote_depth_bps: jax.Array
     t_s: jax.Array
 
 
@@ -209,6 +241,7 @@ def init(params: Config) -> BeliefState:
         fill_side=jnp.zeros((BURST_BUFFER,), dtype),
         fill_head=jnp.zeros((), jnp.int32),
         imbalance=z,
+        quote_depth_bps=jnp.full((2,), NO_QUOTE_BPS, dtype),
         t_s=z,
     )
 
@@ -223,8 +256,21 @@ def _same_side_in_window(state: BeliefState, side, params: Config):
     return jnp.sum(recent.astype(state.fill_age_s.dtype))
 
 
+def survival_rate(state: BeliefState, params: Config):
+    """d(log-odds of down)/dt while our quotes stand unfilled (module docstring): D (e^{-kappa
+    delta_ask} - e^{-kappa delta_bid}), D = survival_weight x 2 A tanh(lambda_fill / 2), per s."""
+    q = params.quoter
+    d = params.evidence.survival_weight * 2.0 * q.fill_intensity_per_s * jnp.tanh(params.evidence.lambda_fill / 2.0)
+    chance = jnp.exp(-q.kappa_per_bps * state.quote_depth_bps)  # (bid, ask); 0 where none rests
+    return d * (chance[1] - chance[0])
+
+
 def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     dt = jnp.maximum(ev.dt_s, 0.0)
+    theta = p.evidence.theta_decay_per_s
+    decay = jnp.exp(-theta * dt)
+    # the survival drift r integrated with the decay: L(dt) = L e^{-theta dt} + r (1 - e^{-theta dt}) / theta
+    span = jnp.where(theta * dt > 1e-12, -jnp.expm1(-theta * dt) / jnp.where(theta > 0, theta, 1.0), dt)
     alpha0, beta0 = _vol_prior(p)
     forget = jnp.exp(-p.volatility.forget_per_s * dt)
     tox = p.toxicity.decay_per_window ** (dt / p.toxicity.window_s)
@@ -232,7 +278,7 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime.rates_per_s, dt))
     log_probs, _ = hmm_condition(log_probs, -p.regime.fill_rate_per_s * dt)  # no fill arrived in dt
     return s._replace(
-        log_odds_ev=s.log_odds_ev * jnp.exp(-p.evidence.theta_decay_per_s * dt),
+        log_odds_ev=add_evidence(s.log_odds_ev * decay, survival_rate(s, p) * span, p),
         drift_mean_bps_s=mean,
         drift_var=var,
         vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,
@@ -353,13 +399,23 @@ def _on_cv_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     return s._replace(log_odds_ev=add_evidence(s.log_odds_ev, -p.evidence.lambda_cv_per_bps * ev.cv_ret_bps, p))
 
 
+def _on_own_quote(s: BeliefState, ev: Event, p: Config) -> BeliefState:
+    """Our best order on `side` now rests `depth_bps` from the mid (inf / NaN: none): held for the
+    survival term (module docstring); no evidence of its own."""
+    depth = jnp.where(jnp.isnan(ev.depth_bps), NO_QUOTE_BPS, jnp.clip(ev.depth_bps, 0.0, NO_QUOTE_BPS))
+    i = jnp.where(ev.side > 0, 0, 1)
+    return s._replace(quote_depth_bps=s.quote_depth_bps.at[i].set(jnp.where(ev.side != 0, depth,
+                                                                             s.quote_depth_bps[i])))
+
+
 def _no_evidence(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     return s
 
 
 _BRANCHES = [None] * (NUM_KINDS + 1)
 for _code, _fn in ((MID_TICK, _on_mid_tick), (BOOK_UPDATE, _on_book_update), (TRADE_PRINT, _on_trade_print),
-                   (OWN_FILL, _on_own_fill), (ADVERSE_SELECTION, _on_adverse_selection), (CV_TICK, _on_cv_tick)):
+                   (OWN_FILL, _on_own_fill), (ADVERSE_SELECTION, _on_adverse_selection), (CV_TICK, _on_cv_tick),
+                   (OWN_QUOTE, _on_own_quote)):
     _BRANCHES[_code] = _fn
 _BRANCHES[NUM_KINDS] = _no_evidence
 

@@ -108,6 +108,10 @@ class EvidenceParams(NamedTuple):
             AS, is 1.23.
         max_log_odds: the most the evidence log-odds may reach in all (10: p_down within 4.5e-5
             of 0 or 1 from the evidence alone), so that decay undoes any certainty in bounded time.
+        survival_weight: weight of the survival term, the evidence of our quotes standing unfilled
+            (1: as derived from lambda_fill and the quoter's fill model, `online.belief`; 0: the
+            spec's filter, which reads own fills without the quotes that made them). Acts only
+            where own_quote events say what rests: never on a recording without them.
     """
 
     lambda_fill: float = 0.35
@@ -123,6 +127,7 @@ class EvidenceParams(NamedTuple):
     lambda_cv_per_bps: float = 0.0
     max_event_log_odds: float = 3.0
     max_log_odds: float = 10.0
+    survival_weight: float = 1.0
 
 
 class VolatilityParams(NamedTuple):
@@ -336,7 +341,8 @@ RANGES: dict[str, dict[str, Range]] = {
     "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
                  "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
                  "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance": _ANY,
-                 "lambda_cv_per_bps": _ANY, "max_event_log_odds": _POS, "max_log_odds": _POS},
+                 "lambda_cv_per_bps": _ANY, "max_event_log_odds": _POS, "max_log_odds": _POS,
+                 "survival_weight": _NONNEG},
     "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
                    "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,
                    "low_ratio": _POS, "high_ratio": _POS, "return_df": Range(0.0, 1000.0)},

@@ -8,8 +8,10 @@ latency (longer in a fast market); the exchange keeps our resting orders in slot
 best NUM_LEVELS per side (`ladder_view`).
 
 One `lax.scan` over the market path's steps; everything is a pytree, so `vmap` runs many seeds or
-parameter sets at once. Within a step the belief sees, in order: the mid_tick of the step's return,
-a book_update, the adverse-selection events that fell due, then each own fill.
+parameter sets at once. Within a step the belief sees, in order: our best bid and ask as they rested
+through the step (two own_quote events, read by the survival term of `online.belief`), the
+mid_tick of the step's return (the step's time passes here), a book_update, the adverse-selection
+events that fell due, then each own fill.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL
+from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE
 from online.belief import Event, init, readout, update
 from online.orders import Actions, Orders, apply_actions, desired_from_quote, emergency_cancel, empty_orders, reconcile
 from online.params import Config
@@ -128,10 +130,11 @@ def _write_back(resting: Orders, ladder: Ladder, bid_slot, ask_slot) -> Orders:
     return resting._replace(qty=qty, active=resting.active * (qty > 0))
 
 
-def _event(kind, dt=0.0, side=0.0, as_bps=0.0, spread=0.0, ret=0.0, ret_dt=0.0, imb=0.0, valid=1.0, t=0.0):
+def _event(kind, dt=0.0, side=0.0, as_bps=0.0, spread=0.0, ret=0.0, ret_dt=0.0, imb=0.0, valid=1.0, t=0.0,
+           depth=0.0):
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     return Event(f(t), f(dt), jnp.asarray(kind, jnp.int32), f(side), f(0.0), f(as_bps), f(spread), f(ret),
-                 f(ret_dt), f(imb), f(0.0), f(valid), f(0.0))
+                 f(ret_dt), f(imb), f(0.0), f(valid), f(0.0), f(depth))
 
 
 def _stack(events):
@@ -217,8 +220,10 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
                 buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot]))
                             for b, v in zip(buf, (t, side, mid, px, 1.0), strict=True))
         unfed = jnp.maximum(f.bid_count - MAX_FILL_EVENTS, 0) + jnp.maximum(f.ask_count - MAX_FILL_EVENTS, 0)
-        # 5. the belief, event by event
-        first = [_event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
+        # 5. the belief, event by event: first what rested through the step (NaN depth: nothing)
+        first = [_event(OWN_QUOTE, side=1.0, depth=_touch_depth(view.bid_px, view.bid_qty, mid, 1.0)),
+                 _event(OWN_QUOTE, side=-1.0, depth=_touch_depth(view.ask_px, view.ask_qty, mid, -1.0)),
+                 _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
                  _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
         events = _stack(first + as_events + fill_events)
         # masked slots (no fill, no AS due) are skipped; under vmap lax.cond becomes a select

@@ -112,7 +112,7 @@ def test_golden_streams_exercise_their_rules(exported):
     table, meta = golden.read(exported[1] / "golden.parquet")
     assert meta["config_sha256"] == golden.config_hash(exported[0])
     rows = {s: table.filter(pa.compute.equal(table.column("stream"), s)) for s in meta["streams"]}
-    assert set(rows) == {"burst", "gap", "reduce_only", "hyperliquid_own_fills"}
+    assert set(rows) == {"burst", "gap", "reduce_only", "quotes", "hyperliquid_own_fills"}
     assert rows["burst"].column("belief.burst").to_numpy().max() == 1.0
     assert rows["gap"].column("input.dt_s").to_numpy().max() == 3600.0
     mode = rows["reduce_only"].column("quote.mode").to_numpy()

@@ -19,7 +19,7 @@ P32 = default_config(np.float32)
 
 def _random_stream(seed: int, scenario: str) -> Event:
     rng = np.random.default_rng(seed)
-    kind = rng.integers(0, 6, N)
+    kind = rng.integers(0, 7, N)
     dt = rng.choice([0.0, 1e-6, 0.01, 1.0, 3600.0 * 5], N, p=[0.2, 0.2, 0.3, 0.25, 0.05])
     side = rng.choice([-1.0, 1.0], N)
     if scenario == "same_side_fills":
@@ -34,7 +34,8 @@ def _random_stream(seed: int, scenario: str) -> Event:
                 as_bps=rng.normal(5, 30, N), spread_bps=rng.choice([0.0, 0.01, 7.0, 500.0], N),
                 ret_bps=ret, ret_dt_s=rng.choice([0.0, 1e-6, 0.5, 100.0], N),
                 imbalance=rng.uniform(-1, 1, N), cv_ret_bps=rng.normal(0, 50, N),
-                valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]), segment_start=np.zeros(N))
+                valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]), segment_start=np.zeros(N),
+                depth_bps=rng.choice([-5.0, 0.0, 3.0, 1e30, np.inf, np.nan], N))
     return Event(**cols)
 
 
@@ -107,7 +108,7 @@ def test_adversarial_million_event_stream():
 
     rng = np.random.default_rng(11)
     n = 1_000_000
-    kind = rng.choice([0, 1, 2, 3, 4, 5], n, p=[0.3, 0.3, 0.3, 0.04, 0.03, 0.03]).astype(np.int32)
+    kind = rng.choice([0, 1, 2, 3, 4, 5, 6], n, p=[0.3, 0.3, 0.28, 0.04, 0.03, 0.03, 0.02]).astype(np.int32)
     dt = rng.exponential(0.01, n)
     ret = rng.normal(0, 1.0, n)
     jumps = np.arange(5_000, n - 10_000, 50_000)
@@ -119,7 +120,8 @@ def test_adversarial_million_event_stream():
     fields = dict(t_s=np.cumsum(dt), dt_s=dt, kind=kind, side=rng.choice([-1.0, 1.0], n),
                   size=10.0 ** rng.uniform(-8, 6, n), as_bps=rng.normal(0, 2_000, n),
                   spread_bps=rng.uniform(0.5, 50, n), ret_dt_s=np.maximum(dt, 1e-3), imbalance=rng.uniform(-1, 1, n),
-                  cv_ret_bps=rng.normal(0, 500, n), valid=np.ones(n), segment_start=np.zeros(n))
+                  cv_ret_bps=rng.normal(0, 500, n), valid=np.ones(n), segment_start=np.zeros(n),
+                  depth_bps=rng.choice([0.0, 2.0, 50.0, np.nan], n))
     jumped = ret.copy()
     jumped[jumps], jumped[jumps + 1] = -5_000.0, 10_000.0  # -50% and back (+100% of the lower price)
     b = run(as_events(Event(ret_bps=jumped, **fields), np.float64), P64)

@@ -21,13 +21,13 @@ POOLED = replace(default_config(), drift=dict(regime_weight=0.7),
                  regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5)))
 
 
-def _stream(seed: int, kinds=(0, 1, 2, 3, 4, 5)) -> dict:
+def _stream(seed: int, kinds=(0, 1, 2, 3, 4, 5, 6)) -> dict:
     rng = np.random.default_rng(seed)
     return dict(t_s=np.zeros(N), dt_s=rng.choice([0.0, 0.05, 0.5, 3.0], N), kind=rng.choice(kinds, N),
                 side=rng.choice([-1.0, 1.0], N), size=rng.exponential(1.0, N), as_bps=rng.normal(5.0, 10.0, N),
                 spread_bps=np.full(N, 2.0), ret_bps=rng.normal(-0.5, 3.0, N), ret_dt_s=np.full(N, 0.5),
                 imbalance=rng.uniform(-0.9, 0.9, N), cv_ret_bps=rng.normal(0.0, 2.0, N), valid=np.ones(N),
-                segment_start=np.zeros(N))
+                segment_start=np.zeros(N), depth_bps=rng.choice([0.0, 1.5, 4.0, 12.0, np.nan], N))
 
 
 def _run(cols: dict, cfg):
@@ -62,7 +62,8 @@ def test_regime_verdict_is_bounded():
 
 def _mirror(cols: dict) -> dict:
     """The same world upside down: every side, return, imbalance and other-venue move negated (an
-    adverse selection stays adverse: it is measured against our own fill's side)."""
+    adverse selection stays adverse: it is measured against our own fill's side; an own_quote's
+    depth stays, on the other side: our bid at 4 bps becomes our ask at 4 bps)."""
     return dict(cols, side=-cols["side"], ret_bps=-cols["ret_bps"], imbalance=-cols["imbalance"],
                 cv_ret_bps=-cols["cv_ret_bps"])
 
@@ -72,7 +73,7 @@ def _mirror(cols: dict) -> dict:
 def test_stage_one_is_mirror_symmetric(seed, pooled):
     """Mirroring the events mirrors the belief: p_down -> 1 - p_down, mu -> -mu, the two trending
     regimes swap, volatility and toxicity unchanged, with the regime's verdict pooled with the
-    returns, fills, tape, book and other venue (all weights on) or alone."""
+    returns, fills, our quotes' survival, tape, book and other venue (all weights on) or alone."""
     cfg = POOLED if pooled else ONLY_REGIME
     cols = _stream(seed)
     a, m = _run(cols, cfg), _run(_mirror(cols), cfg)
