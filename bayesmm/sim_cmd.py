@@ -137,7 +137,9 @@ def cmd_backtest(args) -> int:
                           "undefined": undefined}))
     else:
         print(f"{session.meta.venue} {session.meta.instrument} / {args.quoter}: {report['steps']:,} steps of 0.1 s, "
-              f"{report['trades']:,} prints ({report['trades_merged']:,} merged into busy steps' last slot)")
+              f"{report['trades']:,} prints, all matched" + (f" ({report['volume_moved']:.6g} of the volume of sweeps "
+              "through more than MAX_TRADES / 2 prices in a step moved to a nearby less extreme price)"
+                                                              if report["volume_moved"] else ""))
         for k in _SHOWN:
             value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
             print(f"  {k:<34} {value}")

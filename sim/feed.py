@@ -2,8 +2,16 @@
 the real tape with a queue model, AS measured from the real mids.
 
 The session is put on a step grid (`dt_s`, 0.1 s by default): per step the last mid, its return,
-spread, imbalance, top-of-book sizes, and up to `MAX_TRADES` tape prints (price, size, aggressor
-side; later prints of a busy step are merged into the last slot at their extreme price, counted).
+spread, imbalance, top-of-book sizes, and the step's tape prints as volume per (aggressor side,
+price), up to `MAX_TRADES` such levels. Every print is matched: the queue model below reads a
+step's prints only through the volume at or through each of our levels, which the sum per price
+keeps exactly, and it does not depend on their order within the step (our ladder does not change
+inside a step: our orders reach the exchange between steps). A step whose prints span more than
+MAX_TRADES / 2 distinct prices on one side (a sweep: 2% of the bundled perp session's steps, up
+to 427 prices in 0.1 s) keeps its least and most extreme prices and others evenly spaced between;
+the volume at a price not kept is moved to the nearest kept price on the less extreme side - it
+reaches fewer of our levels, never more (no fill the tape did not reach is credited), and by at
+most the gap between kept prices - and the volume so moved is counted and reported.
 
 Queue model for a bid at price P (asks mirrored), per step and without memory:
 - P above the best bid (we improve the book): we are first; sells printed at <= P fill us;
@@ -27,7 +35,7 @@ from events.kinds import TRADE_PRINT
 from events.session import Session
 from sim.exchange import ExchangeParams, Fills, Ladder
 
-MAX_TRADES = 32
+MAX_TRADES = 32  # price levels of prints per step: half for each aggressor side
 
 
 class FeedPath(NamedTuple):
@@ -47,7 +55,8 @@ class FeedPath(NamedTuple):
 
 
 def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
-    """The session on a step grid (module docstring); returns the path and a report of merged prints."""
+    """The session on a step grid (module docstring); returns the path and a report: steps,
+    prints, and the volume moved to a less extreme price (0 unless a step overflows)."""
     a = to_arrays(session)
     ok = a.valid > 0
     if not ok.any():
@@ -67,26 +76,47 @@ def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
     idx = np.maximum.accumulate(np.where(np.isfinite(bid_sz), np.arange(len(bid_sz)), 0))
     tr = np.flatnonzero((a.kind == TRADE_PRINT) & (a.t_s > t0) & (a.t_s <= edges[-1]))
     step_of = np.clip(np.ceil((a.t_s[tr] - t0) / dt_s).astype(int) - 1, 0, n - 1)
-    px, qty, side = np.zeros((n, MAX_TRADES)), np.zeros((n, MAX_TRADES)), np.zeros((n, MAX_TRADES))
-    slot = np.zeros(n, dtype=int)
-    merged = 0
-    for i, s in zip(tr, step_of, strict=True):
-        k = slot[s]
-        if k < MAX_TRADES:
-            px[s, k], qty[s, k], side[s, k] = a.price[i], a.size[i], a.side[i]
-            slot[s] += 1
-        else:  # merge into the last slot at the more extreme price of its side
-            merged += 1
-            j = MAX_TRADES - 1
-            qty[s, j] += a.size[i]
-            px[s, j] = min(px[s, j], a.price[i]) if side[s, j] < 0 else max(px[s, j], a.price[i])
+    px, qty, side, moved = _prints_by_price(step_of, a.price[tr], a.size[tr], a.side[tr], n)
     path = FeedPath(
         t_s=jnp.asarray(edges - t0), mid_px=jnp.asarray(mid), ret_bps=jnp.asarray((mid / prev - 1) * 1e4),
         spread_bps=jnp.asarray(a.spread_bps[last]), imbalance=jnp.asarray(a.imbalance[last]),
         best_bid_sz=jnp.asarray(bid_sz[idx[last]]), best_ask_sz=jnp.asarray(ask_sz[idx[last]]),
         trade_px=jnp.asarray(px), trade_qty=jnp.asarray(qty), trade_side=jnp.asarray(side),
     )
-    return path, {"steps": n, "trades": int(len(tr)), "trades_merged": merged}
+    return path, {"steps": n, "trades": int(len(tr)), "volume_moved": moved}
+
+
+def _prints_by_price(step, price, size, side, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per step (rows) the prints' volume per (side, price): sells in the first MAX_TRADES / 2
+    slots, buys in the rest, each side's prices from the least extreme (a sell's extreme is low, a
+    buy's high). Returns (px, qty, side, volume moved). A side with more distinct prices in a step
+    than its slots keeps as its prices the least and the most extreme and others evenly spaced in
+    rank between them; the volume at any other price goes to the nearest kept price on the less
+    extreme side, which reaches no more of our levels than it did (module docstring)."""
+    half = MAX_TRADES // 2
+    px, qty, sd = np.zeros((n, MAX_TRADES)), np.zeros((n, MAX_TRADES)), np.zeros((n, MAX_TRADES))
+    if len(step) == 0:
+        return px, qty, sd, 0.0
+    order = np.lexsort((side * price, side, step))  # by step, side, then from the least extreme price
+    step, side, price, size = step[order], side[order], price[order], size[order]
+    new = np.r_[True, (np.diff(step) != 0) | (np.diff(side) != 0) | (np.diff(price) != 0)]
+    g_step, g_side, g_px = step[new], side[new], price[new]
+    g_qty = np.bincount(np.cumsum(new) - 1, size)
+    starts = np.flatnonzero(np.r_[True, (np.diff(g_step) != 0) | (np.diff(g_side) != 0)])
+    ends = np.r_[starts[1:], len(g_step)]
+    moved = 0.0
+    for lo, hi in zip(starts, ends, strict=True):
+        m, row, base = hi - lo, g_step[lo], (half if g_side[lo] > 0 else 0)
+        if m <= half:
+            kept, vol = np.arange(m), g_qty[lo:hi]
+        else:
+            kept = np.unique(np.round(np.linspace(0, m - 1, half)).astype(int))
+            to = np.searchsorted(kept, np.arange(m), side="right") - 1  # nearest kept rank at or below
+            vol = np.bincount(to, g_qty[lo:hi], len(kept))
+            moved += float(g_qty[lo:hi][~np.isin(np.arange(m), kept)].sum())
+        cols = base + np.arange(len(kept))
+        px[row, cols], qty[row, cols], sd[row, cols] = g_px[lo + kept], vol, g_side[lo]
+    return px, qty, sd, moved
 
 
 def _queue_side(px, qty, trade_px, trade_qty, trade_hit, best_px, best_sz, sign):
