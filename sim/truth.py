@@ -5,8 +5,13 @@ known in closed form, and calibration can be checked against it.
 - lambda_fill = ln(1 + lambda_i / lambda_u): given a fill, the odds that it is a buy are
   (lambda_u + lambda_i) / lambda_u higher under down-drift than up-drift (lambda_i averaged over
   the regimes the scenario lives in: 0 in a market without informed flow, where fills say nothing).
-- theta_decay = 2 q, q the rate of leaving a trending regime: for two symmetric states switching at
-  rate q, the probability relaxes to 1/2 at rate 2q.
+- theta_decay: how fast what we know of the drift's sign goes stale. In a trend the sign is the
+  trend's, and it lasts as long as the trend: for two symmetric states switching at rate q, the
+  probability relaxes to 1/2 at rate 2q. Outside trends (mean-reverting, volatile regimes) the
+  drift is the OU's around 0, whose mean - and so its sign's predictability - relaxes at
+  theta_mu. The decay is these rates weighted by the time the market spends in each (P(trend) x
+  2q + (1 - P(trend)) x theta_mu): a market without trends (quiet, vol_spike) had 2q = 2e-6, and
+  AS and burst evidence piled up without end.
 - lambda_trade (when the filter reads the public tape): a print is a taker's order, and the same
   odds hold for its aggressor side as for the fill it makes, so lambda_trade = lambda_fill.
 - Kalman: the drift's OU rate theta_mu, and sigma_mu inflated so the zero-mean OU's stationary
@@ -69,6 +74,7 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
     p_trend = float(probs[0] + probs[1])
     var = ou_var + mm**2 * p_trend
     leave = float(max(-q[0, 0], -q[1, 1], 1e-6))
+    decay = (probs[0] + probs[1]) * 2 * leave + (1.0 - probs[0] - probs[1]) * float(m.theta_mu_per_s)
     horizon = float(base.evidence.as_horizon_s)
     p_buy = np.array([(lam_u + lam_i[0]) / (2 * lam_u + lam_i[0]), lam_u / (2 * lam_u + lam_i[1]), 0.5, 0.5])
     fill_rate = (2 * lam_u + lam_i) * float(np.exp(-float(ex.kappa_per_bps) * 7.0))
@@ -80,7 +86,7 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
                    drift=dict(theta_mu_per_s=theta, sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
                               return_noise_s=0.0, **sign),
                    evidence=dict(lambda_fill=lam * additive, lambda_trade=lam * additive if tape else 0.0,
-                                 theta_decay_per_s=2 * leave),
+                                 theta_decay_per_s=float(decay)),
                    volatility=dict(sigma_long_bps_sqrt_s=sigma_long, return_df=0.0),  # Gaussian returns
                    toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed=4.0 * pi + 0.1,
                                  prior_uninformed=4.0 * (1.0 - pi) + 0.1),

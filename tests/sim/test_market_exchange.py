@@ -90,6 +90,22 @@ def test_matched_filter_parameters():
     assert float(r.evidence.lambda_trade) == float(r.evidence.lambda_fill) == 0.0
 
 
+def test_matched_decay_is_how_fast_the_sign_goes_stale():
+    """In a trend the sign lasts as long as the trend (2q: the selloff's chain leaves it at 1e-4 per
+    s); in a market without trends (quiet, vol_spike) the drift is the OU's and its sign relaxes at
+    theta_mu - not 2e-6, which let evidence pile up for ever; a 50/50 mix weighs the two."""
+    s = make_scenario("hype_selloff")
+    assert float(matched_config(s.market, s.exchange).evidence.theta_decay_per_s) == pytest.approx(2e-4)
+    for name in ("quiet", "vol_spike"):
+        m = make_scenario(name).market
+        assert float(matched_config(m, s.exchange).evidence.theta_decay_per_s) == pytest.approx(
+            float(m.theta_mu_per_s))
+    half = market_params(regime_switch_per_s=1 / 300.0, initial_regime_probs=(0.25, 0.25, 0.5, 0.0))
+    q = -float(np.asarray(half.regime_rates_per_s)[0, 0])
+    assert float(matched_config(half, s.exchange).evidence.theta_decay_per_s) == pytest.approx(
+        0.5 * 2 * q + 0.5 * float(half.theta_mu_per_s))
+
+
 @pytest.mark.parametrize("market", ["trending", "mean_reverting"])
 def test_the_regime_filter_is_the_truth_implied_sign_reader(market):
     """On a 20-minute recording of each validation market (calibration.validate), the regime HMM
