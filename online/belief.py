@@ -63,9 +63,16 @@ an ask that stands unfilled is bearish, a bid that stands unfilled bullish, each
 the chance it had. In the filter's own terms D = 2 A tanh(lambda_fill / 2) (with A the mean of the
 two sides' intensities, lambda_u + lambda_i / 2, and e^lambda_fill = 1 + lambda_i / lambda_u), so
 the term adds no parameter: `evidence.survival_weight` (1) scales it and 0 is the spec's filter.
-Its expected value under either trend, summed with the fills' lambda_fill, is a KL divergence,
-never of the wrong sign, however lopsided the quotes (without it, a bot quoting one side only reads
-that side's fills as evidence against the truth). The depths come as own_quote events (`depth_bps`
+With A right, its expected value under either trend, summed with the fills' lambda_fill, is a KL
+divergence, never of the wrong sign, however lopsided the quotes (without it, a bot quoting one
+side only reads that side's fills as evidence against the truth). That needs lambda_fill lambda_u
+<= D <= lambda_fill (lambda_u + lambda_i): an A set well below the two sides' mean intensity
+leaves a small bias of the old sign. (The simulated scenarios quote with A = 1.0 where the takers'
+mean is 1.4, so D = 0.57 against lambda_i = 0.8 in hype_selloff, just under the bound 0.59; the
+closed-loop figures include it. Matching A to the market is the quoter's calibration, which would
+move the GLFT spread too.) Integration over dt with the decay is exact, up to the per-event cap
+`max_event_log_odds` (a quote at the touch unfilled through a gap of minutes reaches it).
+The depths come as own_quote events (`depth_bps`
 of our best order on `side`; inf when none rests, so that a session without quotes, every
 recording, has no survival term) and are held between them. The regime filter keeps its per-regime
 total fill rate (its survival term is side-blind) and is not changed.
@@ -270,7 +277,9 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     theta = p.evidence.theta_decay_per_s
     decay = jnp.exp(-theta * dt)
     # the survival drift r integrated with the decay: L(dt) = L e^{-theta dt} + r (1 - e^{-theta dt}) / theta
-    span = jnp.where(theta * dt > 1e-12, -jnp.expm1(-theta * dt) / jnp.where(theta > 0, theta, 1.0), dt)
+    # (below theta dt = 1e-6 its series, whose gradient in theta, -dt^2 / 2 at 0, the tuner needs)
+    x = theta * dt
+    span = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.where(theta > 0, theta, 1.0), dt * (1.0 - x / 2.0))
     alpha0, beta0 = _vol_prior(p)
     forget = jnp.exp(-p.volatility.forget_per_s * dt)
     tox = p.toxicity.decay_per_window ** (dt / p.toxicity.window_s)

@@ -110,3 +110,21 @@ def test_no_quote_no_survival():
             {"kind": "book_update", "dt_s": 30.0}]
     got = float(np.asarray(run(_padded(rows), _config()).log_odds)[-1])
     assert got == pytest.approx(-LAM_I * np.exp(-KAPPA * 2.0) * 30.0, rel=1e-12)  # an unfilled bid: bullish
+
+
+def test_gradient_in_the_decay_at_zero():
+    """d L / d theta at theta = 0 for one quote pair standing T: -r T^2 / 2 (the series of
+    r (1 - e^{-theta T}) / theta), which the tuner's gradient needs - not the 0 of a constant branch."""
+    import jax
+
+    bid, ask, span = 2.0, 8.0, 40.0
+    r = LAM_I * (np.exp(-KAPPA * ask) - np.exp(-KAPPA * bid))
+    ev = _padded([{"kind": "own_quote", "side": 1.0, "depth_bps": bid},
+                  {"kind": "own_quote", "side": -1.0, "depth_bps": ask}, {"kind": "book_update", "dt_s": span}])
+
+    cfg = _config()
+
+    def final(theta):  # a traced value: set on the tuple, not through `replace`'s checks
+        return run(ev, cfg._replace(evidence=cfg.evidence._replace(theta_decay_per_s=theta))).log_odds[-1]
+
+    assert float(jax.grad(final)(0.0)) == pytest.approx(-r * span**2 / 2, rel=1e-9)
