@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/ (~11 minutes on 2 cores)
+## demo: the main job end to end on the bundled data; outputs in out/ (~10 minutes on 2 cores)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
 	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
 	for q in bayesian current_system glft; do \
-	    $(BIN)/bayesmm simulate --scenario hype_selloff --quoter $$q --seeds 100 --json --plot $(OUT)/selloff_$$q.png \
+	    $(BIN)/bayesmm simulate --scenario hype_selloff --quoter $$q --seeds 64 --json --plot $(OUT)/selloff_$$q.png \
 	        > $(OUT)/selloff_$$q.json || exit 1; done
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/bayesmm check-config $(OUT)/config.toml
 	# spec section 8: the quoter's thresholds by a sweep on the incident scenario, on top of the calibrated config
 	$(BIN)/bayesmm sweep hype_selloff --space examples/sweep-selloff.toml --config $(OUT)/config.toml \
-	    --sets 32 --batch 16 --seeds 4 --holdout-seeds 16 --out $(OUT)/sweep --write-config --quiet
+	    --sets 32 --batch 16 --seeds 4 --holdout-seeds 8 --out $(OUT)/sweep --write-config --quiet
 	$(BIN)/bayesmm check-config $(OUT)/sweep/config.toml
 	$(BIN)/bayesmm report $(OUT)
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
