@@ -72,9 +72,9 @@ mean is 1.4, so D = 0.57 against lambda_i = 0.8 in hype_selloff, just under the 
 closed-loop figures include it. Matching A to the market is the quoter's calibration, which would
 move the GLFT spread too.) Integration over dt with the decay is exact, up to the per-event cap
 `max_event_log_odds` (a quote at the touch unfilled through a gap of minutes reaches it).
-The depths come as own_quote events (`depth_bps`
-of our best order on `side`; inf when none rests, so that a session without quotes, every
-recording, has no survival term) and are held between them. The regime filter keeps its per-regime
+The depths come as own_quote events (`depth_bps` of our best order on `side`; NaN or inf when
+none rests, held as NO_QUOTE_BPS, so that a session without quotes, every recording, has no
+survival term) and are held between them. The regime filter keeps its per-regime
 total fill rate (its survival term is side-blind) and is not changed.
 """
 
