@@ -272,12 +272,27 @@ def survival_rate(state: BeliefState, params: Config):
     return d * (chance[1] - chance[0])
 
 
+def markov_decayed(log_odds, theta_dt):
+    """The log-odds of a sign that flips as a two-state Markov chain at rate theta / 2, after a
+    time dt in which no evidence came (decay = e^{-theta dt}): its probability relaxes to 1/2 as
+    p' = 1/2 + (p - 1/2) decay (the chain's forward equation), so, with p = sigmoid(L),
+    L' = ln((1 - decay) + 2 decay sigmoid(L)) - ln((1 - decay) + 2 decay sigmoid(-L)), the same as
+    tanh(L' / 2) = tanh(L / 2) decay. For small L this is the spec's L e^{-theta dt} (the log-odds
+    rule is its linearisation); for a confident L it pulls back far faster (L = 6.9, p = 0.999,
+    after 10 s at theta = 0.067: p = 0.76 where the log-odds rule leaves 0.97), which is what a
+    reversal needs. Written with sigmoids so neither log argument underflows at any L or dt."""
+    decay, keep = jnp.exp(-theta_dt), -jnp.expm1(-theta_dt)  # keep = 1 - decay, exact for small theta dt
+    return (jnp.log(keep + 2.0 * decay * jax.nn.sigmoid(log_odds))
+            - jnp.log(keep + 2.0 * decay * jax.nn.sigmoid(-log_odds)))
+
+
 def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     dt = jnp.maximum(ev.dt_s, 0.0)
     theta = p.evidence.theta_decay_per_s
     decay = jnp.exp(-theta * dt)
     # the survival drift r integrated with the decay: L(dt) = L e^{-theta dt} + r (1 - e^{-theta dt}) / theta
-    # (below theta dt = 1e-6 its series, whose gradient in theta, -dt^2 / 2 at 0, the tuner needs)
+    # (below theta dt = 1e-6 its series, whose gradient in theta, -dt^2 / 2 at 0, the tuner needs); under
+    # the Markov decay the same integral is added to the decayed L (exact to first order in theta dt)
     x = theta * dt
     span = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.where(theta > 0, theta, 1.0), dt * (1.0 - x / 2.0))
     alpha0, beta0 = _vol_prior(p)
@@ -286,8 +301,10 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.drift.theta_mu_per_s, p.drift.sigma_mu_bps_s_sqrt_s)
     log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime.rates_per_s, dt))
     log_probs, _ = hmm_condition(log_probs, -p.regime.fill_rate_per_s * dt)  # no fill arrived in dt
+    linear = s.log_odds_ev * decay  # the spec's rule; markov_decay blends in the chain's (EvidenceParams)
+    stale = linear + p.evidence.markov_decay * (markov_decayed(s.log_odds_ev, x) - linear)
     return s._replace(
-        log_odds_ev=add_evidence(s.log_odds_ev * decay, survival_rate(s, p) * span, p),
+        log_odds_ev=add_evidence(stale, survival_rate(s, p) * span, p),
         drift_mean_bps_s=mean,
         drift_var=var,
         vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,

@@ -112,6 +112,11 @@ class EvidenceParams(NamedTuple):
             (1: as derived from lambda_fill and the quoter's fill model, `online.belief`; 0: the
             spec's filter, which reads own fills without the quotes that made them). Acts only
             where own_quote events say what rests: never on a recording without them.
+        markov_decay: how the evidence goes stale between events (0: the spec's rule, the log-odds
+            decays at theta_decay_per_s; 1: the probability's distance from 1/2 does - the exact
+            forgetting for a sign that flips as a two-state Markov chain at rate theta / 2, which
+            pulls a confident belief back much faster than the log-odds rule, `online.belief`;
+            between the two, a blend of the results).
     """
 
     lambda_fill: float = 0.35
@@ -128,6 +133,7 @@ class EvidenceParams(NamedTuple):
     max_event_log_odds: float = 3.0
     max_log_odds: float = 10.0
     survival_weight: float = 1.0
+    markov_decay: float = 0.0
 
 
 class VolatilityParams(NamedTuple):
@@ -342,7 +348,7 @@ RANGES: dict[str, dict[str, Range]] = {
                  "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
                  "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance": _ANY,
                  "lambda_cv_per_bps": _ANY, "max_event_log_odds": _POS, "max_log_odds": _POS,
-                 "survival_weight": _NONNEG},
+                 "survival_weight": _NONNEG, "markov_decay": Range(0.0, 1.0)},
     "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
                    "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,
                    "low_ratio": _POS, "high_ratio": _POS, "return_df": Range(0.0, 1000.0)},

@@ -69,12 +69,13 @@ def _mirror(cols: dict) -> dict:
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), pooled=st.booleans())
-def test_stage_one_is_mirror_symmetric(seed, pooled):
+@given(seed=st.integers(0, 2**31 - 1), pooled=st.booleans(), markov=st.sampled_from([0.0, 0.5, 1.0]))
+def test_stage_one_is_mirror_symmetric(seed, pooled, markov):
     """Mirroring the events mirrors the belief: p_down -> 1 - p_down, mu -> -mu, the two trending
     regimes swap, volatility and toxicity unchanged, with the regime's verdict pooled with the
-    returns, fills, our quotes' survival, tape, book and other venue (all weights on) or alone."""
-    cfg = POOLED if pooled else ONLY_REGIME
+    returns, fills, our quotes' survival, tape, book and other venue (all weights on) or alone,
+    under the spec's log-odds decay, the Markov chain's, or a blend (`evidence.markov_decay`)."""
+    cfg = replace(POOLED if pooled else ONLY_REGIME, evidence=dict(markov_decay=markov))
     cols = _stream(seed)
     a, m = _run(cols, cfg), _run(_mirror(cols), cfg)
     np.testing.assert_allclose(np.asarray(m.log_odds), -np.asarray(a.log_odds), atol=1e-9)
