@@ -24,11 +24,12 @@ def _run_many(keys, market, params, num_steps, sweep):
 
 
 def run_scenario(scenario: Scenario, quoter: str, seeds: int = 100, first_seed: int = 0, base=None,
-                 matched: bool = True):
+                 matched: bool = True, tape: bool = True):
     """(paths, outputs, metrics) for `seeds` runs; seed i uses jax.random.key(first_seed + i), so
-    different quoters on the same seeds see the same markets. `base` and `matched`: the bot's
-    configuration, as in `sim.scenarios.scenario_config` (by default the truth-matched belief)."""
-    params = loop_params(scenario, quoter, base, matched)
+    different quoters on the same seeds see the same markets. `base`, `matched` and `tape`: the bot's
+    configuration, as in `sim.scenarios.scenario_config` (by default the truth-matched belief
+    reading the tape)."""
+    params = loop_params(scenario, quoter, base, matched, tape)
     keys = jax.vmap(jax.random.key)(jnp.arange(first_seed, first_seed + seeds))
     paths, outs, metrics = _run_many(keys, scenario.market, params, scenario.num_steps,
                                      jnp.asarray(scenario.sweep_sells))

@@ -39,8 +39,9 @@ MAX_TRADES = 32  # price levels of prints per step: half for each aggressor side
 
 
 class FeedPath(NamedTuple):
-    """One row per step: t_s, mid_px, ret_bps, spread_bps, imbalance, best_bid_sz, best_ask_sz, and the
-    step's prints trade_px, trade_qty, trade_side (MAX_TRADES each, qty 0 = none)."""
+    """One row per step: t_s, mid_px, ret_bps, spread_bps, imbalance, best_bid_sz, best_ask_sz, the
+    step's prints trade_px, trade_qty, trade_side (MAX_TRADES each, qty 0 = none), and the number of
+    prints per aggressor side, taker_buys and taker_sells (the tape the closed loop's belief reads)."""
 
     t_s: jax.Array
     mid_px: jax.Array
@@ -52,6 +53,8 @@ class FeedPath(NamedTuple):
     trade_px: jax.Array
     trade_qty: jax.Array
     trade_side: jax.Array
+    taker_buys: jax.Array
+    taker_sells: jax.Array
 
 
 def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
@@ -82,6 +85,8 @@ def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
         spread_bps=jnp.asarray(a.spread_bps[last]), imbalance=jnp.asarray(a.imbalance[last]),
         best_bid_sz=jnp.asarray(bid_sz[idx[last]]), best_ask_sz=jnp.asarray(ask_sz[idx[last]]),
         trade_px=jnp.asarray(px), trade_qty=jnp.asarray(qty), trade_side=jnp.asarray(side),
+        taker_buys=jnp.asarray(np.bincount(step_of[a.side[tr] > 0], minlength=n), jnp.float64),
+        taker_sells=jnp.asarray(np.bincount(step_of[a.side[tr] < 0], minlength=n), jnp.float64),
     )
     return path, {"steps": n, "trades": int(len(tr)), "volume_moved": moved}
 

@@ -54,6 +54,7 @@ def summarize(out: LoopOutput, initial_position, cycle_steps: int = 30) -> dict:
         "final_position": pos[-1],
         "fees": out.fees[-1],
         "unfed_fill_events": jnp.sum(out.unfed_fill_events),
+        "unfed_print_events": jnp.sum(out.unfed_print_events),
     }
 
 

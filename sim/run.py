@@ -10,8 +10,11 @@ best NUM_LEVELS per side (`ladder_view`).
 One `lax.scan` over the market path's steps; everything is a pytree, so `vmap` runs many seeds or
 parameter sets at once. Within a step the belief sees, in order: our best bid and ask as they rested
 through the step (two own_quote events, read by the survival term of `online.belief`), the
-mid_tick of the step's return (the step's time passes here), a book_update, the adverse-selection
-events that fell due, then each own fill.
+mid_tick of the step's return (the step's time passes here), a book_update, the step's trade
+prints (the public tape: every taker, those that filled us among them), the adverse-selection
+events that fell due, then each own fill. The tape is what the oracle filter (`sim.scoring`) reads
+besides the returns, so the filter and the oracle are scored on the same public events; whether
+the filter weighs the prints, our fills or both is its configuration's choice (`sim.truth`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE
+from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from online.belief import Event, init, readout, update
 from online.orders import Actions, Orders, apply_actions, desired_from_quote, emergency_cancel, empty_orders, reconcile
 from online.params import Config
@@ -31,6 +34,7 @@ from sim.market import MarketParams, MarketPath, simulate
 
 NUM_LEVELS = 6
 MAX_FILL_EVENTS = 3  # own_fill events fed to the belief per side per step (the rest are counted)
+MAX_PRINT_EVENTS = 3  # trade_print events fed to the belief per aggressor side per step (the rest are counted)
 AS_BUFFER = 32  # fills awaiting their adverse-selection measurement
 AS_PER_STEP = 4  # AS events delivered per step at most (the rest wait for the next step)
 _INF = 1e18
@@ -49,9 +53,10 @@ class LoopParams(NamedTuple):
 class LoopOutput(NamedTuple):
     """Per step: t_s, mid_px, position, cash, equity (cash + position x mid; starts at 0), fees;
     p_down, mu_bps_s, p_regime (4,), mode (reduce-only), burst; live touch bid/ask depth (bps, NaN
-    when that side is empty); fill qty, value (sum px x qty) and count per side; own fill events not fed to the belief
-    (beyond MAX_FILL_EVENTS); AS events delivered: sum of AS (bps), count, sum and sum of squares
-    of per-fill P&L at the horizon (edge - AS - fee, bps); orders placed, modified and cancelled
+    when that side is empty); fill qty, value (sum px x qty) and count per side; own fill events and
+    tape prints not fed to the belief (beyond MAX_FILL_EVENTS, MAX_PRINT_EVENTS per side); AS events
+    delivered: sum of AS (bps), count, sum and sum of squares of per-fill P&L at the horizon (edge -
+    AS - fee, bps); orders placed, modified and cancelled
     (sent this step: a quote cycle's reconcile, an emergency cancel)."""
 
     t_s: jax.Array
@@ -74,6 +79,7 @@ class LoopOutput(NamedTuple):
     bid_fill_count: jax.Array
     ask_fill_count: jax.Array
     unfed_fill_events: jax.Array
+    unfed_print_events: jax.Array
     as_sum_bps: jax.Array
     as_count: jax.Array
     fill_pnl_sum_bps: jax.Array
@@ -155,8 +161,9 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     """Run our quoter against a market path (see module docstring). `sweep_sells` (per step, count)
     adds takers that sell into our bids with certainty - the scenario's forced sweeps. `fill_fn`
     is the exchange's fill model for a step (`intensity_fills` on a simulated `MarketPath`; the
-    real-feed replay passes a queue model); the path needs t_s, mid_px, ret_bps, spread_bps and
-    imbalance per step plus whatever `fill_fn` reads."""
+    real-feed replay passes a queue model); the path needs t_s, mid_px, ret_bps, spread_bps,
+    imbalance and the tape's print counts per aggressor side (taker_buys, taker_sells) per step,
+    plus whatever `fill_fn` reads."""
     num_steps = path.t_s.shape[0]
     sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
     ex, cfg = p.exchange, p.config
@@ -220,12 +227,18 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
                 buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot]))
                             for b, v in zip(buf, (t, side, mid, px, 1.0), strict=True))
         unfed = jnp.maximum(f.bid_count - MAX_FILL_EVENTS, 0) + jnp.maximum(f.ask_count - MAX_FILL_EVENTS, 0)
+        # 4b. the public tape: one trade_print per taker (aggressor side), up to MAX_PRINT_EVENTS per side
+        print_events = [_event(TRADE_PRINT, side=side, valid=(j < count).astype(jnp.float64))
+                        for side, count in ((1.0, row.taker_buys), (-1.0, row.taker_sells))
+                        for j in range(MAX_PRINT_EVENTS)]
+        unfed_prints = (jnp.maximum(row.taker_buys - MAX_PRINT_EVENTS, 0)
+                        + jnp.maximum(row.taker_sells - MAX_PRINT_EVENTS, 0))
         # 5. the belief, event by event: first what rested through the step (NaN depth: nothing)
         first = [_event(OWN_QUOTE, side=1.0, depth=_touch_depth(view.bid_px, view.bid_qty, mid, 1.0)),
                  _event(OWN_QUOTE, side=-1.0, depth=_touch_depth(view.ask_px, view.ask_qty, mid, -1.0)),
                  _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
                  _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
-        events = _stack(first + as_events + fill_events)
+        events = _stack(first + print_events + as_events + fill_events)
         # masked slots (no fill, no AS due) are skipped; under vmap lax.cond becomes a select
         belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, cfg),
                                                             lambda s_: s_, s), None), c.belief, events)
@@ -260,7 +273,8 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
             ask_depth_bps=_touch_depth(live.ask_px, live.ask_qty, mid, -1.0),
             bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_value=f.bid_value, ask_fill_value=f.ask_value,
             bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
-            unfed_fill_events=unfed, as_sum_bps=as_sum, as_count=as_count, fill_pnl_sum_bps=fill_pnl,
+            unfed_fill_events=unfed, unfed_print_events=unfed_prints, as_sum_bps=as_sum, as_count=as_count,
+            fill_pnl_sum_bps=fill_pnl,
             fill_pnl_sq_sum=fill_pnl_sq,
             orders_placed=jnp.where(cycle, jnp.sum(actions.place), 0.0),
             orders_modified=jnp.where(cycle, jnp.sum(actions.modify), 0.0),

@@ -95,17 +95,22 @@ SCENARIOS = ("hype_selloff", "quiet", "whipsaw", "vol_spike")
 QUOTERS = tuple(PRESETS)
 
 
-def scenario_config(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True) -> Config:
+def scenario_config(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True,
+                    tape: bool = True) -> Config:
     """The bot's configuration in a scenario: `base` (default: the spec's defaults) with the
     scenario's venue and sizes, the online belief matched to the scenario's truth (unless
-    `matched` is False: then `base`'s belief is kept, e.g. a calibrated one), and the quoter preset."""
+    `matched` is False: then `base`'s belief is kept, e.g. a calibrated one), and the quoter preset.
+    `tape`: the matched belief reads the public tape, as the oracle does and a bot on a venue
+    with a public trades feed can (`sim.truth.matched_config`); False: it reads our own fills
+    instead, the harder case the survival term is for."""
     cfg = replace(default_config() if base is None else base, **s.config_overrides)
     if matched:
-        cfg = matched_config(s.market, s.exchange, base=cfg)
+        cfg = matched_config(s.market, s.exchange, base=cfg, tape=tape)
     return preset(quoter, cfg)
 
 
-def loop_params(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True) -> LoopParams:
+def loop_params(s: Scenario, quoter: str, base: Config | None = None, matched: bool = True,
+                tape: bool = True) -> LoopParams:
     """LoopParams for a scenario and quoter (`scenario_config`)."""
-    return LoopParams(scenario_config(s, quoter, base, matched), s.exchange, jnp.asarray(s.market.taker_size),
+    return LoopParams(scenario_config(s, quoter, base, matched, tape), s.exchange, jnp.asarray(s.market.taker_size),
                       jnp.asarray(s.initial_position, jnp.float64))

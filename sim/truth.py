@@ -11,9 +11,20 @@ known in closed form, and calibration can be checked against it.
   drift is the OU's around 0, whose mean - and so its sign's predictability - relaxes at
   theta_mu. The decay is these rates weighted by the time the market spends in each (P(trend) x
   2q + (1 - P(trend)) x theta_mu): a market without trends (quiet, vol_spike) had 2q = 2e-6, and
-  AS and burst evidence piled up without end.
+  AS and burst evidence piled up without end. How it goes stale is the chain's too
+  (`evidence.markov_decay` 1): the probability's distance from 1/2 relaxes at that rate, not the
+  log-odds - the log-odds rule is its linearisation, and held a confident belief through a
+  reversal (whipsaw, reading the tape: ECE 0.075 with it, 0.018 with the chain's rule).
 - lambda_trade (when the filter reads the public tape): a print is a taker's order, and the same
-  odds hold for its aggressor side as for the fill it makes, so lambda_trade = lambda_fill.
+  odds hold for its aggressor side as for the fill it makes, so lambda_trade = lambda_fill. Our
+  own fills are prints of that tape, and which taker fills us depends on our depth, not on the
+  drift: given the tape they carry nothing more, so a tape-reading filter gives them no weight
+  (lambda_fill 0, which also zeroes the survival term; the HMM's fill emissions uninformative) -
+  reading both would count each taker that filled us twice.
+- lambda_AS = 0 and lambda_burst = 0: an adverse selection is the mid's move after a fill, which
+  the filter already reads as returns (counting it again overstated the evidence: vol_spike's ECE
+  0.033 with the spec's 0.15, 0.025 without); and under Poisson takers a burst's fills carry
+  their per-fill log-LR and no more, so an extra weight per burst fill counts them twice.
 - Kalman: the drift's OU rate theta_mu, and sigma_mu inflated so the zero-mean OU's stationary
   variance equals the regime mixture's (OU variance + m^2 P(trend)).
 - Toxicity prior: Beta with mean near the true informed share pi = lambda_i / (lambda_i + 2 lambda_u)
@@ -49,8 +60,8 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
 
     `initial`: use the market's initial regime distribution (rather than the stationary one) for
     the averages, which is what a short scenario lives in. `tape`: the filter reads the public
-    tape (a session of prints, no own fills), so a print carries the log-LR an own fill would
-    (`evidence.lambda_trade`); off in the closed loop, whose filter sees our fills, not the tape.
+    tape, so a print carries the log-LR an own fill would (`evidence.lambda_trade`) and our fills,
+    prints of that tape, none (module docstring); off, the filter reads our fills and not the tape.
     `regime_sign`: p_down is the regime posterior's verdict alone (`drift.regime_weight` 1, the
     returns' weight and the additive evidence weights 0). This market's drift sign is its regime's
     (up to the OU's small spread within a regime), so the regime HMM with the market's own
@@ -85,14 +96,17 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
     return replace(base,
                    drift=dict(theta_mu_per_s=theta, sigma_mu_bps_s_sqrt_s=float(np.sqrt(2 * theta * var)),
                               return_noise_s=0.0, **sign),
-                   evidence=dict(lambda_fill=lam * additive, lambda_trade=lam * additive if tape else 0.0,
-                                 theta_decay_per_s=float(decay)),
+                   evidence=dict(lambda_fill=0.0 if tape else lam * additive,
+                                 lambda_trade=lam * additive if tape else 0.0,
+                                 theta_decay_per_s=float(decay), markov_decay=1.0, lambda_as=0.0,
+                                 lambda_burst=0.0),
                    volatility=dict(sigma_long_bps_sqrt_s=sigma_long, return_df=0.0),  # Gaussian returns
                    toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed=4.0 * pi + 0.1,
                                  prior_uninformed=4.0 * (1.0 - pi) + 0.1),
                    regime=dict(rates_per_s=q, drift_bps_s=(-mm, mm, 0.0, 0.0), vol_mult=tuple(vol / sigma_long),
-                               p_buy_fill=tuple(np.clip(p_buy, 0.01, 0.99)),
+                               p_buy_fill=(0.5,) * 4 if tape else tuple(np.clip(p_buy, 0.01, 0.99)),
                                p_taker_buy=tuple(np.clip(1.0 - p_buy, 0.01, 0.99)) if tape else (0.5,) * 4,
                                as_mean_bps=(mm * horizon, mm * horizon, 0.0, 0.0),
                                as_sd_bps=tuple(np.maximum(vol * np.sqrt(horizon), 1.0)),
-                               fill_rate_per_s=tuple(np.maximum(fill_rate, 1e-3))))
+                               fill_rate_per_s=tuple(np.maximum(fill_rate if not tape else
+                                                                np.full(4, np.sum(probs * fill_rate)), 1e-3))))

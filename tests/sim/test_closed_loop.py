@@ -47,11 +47,12 @@ def _downtrend_share(p_down, mu) -> float:
 
 
 def test_selloff_downtrend_read_like_the_oracle(selloff):
-    """Issue 14's fill selection bias: over the 100 seeds, with the truth-implied parameters and
-    the Bayesian quoter (whose reduce-only and drift shift make its ask fill more than its bid in
-    the downtrend), p_down > 0.5 for a share of the true-downtrend time within 5 points of the
-    oracle particle filter's (on 8 of the paths). Without the survival term it was 81.6% against
-    the oracle's 99.8% (the slow test below measures both)."""
+    """Issue 14: over the 100 seeds, with the truth-implied parameters and the Bayesian quoter, the
+    filter reads the events the oracle particle filter reads (the returns and the public tape; our
+    own fills, prints of that tape, get no weight: `sim.truth`), and p_down > 0.5 for a share of the
+    true-downtrend time within 5 points of the oracle's (on 8 of the paths). A filter that reads our
+    fills instead of the tape had 81.6% against the oracle's 99.8% before the survival term (the
+    slow test below measures that case)."""
     s, runs = selloff
     paths, outs, _ = runs["bayesian"]
     sub = jax.tree_util.tree_map(lambda x: x[:8], paths)
@@ -64,13 +65,14 @@ def test_selloff_downtrend_read_like_the_oracle(selloff):
 
 @pytest.mark.slow
 def test_survival_term_removes_the_selection_bias():
-    """Before and after, on 128 held-out seeds (1000-1127): the same loop with the spec's fill
-    evidence alone (survival_weight 0) reads the downtrend far worse (the bias the term removes)."""
+    """A filter that reads our own fills and not the tape (`tape=False`), before and after, on 128
+    held-out seeds (1000-1127): the same loop with the spec's fill evidence alone (survival_weight
+    0) reads the downtrend far worse (the bias the term removes)."""
     s = make_scenario("hype_selloff")
     spec = replace(default_config(), evidence=dict(survival_weight=0.0))
     share = {}
     for label, base in (("after", None), ("before", spec)):
-        paths, outs, _ = run_scenario(s, "bayesian", seeds=128, first_seed=1000, base=base)
+        paths, outs, _ = run_scenario(s, "bayesian", seeds=128, first_seed=1000, base=base, tape=False)
         share[label] = _downtrend_share(outs.p_down, paths.mu_bps_s)
     print(share)
     assert share["before"] < share["after"] - 0.1, share
@@ -117,8 +119,10 @@ def test_quiet_market_costs_nothing():
 
 def test_p_down_calibrated_on_held_out_seeds():
     """whipsaw (trend reversals), seeds 1000-1059 (never used to set anything): expected calibration
-    error of p_down against the true sign of mu <= 0.05; Brier better than climatology; and the
-    oracle (particle filter with the true parameters, public tape) does at least as well."""
+    error of p_down against the true sign of mu <= 0.05; Brier better than climatology; and within
+    issue 14's 1.1 x of the oracle's (a particle filter with the true parameters on the same
+    returns and tape) - 1.54 x before the filter read the tape and forgot as the chain does
+    (`evidence.markov_decay`)."""
     s = make_scenario("whipsaw")
     paths, outs, _ = run_scenario(s, "bayesian", seeds=60, first_seed=1000)
     y = np.asarray(paths.mu_bps_s) < 0
@@ -126,7 +130,8 @@ def test_p_down_calibrated_on_held_out_seeds():
     assert brier(outs.p_down, y) < brier(np.full(y.shape, y.mean()), y)
     sub = jax.tree_util.tree_map(lambda x: x[:8], (paths, outs))
     scores = score_runs(*sub, s.market, oracle_particles=300)
-    assert scores["oracle_brier"] <= scores["filter_brier"]
+    print({k: round(v, 4) for k, v in scores.items()})
+    assert scores["filter_brier"] <= 1.1 * scores["oracle_brier"]
     assert scores["filter_brier"] < scores["climatology_brier"]
 
 

@@ -19,7 +19,8 @@ def _row(px, qty, side) -> FeedPath:
     """One step with these prints: spread 0.02 (best bid 99.99, best ask 100.01), nothing displayed."""
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     return FeedPath(t_s=f(0.1), mid_px=f(MID), ret_bps=f(0.0), spread_bps=f(2.0), imbalance=f(0.0),
-                    best_bid_sz=f(0.0), best_ask_sz=f(0.0), trade_px=f(px), trade_qty=f(qty), trade_side=f(side))
+                    best_bid_sz=f(0.0), best_ask_sz=f(0.0), trade_px=f(px), trade_qty=f(qty), trade_side=f(side),
+                    taker_buys=f(np.sum(np.asarray(side) > 0)), taker_sells=f(np.sum(np.asarray(side) < 0)))
 
 
 def _ladder(bid_px, ask_px, qty=5.0) -> Ladder:
@@ -70,3 +71,24 @@ def test_a_sweep_beyond_the_slots_is_never_over_credited():
         assert got <= through + 1e-12
         if np.any(np.isclose(kept, bid)):
             assert got == pytest.approx(through, rel=1e-12)
+
+
+def test_the_tape_counts_every_print_per_side(perp_session):
+    """The closed loop's belief reads the tape from the path's per-step print counts: on the bundled
+    perp session they add up to the session's prints of each aggressor side inside the grid (those
+    after the first book and up to the last step's end), step by step where each print falls."""
+    from events.features import to_arrays
+    from events.kinds import TRADE_PRINT
+    from sim.feed import feed_path
+
+    session = perp_session[0]
+    path, report = feed_path(session)
+    a = to_arrays(session)
+    t0 = a.t_s[a.valid > 0][0]
+    inside = (a.kind == TRADE_PRINT) & (a.t_s > t0) & (a.t_s <= t0 + float(path.t_s[-1]))
+    assert int(path.taker_buys.sum()) == int(np.sum(inside & (a.side > 0)))
+    assert int(path.taker_sells.sum()) == int(np.sum(inside & (a.side < 0)))
+    assert int(path.taker_buys.sum() + path.taker_sells.sum()) == report["trades"]
+    step = np.ceil((a.t_s[inside] - t0) / 0.1).astype(int) - 1
+    np.testing.assert_array_equal(np.asarray(path.taker_sells), np.bincount(step[a.side[inside] < 0],
+                                                                             minlength=len(path.t_s)))

@@ -6,6 +6,7 @@ drift_confidence reached 0.099 after 1,100 observations, so p_down moves at most
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_quality_table_on_the_incident():
@@ -30,3 +31,23 @@ def test_quality_table_on_the_incident():
     paths, _, _ = run_scenario(make_scenario("hype_selloff"), "bayesian", seeds=2, first_seed=1000)
     cs = _current_system_p_down(paths)  # 1,500 mid returns per path: confidence 1 - (1 - 1e-4)^1500 = 0.139
     assert np.all(np.abs(cs - 0.5) <= 0.5 * (1 - (1 - 1e-4) ** 1500) + 1e-9)
+
+
+@pytest.mark.slow
+def test_truth_implied_filter_meets_the_goal_in_every_scenario():
+    """Issue 14's goal for the filter with the parameters the truth implies, reading the events the
+    oracle reads (returns and the tape): ECE <= 0.03 and Brier <= 1.1 x the oracle's in every
+    scenario (32 held-out seeds; where the oracle's Brier is ~0 - the selloff - its excess is
+    under 0.01 instead). Before the tape, the chain's decay and lambda_AS = lambda_burst = 0
+    (`sim.truth`): hype_selloff ECE 0.058, whipsaw Brier 1.54 x, vol_spike ECE 0.033."""
+    from sim.quality import format_table, quality_table
+
+    rows = quality_table()
+    print(format_table(rows))
+    for r in rows:
+        if r["filter"] == "truth-implied":
+            assert r["ece"] <= 0.03, r
+            if r["brier_vs_oracle"] is None:
+                assert r["brier_over_oracle"] < 0.01, r
+            else:
+                assert r["brier_vs_oracle"] <= 1.1, r
