@@ -187,6 +187,9 @@ def _blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
     return out
 
 
+FOLD_DRAWS = 200  # draws of a cross-validation refit (the Monte Carlo sd of their median: ~9% of the posterior sd)
+
+
 def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
     config of each fold and the blocks to score them on."""
@@ -205,8 +208,9 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                     train_arrays.append(a)
                     train_ranges.append((lo, hi))
         with tempfile.TemporaryDirectory() as tmp:
+            # a fold's routes use the posterior medians (`derive.derived_config`): FOLD_DRAWS draws give them
             *_, d_cfg = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp, method,
-                                         draws, warmup, chains, seed, False, base)
+                                         min(draws, FOLD_DRAWS), warmup, chains, seed, False, base, checks=False)
         t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
@@ -286,11 +290,13 @@ def _fittable(name: str, sessions) -> bool:
     return True
 
 
-def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base):
+def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
+                     checks: bool = True):
     """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config).
-    `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns."""
+    `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns; `checks`: as in
+    `models.workflow.fit_session` (off for the cross-validation's refits)."""
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
-                         seed=seed, progress=progress)
+                         seed=seed, progress=progress, checks=checks)
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
     data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}

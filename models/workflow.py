@@ -98,9 +98,11 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 
 def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
                 warmup: int = 500, chains: int = 2, bin_s: float = 1.0, fills: str = "auto", seed: int = 0,
-                progress: bool = True, variants: dict | None = None) -> dict:
+                progress: bool = True, variants: dict | None = None, checks: bool = True) -> dict:
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
-    summary.json into out_dir.
+    summary.json into out_dir. `checks` False: only the fits and their sampler diagnostics - no
+    posterior predictive checks, prior comparison or summary (calibration's cross-validation refits
+    on blocks of the data need the posteriors and nothing else; the checks are a third of a fit).
 
     Returns {name: {"diagnostics", "failures", "summary" (site: mean, median, sd, 5%, 95%), "prior" (site:
     prior 5% / median / 95% and the share of its variance the data removed, `models.fit.prior_summary`),
@@ -118,6 +120,9 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
             warnings.simplefilter("ignore", RuntimeWarning)
             failures = check(idata)
         save_fit(idata, out_dir / f"{name}.nc")
+        if not checks:
+            report[name] = {"diagnostics": diagnostics(idata), "failures": failures}
+            continue
         obs = {k: v for k, v in data.items() if v is not None}
         result = ppc(name, idata, obs, num_draws=100, seed=seed)
         plot_ppc(result, out_dir / f"{name}_ppc.png", f"{name}: posterior predictive checks ({method})")
