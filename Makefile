@@ -23,9 +23,8 @@ demo: $(STAMP)
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
 	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
-	for q in bayesian current_system glft; do \
-	    $(BIN)/bayesmm simulate --scenario hype_selloff --quoter $$q --seeds 64 --json --plot $(OUT)/selloff_$$q.png \
-	        > $(OUT)/selloff_$$q.json || exit 1; done
+	$(BIN)/bayesmm simulate --scenario hype_selloff --quoter bayesian current_system glft --seeds 64 --json \
+	    --plot '$(OUT)/selloff_{quoter}.png' > $(OUT)/selloff.json
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
 	# calibrate on the earlier spot recording, score out of sample on the later one

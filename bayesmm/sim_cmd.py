@@ -78,24 +78,32 @@ def cmd_simulate(args) -> int:
         return _quality_report(args)
     if args.scenario is None:
         raise ValueError("--scenario is required (or --report for the quality table of every scenario)")
+    quoters = list(dict.fromkeys(args.quoter))
+    if args.plot and len(quoters) > 1 and "{quoter}" not in args.plot:
+        raise ValueError(f"--plot {args.plot}: with several quoters the path needs '{{quoter}}', "
+                         "e.g. out/s_{quoter}.png")
     scenario = make_scenario(args.scenario)
     base = load_config(args.config) if args.config else None
     args.seeds = 100 if args.seeds is None else args.seeds
     args.first_seed = 0 if args.first_seed is None else args.first_seed
-    paths, outs, metrics = run_scenario(scenario, args.quoter, seeds=args.seeds, first_seed=args.first_seed,
-                                        base=base, matched=base is None)
-    summary = percentiles(metrics)
-    if args.json:
-        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in summary.items()}))
-    else:
-        print(f"{args.scenario} / {args.quoter}: {args.seeds} seeds x {scenario.duration_s:g} s")
-        _print_table(summary)
-    if args.plot:
-        first = jax.tree_util.tree_map(lambda x: x[0], outs)
-        p = plot_run(first, args.plot, f"{args.scenario}, {args.quoter} quoter (seed {args.first_seed})",
-                     true_mu=paths.mu_bps_s[0])
+    summaries = {}
+    for quoter in quoters:  # one process: the quoters share the compiled loop (their configs differ in values only)
+        paths, outs, metrics = run_scenario(scenario, quoter, seeds=args.seeds, first_seed=args.first_seed,
+                                            base=base, matched=base is None)
+        summary = summaries[quoter] = percentiles(metrics)
         if not args.json:
-            print(f"wrote {p}")
+            print(f"{args.scenario} / {quoter}: {args.seeds} seeds x {scenario.duration_s:g} s")
+            _print_table(summary)
+        if args.plot:
+            first = jax.tree_util.tree_map(lambda x: x[0], outs)
+            p = plot_run(first, args.plot.replace("{quoter}", quoter),
+                         f"{args.scenario}, {quoter} quoter (seed {args.first_seed})", true_mu=paths.mu_bps_s[0])
+            if not args.json:
+                print(f"wrote {p}")
+    if args.json:
+        plain = {q: {k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in sm.items()}
+                 for q, sm in summaries.items()}
+        print(json.dumps(plain[quoters[0]] if len(quoters) == 1 else plain))
     return 0
 
 
@@ -164,7 +172,9 @@ def add_parsers(sub) -> None:
 
     q = sub.add_parser("simulate", help="closed-loop runs of a quoter on a synthetic scenario")
     q.add_argument("--scenario", choices=SCENARIOS, help="the scenario (required unless --report)")
-    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
+    q.add_argument("--quoter", choices=QUOTER_CHOICES, nargs="+", default=["bayesian"],
+                   help="one or more quoters, run on the same seeds (--json: one object per quoter when several; "
+                        "--plot: a path with '{quoter}' in it)")
     q.add_argument("--seeds", type=int, help="seeds (default 100; 32 with --report)")
     q.add_argument("--first-seed", type=int, help="first seed (default 0; 1000, held out, with --report)")
     q.add_argument("--config", help="the bot's configuration (config.toml); default: the belief the scenario's "

@@ -13,16 +13,29 @@ from sim.backtest import backtest
 
 
 def test_simulate_json_and_plot(tmp_path, capsys):
-    png = tmp_path / "s.png"
-    assert main(["simulate", "--scenario", "hype_selloff", "--quoter", "current_system", "--seeds", "4", "--json",
-                 "--plot", str(png)]) == 0
-    d = json.loads(capsys.readouterr().out)
+    """Two quoters in one call: one JSON object each, one plot each, and each the same numbers as
+    a run of that quoter alone on the same seeds."""
+    from sim.batch import percentiles, run_scenario
+    from sim.scenarios import make_scenario
+
+    png = tmp_path / "s_{quoter}.png"
+    assert main(["simulate", "--scenario", "hype_selloff", "--quoter", "current_system", "glft", "--seeds", "4",
+                 "--json", "--plot", str(png)]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert set(both) == {"current_system", "glft"}
+    d = both["current_system"]
     for key in ("max_abs_position", "pnl", "reduce_only_fraction", "fills"):
         assert set(d[key]) == {"median", "p10", "p90"}
         assert d[key]["p10"] <= d[key]["median"] <= d[key]["p90"]
     assert d["max_abs_position"]["median"] >= 4.87  # started long 4.87 and never reduces
     assert d["reduce_only_fraction"]["median"] == 0.0
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    alone = percentiles(run_scenario(make_scenario("hype_selloff"), "glft", seeds=4)[2])
+    assert both["glft"]["pnl"]["median"] == pytest.approx(alone["pnl"]["median"], rel=1e-12)
+    for q in both:
+        assert (tmp_path / f"s_{q}.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["simulate", "--scenario", "quiet", "--quoter", "bayesian", "glft", "--plot",
+                 str(tmp_path / "x.png")]) != 0
+    assert "{quoter}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("quoter", ["bayesian", "current_system"])
