@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from online.params import Config, default_config, replace
+from online.params import Config, OrderParams, QuoterParams, default_config, replace
 from online.quoter import PRESETS, preset
 from sim.exchange import ExchangeParams, exchange_params
 from sim.market import MarketParams, market_params
@@ -62,9 +62,14 @@ def _two_trend_generator(rate: float) -> np.ndarray:
 def make_scenario(name: str) -> Scenario:
     """The named scenario (see the module docstring)."""
     ex = exchange_params()
+    # the instrument's grid and every quantity in its units (a configuration made for another
+    # instrument - a BTC calibration - keeps only its unit-free values here: sizes of 0.001 BTC
+    # would reduce a 4.87 HYPE position by 0.001 per fill)
+    sizes = {f: QuoterParams._field_defaults[f] for f in ("min_viable_size_qty", "max_reduce_size_qty")}
     hype = {"venue": dict(tick_size_px=0.001, max_sig_figs=5.0, price_decimals=4.0, sz_decimals=2.0, maker_fee_bps=1.5),
             "quoter": dict(order_size_qty=1.0, max_position_qty=25.0, kappa_per_bps=float(ex.kappa_per_bps),
-                           fill_intensity_per_s=1.0)}
+                           fill_intensity_per_s=1.0, **sizes),
+            "orders": dict(size_tolerance_qty=OrderParams._field_defaults["size_tolerance_qty"])}
     if name == "hype_selloff":
         m = market_params(mid0_px=28.4, initial_regime_probs=(1, 0, 0, 0), regime_switch_per_s=1e-4,
                           trend_drift_bps_s=3.5, initial_drift_bps_s=-3.5, informed_rate_per_s=(0.8, 0.8, 0.0, 0.3))
