@@ -202,3 +202,15 @@ def test_reconciler_tolerance_keeps_orders_that_barely_moved():
         out = run_scenario(s2, "bayesian", seeds=4)[1]
         counts[tol] = float(np.sum(np.asarray(out.orders_cancelled)))
     assert counts[3.0] < 0.8 * counts[0.0], counts
+
+
+def test_tape_reading_belief_does_not_depend_on_our_quotes():
+    """The truth-implied filter that reads the tape gives our own fills no weight (they are prints of
+    that tape; which taker fills us is our depth's doing): its p_down is the same whichever quoter
+    trades, to rounding - the selection effect of our quotes is gone by construction. The filter
+    that reads our fills instead (`tape=False`) does depend on them."""
+    s = make_scenario("hype_selloff")
+    p = {q: np.asarray(run_scenario(s, q, seeds=4)[1].p_down) for q in ("bayesian", "glft")}
+    np.testing.assert_allclose(p["bayesian"], p["glft"], atol=1e-9)
+    f = {q: np.asarray(run_scenario(s, q, seeds=4, tape=False)[1].p_down) for q in ("bayesian", "glft")}
+    assert np.max(np.abs(f["bayesian"] - f["glft"])) > 0.05
