@@ -148,6 +148,11 @@ def cmd_backtest(args) -> int:
               f"{report['trades']:,} prints, all matched" + (f" ({report['volume_moved']:.6g} of the volume of sweeps "
               "through more than MAX_TRADES / 2 prices in a step moved to a nearby less extreme price)"
                                                               if report["volume_moved"] else ""))
+        if metrics["unfed_print_events"]:
+            from sim.run import MAX_PRINT_EVENTS
+
+            print(f"  {metrics['unfed_print_events']:,.0f} prints matched but not read by the belief (beyond "
+                  f"{MAX_PRINT_EVENTS} per aggressor side in a step; `bayesmm replay` reads them all)")
         for k in _SHOWN:
             value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
             print(f"  {k:<34} {value}")

@@ -63,11 +63,13 @@ def test_backtest_cli(tmp_path, capsys):
     assert main(["backtest", str(session), "--quoter", "glft", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "21,313 prints" in out and png.exists()
+    assert "not read by the belief" in out  # a busy tape: prints beyond the per-step slots are counted, not dropped
     assert main(["backtest", str(session), "--quoter", "bayesian", "--json"]) == 0
 
     def no_nan(name):
         raise AssertionError(f"not strict JSON: {name}")
 
     d = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert 0 < d["unfed_print_events"] < 21_313
     assert d["fills_bid"] > 0 and d["fills_ask"] > 0  # the Bayesian quoter fills on both sides of the real perp
     assert d["fill_sharpe"] is None and "fewer than" in d["undefined"]["fill_sharpe"]  # 6 fills: undefined
