@@ -446,14 +446,30 @@ for _code, _fn in ((MID_TICK, _on_mid_tick), (BOOK_UPDATE, _on_book_update), (TR
 _BRANCHES[NUM_KINDS] = _no_evidence
 
 
-def update(state: BeliefState, event: Event, params: Config) -> BeliefState:
+def _where(flag, a: BeliefState, b: BeliefState) -> BeliefState:
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
+
+
+def observe(state: BeliefState, event: Event, params: Config, kind: int) -> BeliefState:
+    """The evidence of one event whose kind is known when the code is traced (a Python int), with no
+    time passing: `update` without its first half, for events at the same instant as the previous
+    one (dt_s 0, no segment start - the caller's promise). An invalid event leaves the state as it
+    is. Why it exists: the closed loop (`sim.run`) feeds each step's events in fixed slots whose
+    kinds it knows, all but the mid tick at the step's instant; there, under `vmap`, `update`'s
+    `lax.switch` runs all seven branches and its time passing an expm per event, ~3x the work."""
+    return _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
+
+
+def update(state: BeliefState, event: Event, params: Config, kind: int | None = None) -> BeliefState:
     """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table). At
     a segment start (after a recording gap) the state restarts from the prior instead, and the gap
-    does not count as time passed (module docstring)."""
+    does not count as time passed (module docstring). `kind`: the event's kind when it is known at
+    trace time (a Python int, as `observe`'s), which replaces the dispatch on `event.kind`."""
     restart = event.segment_start > 0
     fresh = init(params)._replace(t_s=state.t_s + jnp.maximum(event.dt_s, 0.0))
-    passed = _time_passes(state, event, params)
-    state = jax.tree_util.tree_map(lambda a, b: jnp.where(restart, a, b), fresh, passed)
+    state = _where(restart, fresh, _time_passes(state, event, params))
+    if kind is not None:
+        return observe(state, event, params, kind)
     branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
     return lax.switch(branch, _BRANCHES, state, event, params)
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE, TRADE_PRINT
-from online.belief import Event, init, readout, update
+from online.belief import Event, init, observe, readout, update
 from online.orders import Actions, Orders, apply_actions, desired_from_quote, emergency_cancel, empty_orders, reconcile
 from online.params import Config
 from online.quoter import Market, quote, quoter_init
@@ -233,15 +233,19 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
                         for j in range(MAX_PRINT_EVENTS)]
         unfed_prints = (jnp.maximum(row.taker_buys - MAX_PRINT_EVENTS, 0)
                         + jnp.maximum(row.taker_sells - MAX_PRINT_EVENTS, 0))
-        # 5. the belief, event by event: first what rested through the step (NaN depth: nothing)
-        first = [_event(OWN_QUOTE, side=1.0, depth=_touch_depth(view.bid_px, view.bid_qty, mid, 1.0)),
-                 _event(OWN_QUOTE, side=-1.0, depth=_touch_depth(view.ask_px, view.ask_qty, mid, -1.0)),
-                 _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step),
-                 _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps)]
-        events = _stack(first + print_events + as_events + fill_events)
-        # masked slots (no fill, no AS due) are skipped; under vmap lax.cond becomes a select
-        belief, _ = jax.lax.scan(lambda s, e: (jax.lax.cond(e.valid > 0, lambda s_: update(s_, e, cfg),
-                                                            lambda s_: s_, s), None), c.belief, events)
+        # 5. the belief, event by event: first what rested through the step (NaN depth: nothing), then
+        # the step's time passes at its mid tick; the rest are at that instant, each slot's kind known
+        # (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is
+        belief = c.belief
+        for side, px, qty in ((1.0, view.bid_px, view.bid_qty), (-1.0, view.ask_px, view.ask_qty)):
+            belief = observe(belief, _event(OWN_QUOTE, side=side, depth=_touch_depth(px, qty, mid, side)), cfg,
+                             OWN_QUOTE)
+        belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg,
+                        kind=MID_TICK)
+        belief = observe(belief, _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps), cfg, BOOK_UPDATE)
+        for kind, group in ((TRADE_PRINT, print_events), (ADVERSE_SELECTION, as_events), (OWN_FILL, fill_events)):
+            belief = jax.lax.scan(lambda s, e, kind=kind: (observe(s, e, cfg, kind), None), belief,
+                                  _stack(group))[0]
         b = readout(belief, cfg)
         # 6. emergency cancel of the swept side, between quote cycles (stage 7: `online.orders`); the
         # cycle's orders still in flight on that side are withdrawn too
