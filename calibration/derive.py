@@ -36,6 +36,15 @@ log-variance AR(1), times the share of bins that move (the filter's inverse-gamm
 zero returns too): sigma_long^2 = (1 - p0) exp(mu_h + xi^2 / (2 (1 - phi^2))). Old volatility
 evidence is forgotten at the log-OU rate -ln(phi) / dt, the rate at which log sigma decorrelates.
 
+**How evidence goes stale, and what is not counted twice.** The decay 2q is the rate at which a
+two-state chain's sign relaxes to 1/2, so the chain's own rule applies between events
+(`evidence.markov_decay` 1: p' = 1/2 + (p - 1/2) e^{-theta dt}, exact; the spec's log-odds decay is
+its linearisation near 1/2 and holds a confident belief through a reversal). The AS weight and the
+burst weight are 0: an adverse selection is the mid's move after a fill, which the filter already
+reads as returns, and a burst's fills are already weighed one by one, their dependence taken into
+account by the effective share above - an extra weight on either counts the same events twice
+(`sim.truth` makes the same argument for the simulator's markets, where it is measured).
+
 **Toxicity (1C).** The Beta prior has the fitted informed share pi as its mean and a weight of 4
 fills (a choice: the prior should yield to a minute of fills); the realised-AS prior is the
 mixture's mean AS, pi mu_i + (1 - pi) mu_u.
@@ -46,8 +55,8 @@ side probabilities (1/2 + rho, 1/2 - rho, 1/2, 1/2) - for own fills, or, from th
 aggressor's (1 - P(buy fill)) - the AS means and sd, and own-fill rates. Without own fills their
 rates are set equal (their absence then says nothing about the regime, as it should).
 
-What no fit informs (the AS weight and scale, the burst rule, the book-imbalance and other-venue
-weights, the returns' noise, the quoter and the order layer) keeps the base value, and the table
+What no fit informs (the AS scale, the burst detector's window and threshold, the book-imbalance and
+other-venue weights without their series, the quoter and the order layer) keeps the base value, and the table
 says so and why; the second route (`calibration.tune`) and the sweep choose those.
 """
 
@@ -79,10 +88,7 @@ class Derived(NamedTuple):
 
 
 NOT_INFORMED = {
-    "evidence.lambda_as": "no model links a fill's AS to the drift's sign (the toxicity model labels fills "
-                          "informed or not, without a side); tuned when own fills are present",
     "evidence.as_scale_bps": "a normaliser of lambda_as (only their ratio matters)",
-    "evidence.lambda_burst": "no model of sweeps (the regime model's over-dispersion shrinks lambda instead)",
     "evidence.burst_min_fills": "a detection threshold: the sweep of spec section 8",
     "evidence.max_burst_age_s": "a detection window: the sweep of spec section 8",
     "evidence.lambda_imbalance": "the regime model was fitted without the book imbalance",
@@ -186,6 +192,16 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
         leave = 0.5 * (-q[:, 0, 0] - q[:, 1, 1])
         out.append(Derived("evidence.theta_decay_per_s", 2.0 * leave,
                            "regime model: 2 x the mean rate of leaving a trending regime (-Q[0,0] - Q[1,1]) / 2"))
+        ones = np.ones(len(leave))
+        out.append(Derived("evidence.markov_decay", ones,
+                           "regime model, by construction: the decay is the two-state chain's 2q, so the chain's "
+                           "own rule between events, p' = 1/2 + (p - 1/2) exp(-theta dt) (weight 1)"))
+        out.append(Derived("evidence.lambda_as", 0.0 * ones,
+                           "by construction: a fill's AS is the mid's move after it, which the filter reads as "
+                           "returns; weighing it again counts the move twice"))
+        out.append(Derived("evidence.lambda_burst", 0.0 * ones,
+                           "by construction: a burst's fills are weighed one by one (lambda x their effective "
+                           "share); an extra weight per burst fill counts them twice"))
         out.append(Derived("regime.rates_per_s", q, "regime model: generator_per_s"))
         m = get("regime", "trend_drift_bps_s")
         out.append(Derived("regime.drift_bps_s", np.stack([-m, m, 0 * m, 0 * m], axis=1),
