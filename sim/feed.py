@@ -109,16 +109,20 @@ def _prints_by_price(step, price, size, side, n: int) -> tuple[np.ndarray, np.nd
     g_qty = np.bincount(np.cumsum(new) - 1, size)
     starts = np.flatnonzero(np.r_[True, (np.diff(g_step) != 0) | (np.diff(g_side) != 0)])
     ends = np.r_[starts[1:], len(g_step)]
+    # a (step, side) with at most `half` prices keeps them all, in order: one vectorised write
+    fits = (ends - starts) <= half
+    group = np.repeat(np.arange(len(starts)), ends - starts)
+    keep = fits[group]
+    rank = np.arange(len(g_step)) - starts[group]
+    rows, cols = g_step[keep], np.where(g_side[keep] > 0, half, 0) + rank[keep]
+    px[rows, cols], qty[rows, cols], sd[rows, cols] = g_px[keep], g_qty[keep], g_side[keep]
     moved = 0.0
-    for lo, hi in zip(starts, ends, strict=True):
+    for lo, hi in zip(starts[~fits], ends[~fits], strict=True):  # the sweeps: 2% of the perp's steps
         m, row, base = hi - lo, g_step[lo], (half if g_side[lo] > 0 else 0)
-        if m <= half:
-            kept, vol = np.arange(m), g_qty[lo:hi]
-        else:
-            kept = np.unique(np.round(np.linspace(0, m - 1, half)).astype(int))
-            to = np.searchsorted(kept, np.arange(m), side="right") - 1  # nearest kept rank at or below
-            vol = np.bincount(to, g_qty[lo:hi], len(kept))
-            moved += float(g_qty[lo:hi][~np.isin(np.arange(m), kept)].sum())
+        kept = np.unique(np.round(np.linspace(0, m - 1, half)).astype(int))
+        to = np.searchsorted(kept, np.arange(m), side="right") - 1  # nearest kept rank at or below
+        vol = np.bincount(to, g_qty[lo:hi], len(kept))
+        moved += float(g_qty[lo:hi][~np.isin(np.arange(m), kept)].sum())
         cols = base + np.arange(len(kept))
         px[row, cols], qty[row, cols], sd[row, cols] = g_px[lo + kept], vol, g_side[lo]
     return px, qty, sd, moved

@@ -99,3 +99,16 @@ def test_features_by_hand():
     np.testing.assert_array_equal(a.side, [0, 0, 1, 0, 0, 1, 0, 0, 1])
     np.testing.assert_array_equal(a.as_bps, [0, 0, 0, 0, 0, 0, 0, 0, 3.5])
     assert all(np.isfinite(x).all() for x in a)
+
+
+def test_kind_codes_follow_the_kind_list_and_name_an_unknown_kind():
+    from events.features import kind_codes
+    from events.kinds import KINDS
+
+    names = [KINDS[i] for i in (3, 0, 0, len(KINDS) - 1, 1)]
+    np.testing.assert_array_equal(kind_codes(pa.array(names)), [3, 0, 0, len(KINDS) - 1, 1])
+    chunked = pa.chunked_array([names[:2], names[2:]])  # a session's column comes in chunks
+    np.testing.assert_array_equal(kind_codes(chunked), [3, 0, 0, len(KINDS) - 1, 1])
+    assert kind_codes(pa.array([], pa.string())).shape == (0,)
+    with pytest.raises(ValueError, match="'bogus'"):
+        kind_codes(pa.array(["mid_tick", "bogus"]))
