@@ -40,11 +40,18 @@ _TAYLOR_NORM = 0.05  # scale Q dt below this row-sum norm, where 9 Taylor terms 
 _MAX_SQUARINGS = 20  # ||Q dt|| up to 0.05 x 2^20 ~ 5e4 (weeks of gap at regime rates of 1e-2/s)
 
 
+def _matmul_small(x, y):
+    """x @ y for the 4x4 regime matrices written as a broadcast product and a sum: XLA on CPU fuses
+    these into the surrounding elementwise work, where each `dot` was a kernel call of its own
+    (the online filter's time step ran ~2x faster this way; results equal)."""
+    return jnp.sum(x[..., :, :, None] * y[..., None, :, :], axis=-2)
+
+
 def _taylor_expm(a):
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
     term, total = eye, eye
     for k in range(1, 10):
-        term = term @ a / k
+        term = _matmul_small(term, a) / k
         total = total + term
     return total
 
@@ -52,7 +59,7 @@ def _taylor_expm(a):
 def _scaled_squared(operand):
     a, s = operand
     p = _taylor_expm(a / jnp.exp2(s.astype(a.dtype)))
-    return lax.scan(lambda m, i: (jnp.where(i < s, m @ m, m), None), p, jnp.arange(_MAX_SQUARINGS))[0]
+    return lax.scan(lambda m, i: (jnp.where(i < s, _matmul_small(m, m), m), None), p, jnp.arange(_MAX_SQUARINGS))[0]
 
 
 def transition_matrix(rates_per_s, dt_s):
@@ -73,7 +80,7 @@ def transition_matrix(rates_per_s, dt_s):
 def hmm_predict(log_probs, transition):
     """Push a normalised log belief through a transition matrix (A.T @ p), staying in log space."""
     m = jnp.max(log_probs)
-    pushed = transition.T @ jnp.exp(log_probs - m)
+    pushed = jnp.sum(transition * jnp.exp(log_probs - m)[:, None], axis=0)  # A.T @ p, fused (`_matmul_small`)
     return jnp.log(jnp.maximum(pushed, jnp.finfo(pushed.dtype).tiny)) + m
 
 
