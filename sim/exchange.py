@@ -72,6 +72,13 @@ def _sweep(px, qty, want):
     return qty - taken, jnp.sum(taken), jnp.sum(taken * px)
 
 
+def touch_depth_bps(px, qty, mid_px, sign):
+    """Depth of the best level that holds quantity (levels in order from the touch) from the mid,
+    bps, positive away from the mid (sign +1 bids, -1 asks); NaN when no level holds any."""
+    first = jnp.argmax(qty > 0)
+    return jnp.where(jnp.any(qty > 0), sign * (mid_px - px[first]) / mid_px * 1e4, jnp.nan)
+
+
 def match(key, ladder: Ladder, mid_px, spread_bps, taker_buys, taker_sells, sweep_sells, taker_size,
           p: ExchangeParams) -> tuple[Ladder, Fills]:
     """Fill our ladder against one market step (crossing first, then takers, then forced sweeps)."""
@@ -85,13 +92,12 @@ def match(key, ladder: Ladder, mid_px, spread_bps, taker_buys, taker_sells, swee
     # takers against the best remaining level on each side
     kb, ka = jax.random.split(key)
 
-    def touch_depth(px, qty, sign):
-        first = jnp.argmax(qty > 0)
-        depth = sign * (mid_px - px[first]) / mid_px * 1e4
-        return jnp.where(jnp.any(qty > 0), jnp.maximum(depth, 0.0), jnp.inf)
+    def reach_bps(px, qty, sign):  # how far a taker must reach: through the mid counts as 0, none rests as inf
+        d = touch_depth_bps(px, qty, mid_px, sign)
+        return jnp.where(jnp.isnan(d), jnp.inf, jnp.maximum(d, 0.0))
 
-    pb = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.bid_px, bid_qty, 1.0))
-    pa = jnp.exp(-p.kappa_per_bps * touch_depth(ladder.ask_px, ask_qty, -1.0))
+    pb = jnp.exp(-p.kappa_per_bps * reach_bps(ladder.bid_px, bid_qty, 1.0))
+    pa = jnp.exp(-p.kappa_per_bps * reach_bps(ladder.ask_px, ask_qty, -1.0))
     nb = binomial_small(kb, taker_sells, pb) + sweep_sells
     na = binomial_small(ka, taker_buys, pa)
     bid_qty, bq_t, bv_t = _sweep(ladder.bid_px, bid_qty, nb * taker_size)

@@ -29,7 +29,7 @@ from online.belief import Event, init, observe, readout, update
 from online.orders import Actions, Orders, apply_actions, desired_from_quote, emergency_cancel, empty_orders, reconcile
 from online.params import Config
 from online.quoter import Market, quote, quoter_init
-from sim.exchange import ExchangeParams, Ladder, match
+from sim.exchange import ExchangeParams, Ladder, match, touch_depth_bps
 from sim.market import MarketParams, MarketPath, simulate
 
 NUM_LEVELS = 6
@@ -147,11 +147,6 @@ def _stack(events):
     return Event(*(jnp.stack(x) for x in zip(*events, strict=True)))
 
 
-def _touch_depth(px, qty, mid, sign):
-    first = jnp.argmax(qty > 0)
-    return jnp.where(jnp.any(qty > 0), sign * (mid - px[first]) / mid * 1e4, jnp.nan)
-
-
 def intensity_fills(key, live: Ladder, row: MarketPath, sweep, taker_size, ex: ExchangeParams):
     """The synthetic market's fill model (`sim.exchange.match`) on one step of a `MarketPath`."""
     return match(key, live, row.mid_px, row.spread_bps, row.taker_buys, row.taker_sells, sweep, taker_size, ex)
@@ -238,7 +233,7 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         # (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is
         belief = c.belief
         for side, px, qty in ((1.0, view.bid_px, view.bid_qty), (-1.0, view.ask_px, view.ask_qty)):
-            belief = observe(belief, _event(OWN_QUOTE, side=side, depth=_touch_depth(px, qty, mid, side)), cfg,
+            belief = observe(belief, _event(OWN_QUOTE, side=side, depth=touch_depth_bps(px, qty, mid, side)), cfg,
                              OWN_QUOTE)
         belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg,
                         kind=MID_TICK)
@@ -273,8 +268,8 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         out = LoopOutput(
             t_s=t, mid_px=mid, position=position, cash=cash, equity=cash + position * mid, fees=c.fees,
             p_down=b.p_down, mu_bps_s=b.mu_bps_s, p_regime=b.p_regime, mode=qstate.mode, burst=b.burst,
-            bid_depth_bps=_touch_depth(live.bid_px, live.bid_qty, mid, 1.0),
-            ask_depth_bps=_touch_depth(live.ask_px, live.ask_qty, mid, -1.0),
+            bid_depth_bps=touch_depth_bps(live.bid_px, live.bid_qty, mid, 1.0),
+            ask_depth_bps=touch_depth_bps(live.ask_px, live.ask_qty, mid, -1.0),
             bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_value=f.bid_value, ask_fill_value=f.ask_value,
             bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
             unfed_fill_events=unfed, unfed_print_events=unfed_prints, as_sum_bps=as_sum, as_count=as_count,
