@@ -27,6 +27,43 @@ import benchmarks  # noqa: E402
 
 SLOW = {"bench_fit"}
 
+AIMS = (  # (figure, "min" when higher is better else "max", aim, baseline, aim_on_ratio): the aim applies to
+    # the ratio over the baseline (a figure run in the same process) when aim_on_ratio, else to the figure
+    ("bench_replay.float32.replay_events_per_s", "min", 10e6, None, False),
+    ("bench_replay.float64.replay_events_per_s", "min", 1e6, None, False),
+    ("bench_replay.float64.push_latency_us", "max", 10.0, None, False),
+    ("bench_replay.float64.push_many_us_per_event", "max", 1.0, None, False),
+    ("bench_closed_loop.real_file.bayesmm_msgs_per_s_backtest", "min", 1.0,
+     "bench_closed_loop.real_file.hftbacktest_msgs_per_s_backtest", True),
+    ("bench_closed_loop.sweep_1000.aggregate_steps_per_s", "min", 10.0,
+     "bench_closed_loop.real_file.hftbacktest_steps_per_s", True),
+    ("bench_ingest.full_ingest_msgs_per_s", "min", 250e3, "bench_ingest.json_decode_only_msgs_per_s", False),
+)
+
+
+def aims_table(figures: dict) -> list[dict]:
+    """Per aim of issue 18 that this run measured: the figure, its aim, its ratio to the baseline
+    measured in the same process (hftbacktest for the closed loop, the JSON decode alone for ingest)
+    and whether the aim is met."""
+    rows = []
+    for key, sense, aim, base, on_ratio in AIMS:
+        if key not in figures or (on_ratio and base not in figures):
+            continue
+        ratio = figures[key] / figures[base] if base in figures else None
+        judged = ratio if on_ratio else figures[key]
+        text = f"{'>=' if sense == 'min' else '<='} {aim:g}" + (f" x {base.split('.')[-1]}" if on_ratio else "")
+        rows.append({"figure": key, "value": figures[key], "ratio_to_baseline": ratio, "aim": text,
+                     "met": judged >= aim if sense == "min" else judged <= aim})
+    return rows
+
+
+def print_aims(rows: list[dict]) -> None:
+    print("== aims (issue 18): figure, value, aim, ratio to the same-process baseline, met")
+    for r in rows:
+        ratio = "" if r["ratio_to_baseline"] is None else f"{r['ratio_to_baseline']:.2f}x"
+        met = "met" if r["met"] else "NOT met"
+        print(f"  {r['figure']:<58} {r['value']:>14,.2f}  {r['aim']:<40} {ratio:>7}  {met}")
+
 
 def flatten(prefix: str, value) -> dict:
     """{dotted key: number} of the numbers in a nested result (lists indexed; None and text dropped)."""
@@ -66,15 +103,19 @@ def main(args: list[str]) -> dict:
         print(f"== {mod.__name__}{' (smoke)' if smoke else ''}: {mod.__doc__.strip().splitlines()[0]}")
         results[mod.__name__.split(".")[-1]] = mod.smoke() if smoke else mod.run()
         print()
+    figures = {}
+    for name, res in results.items():
+        figures.update(flatten(name, res))
+    aims = [] if smoke else aims_table(figures)
+    if aims:
+        print_aims(aims)
     if json_path is not None:
         import jax
         import orjson
 
         doc = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "smoke": smoke,
                "device": str(jax.devices()[0]), "backend": jax.default_backend(),
-               "xla_flags": os.environ.get("XLA_FLAGS", ""), "figures": {}}
-        for name, res in results.items():
-            doc["figures"].update(flatten(name, res))
+               "xla_flags": os.environ.get("XLA_FLAGS", ""), "figures": figures, "aims": aims}
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         print(f"wrote {json_path} ({len(doc['figures'])} figures, device {doc['device']})")

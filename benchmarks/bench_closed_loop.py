@@ -93,6 +93,7 @@ def bench_real_file() -> dict:
     h = run_hftbacktest_glft(str(PERP))
     out.update({f"hftbacktest_{k}": v for k, v in h.items()})
     out["hftbacktest_msgs_per_s_backtest"] = n_msgs / h["backtest_s"]
+    out["hftbacktest_steps_per_s"] = h["steps"] / h["backtest_s"]  # the baseline of the sweep's aggregate rate
     out["ratio_backtest_bayesmm_over_hftbacktest"] = out["bayesmm_msgs_per_s_backtest"] / out[
         "hftbacktest_msgs_per_s_backtest"]
     return out
