@@ -41,6 +41,19 @@ def test_streaming_equals_replay():
                                    atol=1e-9, rtol=0, err_msg=name)
 
 
+def test_streaming_compiles_once():
+    """A live filter compiles its step once: new values (of the same shapes) reuse the compiled
+    code, for `push` and for `push_many` batches of one length (a retrace costs ~1 s)."""
+    ev = as_events(_random_stream(5, "mixed"), np.float64)
+    f = Filter(P)
+    for i in range(20):
+        f.push(Event(*(x[i] for x in ev)))
+    for i in range(20, 120, 25):
+        f.push_many(Event(*(x[i:i + 25] for x in ev)))
+    assert f._step_flat._cache_size() == 1
+    assert f._many_flat._cache_size() == 1
+
+
 def test_float32_tolerance(perp_events):
     """float32 replay of the real session stays within 2e-3 of float64 in p_down and 1e-3 relative
     in sigma (the documented tolerance: float32 carries ~7 digits through 90k sequential updates)."""
