@@ -9,7 +9,7 @@ failures with their numbers while unmet, so that the test passes - and says so -
 the derived parameters' 90% intervals cover the truth at about the nominal rate, and the exported
 filter's Brier is within 5% of the truth-implied filter's. Measured (README, "Against truth in
 simulation"): coverage 23 of 32 (the SVI intervals are too narrow where a 20-minute recording holds
-two trends: the decay in the mean-reverting market was missed 4 of 4 times), Brier 1.08 x the
+two trends: the decay in the mean-reverting market was missed 4 of 4 times), Brier 1.09 x the
 truth's."""
 
 from __future__ import annotations
