@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/ (about 10 minutes on 2 cores: 9.8 measured in a warm checkout, 10.3 in a fresh clone; calibrate's fits are most of it)
+## demo: the main job end to end on the bundled data; outputs in out/ (about 7 minutes on 2 cores: 7.0 measured in a fresh clone whose environment `make test` had created; calibrate is most of it)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
 	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
-	$(BIN)/bayesmm simulate --scenario hype_selloff --quoter bayesian current_system glft --seeds 64 --json \
+	$(BIN)/bayesmm simulate --scenario hype_selloff --quoter bayesian current_system glft --seeds 100 --json \
 	    --plot '$(OUT)/selloff_{quoter}.png' > $(OUT)/selloff.json
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
