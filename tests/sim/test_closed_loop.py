@@ -56,7 +56,7 @@ def test_selloff_downtrend_read_like_the_oracle(selloff):
     own fills, prints of that tape, get no weight: `sim.truth`), and p_down > 0.5 for a share of the
     true-downtrend time within 5 points of the oracle's (on 8 of the paths). A filter that reads our
     fills instead of the tape had 81.6% against the oracle's 99.8% before the survival term (the
-    slow test below measures that case)."""
+    test below measures that case)."""
     s, runs = selloff
     paths, outs, _ = runs["bayesian"]
     sub = jax.tree_util.tree_map(lambda x: x[:8], paths)
@@ -67,7 +67,6 @@ def test_selloff_downtrend_read_like_the_oracle(selloff):
     assert ours >= oracle - 0.05, (ours, oracle)
 
 
-@pytest.mark.slow
 def test_survival_term_removes_the_selection_bias():
     """A filter that reads our own fills and not the tape (`tape=False`), before and after, on 128
     held-out seeds (1000-1127): the same loop with the spec's fill evidence alone (survival_weight
@@ -89,7 +88,6 @@ def test_selloff_fills_are_toxic_for_the_old_system(selloff):
     assert 5.0 < np.median(runs["current_system"][2]["as_per_fill_bps"]) < 25.0
 
 
-@pytest.mark.slow
 def test_emergency_cancel_between_cycles():
     """A sweep at t = 1.0-1.5 s into a ladder deep enough to survive it: the burst detector fires and
     the rest of the swept side is cancelled before the next quote cycle (t = 3 s); plain GLFT (no
@@ -109,7 +107,6 @@ def test_emergency_cancel_between_cycles():
     assert np.isfinite(np.asarray(glft.bid_depth_bps)[:, at]).mean() > 0.6
 
 
-@pytest.mark.slow
 def test_quiet_market_costs_nothing():
     """quiet: under 5% of the time in reduce-only, and P&L within noise of plain GLFT: the median
     difference is under a quarter of the seed-to-seed sd, and the paired mean is within 5%."""

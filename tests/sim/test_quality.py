@@ -6,7 +6,6 @@ drift_confidence reached 0.099 after 1,100 observations, so p_down moves at most
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 
 def test_quality_table_on_the_incident():
@@ -33,7 +32,6 @@ def test_quality_table_on_the_incident():
     assert np.all(np.abs(cs - 0.5) <= 0.5 * (1 - (1 - 1e-4) ** 1500) + 1e-9)
 
 
-@pytest.mark.slow
 def test_truth_implied_filter_meets_the_goal_in_every_scenario():
     """Issue 14's goal for the filter with the parameters the truth implies, reading the events the
     oracle reads (returns and the tape): ECE <= 0.03 and Brier <= 1.1 x the oracle's in every
