@@ -130,3 +130,41 @@ def test_real_session_replay(perp_events):
     assert b.p_down.shape == (len(perp_events.kind),)
     assert all(np.isfinite(np.asarray(x)).all() for x in b)
     assert float(np.asarray(b.drift_mean_bps_s)[-1]) < 0
+
+
+def test_static_kind_paths_equal_the_dispatching_update():
+    """The closed loop's fast path (`update(..., kind=k)` and, at the same instant, `observe(..., k)`:
+    the kind's branch only, no `lax.switch`) equals the dispatching `update`, event by event, on a
+    drawn stream of every kind (invalid events, restarts and long gaps included), to 1e-12 in float64
+    - under `vmap`, where the switch would run every branch, as the loop runs it."""
+    from online.belief import init, observe, update
+
+    ev = as_events(_random_stream(11, "mixed"), np.float64)
+    ev = ev._replace(segment_start=np.asarray(np.arange(len(ev.t_s)) % 97 == 0, np.float64))
+    n = 400
+    ev = Event(*(np.asarray(x)[:n] for x in ev))
+    assert set(np.unique(ev.kind).tolist()) == set(range(7))
+
+    def walk(step):
+        def body(s, e):
+            s = step(s, e)
+            return s, s
+        return jax.lax.scan(body, init(P), ev)[1]
+
+    def static_kind(s, e):  # the branch chosen by a Python int, as the closed loop does
+        out = [update(s, e, P, kind=k) for k in range(7)]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[e.kind], *out)
+
+    ref = jax.vmap(lambda _: walk(lambda s, e: update(s, e, P)))(jnp.arange(2))
+    got = jax.vmap(lambda _: walk(static_kind))(jnp.arange(2))
+    for name, a, b in zip(ref._fields, ref, got, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-12, rtol=0, err_msg=name)
+    # at the same instant (dt 0, no restart), observe is update without its time step
+    same = ev._replace(dt_s=np.zeros(n), segment_start=np.zeros(n))
+    states = walk(lambda s, e: update(s, e, P))
+    for i in range(0, n, 37):
+        s = jax.tree_util.tree_map(lambda x, i=i: x[i], states)
+        e = Event(*(x[i] for x in same))
+        a, b = update(s, e, P), observe(s, e, P, int(e.kind))
+        for name, x, y in zip(a._fields, a, b, strict=True):
+            np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-12, rtol=0, err_msg=f"{name} @ {i}")
