@@ -134,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bayesmm` console script."""
+    from bayesmm import compilation_cache
     from calibration.sweep_backends import SweepError
 
     args = build_parser().parse_args(argv)
+    compilation_cache.enable()
     try:
         return args.func(args)
     except (IngestError, SessionError, ValueError, SweepError) as err:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import jax
 import pytest
 
+from bayesmm.compilation_cache import ENV_DIR, enable
+from models.fit import release_compiled_code
+
 # Reference numbers are checked to 1e-10 in float64; float32 tests ask for their dtype explicitly.
 jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# JAX's persistent compilation cache (bayesmm/compilation_cache.py), exported so that the notebooks'
+# kernels and the CLI's subprocesses share it; `make test` points it at .jax-cache in the checkout
+enable(os.environ.get(ENV_DIR) or ROOT / ".jax-cache", export=True)
+
 DATA = ROOT / "data"
 PERP = DATA / "binance-usdm-btcusdt-20240808.gz"
 SPOT = DATA / "binance-spot-btcusdt-20240808.gz"
@@ -57,9 +66,10 @@ def perp_session():
 
 @pytest.fixture(autouse=True)
 def _release_compiled_code(request):
-    """After each slow test, drop JAX's compiled executables. `make test-slow` runs dozens of NUTS
-    fits in one process, each compiling its own sampler; their machine code accumulated until LLVM
-    could not map more ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
+    """After each slow test, drop JAX's compiled executables once they hold a quarter of the
+    kernel's memory-mapping limit. `make test-slow` runs dozens of NUTS fits in one process, each
+    compiling its own sampler; their machine code accumulated until LLVM could not map more
+    ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
     yield
     if request.node.get_closest_marker("slow") is not None:
-        jax.clear_caches()
+        release_compiled_code(share=0.25)

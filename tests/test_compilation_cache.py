@@ -1,0 +1,33 @@
+"""The persistent compilation cache is switched on by the settings `enable` writes (JAX's option
+names are checked by a compilation landing in the directory) and off with BAYESMM_JAX_CACHE=0; the
+in-memory caches are cleared after a fit only when the process nears the kernel's mapping limit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from bayesmm import compilation_cache
+
+
+def test_enable_writes_compilations_to_the_directory(tmp_path, monkeypatch):
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        assert compilation_cache.enable(tmp_path / "c") == tmp_path / "c"
+        jax.jit(lambda x: jnp.sin(x) * 3.25 + 0.125)(jnp.arange(7.0)).block_until_ready()
+        assert any((tmp_path / "c").iterdir()), "nothing was written to the cache directory"
+        monkeypatch.setenv(compilation_cache.ENV_SWITCH, "0")
+        assert compilation_cache.enable(tmp_path / "off") is None
+        assert not (tmp_path / "off").exists()
+    finally:
+        if before is not None:
+            compilation_cache.enable(before)
+
+
+def test_fits_release_compiled_code_only_near_the_mapping_limit():
+    from models.fit import release_compiled_code
+
+    f = jax.jit(lambda x: x * 2.0 + 1.0)
+    f(jnp.ones(3)).block_until_ready()
+    assert not release_compiled_code(share=1e9) and f._cache_size() == 1  # far below: kept
+    assert release_compiled_code(share=0.0) and f._cache_size() == 0  # any mapping exceeds 0: cleared
