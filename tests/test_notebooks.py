@@ -1,7 +1,6 @@
 """The notebooks (notebooks/01..05) run top to bottom in quick mode (BAYESMM_QUICK=1: small data,
 few draws), on the public API; a cell that raises fails the suite, and each notebook's figures must
-exist afterwards. The three that fit models (02, 03, 04: 1.5-5 minutes each on 2 cores) are marked
-slow; what they call is covered in the default suite by tests/models and tests/calibration."""
+exist afterwards. Their kernels share the suite's JAX compilation cache (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +19,7 @@ NOTEBOOKS = {
 }
 
 
-SLOW = {"02_fit_models", "03_posterior_predictive", "04_calibrate_and_export"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-                                  for n in sorted(NOTEBOOKS)])
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_notebook_runs_in_quick_mode(name):
     import nbformat
     from nbclient import NotebookClient
