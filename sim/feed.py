@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from events.features import to_arrays
-from events.kinds import TRADE_PRINT
+from events.kinds import BOOK_UPDATE, TRADE_PRINT
 from events.session import Session
 from sim.exchange import ExchangeParams, Fills, Ladder
 
@@ -74,8 +74,8 @@ def feed_path(session: Session, dt_s: float = 0.1) -> tuple[FeedPath, dict]:
     last = np.searchsorted(a.t_s, edges, side="right") - 1
     mid = a.mid[last]
     prev = np.concatenate([[a.mid[np.searchsorted(a.t_s, t0, side="right") - 1]], mid[:-1]])
-    bid_sz = np.where(a.kind == 1, np.nan_to_num(session.column("bid_sz")), np.nan)
-    ask_sz = np.where(a.kind == 1, np.nan_to_num(session.column("ask_sz")), np.nan)
+    bid_sz = np.where(a.kind == BOOK_UPDATE, np.nan_to_num(session.column("bid_sz")), np.nan)
+    ask_sz = np.where(a.kind == BOOK_UPDATE, np.nan_to_num(session.column("ask_sz")), np.nan)
     idx = np.maximum.accumulate(np.where(np.isfinite(bid_sz), np.arange(len(bid_sz)), 0))
     tr = np.flatnonzero((a.kind == TRADE_PRINT) & (a.t_s > t0) & (a.t_s <= edges[-1]))
     step_of = np.clip(np.ceil((a.t_s[tr] - t0) / dt_s).astype(int) - 1, 0, n - 1)
