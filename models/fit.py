@@ -46,16 +46,29 @@ def flat_draws(posterior, name: str) -> np.ndarray:
     return x.reshape(-1, *x.shape[2:])
 
 
+SVI_RESTARTS = 3
+"""SVI optimisations per fit, the best kept (`fit`'s `svi_restarts` says why)."""
+
+
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
         chain_method: str = "sequential", dense_mass: bool = False,
-        init_strategy=init_to_median, guide=None) -> az.InferenceData:
+        init_strategy=init_to_median, guide=None, svi_restarts: int = SVI_RESTARTS) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
         model: a NumPyro model function of keyword arrays.
         data: its keyword arguments (arrays; None for unused optional ones).
         method: "nuts" or "svi" (Adam, `svi_steps`, then `draws` guide samples).
+        svi_restarts: SVI optimisations from different starting points (`init_strategy` under the
+            keys `seed`, then `seed` folded with 1, 2, ...); the one with the lowest final loss
+            (the mean negative ELBO of its last tenth of steps) is kept, every one's final loss is
+            recorded (`sample_stats.attrs["svi_restart_losses"]`). Why: the ELBO of the regime HMM
+            has local optima in which the states swap roles. On an hour of the mean-reverting
+            validation market (`calibration.validate`), the start from the seed's prior medians
+            ended 228 nats worse than two of the three others, with the volatile state's excess
+            volatility 0.06 (truth 1.0), the trend drift 3.2 bps/s (truth 2.0) and trends that
+            last one bin; the better starts recovered 1.02, 2.02 and the quiet sigma 2.00 (truth 2.0).
         guide: the SVI guide: None for AutoNormal (independent normals in the unconstrained space),
             or a function (model, init_loc_fn) -> guide, e.g. `models.volatility.SVStructuredGuide`
             (with `centred=True` in the SV model's data).
@@ -104,16 +117,24 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
                         "n_steps": np.asarray(extra["num_steps"])}
     elif method == "svi":
         t0 = time.perf_counter()
-        guide_fn = AutoNormal(model, init_loc_fn=init_strategy) if guide is None else guide(model, init_strategy)
-        svi = SVI(model, guide_fn, Adam(0.01), Trace_ELBO())
-        res = svi.run(key, svi_steps, progress_bar=progress, **kwargs)
+        if svi_restarts < 1:
+            raise ValueError(f"svi_restarts must be >= 1, got {svi_restarts}")
+        finals, best, best_score = [], None, np.inf
+        for r in range(svi_restarts):
+            guide_r = AutoNormal(model, init_loc_fn=init_strategy) if guide is None else guide(model, init_strategy)
+            res_r = SVI(model, guide_r, Adam(0.01), Trace_ELBO()).run(
+                key if r == 0 else jax.random.fold_in(key, r), svi_steps, progress_bar=progress, **kwargs)
+            finals.append(float(np.mean(np.asarray(res_r.losses)[-max(1, svi_steps // 10):])))
+            score = finals[-1] if np.isfinite(finals[-1]) else np.inf  # a diverged start never wins
+            if best is None or score < best_score:  # (the first start is kept if all diverged)
+                best, best_score, guide_fn, res = r, score, guide_r, res_r
         from numpyro.infer import Predictive
 
         post = Predictive(guide_fn, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
         det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
         samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
         sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
-        timing = {"optimisation_s": time.perf_counter() - t0}
+        timing = {"optimisation_s": time.perf_counter() - t0, "svi_restart_losses": finals, "svi_restart_kept": best}
     else:
         raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
     keep = {k: np.asarray(v) for k, v in samples.items() if np.asarray(v).size > 0  # (empty: factor sites)
@@ -165,6 +186,11 @@ def diagnostics(idata: az.InferenceData) -> dict:
         if "n_steps" in idata.sample_stats:  # leapfrog steps per draw: what a NUTS fit's time scales with
             out["mean_leapfrog_steps"] = float(idata.sample_stats["n_steps"].values.mean())
     out.update({k: v for k, v in idata.sample_stats.attrs.items() if k.endswith(("_s", "_steps"))})
+    finals = np.atleast_1d(np.asarray(idata.sample_stats.attrs.get("svi_restart_losses", []), float))
+    if finals.size:  # how far apart the SVI starts ended: large means the ELBO has several optima
+        out["svi_restarts"] = int(finals.size)
+        out["svi_restart_loss_range"] = float(np.ptp(finals[np.isfinite(finals)])) if np.isfinite(finals).any() \
+            else float("nan")
     return out
 
 
