@@ -13,7 +13,8 @@ from tests.conftest import ROOT
 NOTEBOOKS = {
     "01_explore_session": ["01_session.png", "01_beliefs.png"],
     "02_fit_models": ["02_trace.png", "02_rank.png", "02_energy.png", "02_fits/volatility_ppc.png"],
-    "03_posterior_predictive": ["03_volatility_ppc.png", "03_regime_ppc.png", "03_volatility_gaussian_ppc.png"],
+    "03_posterior_predictive": ["03_drift_ppc.png", "03_volatility_ppc.png", "03_regime_ppc.png",
+                                "03_volatility_gaussian_ppc.png"],
     "04_calibrate_and_export": ["04_calibration/report.html", "04_calibration/config.toml", "04_frontier.png"],
     "05_incident_replay": ["05_bayesian.png", "05_current_system.png", "05_backtest.png"],
 }
