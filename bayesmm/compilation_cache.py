@@ -3,14 +3,15 @@ notebooks and `make demo`.
 
 Why: a fit here spends most of its time compiling, not sampling. NumPyro initialises a model and
 the posterior predictive checks replicate it op by op (every primitive is compiled on its first
-call), and `models.fit.fit` ends with `jax.clear_caches()` (in-memory compiled code holds memory
-mappings; ~8 NUTS fits in one process reached the kernel's limit), so the next fit compiles it all
-again. Measured on 2 cores, SVI of the regime HMM on 90 s of the 20240808 spot session with its
-checks (`models.workflow.fit_session`): 64 s without the cache, 28 s the first time with it (the
-checks' 100 replications compile the same regime transition matrix 100 times: from the second on
-it is read back), 11-13 s once the cache holds it; the volatility model 20 s -> 5 s. Results are
-unchanged: the cache stores the same executables, keyed by JAX on the program, the compile options,
-the backend and the JAX version.
+call), every process starts with nothing compiled, and a long one must drop its in-memory code now
+and then (`models.fit.release_compiled_code`: compiled code holds memory mappings, and ~8 NUTS fits
+in one process reached the kernel's limit), after which the next fit compiles it all again.
+Measured on 2 cores, SVI of the regime HMM on 90 s of the 20240808 spot session with its checks
+(`models.workflow.fit_session`): 64 s without the cache, 28 s the first time with it (the checks'
+100 replications compile the same regime transition matrix 100 times: from the second on it is read
+back), 11-13 s once the cache holds it; the volatility model 20 s -> 5 s. Results are unchanged:
+the cache stores the same executables, keyed by JAX on the program, the compile options, the
+backend and the JAX version.
 
 A cache hit needs the same program, and NumPyro's `Trace_ELBO` sums the ELBO's sites in the order
 of a Python set of their names, which changes with the string-hash seed: with Python's default

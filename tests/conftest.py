@@ -11,7 +11,6 @@ import jax
 import pytest
 
 from bayesmm.compilation_cache import ENV_DIR, enable
-from models.fit import release_compiled_code
 
 # Reference numbers are checked to 1e-10 in float64; float32 tests ask for their dtype explicitly.
 jax.config.update("jax_enable_x64", True)
@@ -72,4 +71,6 @@ def _release_compiled_code(request):
     ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
     yield
     if request.node.get_closest_marker("slow") is not None:
+        from models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
+
         release_compiled_code(share=0.25)

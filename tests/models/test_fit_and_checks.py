@@ -71,7 +71,7 @@ def test_svi_keeps_the_best_of_its_restarts(tox_fit):
     assert np.mean(three.sample_stats["loss"].values[0, -30:]) == pytest.approx(finals[kept], rel=1e-12)
     assert finals[0] == pytest.approx(one.sample_stats.attrs["svi_restart_losses"][0], rel=1e-12)
     diag = diagnostics(three)
-    assert diag["svi_restarts"] == 3 and diag["svi_restart_loss_range"] == pytest.approx(np.ptp(finals))
+    assert diag["svi_restarts"] == 3 and diag["svi_restart_loss_range_nats"] == pytest.approx(np.ptp(finals))
     with pytest.raises(ValueError, match="svi_restarts"):
         fit(toxicity_model, data, method="svi", svi_restarts=0)
 
