@@ -63,7 +63,8 @@ def cmd_calibrate(args) -> int:
     try:
         report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
                            chains=args.chains, seed=args.seed, folds=args.folds, force=args.force, gate=gate,
-                           base=base, test_sessions=tests, models=tuple(args.models), quiet=args.quiet)
+                           base=base, test_sessions=tests, models=tuple(args.models), quiet=args.quiet,
+                           svi_restarts=args.svi_restarts)
     except CalibrationRefused as exc:
         print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
         return 3
@@ -74,7 +75,8 @@ def cmd_calibrate(args) -> int:
         from events.atomic import write_atomic
 
         print(f"simulation check: {args.validate_sim} recording(s) of each validation market, calibrated the same way")
-        sim = validate_in_simulation(seeds=args.validate_sim, method=args.method, quiet=args.quiet)
+        sim = validate_in_simulation(seeds=args.validate_sim, method=args.method, quiet=args.quiet,
+                                     svi_restarts=args.svi_restarts)
         print_simulation_check(sim)
         report["simulation_check"] = sim
         write_atomic(Path(args.out) / "calibration.json", report_json(report))
@@ -172,6 +174,7 @@ def cmd_report(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from bayesmm.fit_cmd import add_svi_restarts
     from models.workflow import MODEL_NAMES
 
     q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
@@ -186,6 +189,7 @@ def add_parsers(sub) -> None:
     q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations")
     q.add_argument("--chains", type=int, default=2, help="NUTS chains")
     q.add_argument("--seed", type=int, default=0)
+    add_svi_restarts(q)
     q.add_argument("--folds", type=int, default=2, help="contiguous blocks of each session for the cross-validated "
                    "choice of route and shrinkage (default 2)")
     q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")

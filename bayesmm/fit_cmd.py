@@ -33,7 +33,7 @@ def cmd_fit(args) -> int:
         return 0
     report = fit_session(sessions, names, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
                          chains=args.chains, bin_s=args.bin_s, fills=args.fills, seed=args.seed,
-                         progress=not args.quiet,
+                         progress=not args.quiet, svi_restarts=args.svi_restarts,
                          variants={"volatility": args.returns, "regime": args.returns} if args.returns else None)
     for name, r in report.items():
         d = r["diagnostics"]
@@ -63,6 +63,15 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def add_svi_restarts(q) -> None:
+    """The --svi-restarts option (of `fit` and `calibrate`)."""
+    from models.fit import SVI_RESTARTS
+
+    q.add_argument("--svi-restarts", type=int, default=SVI_RESTARTS, metavar="N",
+                   help=f"SVI optimisations per model from different starts, the lowest final loss kept (default "
+                        f"{SVI_RESTARTS}; the regime HMM's ELBO has optima in which its states swap roles)")
+
+
 def add_parser(sub) -> None:
     q = sub.add_parser("fit", help="fit the offline NumPyro models to a session")
     q.add_argument("sessions", nargs="+", help="session Parquet files of one instrument (several: fitted jointly, "
@@ -76,6 +85,7 @@ def add_parser(sub) -> None:
     q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
                    help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
     q.add_argument("--seed", type=int, default=0)
+    add_svi_restarts(q)
     q.add_argument("--compare", action="store_true", help="fit each likelihood variant (Gaussian / Student-t "
                    "returns) and print their PSIS-LOO comparison instead of the usual report")
     q.add_argument("--returns", choices=["student", "gaussian"], help="the returns' law for the volatility and regime "

@@ -52,7 +52,7 @@ from calibration.tune import tune
 from calibration.venue import session_config
 from events.atomic import write_atomic
 from events.features import to_arrays
-from models.fit import load_fit
+from models.fit import SVI_RESTARTS, load_fit
 from models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
 from online.params import EVIDENCE_WEIGHTS, Config, config_to_dict, default_config, replace
 from online.replay import as_events, run
@@ -190,7 +190,8 @@ def _blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
 FOLD_DRAWS = 200  # draws of a cross-validation refit (the Monte Carlo sd of their median: ~9% of the posterior sd)
 
 
-def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s):
+def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s,
+                     svi_restarts: int = SVI_RESTARTS):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
     config of each fold and the blocks to score them on."""
     blocks = _blocks(arrays, folds)
@@ -210,7 +211,8 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
         with tempfile.TemporaryDirectory() as tmp:
             # a fold's routes use the posterior medians (`derive.derived_config`): FOLD_DRAWS draws give them
             *_, d_cfg = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp, method,
-                                         min(draws, FOLD_DRAWS), warmup, chains, seed, False, base, checks=False)
+                                         min(draws, FOLD_DRAWS), warmup, chains, seed, False, base, checks=False,
+                                         svi_restarts=svi_restarts)
         t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
@@ -291,12 +293,12 @@ def _fittable(name: str, sessions) -> bool:
 
 
 def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
-                     checks: bool = True):
+                     checks: bool = True, svi_restarts: int = SVI_RESTARTS):
     """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config).
     `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns; `checks`: as in
     `models.workflow.fit_session` (off for the cross-validation's refits)."""
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
-                         seed=seed, progress=progress, checks=checks)
+                         seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts)
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
     data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
@@ -309,12 +311,13 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
 def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
               seed: int = 0, folds: int = 2, force: bool = False, gate: Gate = Gate(), base: Config | None = None,
               horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False,
-              export: bool = True) -> dict:
+              export: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
     """Run the six stages (module docstring) and write the outputs into `out_dir`. Returns the
     calibration report (what calibration.json holds; the exported Config under "final_config" when
     not `export`, which stops after validation - how the simulation check runs it). Raises
     CalibrationRefused when the gate fails and not `force` (calibration.json is still written,
-    config.toml is not)."""
+    config.toml is not). `svi_restarts`: SVI optimisations per fit, the best kept (`models.fit.fit`;
+    the cross-validation's refits too)."""
     jax.config.update("jax_enable_x64", True)
     if not 2 <= folds <= 10:
         raise ValueError(f"folds must be between 2 and 10 (blocks of each session), got {folds}")
@@ -326,7 +329,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     base = session_config(sessions[0], base or default_config())
     names = [m for m in models if _fittable(m, sessions)]
     report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
-                    "seed": seed, "folds": folds, "horizons_s": list(horizons_s), "gate": asdict(gate),
+                    "seed": seed, "svi_restarts": svi_restarts, "folds": folds, "horizons_s": list(horizons_s),
+                    "gate": asdict(gate),
                     "sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
                                   "span_s": s.span_s(), "sha256": _session_sha256(s), "counts": s.counts(),
                                   "segments": s.segments(), "repairs": dict(s.meta.repairs),
@@ -337,7 +341,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
     fit_report, _, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws, warmup,
-                                                          chains, seed, not quiet, base)
+                                                          chains, seed, not quiet, base,
+                                                          svi_restarts=svi_restarts)
     failures = gate_failures(fit_report, gate)
     report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
                       for k, v in fit_report.items()}
@@ -363,7 +368,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
     stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
     fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
-                                         horizons_s)
+                                         horizons_s, svi_restarts)
     route_cfgs = route_configs(cfg_derive, cfg_tune, names)
     selection = {}
     for route in route_cfgs:

@@ -34,6 +34,7 @@ import numpy as np
 from calibration.calibrate import calibrate
 from calibration.score import brier
 from events.features import to_arrays
+from models.fit import SVI_RESTARTS
 from online.params import default_config
 from online.replay import as_events, run
 from sim.exchange import exchange_params
@@ -102,10 +103,11 @@ def _covered(key: str, draws: np.ndarray, value: float) -> dict:
 
 
 def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: float = 2000.0, method: str = "svi",
-                           first_seed: int = 0, quiet: bool = True) -> dict:
+                           first_seed: int = 0, quiet: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
     """Calibrate `seeds` simulated sessions of each market and judge them (module docstring).
     Returns {"runs": [per seed: market, seed, coverage {key: row}, brier {calibrated, truth,
-    defaults}, route], "coverage_rate", "covered", "intervals", "brier_ratio_median"}."""
+    defaults}, route], "coverage_rate", "covered", "intervals", "brier_ratio_median"}.
+    `svi_restarts`: SVI optimisations per fit, the best kept (`models.fit.fit`)."""
     jax.config.update("jax_enable_x64", True)
     ex = exchange_params()
     runs = []
@@ -116,7 +118,8 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
             session, path = sim_session(jax.random.key(1000 * s + 1), m, duration_s)
             later, later_path = sim_session(jax.random.key(1000 * s + 2), m, duration_s)
             with tempfile.TemporaryDirectory() as tmp:
-                rep = calibrate(session, tmp, method=method, seed=s, force=True, export=False, quiet=quiet)
+                rep = calibrate(session, tmp, method=method, seed=s, force=True, export=False, quiet=quiet,
+                                svi_restarts=svi_restarts)
             truth = truth_values(m, path)
             derived = {d.key: d.draws for d in rep["derived"]}
             coverage = {k: _covered(k, derived[k], v) for k, v in truth.items() if k in derived}

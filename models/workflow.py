@@ -13,7 +13,7 @@ from events.session import Session
 from models.checks import plot_ppc, ppc
 from models.data import bin_sessions
 from models.drift import ou_drift_model
-from models.fit import check, diagnostics, fit, prior_summary, save_fit
+from models.fit import SVI_RESTARTS, check, diagnostics, fit, prior_summary, save_fit
 from models.regime import regime_hmm_model
 from models.toxicity import toxicity_model
 from models.volatility import SVStructuredGuide, sv_model
@@ -98,9 +98,11 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 
 def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
                 warmup: int = 500, chains: int = 2, bin_s: float = 1.0, fills: str = "auto", seed: int = 0,
-                progress: bool = True, variants: dict | None = None, checks: bool = True) -> dict:
+                progress: bool = True, variants: dict | None = None, checks: bool = True,
+                svi_restarts: int = SVI_RESTARTS) -> dict:
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
-    summary.json into out_dir. `checks` False: only the fits and their sampler diagnostics - no
+    summary.json into out_dir. `svi_restarts`: SVI optimisations per model, the best kept
+    (`models.fit.fit`). `checks` False: only the fits and their sampler diagnostics - no
     posterior predictive checks, prior comparison or summary (calibration's cross-validation refits
     on blocks of the data need the posteriors and nothing else; the checks are a third of a fit).
 
@@ -115,7 +117,7 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
         model, data = model_data(name, session, bin_s, fills, (variants or {}).get(name))
         data, guide = svi_setup(name, data) if method == "svi" else (data, None)
         idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
-                    progress=progress, guide=guide)
+                    progress=progress, guide=guide, svi_restarts=svi_restarts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             failures = check(idata)

@@ -47,11 +47,12 @@ def test_gate_rules():
 
 
 STRICT = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]
+RESTARTS = ["--svi-restarts", "2"]  # the refused and the forced run fit the same way
 
 
 @pytest.fixture(scope="module")
 def forced(recording, tmp_path_factory):
-    """The same calibration exported with --force (and its printed summary)."""
+    """The same calibration exported with --force (and its printed summary), two SVI starts per fit."""
     import contextlib
     import io
 
@@ -59,14 +60,15 @@ def forced(recording, tmp_path_factory):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["calibrate", str(recording), "--out", str(out_dir), "--models", "volatility", "--quiet", "--force",
-                   *STRICT])
+                   *RESTARTS, *STRICT])
     assert rc == 0
     return out_dir, buf.getvalue()
 
 
 def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     refused = tmp_path / "refused"
-    rc = main(["calibrate", str(recording), "--out", str(refused), "--models", "volatility", "--quiet", *STRICT])
+    rc = main(["calibrate", str(recording), "--out", str(refused), "--models", "volatility", "--quiet", *RESTARTS,
+               *STRICT])
     assert rc == 3
     assert "refused" in capsys.readouterr().out
     assert not (refused / "config.toml").exists()
@@ -88,6 +90,13 @@ def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     assert "FORCED export" in out and "bit-identical" in out
     for name in ("config.schema.json", "golden.parquet", "fits/volatility.nc", "report.html"):
         assert (forced / name).exists()
+    # --svi-restarts reaches the fit: two starts' final losses recorded, the lower one kept
+    from models.fit import load_fit
+
+    assert rep["svi_restarts"] == 2
+    stats = load_fit(forced / "fits/volatility.nc").sample_stats.attrs
+    losses = list(stats["svi_restart_losses"])
+    assert len(losses) == 2 and stats["svi_restart_kept"] == losses.index(min(losses))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
