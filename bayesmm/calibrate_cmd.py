@@ -34,13 +34,16 @@ def print_summary(report: dict) -> None:
                                                                     if report.get("forced") else ""))
         for f in report["gate_failures"]:
             print(f"  - {f}")
-    print("parameters (derive: posterior median [90%]; tune: optimum [90% block bootstrap]):")
+    print("parameters (derive: posterior median [90%], its prior's, and the share of the prior's spread the data "
+          "removed; tune: optimum [90% block bootstrap]):")
     for key, row in report["routes"].items():
         d, t = row.get("derive"), row.get("tune")
         dtxt = f"{d['median']:.4g} [{d['q05']:.4g}, {d['q95']:.4g}]" if d else "-"
+        ptxt = (f"prior {d['prior_median']:.4g} [{d['prior_q05']:.4g}, {d['prior_q95']:.4g}] learnt "
+                + ("-" if d.get("learnt") is None else f"{d['learnt']:.0%}")) if d and "prior_median" in d else ""
         ttxt = f"{t['value']:.4g} [{t['q05']:.4g}, {t['q95']:.4g}]" if t else "-"
         flag = "   <- the routes disagree" if row.get("disagree") else ""
-        print(f"  {key:<34} derive {dtxt:<30} tune {ttxt}{flag}")
+        print(f"  {key:<34} derive {dtxt:<30} {ptxt:<44} tune {ttxt}{flag}")
     sel = report["selection"]
     print(f"route: {sel['why']}")
     for split, by_route in report["scores"].items():
@@ -90,14 +93,18 @@ def cmd_calibrate(args) -> int:
 def print_simulation_check(sim: dict) -> None:
     """Coverage of the derived intervals and the Brier scores for the hidden drift sign."""
     print(f"  derived 90% intervals covering the truth: {sim['covered']} of {sim['intervals']} "
-          f"({sim['coverage_rate']:.0%})")
-    print(f"  {'market':<15}{'seed':>5}  {'covered':<32} Brier for the hidden sign: calibrated / truth-implied / "
+          f"({sim['coverage_rate']:.0%}); of those the recordings informed (learnt >= "
+          f"{sim['learnt_threshold']:.0%} of the prior's spread) {sim['informed']['covered']} of "
+          f"{sim['informed']['intervals']}, prior-bound {sim['prior_bound']['covered']} of "
+          f"{sim['prior_bound']['intervals']}")
+    print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied / "
           f"defaults")
     for r in sim["runs"]:
         cov = " ".join(f"{k.split('.')[-1].split('_')[0]}:{'y' if v['covered'] else 'N'}"
+                       + ("" if v.get("learnt") is None or v["learnt"] >= sim["learnt_threshold"] else "(prior)")
                        for k, v in r["coverage"].items())
         b = r["brier"]
-        print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<32} {b['calibrated']:.4f} / {b['truth']:.4f} / "
+        print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<48} {b['calibrated']:.4f} / {b['truth']:.4f} / "
               f"{b['defaults']:.4f}  ({r['route']} x {r['shrink']:g})")
 
 

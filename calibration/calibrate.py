@@ -292,6 +292,16 @@ def _fittable(name: str, sessions) -> bool:
     return True
 
 
+def _from_tape(sessions) -> bool:
+    """The sessions hold no own fills: the public tape's prints stand in for them."""
+    return bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
+
+
+def _derive_data(names, sessions) -> dict:
+    """The fitted data `derive` reads (the regime model's per-bin counts)."""
+    return {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
+
+
 def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
                      checks: bool = True, svi_restarts: int = SVI_RESTARTS):
     """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config).
@@ -300,9 +310,7 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
                          seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts)
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
-    from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
-    data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
-    derived = derive_mod.derive(fits, data, from_tape, seed=seed)
+    derived = derive_mod.derive(fits, _derive_data(names, sessions), _from_tape(sessions), seed=seed)
     noise = derive_mod.return_noise(arrays, seed=seed)
     derived += [noise] if noise is not None else []
     return report, fits, derived, derive_mod.derived_config(base, derived)
@@ -340,7 +348,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
-    fit_report, _, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws, warmup,
+    fit_report, fits, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws,
+                                                             warmup,
                                                           chains, seed, not quiet, base,
                                                           svi_restarts=svi_restarts)
     failures = gate_failures(fit_report, gate)
@@ -356,8 +365,10 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
         raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
                                  + "\n  ".join(failures))
 
-    stage("derive: online parameters from the posteriors")
-    report["derive"] = derive_mod.table(derived)
+    stage("derive: online parameters from the posteriors (and from the priors, to say what the data taught)")
+    prior_derived = derive_mod.derive(derive_mod.prior_fits(fits, sessions, seed=seed), _derive_data(names, sessions),
+                                      _from_tape(sessions), seed=seed)
+    report["derive"] = derive_mod.table(derived, prior_derived)
 
     stage("tune: evidence weights by the filter's predictive log score")
     with _progress("tune (L-BFGS iterations)", quiet) as progress:
@@ -406,7 +417,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["config"] = config_to_dict(final)
     if not export:
         return {**report, "final_config": final, **{f"{r}_config": c for r, c in route_cfgs.items()},
-                "derived": derived}
+                "derived": derived, "prior_derived": prior_derived}
 
     stage("export: config, schema, golden vectors, report")
     report["forced"] = bool(failures) and force
@@ -425,14 +436,16 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
 
 def routes_table(derived: dict, tuned: dict) -> dict:
-    """Per parameter informed by either route: both values and intervals, and whether the 90%
+    """Per parameter informed by either route: both values and intervals (the derived one with its
+    prior's and the share of the prior's spread the data removed, where known), and whether the 90%
     intervals are disjoint (the routes disagree beyond their uncertainty)."""
     out = {}
     for key in sorted(set(k for k, v in derived.items() if "median" in v) | set(tuned)):
         d, t = derived.get(key, {}), tuned.get(key)
         row = {}
         if "median" in d and np.ndim(d["median"]) == 0:
-            row["derive"] = {"median": d["median"], "q05": d["q05"], "q95": d["q95"]}
+            row["derive"] = {k: d[k] for k in ("median", "q05", "q95", "prior_median", "prior_q05", "prior_q95",
+                                               "learnt") if k in d}
         if t is not None:
             row["tune"] = t
         if "derive" in row and "tune" in row:

@@ -342,10 +342,71 @@ def regime_verdict_config(derived_cfg: Config) -> Config:
                    evidence={k: 0.0 for k in EVIDENCE_WEIGHTS})
 
 
-def table(derived: list[Derived]) -> dict:
-    """{key: {"median", "q05", "q95", "provenance"}} plus {key: {"kept": reason}} for what no fit informs."""
+def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0) -> dict:
+    """{model name: InferenceData whose posterior group holds draws from that model's prior} for
+    the fitted models: passed to `derive` in place of the fits, they give each derived parameter's
+    prior - what calibration would export from a recording that said nothing. The sites drawn are
+    those the fit kept (its posterior's variables); the data enter only where the model's prior
+    depends on them (the bin width, the session starts)."""
+    import arviz as az
+    import jax
+    from numpyro.infer import Predictive
+
+    from models.fit import model_kwargs
+    from models.workflow import model_data
+
+    out = {}
+    for i, (name, fit) in enumerate(fits.items()):
+        model, data = model_data(name, sessions)
+        sites = list(fit.posterior.data_vars)
+        draws = Predictive(model, num_samples=num_draws, return_sites=sites)(jax.random.key(seed + 7919 * (i + 1)),
+                                                                              **model_kwargs(data))
+        out[name] = az.from_dict(posterior={k: np.asarray(v)[None] for k, v in draws.items()})
+    return out
+
+
+LEARNT_INFORMED = 0.5
+"""A derived parameter is informed by the recording when the data removed at least this share of
+its prior's spread (`learnt`); below it its interval is mostly the prior's."""
+
+
+def learnt(post: np.ndarray, prior: np.ndarray) -> float | None:
+    """The share of the prior's spread the data removed: 1 - (w_post / w_prior)^2, w the width of
+    the central 90% interval, on the log scale for a positive parameter (as `models.fit.prior_summary`
+    argues), averaged over the elements of a vector; clipped to [0, 1]. A width rather than a
+    variance: a derived parameter's prior can have draws out at 1e30 (sigma_long from a persistence
+    near 1), which a variance would be all about. None when the prior has no spread (a value fixed
+    by construction)."""
+    post, prior = np.asarray(post, float), np.asarray(prior, float)
+    shares = []
+    for j in np.ndindex(post.shape[1:]):
+        a, b = post[(slice(None), *j)], prior[(slice(None), *j)]
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if a.size < 2 or b.size < 2:
+            continue
+        if np.all(a > 0) and np.all(b > 0):
+            a, b = np.log(a), np.log(b)
+        w_post, w_prior = np.subtract(*np.quantile(a, [0.95, 0.05])), np.subtract(*np.quantile(b, [0.95, 0.05]))
+        if w_prior > 1e-12:
+            shares.append(float(np.clip(1.0 - (w_post / w_prior) ** 2, 0.0, 1.0)))
+    return float(np.mean(shares)) if shares else None
+
+
+def table(derived: list[Derived], prior: list[Derived] | None = None) -> dict:
+    """{key: {"median", "q05", "q95", "provenance"}} plus {key: {"kept": reason}} for what no fit
+    informs; with the same parameters derived from the prior (`prior_fits`), each row also has
+    "prior_median", "prior_q05", "prior_q95" and "learnt" (`learnt`; None where fixed by construction)."""
     out = {d.key: (d.summary() if np.all(np.isfinite(np.median(d.draws, axis=0))) else
                    {"kept": f"its posterior median is not finite ({d.provenance})"}) for d in derived}
+    by_key = {d.key: d for d in derived}
+    for p in prior or []:
+        row = out.get(p.key)
+        if row is None or "kept" in row:
+            continue
+        with np.errstate(all="ignore"):
+            ps = p.summary()
+        row |= {"prior_median": ps["median"], "prior_q05": ps["q05"], "prior_q95": ps["q95"],
+                "learnt": learnt(by_key[p.key].draws, p.draws)}
     for key, why in NOT_INFORMED.items():
         if key not in out:
             out[key] = {"kept": why}

@@ -192,15 +192,21 @@ def build_report(directory: str | Path) -> str:
 
     if "routes" in r:
         parts.append("<h2>Parameters: the two routes</h2><p class='note'>derive: posterior median [90%] from the "
-                     "fits; tune: the optimum of the filter's own log score [90% block bootstrap]. The provenance of "
+                     "fits, beside the same parameter derived from the models' priors and the share of the prior's "
+                     "90% width (squared, log scale) the data removed (near 0: the interval is the prior's); tune: "
+                     "the optimum of the filter's own log score [90% block bootstrap]. The provenance of "
                      "each derived value is in config.toml.</p>")
         rows = []
         for key, row in r["routes"].items():
             dv, tv = row.get("derive"), row.get("tune")
+            has_prior = bool(dv) and "prior_median" in dv
             rows.append([_e(key), f"{_num(dv['median'])} [{_num(dv['q05'])}, {_num(dv['q95'])}]" if dv else "-",
+                         f"{_num(dv['prior_median'])} [{_num(dv['prior_q05'])}, {_num(dv['prior_q95'])}]"
+                         if has_prior else "-",
+                         f"{dv['learnt']:.0%}" if has_prior and dv.get("learnt") is not None else "-",
                          f"{_num(tv['value'])} [{_num(tv['q05'])}, {_num(tv['q95'])}]" if tv else "-",
                          "<span class='bad'>disagree</span>" if row.get("disagree") else ""])
-        parts.append(_table(["parameter", "derive", "tune", ""], rows))
+        parts.append(_table(["parameter", "derive", "prior", "learnt", "tune", ""], rows))
         kept = [[_e(k), _e(v["kept"])] for k, v in r.get("derive", {}).items() if "kept" in v]
         if kept:
             parts.append("<h3>Kept at their base values</h3>" + _table(["parameter", "why"], kept, left=2))
@@ -222,7 +228,10 @@ def build_report(directory: str | Path) -> str:
     parts.append("<h2>Validation in simulation</h2>")
     if sim:
         parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {sim['covered']} of {sim['intervals']} "
-                     f"({sim['coverage_rate']:.0%}).</p>")
+                     f"({sim['coverage_rate']:.0%}); of those the recordings informed (the data removed at least "
+                     f"{sim['learnt_threshold']:.0%} of the prior's spread) {sim['informed']['covered']} of "
+                     f"{sim['informed']['intervals']}, prior-bound {sim['prior_bound']['covered']} of "
+                     f"{sim['prior_bound']['intervals']}.</p>")
         rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
                  " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
                           + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),

@@ -145,3 +145,44 @@ def test_return_noise_recovers_the_noise_of_the_mid():
     clean = return_noise([_mid_ticks(0.0, seed=4)], seed=1).summary()
     assert clean["q05"] == 0.0 and clean["q95"] < 0.05
     assert return_noise([_mid_ticks(1.0, seed=3, n=50)]) is None  # too few pairs to say
+
+
+def test_learnt_share_of_the_prior_spread():
+    """1 - (w_post / w_prior)^2 with w a 90% width: a posterior half the prior's width learnt 3/4,
+    one as wide learnt nothing, a positive parameter is judged on the log scale (a LogNormal prior
+    of log sd 0.5, a posterior of log sd 0.1: 1 - 0.2^2 = 0.96), a value fixed by construction has
+    no share."""
+    from calibration.derive import learnt
+
+    rng = np.random.default_rng(0)
+    prior = rng.normal(0.0, 1.0, (200_000, 1))
+    assert learnt(rng.normal(3.0, 0.5, (200_000, 1)), prior) == pytest.approx(0.75, abs=0.01)
+    assert learnt(rng.normal(0.0, 1.0, (200_000, 1)), prior) == pytest.approx(0.0, abs=0.02)
+    assert learnt(rng.normal(0.0, 2.0, (200_000, 1)), prior) == 0.0  # wider than the prior: nothing learnt
+    lognormal = np.exp(rng.normal(np.log(1 / 900), 0.5, (200_000, 1)))
+    assert learnt(np.exp(rng.normal(np.log(1 / 60), 0.1, (200_000, 1))), lognormal) == pytest.approx(0.96, abs=0.005)
+    assert learnt(np.zeros((100, 1)), np.zeros((100, 1))) is None
+    # a vector: the mean over its elements; an element fixed in both is skipped
+    zero = np.zeros(len(prior))
+    both = learnt(np.stack([prior[:, 0] * 0.5, zero], 1), np.stack([prior[:, 0], zero], 1))
+    assert both == pytest.approx(0.75, abs=1e-9)
+
+
+def test_prior_fits_draw_the_models_priors(tmp_path):
+    """`prior_fits` stands a fit's sites in for draws from the model's prior: the decay derived from
+    it is the decay of the switch prior, simulated here by hand (12 LogNormal(ln 1/900, 0.5) rates,
+    2q = the summed leave rates of the two trend states)."""
+    import jax
+
+    from calibration.derive import prior_fits
+    from calibration.validate import sim_market, sim_session
+    from models.regime import SWITCH_PRIOR
+
+    session, _ = sim_session(jax.random.key(3), sim_market("trending"), 60.0)
+    fake = _idata(**{"generator_per_s": np.zeros((2, 4, 4))})
+    drawn = prior_fits({"regime": fake}, [session], num_draws=4000)["regime"].posterior["generator_per_s"].values[0]
+    decay = -drawn[:, 0, 0] - drawn[:, 1, 1]
+    rng = np.random.default_rng(1)
+    by_hand = np.exp(rng.normal(np.log(SWITCH_PRIOR[0]), SWITCH_PRIOR[1], (200_000, 6))).sum(axis=1)
+    for q in (0.05, 0.5, 0.95):
+        assert np.quantile(decay, q) == pytest.approx(np.quantile(by_hand, q), rel=0.04), q

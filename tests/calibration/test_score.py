@@ -70,3 +70,16 @@ def test_score_cli_against_the_files(tmp_path, capsys):
     pq.write_table(pq.read_table(beliefs).slice(0, 10), other)
     assert main(["score", str(session), str(other)]) == 2
     assert "is not a replay of" in capsys.readouterr().err
+
+
+def test_coverage_is_counted_apart_where_the_prior_holds_the_interval():
+    """`coverage_counts`: intervals the recordings informed (learnt >= the threshold) and the rest
+    (prior-bound, or with no prior to compare) counted apart, and all together."""
+    from calibration.validate import coverage_counts
+
+    runs = [{"coverage": {"a": {"covered": True, "learnt": 0.9}, "b": {"covered": False, "learnt": 0.1}}},
+            {"coverage": {"a": {"covered": False, "learnt": 0.5}, "b": {"covered": True, "learnt": None}}}]
+    c = coverage_counts(runs, informed=0.5)
+    assert (c["covered"], c["intervals"]) == (2, 4)
+    assert c["informed"] == {"covered": 1, "intervals": 2} and c["prior_bound"] == {"covered": 1, "intervals": 2}
+    assert coverage_counts(runs, informed=0.95)["informed"] == {"covered": 0, "intervals": 0}
