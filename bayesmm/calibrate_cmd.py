@@ -97,15 +97,20 @@ def print_simulation_check(sim: dict) -> None:
           f"{sim['learnt_threshold']:.0%} of the prior's spread) {sim['informed']['covered']} of "
           f"{sim['informed']['intervals']}, prior-bound {sim['prior_bound']['covered']} of "
           f"{sim['prior_bound']['intervals']}")
-    print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied / "
-          f"defaults")
+    print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied "
+          f"(exported by the same rule) / defaults")
     for r in sim["runs"]:
         cov = " ".join(f"{k.split('.')[-1].split('_')[0]}:{'y' if v['covered'] else 'N'}"
                        + ("" if v.get("learnt") is None or v["learnt"] >= sim["learnt_threshold"] else "(prior)")
                        for k, v in r["coverage"].items())
         b = r["brier"]
-        print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<48} {b['calibrated']:.4f} / {b['truth']:.4f} / "
-              f"{b['defaults']:.4f}  ({r['route']} x {r['shrink']:g})")
+        print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<48} {b['calibrated']:.4f} / {b['truth']:.4f} "
+              f"({b['truth_exported']:.4f} x {r['truth_shrink']:g}) / {b['defaults']:.4f}  ({r['route']} x "
+              f"{r['shrink']:g})")
+    m = sim["brier_mean"]
+    print(f"  mean Brier: calibrated {m['calibrated']:.4f}, truth-implied {m['truth']:.4f} (ratio "
+          f"{sim['brier_ratio_to_truth']:.3f}), truth-implied exported by the same rule {m['truth_exported']:.4f} "
+          f"(ratio {sim['brier_ratio_to_truth_exported']:.3f})")
 
 
 def cmd_check_config(args) -> int:

@@ -175,7 +175,7 @@ def best_shrink(fold_cfgs: list[Config], arrays, horizons_s, fold_ranges: list[l
     return best, table
 
 
-def _blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
+def time_blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
     """Per fold, per session: the (start, end) s of the fold's block (the last one open-ended)."""
     out = []
     for k in range(folds):
@@ -194,7 +194,7 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                      svi_restarts: int = SVI_RESTARTS):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
     config of each fold and the blocks to score them on."""
-    blocks = _blocks(arrays, folds)
+    blocks = time_blocks(arrays, folds)
     routes: dict[str, list] = {}
     for k in range(folds):
         train_sessions, train_arrays, train_ranges = [], [], []

@@ -235,10 +235,13 @@ def build_report(directory: str | Path) -> str:
         rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
                  " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
                           + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),
-                 _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]), _num(x["brier"]["defaults"])]
+                 _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]),
+                 f"{_num(x['brier'].get('truth_exported'))} (x {_num(x.get('truth_shrink'))})",
+                 _num(x["brier"]["defaults"])]
                 for x in sim["runs"]]
         parts.append(_table(["market", "seed", "route", "shrink", "intervals (red: missed)", "Brier calibrated",
-                             "Brier truth-implied", "Brier defaults"], rows, left=3))
+                             "Brier truth-implied", "truth-implied, exported by the same rule", "Brier defaults"],
+                            rows, left=3))
     else:
         parts.append("<p class='note'>Not run with this calibration (`bayesmm calibrate ... --validate-sim N`); the "
                      "README gives the last run's numbers.</p>")

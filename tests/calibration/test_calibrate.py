@@ -129,3 +129,34 @@ def test_report_renders_in_headless_chromium(forced):
     assert len(images) >= 2  # the PPC plot and the scores (no test session here: no reliability diagram)
     assert all(done and width > 0 for done, width, _ in images), images
     assert errors == []
+
+
+def test_simulation_check_is_printed_and_reported(forced, capsys):
+    """The simulation check's summary (`--validate-sim`): coverage split into informed and
+    prior-bound intervals, each recording's Brier beside the truth-implied filter's, raw and exported
+    by the same shrinkage rule - printed, and in the HTML report once calibration.json holds it."""
+    from bayesmm.calibrate_cmd import print_simulation_check
+    from calibration.calibrate import report_json
+    from calibration.report import build_report
+    from calibration.validate import coverage_counts
+
+    row = {"q05": 1.6, "median": 1.8, "q95": 2.0, "truth": 2.0, "covered": True, "learnt": 0.8}
+    runs = [{"market": "trending", "seed": 0, "route": "regime", "shrink": 0.35, "truth_shrink": 0.5,
+             "coverage": {"regime.drift_bps_s": row, "evidence.theta_decay_per_s": row | {"learnt": 0.1,
+                                                                                        "covered": False}},
+             "brier": {"calibrated": 0.21, "truth": 0.2, "truth_exported": 0.205, "defaults": 0.25}}]
+    mean = {"calibrated": 0.21, "truth": 0.2, "truth_exported": 0.205}
+    sim = {"runs": runs, **coverage_counts(runs), "coverage_rate": 0.5, "brier_mean": mean,
+           "brier_ratio_to_truth": 1.05, "brier_ratio_to_truth_exported": 0.21 / 0.205}
+    print_simulation_check(sim)
+    out = capsys.readouterr().out
+    assert "informed (learnt >= 50% of the prior's spread) 1 of 1, prior-bound 0 of 1" in out
+    assert "theta:N(prior)" in out and "(0.2050 x 0.5)" in out and "(ratio 1.024)" in out
+    directory, _ = forced
+    report = json.loads((directory / "calibration.json").read_text())
+    (directory / "calibration.json").write_text(report_json(report | {"simulation_check": sim}))
+    try:
+        page = build_report(directory)
+    finally:
+        (directory / "calibration.json").write_text(report_json(report))
+    assert "prior-bound 0 of 1" in page and "0.205 (x 0.5)" in page
