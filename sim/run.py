@@ -147,6 +147,12 @@ def _stack(events):
     return Event(*(jnp.stack(x) for x in zip(*events, strict=True)))
 
 
+def _beyond_cap(counts_per_side, cap: int):
+    """How many of a step's events (counts per side) exceed the `cap` per side fed to the belief:
+    counted into the output (`unfed_*`) and reported, never dropped silently."""
+    return sum(jnp.maximum(c - cap, 0) for c in counts_per_side)
+
+
 def intensity_fills(key, live: Ladder, row: MarketPath, sweep, taker_size, ex: ExchangeParams):
     """The synthetic market's fill model (`sim.exchange.match`) on one step of a `MarketPath`."""
     return match(key, live, row.mid_px, row.spread_bps, row.taker_buys, row.taker_sells, sweep, taker_size, ex)
@@ -221,13 +227,12 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
                 okf = ok & (buf[4][slot] == 0)
                 buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot]))
                             for b, v in zip(buf, (t, side, mid, px, 1.0), strict=True))
-        unfed = jnp.maximum(f.bid_count - MAX_FILL_EVENTS, 0) + jnp.maximum(f.ask_count - MAX_FILL_EVENTS, 0)
+        unfed = _beyond_cap((f.bid_count, f.ask_count), MAX_FILL_EVENTS)
         # 4b. the public tape: one trade_print per taker (aggressor side), up to MAX_PRINT_EVENTS per side
         print_events = [_event(TRADE_PRINT, side=side, valid=(j < count).astype(jnp.float64))
                         for side, count in ((1.0, row.taker_buys), (-1.0, row.taker_sells))
                         for j in range(MAX_PRINT_EVENTS)]
-        unfed_prints = (jnp.maximum(row.taker_buys - MAX_PRINT_EVENTS, 0)
-                        + jnp.maximum(row.taker_sells - MAX_PRINT_EVENTS, 0))
+        unfed_prints = _beyond_cap((row.taker_buys, row.taker_sells), MAX_PRINT_EVENTS)
         # 5. the belief, event by event: first what rested through the step (NaN depth: nothing), then
         # the step's time passes at its mid tick; the rest are at that instant, each slot's kind known
         # (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is
