@@ -18,12 +18,17 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from calibration.calibrate import report_json
 from calibration.validate import validate_in_simulation
+from tests.conftest import ROOT
 
 
 @pytest.mark.slow
 def test_calibration_covers_the_truth_and_reads_the_drift():
-    r = validate_in_simulation(seeds=4, duration_s=1200)
+    r = validate_in_simulation(seeds=4, duration_s=1200, svi_restarts=3)
+    # every number of the run, for the README's table (`make test-slow` leaves it in out/)
+    (ROOT / "out").mkdir(exist_ok=True)
+    (ROOT / "out" / "validate_in_simulation.json").write_text(report_json(r))
     n = r["intervals"]
     assert n == 8 * 4  # lambda_trade, theta_decay, the trend drift, sigma_long per recording
     brier = {k: np.mean([x["brier"][k] for x in r["runs"]]) for k in ("calibrated", "truth", "defaults")}
