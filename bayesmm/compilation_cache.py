@@ -46,9 +46,17 @@ def default_dir() -> Path:
 def enable(path: str | Path | None = None, export: bool = False) -> Path | None:
     """Turn the persistent cache on for this process, caching every compilation (JAX's default
     keeps only those that took over a second; here the many small ones are the cost). Returns the
-    directory, or None when BAYESMM_JAX_CACHE=0. `export`: also set the environment variables, so
+    directory, or None when BAYESMM_JAX_CACHE=0 (then the cache is off even where
+    JAX_COMPILATION_CACHE_DIR is set). `export`: also set the environment variables, so
     that processes started from this one (notebook kernels, the CLI in a subprocess) use it too."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
+        # off means off: JAX also reads JAX_COMPILATION_CACHE_DIR from the environment by itself
+        # (the Makefile exports it), and would then still cache what took over a second to compile
+        if jax.config.jax_compilation_cache_dir is not None:
+            from jax.experimental.compilation_cache import compilation_cache
+
+            compilation_cache.reset_cache()
+        jax.config.update("jax_compilation_cache_dir", None)
         return None
     where = Path(path) if path is not None else default_dir()
     where.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ def _session(path: Path, span_s: float) -> None:
 
 def _fit_s(session: Path, out: Path, cache: Path | None, model: str) -> float:
     """Wall seconds of one `bayesmm fit` process (the cache off when `cache` is None)."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONHASHSEED": "0"}
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")}
+    env |= {"PYTHONHASHSEED": "0"}
     env |= {"BAYESMM_JAX_CACHE": "0"} if cache is None else {"BAYESMM_JAX_CACHE": "1",
                                                             "JAX_COMPILATION_CACHE_DIR": str(cache)}
     cmd = [sys.executable, "-c", "import sys; from bayesmm.cli import main; sys.exit(main())",

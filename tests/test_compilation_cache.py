@@ -15,10 +15,15 @@ def test_enable_writes_compilations_to_the_directory(tmp_path, monkeypatch):
     try:
         assert compilation_cache.enable(tmp_path / "c") == tmp_path / "c"
         jax.jit(lambda x: jnp.sin(x) * 3.25 + 0.125)(jnp.arange(7.0)).block_until_ready()
-        assert any((tmp_path / "c").iterdir()), "nothing was written to the cache directory"
+        written = len(list((tmp_path / "c").iterdir()))
+        assert written > 0, "nothing was written to the cache directory"
         monkeypatch.setenv(compilation_cache.ENV_SWITCH, "0")
         assert compilation_cache.enable(tmp_path / "off") is None
         assert not (tmp_path / "off").exists()
+        # off even though the cache was on (and JAX would take its directory from the environment)
+        assert jax.config.jax_compilation_cache_dir is None
+        jax.jit(lambda x: jnp.cos(x) * 1.75 - 0.5)(jnp.arange(5.0)).block_until_ready()
+        assert len(list((tmp_path / "c").iterdir())) == written
     finally:
         if before is not None:
             compilation_cache.enable(before)
