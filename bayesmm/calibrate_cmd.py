@@ -92,16 +92,14 @@ def cmd_calibrate(args) -> int:
 
 def print_simulation_check(sim: dict) -> None:
     """Coverage of the derived intervals and the Brier scores for the hidden drift sign."""
-    print(f"  derived 90% intervals covering the truth: {sim['covered']} of {sim['intervals']} "
-          f"({sim['coverage_rate']:.0%}); of those the recordings informed (learnt >= "
-          f"{sim['learnt_threshold']:.0%} of the prior's spread) {sim['informed']['covered']} of "
-          f"{sim['informed']['intervals']}, prior-bound {sim['prior_bound']['covered']} of "
-          f"{sim['prior_bound']['intervals']}")
+    from calibration.validate import coverage_summary, is_informed
+
+    print(f"  derived 90% intervals covering the truth: {coverage_summary(sim)}")
     print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied "
           f"(exported by the same rule) / defaults")
     for r in sim["runs"]:
         cov = " ".join(f"{k.split('.')[-1].split('_')[0]}:{'y' if v['covered'] else 'N'}"
-                       + ("" if v.get("learnt") is None or v["learnt"] >= sim["learnt_threshold"] else "(prior)")
+                       + ("" if is_informed(v, sim["learnt_threshold"]) else "(prior)")
                        for k, v in r["coverage"].items())
         b = r["brier"]
         print(f"  {r['market']:<15}{r['seed']:>5}  {cov:<48} {b['calibrated']:.4f} / {b['truth']:.4f} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def cmd_fit(args) -> int:
 
         result = compare_variants(sessions, names, method=args.method,
                                   draws=args.draws, warmup=args.warmup, chains=args.chains, bin_s=args.bin_s,
-                                  fills=args.fills, seed=args.seed, progress=not args.quiet)
+                                  fills=args.fills, seed=args.seed, progress=not args.quiet,
+                                  svi_restarts=args.svi_restarts)
         for name, r in result.items():
             print(f"{name}: PSIS-LOO comparison of its likelihood variants (best first)")
             print(f"    {'variant':<10} {'elpd_loo':>10} {'p_loo':>8} {'elpd_diff':>10} {'dse':>8} {'max k':>6}")
@@ -67,7 +69,13 @@ def add_svi_restarts(q) -> None:
     """The --svi-restarts option (of `fit` and `calibrate`)."""
     from models.fit import SVI_RESTARTS
 
-    q.add_argument("--svi-restarts", type=int, default=SVI_RESTARTS, metavar="N",
+    def at_least_one(text: str) -> int:
+        n = int(text)
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+        return n
+
+    q.add_argument("--svi-restarts", type=at_least_one, default=SVI_RESTARTS, metavar="N",
                    help=f"SVI optimisations per model from different starts, the lowest final loss kept (default "
                         f"{SVI_RESTARTS}; the regime HMM's ELBO has optima in which its states swap roles)")
 

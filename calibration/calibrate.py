@@ -349,9 +349,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
     fit_report, fits, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws,
-                                                             warmup,
-                                                          chains, seed, not quiet, base,
-                                                          svi_restarts=svi_restarts)
+                                                             warmup, chains, seed, not quiet, base,
+                                                             svi_restarts=svi_restarts)
     failures = gate_failures(fit_report, gate)
     report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
                       for k, v in fit_report.items()}

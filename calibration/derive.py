@@ -346,8 +346,11 @@ def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0) -> di
     """{model name: InferenceData whose posterior group holds draws from that model's prior} for
     the fitted models: passed to `derive` in place of the fits, they give each derived parameter's
     prior - what calibration would export from a recording that said nothing. The sites drawn are
-    those the fit kept (its posterior's variables); the data enter only where the model's prior
-    depends on them (the bin width, the session starts)."""
+    those the fit kept (its posterior's variables) that the model as `models.workflow.model_data`
+    writes it has (an SVI fit of the SV model runs its centred form, whose per-bin path is named
+    differently; `derive` reads only its scalar sites); the data enter only where the model's
+    prior depends on them (the bin width, the session starts). Each draw runs the model over the
+    whole session (its likelihood terms unused): seconds for the bundled sessions."""
     import arviz as az
     import jax
     from numpyro.infer import Predictive
@@ -373,23 +376,28 @@ its prior's spread (`learnt`); below it its interval is mostly the prior's."""
 def learnt(post: np.ndarray, prior: np.ndarray) -> float | None:
     """The share of the prior's spread the data removed: 1 - (w_post / w_prior)^2, w the width of
     the central 90% interval, on the log scale for a positive parameter (as `models.fit.prior_summary`
-    argues), averaged over the elements of a vector; clipped to [0, 1]. A width rather than a
+    argues; one scale per parameter: the log when every element that varies is positive), averaged
+    over the elements of a vector that vary; clipped to [0, 1]. A width rather than a
     variance: a derived parameter's prior can have draws out at 1e30 (sigma_long from a persistence
     near 1), which a variance would be all about. None when the prior has no spread (a value fixed
     by construction)."""
     post, prior = np.asarray(post, float), np.asarray(prior, float)
-    shares = []
+
+    def width(x):
+        return float(np.subtract(*np.quantile(x, [0.95, 0.05])))
+
+    pairs = []
     for j in np.ndindex(post.shape[1:]):
         a, b = post[(slice(None), *j)], prior[(slice(None), *j)]
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-        if a.size < 2 or b.size < 2:
-            continue
-        if np.all(a > 0) and np.all(b > 0):
-            a, b = np.log(a), np.log(b)
-        w_post, w_prior = np.subtract(*np.quantile(a, [0.95, 0.05])), np.subtract(*np.quantile(b, [0.95, 0.05]))
-        if w_prior > 1e-12:
-            shares.append(float(np.clip(1.0 - (w_post / w_prior) ** 2, 0.0, 1.0)))
-    return float(np.mean(shares)) if shares else None
+        if a.size >= 2 and b.size >= 2 and width(b) > 1e-12:
+            pairs.append((a, b))
+    if not pairs:
+        return None
+    log = all(np.all(a > 0) and np.all(b > 0) for a, b in pairs)
+    shares = [float(np.clip(1.0 - (width(np.log(a) if log else a) / width(np.log(b) if log else b)) ** 2, 0.0, 1.0))
+              for a, b in pairs]
+    return float(np.mean(shares))
 
 
 def table(derived: list[Derived], prior: list[Derived] | None = None) -> dict:

@@ -227,13 +227,13 @@ def build_report(directory: str | Path) -> str:
     sim = r.get("simulation_check")
     parts.append("<h2>Validation in simulation</h2>")
     if sim:
-        parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {sim['covered']} of {sim['intervals']} "
-                     f"({sim['coverage_rate']:.0%}); of those the recordings informed (the data removed at least "
-                     f"{sim['learnt_threshold']:.0%} of the prior's spread) {sim['informed']['covered']} of "
-                     f"{sim['informed']['intervals']}, prior-bound {sim['prior_bound']['covered']} of "
-                     f"{sim['prior_bound']['intervals']}.</p>")
+        from calibration.validate import coverage_summary, is_informed
+
+        parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {_e(coverage_summary(sim))}. "
+                     "Marked *: prior-bound (the data removed less of the prior's spread than that).</p>")
         rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
                  " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
+                          + ("" if "learnt_threshold" not in sim or is_informed(v, sim["learnt_threshold"]) else "*")
                           + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),
                  _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]),
                  f"{_num(x['brier'].get('truth_exported'))} (x {_num(x.get('truth_shrink'))})",

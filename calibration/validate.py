@@ -107,6 +107,12 @@ def _covered(key: str, draws: np.ndarray, value: float, prior_draws: np.ndarray 
             "covered": bool(lo <= value <= hi), "learnt": None if p is None else learnt(d[:, None], p[:, None])}
 
 
+def is_informed(row: dict, threshold: float = LEARNT_INFORMED) -> bool:
+    """Whether a coverage row's interval was informed by its recording (learnt >= threshold); a row
+    with no prior to compare (learnt None) counts as not informed."""
+    return row.get("learnt") is not None and row["learnt"] >= threshold
+
+
 def coverage_counts(runs: list[dict], informed: float = LEARNT_INFORMED) -> dict:
     """Intervals covering the truth: of all, of those the recordings informed (learnt >= `informed`:
     the data removed at least that share of the prior's spread) and of the rest, the prior-bound.
@@ -115,8 +121,8 @@ def coverage_counts(runs: list[dict], informed: float = LEARNT_INFORMED) -> dict
     is a fact about the prior, not a check of the calibration (the decay of the mean-reverting
     market on 20 minutes: its prior covers the trending market's rate, not that market's)."""
     rows = [c for r in runs for c in r["coverage"].values()]
-    inf = [c for c in rows if c.get("learnt") is not None and c["learnt"] >= informed]
-    rest = [c for c in rows if not (c.get("learnt") is not None and c["learnt"] >= informed)]
+    inf = [c for c in rows if is_informed(c, informed)]
+    rest = [c for c in rows if not is_informed(c, informed)]
     count = lambda xs: {"covered": int(sum(c["covered"] for c in xs)), "intervals": len(xs)}  # noqa: E731
     return {**count(rows), "informed": count(inf), "prior_bound": count(rest), "learnt_threshold": informed}
 
@@ -133,6 +139,17 @@ def truth_export_shrink(truth_cfg, session, folds: int, horizons_s) -> float:
     arrays = [to_arrays(session)]
     tau, _ = best_shrink([truth_cfg] * folds, arrays, tuple(horizons_s), time_blocks(arrays, folds))
     return float(tau)
+
+
+def coverage_summary(sim: dict) -> str:
+    """One line: intervals covering the truth, in all and split informed / prior-bound (a summary
+    written before the split had only the first)."""
+    text = f"{sim['covered']} of {sim['intervals']} ({sim['covered'] / max(sim['intervals'], 1):.0%})"
+    if "informed" in sim:
+        text += (f"; of those the recordings informed (learnt >= {sim['learnt_threshold']:.0%} of the prior's "
+                 f"spread) {sim['informed']['covered']} of {sim['informed']['intervals']}, prior-bound "
+                 f"{sim['prior_bound']['covered']} of {sim['prior_bound']['intervals']}")
+    return text
 
 
 def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: float = 2000.0, method: str = "svi",

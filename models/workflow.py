@@ -146,7 +146,8 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
 
 
 def compare_variants(session, names, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-                     bin_s: float = 1.0, fills: str = "auto", seed: int = 0, progress: bool = False) -> dict:
+                     bin_s: float = 1.0, fills: str = "auto", seed: int = 0, progress: bool = False,
+                     svi_restarts: int = SVI_RESTARTS) -> dict:
     """Fit every likelihood variant of each named model (those in VARIANTS) and compare them by
     PSIS-LOO (ArviZ `compare`) on each bin's pointwise log-likelihood: for the regime HMM the
     one-step predictive log p(bin t | bins < t) (the model's marginal likelihood factorises into
@@ -165,7 +166,7 @@ def compare_variants(session, names, method: str = "svi", draws: int = 500, warm
             model, data = model_data(name, session, bin_s, fills, variant)
             data, guide = svi_setup(name, data) if method == "svi" else (data, None)
             fits[variant] = fit(model, {**data, "pointwise": True}, method=method, draws=draws, warmup=warmup,
-                                chains=chains, seed=seed, progress=progress, guide=guide)
+                                chains=chains, seed=seed, progress=progress, guide=guide, svi_restarts=svi_restarts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ warns about high Pareto k: reported in the table instead
             table = az.compare(fits, ic="loo")

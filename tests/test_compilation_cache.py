@@ -26,6 +26,7 @@ def test_enable_writes_compilations_to_the_directory(tmp_path, monkeypatch):
         jax.jit(lambda x: jnp.cos(x) * 1.75 - 0.5)(jnp.arange(5.0)).block_until_ready()
         assert len(list((tmp_path / "c").iterdir())) == written
     finally:
+        monkeypatch.delenv(compilation_cache.ENV_SWITCH, raising=False)  # restore the cache, not turn it off
         if before is not None:
             compilation_cache.enable(before)
 
