@@ -54,8 +54,10 @@ def cmd_fit(args) -> int:
             print(f"    {k:<32} {prior:>30}   {post:>30}   {learnt}")
         for k, pr in r["prior"].items():
             if k not in r["summary"]:
-                size = len(pr["prior_median"])
-                print(f"    {k:<32} (vector of {size}: learnt {pr['contraction']:4.0%} of the prior's variance, mean "
+                import numpy as np
+
+                shape = "x".join(map(str, np.shape(pr["prior_median"])))
+                print(f"    {k:<32} ({shape} values: learnt {pr['contraction']:4.0%} of the prior's variance, mean "
                       f"over its elements, on the log/logit scale)")
         print("    PPC p-values: " + ", ".join(f"{k} {v['ppp']:.2f}" for k, v in r["ppc"].items() if v["gated"]))
         for k, v in r["ppc"].items():
