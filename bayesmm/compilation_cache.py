@@ -56,19 +56,11 @@ def enable(path: str | Path | None = None, export: bool = False) -> Path | None:
     if os.environ.get(ENV_SWITCH, "1") == "0":
         # off means off: JAX also reads JAX_COMPILATION_CACHE_DIR from the environment by itself
         # (the Makefile exports it), and would then still cache what took over a second to compile
-        if jax.config.jax_compilation_cache_dir is not None:
-            from jax.experimental.compilation_cache import compilation_cache
-
-            compilation_cache.reset_cache()
-        jax.config.update("jax_compilation_cache_dir", None)
+        _use_dir(None)
         return None
     where = Path(path) if path is not None else default_dir()
     where.mkdir(parents=True, exist_ok=True)
-    if jax.config.jax_compilation_cache_dir not in (None, str(where)):
-        from jax.experimental.compilation_cache import compilation_cache
-
-        compilation_cache.reset_cache()  # JAX opens its cache once, on the first compilation
-    jax.config.update("jax_compilation_cache_dir", str(where))
+    _use_dir(str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if export:
@@ -76,3 +68,13 @@ def enable(path: str | Path | None = None, export: bool = False) -> Path | None:
         os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
         os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     return where
+
+
+def _use_dir(where: str | None) -> None:
+    """Point JAX's persistent cache at `where` (None: off), closing the one it had open: JAX opens
+    its cache once, on the first compilation, and would keep writing to the old directory."""
+    if jax.config.jax_compilation_cache_dir not in (None, where):
+        from jax.experimental.compilation_cache import compilation_cache
+
+        compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", where)
