@@ -210,9 +210,9 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                     train_ranges.append((lo, hi))
         with tempfile.TemporaryDirectory() as tmp:
             # a fold's routes use the posterior medians (`derive.derived_config`): FOLD_DRAWS draws give them
-            *_, d_cfg = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp, method,
-                                         min(draws, FOLD_DRAWS), warmup, chains, seed, False, base, checks=False,
-                                         svi_restarts=svi_restarts)
+            _, _, d_cfg, _ = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp,
+                                              method, min(draws, FOLD_DRAWS), warmup, chains, seed, False, base,
+                                              checks=False, svi_restarts=svi_restarts)
         t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
@@ -292,28 +292,23 @@ def _fittable(name: str, sessions) -> bool:
     return True
 
 
-def _from_tape(sessions) -> bool:
-    """The sessions hold no own fills: the public tape's prints stand in for them."""
-    return bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
-
-
-def _derive_data(names, sessions) -> dict:
-    """The fitted data `derive` reads (the regime model's per-bin counts)."""
-    return {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
-
-
 def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
                      checks: bool = True, svi_restarts: int = SVI_RESTARTS):
-    """Fit, derive, and the derived config: (fit report, {name: idata}, derived list, config).
+    """Fit, derive, and the derived config: (fit report, derived list, config, the same parameters
+    derived from the models' priors - `derive.prior_fits` - or None without `checks`).
     `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns; `checks`: as in
-    `models.workflow.fit_session` (off for the cross-validation's refits)."""
+    `models.workflow.fit_session` (off for the cross-validation's refits, which need neither)."""
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
                          seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts)
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
-    derived = derive_mod.derive(fits, _derive_data(names, sessions), _from_tape(sessions), seed=seed)
+    from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
+    data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
+    derived = derive_mod.derive(fits, data, from_tape, seed=seed)
+    prior = (derive_mod.derive(derive_mod.prior_fits(fits, sessions, seed=seed), data, from_tape, seed=seed)
+             if checks else None)
     noise = derive_mod.return_noise(arrays, seed=seed)
     derived += [noise] if noise is not None else []
-    return report, fits, derived, derive_mod.derived_config(base, derived)
+    return report, derived, derive_mod.derived_config(base, derived), prior
 
 
 def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
@@ -348,9 +343,9 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
-    fit_report, fits, derived, cfg_derive = _fits_and_derive(sessions, arrays, names, out / "fits", method, draws,
-                                                             warmup, chains, seed, not quiet, base,
-                                                             svi_restarts=svi_restarts)
+    fit_report, derived, cfg_derive, prior_derived = _fits_and_derive(sessions, arrays, names, out / "fits", method,
+                                                                      draws, warmup, chains, seed, not quiet, base,
+                                                                      svi_restarts=svi_restarts)
     failures = gate_failures(fit_report, gate)
     report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
                       for k, v in fit_report.items()}
@@ -365,8 +360,6 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
                                  + "\n  ".join(failures))
 
     stage("derive: online parameters from the posteriors (and from the priors, to say what the data taught)")
-    prior_derived = derive_mod.derive(derive_mod.prior_fits(fits, sessions, seed=seed), _derive_data(names, sessions),
-                                      _from_tape(sessions), seed=seed)
     report["derive"] = derive_mod.table(derived, prior_derived)
 
     stage("tune: evidence weights by the filter's predictive log score")
