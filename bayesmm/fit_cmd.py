@@ -91,7 +91,8 @@ def add_parser(sub) -> None:
     q.add_argument("--draws", type=int, default=500)
     q.add_argument("--warmup", type=int, default=500)
     q.add_argument("--chains", type=int, default=2)
-    q.add_argument("--bin-s", type=float, default=1.0, help="bin width, s")
+    q.add_argument("--bin-s", type=float, default=None,
+                   help="bin width, s (default: each model's, models.workflow.BIN_S: 10 for regime, 1 for the others)")
     q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
                    help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
     q.add_argument("--seed", type=int, default=0)

@@ -241,7 +241,15 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
             out.append(Derived("evidence.lambda_imbalance", lam_imb,
                                "regime model: 2 imbalance_trend / imbalance_sd^2, the log-odds of down vs up trend "
                                "per unit of book imbalance (imbalance_offset dropped: the filter's term is symmetric)"))
-        if "cv_sd_bps_sqrt_s" in post:
+        if "cv_sd_bps_sqrt_s" in post and "cv_beta" in post:
+            b, s_cv = get("regime", "cv_beta"), get("regime", "cv_sd_bps_sqrt_s")
+            var = b**2 * sig_t**2 + s_cv**2
+            out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * b * m / var,
+                               "regime model: 2 cv_beta trend_drift / (cv_beta^2 sigma_trend^2 + cv_sd^2), the "
+                               "log-odds of down vs up trend per bps of the other venue's move where this venue's "
+                               "mid has not moved (where it has, the model reads the other venue's move as the same "
+                               "move: no evidence beyond it; `models.regime.cv_law`)"))
+        elif "cv_sd_bps_sqrt_s" in post:  # a fit from before the two venues' moves were linked
             out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * m / get("regime", "cv_sd_bps_sqrt_s") ** 2,
                                "regime model: 2 trend_drift_bps_s / cv_sd_bps_sqrt_s^2, the log-odds of down vs up "
                                "trend per bps of the other venue's move"))

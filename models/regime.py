@@ -6,7 +6,7 @@ Emissions per bin, given regime r:
     ret ~ N(m_r dt, sigma_r^2 dt),  m = (-m, +m, 0, 0),
           sigma = (sigma_trend, sigma_trend, sigma_mr, sigma_vol) with sigma_mr < sigma_trend < sigma_vol:
           sigma_trend = sigma_mr (1 + e_trend), sigma_vol = sigma_trend (1 + e_vol), e > 0
-    n_fills ~ NegBinomial(mean rate_r dt, concentration k_n)
+    n_fills ~ NegBinomial(mean rate_r dt, concentration k_n),  rate = (rate_trend, rate_trend, rate_mr, rate_vol)
     n_buy | n_fills ~ BetaBinomial(n_fills, p_r k_s, (1 - p_r) k_s),  p = (1/2 + rho, 1/2 - rho, 1/2, 1/2)
     mean AS (bins with fills) ~ N(as_r, as_sd^2 (c + (1 - c) / n_fills)),  as = (as_trend, as_trend, as_mr, as_vol)
 The over-dispersed count laws (Poisson and Binomial as k -> infinity) and the within-bin AS
@@ -14,17 +14,22 @@ correlation c are there because fills come in bursts: on the real tape a 1 s bin
 average with variance 20,000, a sweep's prints are all one side, and prints in one bin share the
 mid move their AS is measured against. With Poisson / Binomial / independent-AS emissions the HMM
 spent its states on count levels, and its chains disagreed.
-Labels are identified by construction: the trends by the sign of their drift (m > 0) and their
-fill asymmetry (rho > 0), and the three volatility levels by their order (quiet mean reversion,
-trends, the volatile regime; the ground-truth market's levels are 2, 3, 6). The volatility order
-matters when the data hold no clear trend: with m and rho near 0 the trend states differ from the
-mean-reverting one only by their volatility, and without an order chains settle in swapped labels
-(as they did on the 6-minute real sample).
+The two trends are mirror images: every emission of the uptrend is the downtrend's with the sign of
+the drift, the side and the book's lean flipped, and the same volatility, AS and fill rate (with a
+fill rate of their own the two trend states took different count levels on the real perp session,
+0.2 and 400 prints per second, and were no longer trends). Labels are identified by construction:
+the trends by the sign of their drift (m > 0) and their fill asymmetry (rho > 0), and the three
+volatility levels by their order (quiet mean reversion, trends, the volatile regime; the
+ground-truth market's levels are 2, 3, 6). The volatility order matters when the data hold no
+clear trend: with m and rho near 0 the trend states differ from the mean-reverting one only by
+their volatility, and without an order chains settle in swapped labels (as they did on the
+6-minute real sample).
 
 Optional emissions, when the session has them (public feeds do: they are the evidence a filter
 without own fills reads):
     book imbalance at the bin's end ~ N(i0 + i_r, s_i^2),  i = (-i_trend, +i_trend, 0, 0)
-    the other venue's return over the bin ~ N(m_r dt, s_cv^2 dt)   (the same drift, its own noise)
+    the other venue's return over the bin | own return ~ N(m_r dt + b (ret - m_r dt), s_cv^2 dt)
+        (the same drift, and the same move: b of the bin's own surprise, plus its own noise)
 They give the online filter's book and cross-venue weights (`calibration.derive`).
 
 The states are marginalised by the forward algorithm: `forward_log_evidence` is written with the
@@ -228,7 +233,10 @@ def regime_params_from_sample(s: dict) -> RegimeParams:
         rates_per_s=generator(s["switch_rates_per_s"]),
         drift_bps_s=jnp.stack([-m, m, 0.0 * m, 0.0 * m]),
         sigma_bps_sqrt_s=jnp.stack([sig_t, sig_t, sig_mr, sig_v]),
-        fill_rate_per_s=s["fill_rate_per_s"],
+        fill_rate_per_s=(jnp.stack([s["fill_rate_trend_per_s"], s["fill_rate_trend_per_s"], s["fill_rate_mr_per_s"],
+                                    s["fill_rate_vol_per_s"]]) if "fill_rate_trend_per_s" in s
+                         else jnp.stack([s["fill_rate_shared_per_s"]] * NUM_STATES) if "fill_rate_shared_per_s" in s
+                         else s["fill_rate_per_s"]),
         p_buy=jnp.stack([half + rho, half - rho, half + 0 * rho, half + 0 * rho]),
         as_mean_bps=jnp.stack([s["as_trend_bps"], s["as_trend_bps"], s["as_mr_bps"], s["as_vol_bps"]]),
         as_sd_bps=s["as_sd_bps"],
@@ -248,7 +256,17 @@ Binance sample r_hat was 1.8-2.1 with it and 1.01 with this one. Recovery tests 
 data pass a wide prior centred 3x off the truth, so what they recover comes from the data."""
 
 
-def _priors(switch_prior, heavy_tails: bool = False) -> dict:
+def fill_rate_prior_median(n_buy, n_sell, dt_s):
+    """The fill rates' prior median, per s: the data's own mean rate (a floor of 1e-3 per s for a
+    session without fills). The prior's scale is the data's because the fills may be our own (a few
+    per minute) or the public tape's prints standing in for them (60 per s on the bundled perp
+    session): a fixed median of 0.2 per s sat 3.8 prior sds below the tape, so a state the data did
+    not use kept a rate 300x below the one they did, and NUTS chains that gave the used state
+    different labels could not reach each other (each relabelling crossed ~7 nats of prior per state)."""
+    return jnp.maximum(jnp.sum(n_buy + n_sell) / jnp.sum(dt_s), 1e-3)
+
+
+def _priors(switch_prior, heavy_tails: bool = False, fill_rate_median=0.2, shared_fill_rate=False) -> dict:
     """The model's parameters drawn from their priors (shared by both forms of the model). With
     `heavy_tails`, the returns' Student-t degrees of freedom: 2 + Gamma(2, 0.1) (finite variance;
     prior mean 22, so near-Gaussian tails unless the data say otherwise; Juarez and Steel's prior)."""
@@ -262,8 +280,9 @@ def _priors(switch_prior, heavy_tails: bool = False) -> dict:
         "sigma_mr_bps_sqrt_s": numpyro.sample("sigma_mr_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
         "trend_vol_excess": numpyro.sample("trend_vol_excess", dist.HalfNormal(1.0)),
         "vol_excess": numpyro.sample("vol_excess", dist.LogNormal(0.0, 1.0)),
-        "fill_rate_per_s": numpyro.sample("fill_rate_per_s",
-                                          dist.LogNormal(jnp.log(0.2), 1.5).expand([NUM_STATES]).to_event(1)),
+        **{f"fill_rate_{kind}_per_s": numpyro.sample(f"fill_rate_{kind}_per_s",
+                                                              dist.LogNormal(jnp.log(fill_rate_median), 1.5))
+           for kind in (("shared",) if shared_fill_rate else ("trend", "mr", "vol"))},
         "as_trend_bps": numpyro.sample("as_trend_bps", dist.Normal(5.0, 10.0)),
         "as_mr_bps": numpyro.sample("as_mr_bps", dist.Normal(0.0, 5.0)),
         "as_vol_bps": numpyro.sample("as_vol_bps", dist.Normal(0.0, 10.0)),
@@ -277,12 +296,14 @@ def _priors(switch_prior, heavy_tails: bool = False) -> dict:
 class BookVenueParams(NamedTuple):
     """The optional emissions (module docstring): imbalance_offset (i0), imbalance_trend (i_trend,
     signed: the data say which way the book leans in a downtrend), imbalance_sd (s_i), and
-    cv_sd_bps_sqrt_s (s_cv, bps/sqrt(s)); None where the data have no such series."""
+    cv_sd_bps_sqrt_s (s_cv, the other venue's own noise, bps/sqrt(s)) and cv_beta (b, the share of this
+    venue's surprise the other venue's return also shows); None where the data have no such series."""
 
     imbalance_offset: jax.Array | None = None
     imbalance_trend: jax.Array | None = None
     imbalance_sd: jax.Array | None = None
     cv_sd_bps_sqrt_s: jax.Array | None = None
+    cv_beta: jax.Array | None = None
 
 
 def _book_venue_priors(imbalance, cv_ret_bps) -> BookVenueParams:
@@ -293,7 +314,8 @@ def _book_venue_priors(imbalance, cv_ret_bps) -> BookVenueParams:
                        imbalance_trend=numpyro.sample("imbalance_trend", dist.Normal(0.0, 0.5)),
                        imbalance_sd=numpyro.sample("imbalance_sd", dist.HalfNormal(1.0)))
     if cv_ret_bps is not None:
-        q = q._replace(cv_sd_bps_sqrt_s=numpyro.sample("cv_sd_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)))
+        q = q._replace(cv_sd_bps_sqrt_s=numpyro.sample("cv_sd_bps_sqrt_s", dist.LogNormal(jnp.log(2.0), 1.0)),
+                       cv_beta=numpyro.sample("cv_beta", dist.Normal(0.0, 1.0)))
     return q
 
 
@@ -302,37 +324,69 @@ def _imbalance_means(q: BookVenueParams):
     return q.imbalance_offset + jnp.stack([-q.imbalance_trend, q.imbalance_trend, z, z])
 
 
-def book_venue_log_lik(p: RegimeParams, q: BookVenueParams, dt_s, imbalance=None, cv_ret_bps=None):
-    """log p(book imbalance, other venue's return | regime), shape (num_bins, 4) (0 without data);
-    a bin where the other venue did not move carries no cross-venue evidence (as for returns)."""
+def cv_law(p: RegimeParams, q: BookVenueParams, dt_s, ret_bps):
+    """The other venue's return's law given the regime (axis 1) and the bin's own return:
+    N(m_r dt + b (ret - m_r dt), s_cv^2 dt), or, where the own return carries no evidence (a no-move
+    bin, ret = 0), its marginal N(m_r dt, (b^2 sigma_r^2 + s_cv^2) dt).
+
+    Why the own return enters: the other venue's move in a bin is mostly the same move (spot and
+    perp of one coin, b = 0.97 on the bundled perp session), not a second independent reading of the
+    drift. Read as independent (the model's first form), each bin's return counted twice: on the perp
+    session the NUTS posterior then flipped between the two trends every 10 s bin or two (the paths it
+    drew stayed 24 s against the 85-170 s its generator replicates: regime-duration p-value 1.00), and
+    without the other venue it passed every check. (A correlation c with the marginal sd's shared,
+    tried first, made the slope c s_cv / sigma_r differ by regime, itself evidence of the regime, and
+    split the chains between two volatility scales.) With Student-t own returns the no-move bins'
+    marginal is the Gaussian one (an approximation)."""
+    dt = dt_s[:, None]
+    mean = p.drift_bps_s * dt
+    moved = (ret_bps != 0.0)[:, None]
+    b = q.cv_beta
+    cond = dist.Normal(b * ret_bps[:, None] + 0.0 * mean, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt))
+    marginal = dist.Normal(b * mean, jnp.sqrt((b**2 * p.sigma_bps_sqrt_s**2 + q.cv_sd_bps_sqrt_s**2) * dt))
+    return moved, cond, marginal
+
+
+def book_venue_log_lik(p: RegimeParams, q: BookVenueParams, dt_s, imbalance=None, cv_ret_bps=None, ret_bps=None):
+    """log p(book imbalance, other venue's return | regime, own return `ret_bps`), shape (num_bins, 4)
+    (0 without data); a bin where the other venue did not move carries no cross-venue evidence (as for
+    returns)."""
     ll = jnp.zeros((dt_s.shape[0], NUM_STATES), dt_s.dtype)
     if imbalance is not None:
         ll += dist.Normal(_imbalance_means(q), q.imbalance_sd).log_prob(imbalance[:, None])
     if cv_ret_bps is not None:
-        dt = dt_s[:, None]
-        cv = dist.Normal(p.drift_bps_s * dt, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt)).log_prob(cv_ret_bps[:, None])
+        moved, cond, marginal = cv_law(p, q, dt_s, ret_bps)
+        cv = jnp.where(moved, cond.log_prob(cv_ret_bps[:, None]), marginal.log_prob(cv_ret_bps[:, None]))
         ll += jnp.where(cv_ret_bps[:, None] == 0.0, 0.0, cv)
     return ll
 
 
 def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR, start=None,
-                     imbalance=None, cv_ret_bps=None, heavy_tails=False, pointwise=False):
+                     imbalance=None, cv_ret_bps=None, heavy_tails=False, pointwise=False, shared_fill_rate=False):
     """NumPyro model (module docstring), states marginalised by `scaled_log_evidence`. The bins
     share one width (dt_s[0]); `switch_prior` is (median per s, log sd) of each switch rate;
     `start` marks each session's first bin (the regime path restarts there); `imbalance` (book
     imbalance at each bin's end) and `cv_ret_bps` (the other venue's return per bin) are optional;
     `heavy_tails`: Student-t returns (degrees of freedom learnt); `pointwise`: also record each
-    bin's one-step predictive log density log p(bin t | bins < t) as "log_lik" (for PSIS-LOO)."""
-    p = regime_params_from_sample(_priors(switch_prior, heavy_tails))
+    bin's one-step predictive log density log p(bin t | bins < t) as "log_lik" (for PSIS-LOO);
+    `shared_fill_rate`: one fill rate for every regime (`models.workflow` sets it when the public
+    tape's prints stand in for fills: `calibration.derive` then gives the online filter one rate for
+    all regimes - no own fills are seen, so their absence must say nothing - and the model is fitted
+    as the filter will use it. With a rate per regime, the tape's count levels, not the market's
+    regimes, decided the states on the perp session, and 4 NUTS chains split between labellings,
+    r_hat 2.2; with one rate they agree, 1.007)."""
+    p = regime_params_from_sample(_priors(switch_prior, heavy_tails, fill_rate_prior_median(n_buy, n_sell, dt_s),
+                                          shared_fill_rate))
     if heavy_tails:
         numpyro.deterministic("return_df", p.return_df)
     q = _book_venue_priors(imbalance, cv_ret_bps)
     numpyro.deterministic("generator_per_s", p.rates_per_s)
+    numpyro.deterministic("fill_rate_per_s", p.fill_rate_per_s)
     numpyro.deterministic("sigma_trend_bps_sqrt_s", p.sigma_bps_sqrt_s[0])
     numpyro.deterministic("sigma_volatile_bps_sqrt_s", p.sigma_bps_sqrt_s[3])
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
-    ll += book_venue_log_lik(p, q, dt_s, imbalance, cv_ret_bps)
+    ll += book_venue_log_lik(p, q, dt_s, imbalance, cv_ret_bps, ret_bps)
     log_init = jnp.full(NUM_STATES, -jnp.log(NUM_STATES))
     numpyro.factor("hmm", scaled_log_evidence(ll, trans, log_init, start))
     if pointwise:
@@ -341,7 +395,7 @@ def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_p
 
 
 def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_prior=SWITCH_PRIOR,
-                                start=None, imbalance=None, cv_ret_bps=None, heavy_tails=False):
+                                start=None, imbalance=None, cv_ret_bps=None, heavy_tails=False, shared_fill_rate=False):
     """The same model written the textbook NumPyro way: the regime of each bin is a discrete sample
     site in a `contrib.control_flow.scan`, summed out by NumPyro's enumeration (funsor), with the
     emissions written as observed sites rather than through `emission_log_lik`. Same priors and
@@ -349,7 +403,8 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
     posteriors against, not the one to use."""
     from numpyro.contrib.control_flow import scan
 
-    p = regime_params_from_sample(_priors(switch_prior, heavy_tails))
+    p = regime_params_from_sample(_priors(switch_prior, heavy_tails, fill_rate_prior_median(n_buy, n_sell, dt_s),
+                                          shared_fill_rate))
     q = _book_venue_priors(imbalance, cv_ret_bps)
     trans = transition_matrix(p.rates_per_s, dt_s[0])
     init = jnp.full(NUM_STATES, 1.0 / NUM_STATES)
@@ -378,9 +433,11 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
         numpyro.sample("mean_as", dist.Normal(p.as_mean_bps[z], sd).mask(has > 0), obs=mas)
         if has_imb:
             numpyro.sample("imbalance", dist.Normal(_imbalance_means(q)[z], q.imbalance_sd), obs=imb)
-        if has_cv:
-            cv_law = dist.Normal(p.drift_bps_s[z] * dt, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt))
-            numpyro.sample("cv_ret", cv_law.mask(cv != 0.0), obs=cv)
+        if has_cv:  # (the same conditional law as `cv_law`, written for one bin and its regime)
+            mu, b, s_cv = p.drift_bps_s[z] * dt, q.cv_beta, q.cv_sd_bps_sqrt_s
+            var = jnp.where(ret != 0.0, s_cv**2, b**2 * p.sigma_bps_sqrt_s[z] ** 2 + s_cv**2)
+            law = dist.Normal(b * jnp.where(ret != 0.0, ret, mu), jnp.sqrt(var * dt))
+            numpyro.sample("cv_ret", law.mask(cv != 0.0), obs=cv)
         return (z, t + 1), None
 
     scan(step, (jnp.array(0), jnp.array(0)),
@@ -391,8 +448,14 @@ def smoothed_regimes(p: RegimeParams, data, start=None, extra_log_lik=None) -> n
     """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4); the
     path restarts at each session start (`start`); `extra_log_lik` adds the optional emissions."""
     ll = np.asarray(emission_log_lik(p, *data)) + (0.0 if extra_log_lik is None else np.asarray(extra_log_lik))
+    return _forward_backward(ll, np.asarray(transition_matrix(p.rates_per_s, data[1][0])), start)
+
+
+def _forward_backward(ll, a, start) -> np.ndarray:
+    """P(regime at bin t | all bins) from the emission log-likelihoods `ll` (T, 4) and the transition
+    matrix `a`, in log space; the path restarts at each session start."""
+    ll = np.asarray(ll)
     start = np.asarray(_starts(jnp.asarray(ll), start))
-    a = np.asarray(transition_matrix(p.rates_per_s, data[1][0]))
     t_n = ll.shape[0]
     log_a = np.log(np.maximum(a, 1e-300))
     alpha = np.empty_like(ll)
@@ -414,6 +477,20 @@ def smoothed_regimes(p: RegimeParams, data, start=None, extra_log_lik=None) -> n
     return np.exp(post)
 
 
+def _params_and_log_lik(sample: dict, data: dict):
+    """(RegimeParams, log p(bin t | regime) with the optional emissions, shape (T, 4)) under one
+    parameter point `sample` (a posterior draw or the medians; {site: array}) on the model's data
+    `data` ({DATA_NAMES..., optional "imbalance", "cv_ret_bps"}; other keys ignored)."""
+    s = {k: jnp.asarray(v) for k, v in sample.items()}
+    p = regime_params_from_sample(s)
+    q = BookVenueParams(*(s.get(k) for k in BookVenueParams._fields))
+    imb, cv = data.get("imbalance"), data.get("cv_ret_bps")
+    ll = emission_log_lik(p, *(jnp.asarray(data[k]) for k in DATA_NAMES))
+    ll += book_venue_log_lik(p, q, jnp.asarray(data["dt_s"]), None if imb is None else jnp.asarray(imb),
+                             None if cv is None else jnp.asarray(cv), jnp.asarray(data["ret_bps"]))
+    return p, ll
+
+
 def smoothed_regimes_at_medians(idata, data: dict) -> np.ndarray:
     """`smoothed_regimes` under the posterior-median parameters of a `regime_hmm_model` fit:
     P(regime at bin t | all bins), shape (num_bins, 4). `data` holds the model's arrays by name
@@ -421,13 +498,42 @@ def smoothed_regimes_at_medians(idata, data: dict) -> np.ndarray:
     and to compare with a known truth, not an integral over parameter uncertainty."""
     from models.fit import posterior_medians
 
-    med = {k: jnp.asarray(v) for k, v in posterior_medians(idata).items()}
-    p = regime_params_from_sample(med)
-    q = BookVenueParams(*(med.get(k) for k in BookVenueParams._fields))
-    imb, cv = data.get("imbalance"), data.get("cv_ret_bps")
-    extra = book_venue_log_lik(p, q, jnp.asarray(data["dt_s"]), None if imb is None else jnp.asarray(imb),
-                               None if cv is None else jnp.asarray(cv))
-    return smoothed_regimes(p, tuple(jnp.asarray(data[k]) for k in DATA_NAMES), data.get("start"), extra)
+    p, ll = _params_and_log_lik(posterior_medians(idata), data)
+    return _forward_backward(ll, np.asarray(transition_matrix(p.rates_per_s, data["dt_s"][0])), data.get("start"))
+
+
+@jax.jit
+def draw_path(key, log_lik, transition, start):
+    """One regime path z_0..z_T-1 drawn from P(path | all bins) (forward filtering, backward sampling):
+    `log_lik` (T, 4) the emissions' log-likelihoods, `transition` the one-bin transition matrix,
+    `start` 1.0 at each session's first bin (the first bin always is one; each session's path starts
+    from the uniform law, as the model's). Backwards: z_T-1 ~ filtered_T-1, then z_t ~ filtered_t *
+    A[:, z_t+1] within a session and z_t ~ filtered_t where the next bin starts another session."""
+    start = _starts(log_lik, start)
+    filtered, _, _, _ = _scaled_forward(log_lik, transition, jnp.full(NUM_STATES, -jnp.log(NUM_STATES)), start)
+    u = jax.random.uniform(key, (filtered.shape[0],), filtered.dtype)
+    linked = jnp.concatenate([1.0 - start[1:], jnp.zeros(1, start.dtype)])
+
+    def back(z_next, x):
+        f, ui, link = x
+        w = jnp.where(link > 0, f * transition[:, z_next], f)
+        z = jnp.minimum(jnp.sum(jnp.cumsum(w / jnp.sum(w)) < ui), NUM_STATES - 1)
+        return z, z
+
+    _, path = jax.lax.scan(back, jnp.asarray(0), (filtered, u, linked), reverse=True)
+    return path
+
+
+def sample_path(sample: dict, data: dict, key) -> np.ndarray:
+    """A regime path drawn from P(path | all bins, parameters `sample`) (`draw_path`) on the model's
+    data `data` (as `smoothed_regimes_at_medians` takes them; shape (T,), ints). The latent side of a
+    posterior predictive check whose statistic depends on the hidden path (the regime-duration check,
+    `models.checks.ppc`): a path drawn with each posterior draw is a path the model believes; the
+    argmax of the smoothed marginals is not one (it may change state wherever two marginals cross,
+    paying none of the transition matrix's cost for it)."""
+    p, ll = _params_and_log_lik(sample, data)
+    start = jnp.zeros(ll.shape[0], ll.dtype) if data.get("start") is None else jnp.asarray(data["start"], ll.dtype)
+    return np.asarray(draw_path(key, ll, transition_matrix(p.rates_per_s, jnp.asarray(data["dt_s"])[0]), start))
 
 
 def bins_from_market_path(key, path, bin_steps: int = 10, fill_prob: float = 0.25, as_horizon_bins: int = 5):

@@ -51,11 +51,27 @@ vanished (trend drift 0.06 bps/s for a true 2, no fill asymmetry) where the Gaus
 recovered both. The returns' tails are the volatility model's to describe."""
 
 
-def model_data(name: str, sessions, bin_s: float = 1.0, fills: str = "auto", variant: str | None = None) -> tuple:
+BIN_S = {"drift": 1.0, "volatility": 1.0, "toxicity": 1.0, "regime": 10.0}
+"""Each model's default bin width, s. The regime HMM's is 10 s: its four regimes are minute-scale
+states (DESIGN's market leaves one every few minutes), and at 1 s the public tape's bursts (sweeps,
+every ~20 s on the bundled sessions, hundreds of prints in a second, all one side) outweigh them: the
+states are spent on bursts (fill rates 0.2 / 40 / 400 per s on the perp session), the paths the
+posterior draws change state every 20-25 s while its generator, held by the sticky switch prior,
+stays minutes (the regime-duration check's p-value 1.00 on the perp session, 0.99 on the 20240808
+spot), and the fills-per-bin check failed on the perp (0.00). At 10 s a burst is one bin's
+over-dispersed count, and every regime check passes on the three bundled sessions (README, section
+5). The other models describe second-scale dynamics (the drift's OU, the volatility path) at 1 s."""
+
+
+def model_data(name: str, sessions, bin_s: float | None = None, fills: str = "auto",
+               variant: str | None = None) -> tuple:
     """(model function, keyword data) for one of MODEL_NAMES on a session or several (fitted jointly:
     shared parameters, separate latent paths restarting at each session's first bin, `start`),
-    with the model's likelihood `variant` (default `DEFAULT_VARIANTS`)."""
-    model, data = _model_data(name, sessions, bin_s, fills)
+    binned at `bin_s` (default: the model's, `BIN_S`), with the model's likelihood `variant`
+    (default `DEFAULT_VARIANTS`)."""
+    if name not in BIN_S:
+        raise ValueError(f"unknown model {name!r} (choose from {MODEL_NAMES})")
+    model, data = _model_data(name, sessions, BIN_S[name] if bin_s is None else bin_s, fills)
     variants = VARIANTS.get(name, {})
     variant = DEFAULT_VARIANTS.get(name) if variant is None else variant
     if variants and variant not in variants:
@@ -84,7 +100,8 @@ def _model_data(name: str, sessions, bin_s: float, fills: str) -> tuple:
         return regime_hmm_model, {"ret_bps": binned.ret_bps, "dt_s": binned.dt_s, "n_buy": binned.n_buy,
                                   "n_sell": binned.n_sell, "mean_as_bps": binned.mean_as_bps,
                                   "has_as": binned.has_as, "start": binned.start, "imbalance": binned.imbalance,
-                                  "cv_ret_bps": binned.cv_ret_bps if np.any(binned.cv_ret_bps != 0) else None}
+                                  "cv_ret_bps": binned.cv_ret_bps if np.any(binned.cv_ret_bps != 0) else None,
+                                  "shared_fill_rate": bool(fd.from_tape)}
     raise ValueError(f"unknown model {name!r} (choose from {MODEL_NAMES})")
 
 
@@ -97,8 +114,8 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 
 
 def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
-                warmup: int = 500, chains: int = 2, bin_s: float = 1.0, fills: str = "auto", seed: int = 0,
-                progress: bool = True, variants: dict | None = None, checks: bool = True,
+                warmup: int = 500, chains: int = 2, bin_s: float | None = None, fills: str = "auto",
+                seed: int = 0, progress: bool = True, variants: dict | None = None, checks: bool = True,
                 svi_restarts: int = SVI_RESTARTS) -> dict:
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
     summary.json into out_dir. `svi_restarts`: SVI optimisations per model, the best kept
@@ -146,7 +163,7 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
 
 
 def compare_variants(session, names, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-                     bin_s: float = 1.0, fills: str = "auto", seed: int = 0, progress: bool = False,
+                     bin_s: float | None = None, fills: str = "auto", seed: int = 0, progress: bool = False,
                      svi_restarts: int = SVI_RESTARTS) -> dict:
     """Fit every likelihood variant of each named model (those in VARIANTS) and compare them by
     PSIS-LOO (ArviZ `compare`) on each bin's pointwise log-likelihood: for the regime HMM the

@@ -117,6 +117,26 @@ def test_book_and_other_venue_weights_from_the_regime_emissions():
     assert np.all(out["evidence.lambda_imbalance"].draws < 0)  # this book leans against the trend
 
 
+def test_other_venue_weight_where_the_own_mid_did_not_move():
+    """With the two venues' moves linked (`models.regime.cv_law`: the other venue's return is
+    cv_beta x this one's plus its own noise), a bin where this venue's mid did not move has the
+    other venue's return ~ N(b m dt, (b^2 sigma_t^2 + s^2) dt) in an uptrend, N(-b m dt, same) in a
+    downtrend: log-odds per bps 2 b m / (b^2 sigma_t^2 + s^2), draw by draw."""
+    draws = _regime_draws(num=200, seed=5)
+    rng = np.random.default_rng(6)
+    draws |= {"cv_sd_bps_sqrt_s": rng.uniform(0.2, 0.4, 200), "cv_beta": rng.uniform(0.8, 1.0, 200)}
+    data = {"regime": {"n_buy": np.ones(5), "n_sell": np.ones(5)}}
+    out = {d.key: d for d in derive({"regime": _idata(**draws)}, data, from_tape=True, num_draws=200, seed=2)}
+    m = out["regime.drift_bps_s"].draws[:, 1]
+    which = [int(np.argmin(np.abs(draws["trend_drift_bps_s"] - x))) for x in m]
+    sig_t = draws["sigma_mr_bps_sqrt_s"][which] * (1 + draws["trend_vol_excess"][which])
+    b, s = draws["cv_beta"][which], draws["cv_sd_bps_sqrt_s"][which]
+    dt, x = 1.0, 1.7  # the log-odds of a 1.7 bps move, from the two Gaussian densities written out
+    up = -((x - b * draws["trend_drift_bps_s"][which] * dt) ** 2) / (2 * (b**2 * sig_t**2 + s**2) * dt)
+    down = -((x + b * draws["trend_drift_bps_s"][which] * dt) ** 2) / (2 * (b**2 * sig_t**2 + s**2) * dt)
+    np.testing.assert_allclose(out["evidence.lambda_cv_per_bps"].draws * x, up - down, rtol=1e-9)
+
+
 def _mid_ticks(noise_bps: float, seed: int, n: int = 20_000, sigma_bps_sqrt_s: float = 2.0, dt_s: float = 0.1):
     """Mid-tick returns of an efficient price (a random walk, sigma per sqrt(s)) observed with iid noise
     of sd `noise_bps` on every mid, one tick every dt_s, in the fields `return_noise` reads; the

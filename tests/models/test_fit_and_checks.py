@@ -107,9 +107,7 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
     """All four models fit the real 6-minute Binance perp sample (the tape as fills) with NUTS without
     divergences, with PPC plots beside each fit, and the report is honest about what 6 minutes cannot
     tell: the switch rates keep most of their prior variance, while the return volatility is pinned
-    down. The drift, SV and toxicity chains agree; the regime HMM's may not - the sample's one trade
-    burst (hundreds of prints per second) can be read as the volatile regime or as a trend regime,
-    and chains settle in either - and when they do not, the fit's check must say so."""
+    down. Every model's chains agree (the regime HMM's too: `test_regime_chains_agree_on_the_real_perp_session`)."""
     from models.workflow import fit_session
 
     report = fit_session(perp_session[0], ("drift", "volatility", "toxicity", "regime"), tmp_path, draws=300,
@@ -118,12 +116,29 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
         assert r["diagnostics"]["divergences"] == 0, name
         assert (tmp_path / f"{name}_ppc.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.nc").exists()
-    for name in ("drift", "volatility", "toxicity"):
+    for name in ("drift", "volatility", "toxicity", "regime"):
         assert report[name]["diagnostics"]["max_rhat"] < 1.05, name
-    regime = report["regime"]
-    assert regime["diagnostics"]["max_rhat"] < 1.05 or any("r_hat" in f for f in regime["failures"])
-    assert regime["contraction"]["switch_rates_per_s"] < 0.5
+    assert report["regime"]["contraction"]["switch_rates_per_s"] < 0.5
     assert report["drift"]["contraction"]["sigma_bps_sqrt_s"] > 0.9
+
+
+@pytest.mark.slow
+def test_regime_chains_agree_on_the_real_perp_session(tmp_path):
+    """Issue 13's aim for identifiable regimes: 4 NUTS chains x 500 draws of the regime HMM on the
+    bundled perp session (the tape as fills, the spot as the other venue, 10 s bins) agree - r_hat
+    <= 1.01, bulk and tail ESS >= 100, no divergent transitions - and every posterior predictive
+    check the model answers for lies in [0.01, 0.99]. Before the fill rate was shared by the regimes
+    (the tape's prints) and the other venue's move was read as the same move: r_hat 2.2, ESS 5."""
+    from events import ingest
+    from models.workflow import fit_session
+    from tests.conftest import PERP, SPOT
+
+    session, _ = ingest(PERP, cross_venue=SPOT)
+    r = fit_session(session, ("regime",), tmp_path, draws=500, warmup=500, chains=4, progress=False)["regime"]
+    d = r["diagnostics"]
+    assert d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 100 and d["min_ess_tail"] >= 100, d
+    assert d["divergences"] == 0
+    assert all(0.01 <= v["ppp"] <= 0.99 for v in r["ppc"].values() if v["gated"]), r["ppc"]
 
 
 @pytest.mark.slow
@@ -146,17 +161,23 @@ def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="memory mappings are read from Linux's /proc")
 def test_repeated_fits_release_their_compiled_code():
     """Each fit compiles a sampler whose machine code holds memory mappings (~1,000 for this small
-    model, ~8,000 for a drift fit); without release, dozens of fits in one process exhausted the
-    kernel's mapping limit and crashed LLVM. Three fits must leave the count where one left it."""
+    model, ~8,000 for a drift fit); kept, dozens of fits in one process exhausted the kernel's mapping
+    limit and crashed LLVM. `fit` releases them once the process holds half the limit (the policy:
+    tests/test_compilation_cache.py); here, that a release gives the mappings back: three fits, each
+    followed by a release, leave the count where one left it."""
+    from models.fit import release_compiled_code
+
     d = simulate_toxicity(jax.random.key(1), 200, 0.3, 0.0, 3.0, 15.0, 8.0)
 
     def count():
         return len(Path("/proc/self/maps").read_text().splitlines())
 
     fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=30, warmup=30, chains=1, progress=False)
+    release_compiled_code(share=0.0)
     after_one = count()
     for seed in (1, 2):
         fit(toxicity_model, {"as_bps": d["as_bps"]}, draws=30, warmup=30, chains=1, seed=seed, progress=False)
+        release_compiled_code(share=0.0)
     assert count() - after_one < 300
 
 
