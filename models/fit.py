@@ -48,12 +48,11 @@ def flat_draws(posterior, name: str) -> np.ndarray:
 
 SVI_RESTARTS = 1
 """SVI optimisations per fit by default, the best kept (`fit`'s `svi_restarts` says why more can
-help). One, for now: on the real 20240808 spot session the best of three starts of the regime HMM
-decodes a regime change every ~31 s while its generator, held by the switch prior
-(`models.regime.SWITCH_PRIOR`, a stay of minutes), replicates far longer stays - the posterior
-predictive p-value of the mean regime duration is 1.00 and `calibrate`'s gate refuses it (the
-single start passes). Which is right is issue 13's question of that prior; until it is settled
-the default keeps the fit the gate and the demo were measured with."""
+help: in simulation single starts settled up to 316 nats worse). One, for its cost: each start is a
+whole optimisation, for every model a calibration fits and refits. On the real 20240808 spot session
+the three starts of the regime HMM (10 s bins) now end within 0.2 nats and the kept one passes every
+check; on 1 s bins the best of three had decoded a regime change every ~31 s and failed the
+(argmax-based) duration check, which is why this default was kept at one then."""
 
 
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
