@@ -92,7 +92,8 @@ def add_parser(sub) -> None:
     q.add_argument("--warmup", type=int, default=500)
     q.add_argument("--chains", type=int, default=2)
     q.add_argument("--bin-s", type=float, default=None,
-                   help="bin width, s (default: each model's, models.workflow.BIN_S: 10 for regime, 1 for the others)")
+                   help="bin width, s (default: 1, and the regime model refitted at 10 when its paths fail the "
+                        "regime-duration check: models.workflow.COARSER_BIN_S)")
     q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
                    help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
     q.add_argument("--seed", type=int, default=0)

@@ -191,9 +191,10 @@ FOLD_DRAWS = 200  # draws of a cross-validation refit (the Monte Carlo sd of the
 
 
 def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s,
-                     svi_restarts: int = SVI_RESTARTS):
+                     svi_restarts: int = SVI_RESTARTS, bins: dict | None = None):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
-    config of each fold and the blocks to score them on."""
+    config of each fold and the blocks to score them on. `bins`: each model's bin width, as the
+    fit of all the data chose it."""
     blocks = time_blocks(arrays, folds)
     routes: dict[str, list] = {}
     for k in range(folds):
@@ -212,7 +213,7 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
             # a fold's routes use the posterior medians (`derive.derived_config`): FOLD_DRAWS draws give them
             _, _, d_cfg, _ = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp,
                                               method, min(draws, FOLD_DRAWS), warmup, chains, seed, False, base,
-                                              checks=False, svi_restarts=svi_restarts)
+                                              checks=False, svi_restarts=svi_restarts, bins=bins)
         t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
@@ -293,18 +294,20 @@ def _fittable(name: str, sessions) -> bool:
 
 
 def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
-                     checks: bool = True, svi_restarts: int = SVI_RESTARTS):
+                     checks: bool = True, svi_restarts: int = SVI_RESTARTS, bins: dict | None = None):
     """Fit, derive, and the derived config: (fit report, derived list, config, the same parameters
     derived from the models' priors - `derive.prior_fits` - or None without `checks`).
     `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns; `checks`: as in
-    `models.workflow.fit_session` (off for the cross-validation's refits, which need neither)."""
+    `models.workflow.fit_session` (off for the cross-validation's refits, which need neither);
+    `bins`: each model's bin width (None: `fit_session` chooses; the report's "bin_s" says which)."""
     report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
-                         seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts)
+                         seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts, bin_s=bins)
+    bins = {n: r["bin_s"] for n, r in report.items()}
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
-    data = {"regime": model_data("regime", sessions)[1]} if "regime" in names else {}
+    data = {"regime": model_data("regime", sessions, bins["regime"])[1]} if "regime" in names else {}
     derived = derive_mod.derive(fits, data, from_tape, seed=seed)
-    prior = (derive_mod.derive(derive_mod.prior_fits(fits, sessions, seed=seed), data, from_tape, seed=seed)
+    prior = (derive_mod.derive(derive_mod.prior_fits(fits, sessions, seed=seed, bins=bins), data, from_tape, seed=seed)
              if checks else None)
     noise = derive_mod.return_noise(arrays, seed=seed)
     derived += [noise] if noise is not None else []
@@ -371,7 +374,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
     stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
     fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
-                                         horizons_s, svi_restarts)
+                                         horizons_s, svi_restarts, {n: r["bin_s"] for n, r in fit_report.items()})
     route_cfgs = route_configs(cfg_derive, cfg_tune, names)
     selection = {}
     for route in route_cfgs:

@@ -350,7 +350,7 @@ def regime_verdict_config(derived_cfg: Config) -> Config:
                    evidence={k: 0.0 for k in EVIDENCE_WEIGHTS})
 
 
-def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0) -> dict:
+def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0, bins: dict | None = None) -> dict:
     """{model name: InferenceData whose posterior group holds draws from that model's prior} for
     the fitted models: passed to `derive` in place of the fits, they give each derived parameter's
     prior - what calibration would export from a recording that said nothing. The sites drawn are
@@ -358,7 +358,8 @@ def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0) -> di
     writes it has (an SVI fit of the SV model runs its centred form, whose per-bin path is named
     differently; `derive` reads only its scalar sites); the data enter only where the model's
     prior depends on them (the bin width, the session starts). Each draw runs the model over the
-    whole session (its likelihood terms unused): seconds for the bundled sessions."""
+    whole session (its likelihood terms unused): seconds for the bundled sessions. `bins`: each
+    model's bin width as fitted (default: `models.workflow.BIN_S`)."""
     import arviz as az
     import jax
     from numpyro.infer import Predictive
@@ -368,7 +369,7 @@ def prior_fits(fits: dict, sessions, num_draws: int = 1000, seed: int = 0) -> di
 
     out = {}
     for i, (name, fit) in enumerate(fits.items()):
-        model, data = model_data(name, sessions)
+        model, data = model_data(name, sessions, (bins or {}).get(name))
         sites = list(fit.posterior.data_vars)
         draws = Predictive(model, num_samples=num_draws, return_sites=sites)(jax.random.key(seed + 7919 * (i + 1)),
                                                                               **model_kwargs(data))

@@ -51,16 +51,34 @@ vanished (trend drift 0.06 bps/s for a true 2, no fill asymmetry) where the Gaus
 recovered both. The returns' tails are the volatility model's to describe."""
 
 
-BIN_S = {"drift": 1.0, "volatility": 1.0, "toxicity": 1.0, "regime": 10.0}
-"""Each model's default bin width, s. The regime HMM's is 10 s: its four regimes are minute-scale
-states (DESIGN's market leaves one every few minutes), and at 1 s the public tape's bursts (sweeps,
-every ~20 s on the bundled sessions, hundreds of prints in a second, all one side) outweigh them: the
-states are spent on bursts (fill rates 0.2 / 40 / 400 per s on the perp session), the paths the
-posterior draws change state every 20-25 s while its generator, held by the sticky switch prior,
-stays minutes (the regime-duration check's p-value 1.00 on the perp session, 0.99 on the 20240808
-spot), and the fills-per-bin check failed on the perp (0.00). At 10 s a burst is one bin's
-over-dispersed count, and every regime check passes on the three bundled sessions (README, section
-5). The other models describe second-scale dynamics (the drift's OU, the volatility path) at 1 s."""
+BIN_S = {"drift": 1.0, "volatility": 1.0, "toxicity": 1.0, "regime": 1.0}
+"""Each model's bin width, s (`fit_session` may coarsen it: `COARSER_BIN_S`)."""
+
+COARSER_BIN_S = {"regime": 10.0}
+"""The bin width a model is refitted at when its fit at `BIN_S` fails the check of its hidden
+path - the regime HMM's regime duration, outside PPC_RANGE - unless the caller fixed the width.
+
+Why the regime model needs it: its four regimes are minute-scale states (DESIGN's market leaves one
+every few minutes), and on the real tape at 1 s the bursts (sweeps every ~20 s, hundreds of prints
+in a second, all one side) take them: the paths the posterior draws change state every ~20 s while
+its generator, held by the sticky switch prior, stays minutes (duration p-value 1.00 on all three
+bundled sessions). At 10 s a burst is one bin's over-dispersed count and every regime check passes
+on them. Why not 10 s always: on the simulated markets, which have no bursts, 1 s passes the check
+and 10 s costs the fit its volatility levels (each regime's drift wanders within a 10 s bin: the
+quiet regime's sigma came out 3.4 for a true 2.0, and the calibrated Brier against the hidden
+drift sign rose from 1.04x to 1.10x the truth-implied filter's). The finest width whose paths
+the model believes is kept; the width and every width tried are in the report."""
+
+PPC_RANGE = (0.01, 0.99)
+"""The posterior predictive p-values a fit must stay within (`calibration.calibrate.Gate` holds the
+same by default) for the path check that decides a coarser bin."""
+
+
+def _path_check_fails(result: dict) -> bool:
+    """Whether a fit's check of its hidden path (`models.checks.ppc`'s regime duration) lies
+    outside PPC_RANGE."""
+    v = result.get("mean_regime_duration_s")
+    return v is not None and not PPC_RANGE[0] <= v["ppp"] <= PPC_RANGE[1]
 
 
 def model_data(name: str, sessions, bin_s: float | None = None, fills: str = "auto",
@@ -114,7 +132,7 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 
 
 def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
-                warmup: int = 500, chains: int = 2, bin_s: float | None = None, fills: str = "auto",
+                warmup: int = 500, chains: int = 2, bin_s: float | dict | None = None, fills: str = "auto",
                 seed: int = 0, progress: bool = True, variants: dict | None = None, checks: bool = True,
                 svi_restarts: int = SVI_RESTARTS) -> dict:
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
@@ -122,28 +140,45 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
     (`models.fit.fit`). `checks` False: only the fits and their sampler diagnostics - no
     posterior predictive checks, prior comparison or summary (calibration's cross-validation refits
     on blocks of the data need the posteriors and nothing else; the checks are a third of a fit).
+    `bin_s`: one width for every model, {name: width}, or None (each model's `BIN_S`, refitted at
+    `COARSER_BIN_S` when the fit fails its path check; only with `checks`).
 
-    Returns {name: {"diagnostics", "failures", "summary" (site: mean, median, sd, 5%, 95%), "prior" (site:
-    prior 5% / median / 95% and the share of its variance the data removed, `models.fit.prior_summary`),
-    "contraction" (site: that share), "ppc" (stat: observed, ppp)}}.
+    Returns {name: {"diagnostics", "failures", "bin_s" (the width fitted), "summary" (site: mean, median,
+    sd, 5%, 95%), "prior" (site: prior 5% / median / 95% and the share of its variance the data removed,
+    `models.fit.prior_summary`), "contraction" (site: that share), "ppc" (stat: observed, ppp),
+    "bins_tried" ({width: the path check's p-value}, when a coarser width was tried)}}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {}
     for name in names:
-        model, data = model_data(name, session, bin_s, fills, (variants or {}).get(name))
-        data, guide = svi_setup(name, data) if method == "svi" else (data, None)
-        idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
-                    progress=progress, guide=guide, svi_restarts=svi_restarts)
+        fixed = bin_s.get(name) if isinstance(bin_s, dict) else bin_s
+        widths = ([fixed] if fixed is not None
+                  else [BIN_S[name]] + ([COARSER_BIN_S[name]] if checks and name in COARSER_BIN_S else []))
+        tried = {}
+        for width in widths:
+            model, data = model_data(name, session, width, fills, (variants or {}).get(name))
+            data, guide = svi_setup(name, data) if method == "svi" else (data, None)
+            idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
+                        progress=progress, guide=guide, svi_restarts=svi_restarts)
+            if not checks:
+                break
+            result = ppc(name, idata, {k: v for k, v in data.items() if v is not None}, num_draws=100, seed=seed)
+            if width == widths[-1] or not _path_check_fails(result):
+                break
+            tried[width] = result["mean_regime_duration_s"]["ppp"]
+            if progress:
+                print(f"{name}: the paths drawn at {width:g} s bins change state faster than its generator "
+                      f"(regime-duration p-value {tried[width]:.2f}): refitting at {widths[-1]:g} s", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             failures = check(idata)
         save_fit(idata, out_dir / f"{name}.nc")
         if not checks:
-            report[name] = {"diagnostics": diagnostics(idata), "failures": failures}
+            report[name] = {"diagnostics": diagnostics(idata), "failures": failures, "bin_s": width}
             continue
-        obs = {k: v for k, v in data.items() if v is not None}
-        result = ppc(name, idata, obs, num_draws=100, seed=seed)
+        if tried:
+            tried[width] = result["mean_regime_duration_s"]["ppp"]
         plot_ppc(result, out_dir / f"{name}_ppc.png", f"{name}: posterior predictive checks ({method})")
         summary = {}
         for var in idata.posterior.data_vars:
@@ -157,7 +192,8 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
                         "contraction": {k: v["contraction"] for k, v in prior.items()},
                         "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"], "gated": v["gated"], "why": v["why"]}
                                 for k, v in result.items()},
-                        "num_bins": int(len(data.get("ret_bps", data.get("as_bps"))))}
+                        "num_bins": int(len(data.get("ret_bps", data.get("as_bps")))), "bin_s": width,
+                        **({"bins_tried": {f"{w:g}": p for w, p in tried.items()}} if tried else {})}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
 
