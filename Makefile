@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/ (about 6 minutes on 2 cores: 6.0 measured in a fresh clone, creating the environment included; calibrate is most of it)
+## demo: the main job end to end on the bundled data; outputs in out/ (about 6-7 minutes on 2 cores: 7.2 measured in a fresh clone beside another test, creating the environment included; calibrate is most of it)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
