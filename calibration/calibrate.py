@@ -53,7 +53,7 @@ from calibration.venue import session_config
 from events.atomic import write_atomic
 from events.features import to_arrays
 from models.fit import SVI_RESTARTS, load_fit
-from models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
+from models.workflow import MODEL_NAMES, PPC_RANGE, fit_session, model_data, sessions_list
 from online.params import EVIDENCE_WEIGHTS, Config, config_to_dict, default_config, replace
 from online.replay import as_events, run
 from sim.scoring import reliability
@@ -75,8 +75,8 @@ class Gate:
     max_rhat: float = 1.01
     min_ess: float = 100.0
     max_divergences: int = 0
-    ppc_low: float = 0.01
-    ppc_high: float = 0.99
+    ppc_low: float = PPC_RANGE[0]
+    ppc_high: float = PPC_RANGE[1]
 
 
 def gate_failures(fit_report: dict, gate: Gate) -> list[str]:

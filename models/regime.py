@@ -28,8 +28,8 @@ their volatility, and without an order chains settle in swapped labels (as they 
 Optional emissions, when the session has them (public feeds do: they are the evidence a filter
 without own fills reads):
     book imbalance at the bin's end ~ N(i0 + i_r, s_i^2),  i = (-i_trend, +i_trend, 0, 0)
-    the other venue's return over the bin | own return ~ N(m_r dt + b (ret - m_r dt), s_cv^2 dt)
-        (the same drift, and the same move: b of the bin's own surprise, plus its own noise)
+    the other venue's return over the bin | own return ~ N(b ret, s_cv^2 dt)   (the same move, b of
+        it, plus its own noise; where the own mid did not move, N(b m_r dt, (b^2 sigma_r^2 + s_cv^2) dt))
 They give the online filter's book and cross-venue weights (`calibration.derive`).
 
 The states are marginalised by the forward algorithm: `forward_log_evidence` is written with the
@@ -325,24 +325,28 @@ def _imbalance_means(q: BookVenueParams):
 
 
 def cv_law(p: RegimeParams, q: BookVenueParams, dt_s, ret_bps):
-    """The other venue's return's law given the regime (axis 1) and the bin's own return:
-    N(m_r dt + b (ret - m_r dt), s_cv^2 dt), or, where the own return carries no evidence (a no-move
-    bin, ret = 0), its marginal N(m_r dt, (b^2 sigma_r^2 + s_cv^2) dt).
+    """The other venue's return's law given the regime (axis 1) and the bin's own return, as
+    (moved, conditional, marginal): where the own mid moved (`moved`), N(b ret, s_cv^2 dt) - the same
+    move, b of it, plus the other venue's own noise, and no evidence of the regime beyond the own
+    return; where it did not (ret = 0, no return evidence), the marginal N(b m_r dt, (b^2 sigma_r^2 +
+    s_cv^2) dt), the other venue's move then being the only reading of the drift.
 
     Why the own return enters: the other venue's move in a bin is mostly the same move (spot and
-    perp of one coin, b = 0.97 on the bundled perp session), not a second independent reading of the
+    perp of one coin, b = 0.92 on the bundled perp session), not a second independent reading of the
     drift. Read as independent (the model's first form), each bin's return counted twice: on the perp
     session the NUTS posterior then flipped between the two trends every 10 s bin or two (the paths it
     drew stayed 24 s against the 85-170 s its generator replicates: regime-duration p-value 1.00), and
     without the other venue it passed every check. (A correlation c with the marginal sd's shared,
     tried first, made the slope c s_cv / sigma_r differ by regime, itself evidence of the regime, and
-    split the chains between two volatility scales.) With Student-t own returns the no-move bins'
+    split the chains between two volatility scales; a conditional mean m_r dt + b (ret - m_r dt),
+    tried second, read the other venue's (1 - b) share of the drift as fresh evidence of the trend in
+    every bin and the chains split again, r_hat 1.27.) With Student-t own returns the no-move bins'
     marginal is the Gaussian one (an approximation)."""
     dt = dt_s[:, None]
     mean = p.drift_bps_s * dt
     moved = (ret_bps != 0.0)[:, None]
     b = q.cv_beta
-    cond = dist.Normal(b * ret_bps[:, None] + 0.0 * mean, q.cv_sd_bps_sqrt_s * jnp.sqrt(dt))
+    cond = dist.Normal(b * ret_bps[:, None], q.cv_sd_bps_sqrt_s * jnp.sqrt(dt))  # (the same for every regime)
     marginal = dist.Normal(b * mean, jnp.sqrt((b**2 * p.sigma_bps_sqrt_s**2 + q.cv_sd_bps_sqrt_s**2) * dt))
     return moved, cond, marginal
 

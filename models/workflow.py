@@ -70,8 +70,8 @@ drift sign rose from 1.04x to 1.10x the truth-implied filter's). The finest widt
 the model believes is kept; the width and every width tried are in the report."""
 
 PPC_RANGE = (0.01, 0.99)
-"""The posterior predictive p-values a fit must stay within (`calibration.calibrate.Gate` holds the
-same by default) for the path check that decides a coarser bin."""
+"""The range the posterior predictive p-values of a fit must lie in: for the path check that decides
+a coarser bin, and `calibration.calibrate.Gate`'s default for every gated check."""
 
 
 def _path_check_fails(result: dict) -> bool:
@@ -168,8 +168,8 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
                 break
             tried[width] = result["mean_regime_duration_s"]["ppp"]
             if progress:
-                print(f"{name}: the paths drawn at {width:g} s bins change state faster than its generator "
-                      f"(regime-duration p-value {tried[width]:.2f}): refitting at {widths[-1]:g} s", flush=True)
+                print(f"{name}: the paths drawn at {width:g} s bins fail the regime-duration check "
+                      f"(p-value {tried[width]:.2f}): refitting at {widths[-1]:g} s", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             failures = check(idata)
