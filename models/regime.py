@@ -51,6 +51,7 @@ from jax.scipy.special import gammaln
 from online.kernels import hmm_condition, hmm_predict, transition_matrix
 
 NUM_STATES = 4
+_transition_matrix = jax.jit(transition_matrix)
 _OFF = [(i, j) for i in range(NUM_STATES) for j in range(NUM_STATES) if i != j]
 
 
@@ -102,9 +103,18 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
 
     The count laws are written out rather than taken from `numpyro.distributions` so that their
     log-gamma terms that do not depend on the regime (they depend on the bin's counts and the shared
-    concentrations only) are evaluated once per bin instead of once per bin and regime: log-gammas
-    and their digamma gradients were ~2/3 of a NUTS gradient on 20,000 bins (30 of 43 ms; the
-    gradient now: benchmarks/bench_fit.py, `gradient_costs`)."""
+    concentrations only) are evaluated once per bin instead of once per bin and regime, and every
+    log-gamma once per distinct count where the counts are data (`gammaln_of_counts`): log-gammas
+    and their digamma gradients were most of a NUTS gradient (benchmarks/bench_fit.py,
+    `gradient_costs`). The arithmetic is one jitted function (`_emission_log_lik`): inside a
+    sampler it is inlined as before, and where NumPyro runs the model op by op (initialisation,
+    predictive draws) it is one compilation instead of one per operation."""
+    return _emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, _distinct_counts(n_buy, n_sell))
+
+
+@jax.jit
+def _emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, distinct):
+    """`emission_log_lik` with the counts' `distinct` tables (buy, sell, all; None where not concrete)."""
     dt = dt_s[:, None]
     n = n_buy + n_sell
     ret_ll = return_log_lik(ret_bps[:, None], p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt), p.return_df)
@@ -113,17 +123,78 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     k_n = p.count_concentration
     mu = p.fill_rate_per_s * dt
     ll += k_n * (jnp.log(k_n) - jnp.log(k_n + mu)) + n[:, None] * (jnp.log(mu) - jnp.log(k_n + mu))
-    # n_buy | n ~ BetaBinomial(n, a_r, b_r) with a_r + b_r = k_s:
-    # log C(n, n_buy) + lgamma(n_buy + a) + lgamma(n_sell + b) - lgamma(n + k_s) - lgamma(a) - lgamma(b) + lgamma(k_s)
-    k_s = p.side_concentration
-    a, b = p.p_buy * k_s, (1.0 - p.p_buy) * k_s
-    ll += gammaln(n_buy[:, None] + a) + gammaln(n_sell[:, None] + b) - gammaln(a) - gammaln(b)
-    # the regime-free terms of both laws; the count law's -lgamma(n+1) and the binomial coefficient's
-    # +lgamma(n+1) cancel, so neither is computed
-    shared = (gammaln(n + k_n) - gammaln(k_n) - gammaln(n_buy + 1.0) - gammaln(n_sell + 1.0)
-              - gammaln(n + k_s) + gammaln(k_s))
     as_ll = dist.Normal(p.as_mean_bps, as_sd_of_mean(p, n[:, None])).log_prob(mean_as_bps[:, None])
-    return ll + shared[:, None] + has_as[:, None] * as_ll
+    return ll + _count_log_gammas(p, n_buy, n_sell, distinct) + has_as[:, None] * as_ll
+
+
+def _count_log_gammas(p: RegimeParams, n_buy, n_sell, distinct):
+    """The count laws' log-gamma terms, shape (num_bins, 4):
+    n_buy | n ~ BetaBinomial(n, a_r, b_r) with a_r + b_r = k_s:
+        log C(n, n_buy) + lgamma(n_buy + a) + lgamma(n_sell + b) - lgamma(n + k_s) - lgamma(a) - lgamma(b) + lgamma(k_s)
+    and the count law's lgamma(n + k_n) - lgamma(k_n) - lgamma(n + 1); the count law's -lgamma(n + 1) and the
+    binomial coefficient's +lgamma(n + 1) cancel, so neither is computed.
+
+    Every log-gamma is taken once per distinct count where `distinct` holds the series' distinct
+    values (`distinct_counts`; else once per bin), in one call over all of them: counts repeat (the
+    benchmark's 20,000 1 s bins hold 6 distinct buy counts), and log-gamma with its digamma gradient
+    was most of a NUTS gradient of this model (the side law's two (T, 4) log-gammas took ~5 of its
+    ~11 ms; benchmarks/bench_fit.py, `gradient_costs`), and each call site is a large expansion for
+    XLA to compile. A table reaches the bins through a product with the identity: XLA's CPU compiler
+    otherwise fuses the log-gamma into the gather and evaluates it once per gathered element again
+    (measured: no faster than the direct form; an optimisation barrier is removed before fusion); a
+    dot is not fused, and costs distinct^2 per column (hence MAX_DISTINCT_COUNTS). The two forms
+    are equal (tested)."""
+    k_n, k_s = p.count_concentration, p.side_concentration
+    a, b = p.p_buy * k_s, (1.0 - p.p_buy) * k_s
+    one = jnp.ones(1, a.dtype)
+    series = (n_buy, n_sell, n_buy + n_sell)
+    shifts = (jnp.concatenate([a, one]), jnp.concatenate([b, one]), jnp.stack([k_n, k_s]))
+    points = [(c if d is None else d.values).astype(a.dtype)[:, None] + sh
+              for c, d, sh in zip(series, distinct, shifts, strict=True)]
+    scalars = jnp.concatenate([a, b, jnp.stack([k_n, k_s])])
+    logs = gammaln(jnp.concatenate([x.ravel() for x in points] + [scalars]))
+    tables, at = [], 0
+    for x, d in zip(points, distinct, strict=True):
+        t = logs[at: at + x.size].reshape(x.shape)
+        at += x.size
+        tables.append(t if d is None else (jnp.eye(t.shape[0], dtype=t.dtype) @ t)[d.index])
+    (buys, sells, alls), g = tables, logs[at:]
+    side = buys[:, :4] + sells[:, :4] - g[:4] - g[4:8]
+    shared = alls[:, 0] - g[8] - buys[:, 4] - sells[:, 4] - alls[:, 1] + g[9]
+    return side + shared[:, None]
+
+
+class DistinctCounts(NamedTuple):
+    """A count series as its distinct values and each bin's index into them (`_count_log_gammas`)."""
+
+    values: jax.Array
+    index: jax.Array
+
+
+MAX_DISTINCT_COUNTS = 256
+"""The most distinct values a count series may have for `_count_log_gammas`'s table (its cost grows
+as their square)."""
+
+
+def distinct_counts(counts) -> DistinctCounts | None:
+    """`counts`' distinct values and index, or None where they are traced (not data known when the
+    model is traced, e.g. under `jit_model_args`) or have more than MAX_DISTINCT_COUNTS values."""
+    try:
+        values, index = np.unique(np.asarray(counts), return_inverse=True)
+    except jax.errors.TracerArrayConversionError:
+        return None
+    if values.size > MAX_DISTINCT_COUNTS:
+        return None
+    return DistinctCounts(jnp.asarray(values), jnp.asarray(index.ravel()))
+
+
+def _distinct_counts(n_buy, n_sell) -> tuple:
+    """`distinct_counts` of the buys, the sells and all fills."""
+    try:
+        n = np.asarray(n_buy) + np.asarray(n_sell)
+    except jax.errors.TracerArrayConversionError:
+        return None, None, None
+    return distinct_counts(n_buy), distinct_counts(n_sell), distinct_counts(n)
 
 
 def _starts(log_lik, start):
@@ -222,8 +293,11 @@ def _evidence_bwd(res, g):
 _scaled_log_evidence.defvjp(_evidence_fwd, _evidence_bwd)
 
 
+@jax.jit
 def regime_params_from_sample(s: dict) -> RegimeParams:
-    """RegimeParams from one posterior draw (or the posterior medians) of `regime_hmm_model`."""
+    """RegimeParams from one posterior draw (or the posterior medians) of `regime_hmm_model`.
+    (Jitted, as is the model's transition matrix, `_transition_matrix`: one compilation where
+    NumPyro runs the model op by op - its initialisation - instead of one per operation.)"""
     half = jnp.asarray(0.5)
     m, rho = s["trend_drift_bps_s"], s["fill_asymmetry"]
     sig_mr = s["sigma_mr_bps_sqrt_s"]
@@ -388,7 +462,7 @@ def regime_hmm_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, switch_p
     numpyro.deterministic("fill_rate_per_s", p.fill_rate_per_s)
     numpyro.deterministic("sigma_trend_bps_sqrt_s", p.sigma_bps_sqrt_s[0])
     numpyro.deterministic("sigma_volatile_bps_sqrt_s", p.sigma_bps_sqrt_s[3])
-    trans = transition_matrix(p.rates_per_s, dt_s[0])
+    trans = _transition_matrix(p.rates_per_s, dt_s[0])
     ll = emission_log_lik(p, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as)
     ll += book_venue_log_lik(p, q, dt_s, imbalance, cv_ret_bps, ret_bps)
     log_init = jnp.full(NUM_STATES, -jnp.log(NUM_STATES))

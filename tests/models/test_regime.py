@@ -128,9 +128,11 @@ def test_forward_backward_gradient_equals_autodiff(spread):
 
 
 @pytest.mark.parametrize("optional", [False, True])
-def test_enumerated_model_has_the_same_log_density(optional):
+@pytest.mark.parametrize("counts_known", [True, False])
+def test_enumerated_model_has_the_same_log_density(optional, counts_known):
     """Also with Student-t returns, the optional book-imbalance and other-venue emissions and a
-    second session."""
+    second session; with the data known when the model is traced (the count laws' log-gammas taken
+    once per distinct count, as samplers run it) and traced (once per bin, `jit_model_args`)."""
     data, _ = regime_dominated_session(jax.random.key(0), 200)
     kw = {k: jnp.asarray(v) for k, v in data.items()}
     extra = ()
@@ -146,7 +148,13 @@ def test_enumerated_model_has_the_same_log_density(optional):
     fills = ("fill_rate_shared_per_s",) if optional else ("fill_rate_trend_per_s", "fill_rate_mr_per_s",
                                                           "fill_rate_vol_per_s")
     enumerated = seed(enum(config_enumerate(regime_hmm_enumerated_model), -1), 0)  # as initialize_model wraps it
-    pot_m = jax.jit(lambda z: potential_energy(regime_hmm_model, (), kw, z))
+    if counts_known:
+        pot_m = jax.jit(lambda z: potential_energy(regime_hmm_model, (), kw, z))
+    else:
+        arrays = {k: v for k, v in kw.items() if isinstance(v, jax.Array)}
+        flags = {k: v for k, v in kw.items() if k not in arrays}
+        traced = jax.jit(lambda z, a: potential_energy(regime_hmm_model, (), a | flags, z))
+        pot_m = lambda z: traced(z, arrays)  # noqa: E731
     pot_e = jax.jit(lambda z: potential_energy(enumerated, (), kw, z, enum=True))
     rng = np.random.default_rng(2)
     shapes = {"switch_rates_per_s": 12}
