@@ -58,7 +58,8 @@ check; on 1 s bins the best of three had decoded a regime change every ~31 s and
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
         chain_method: str = "sequential", dense_mass: bool = False,
-        init_strategy=init_to_median, guide=None, svi_restarts: int = SVI_RESTARTS) -> az.InferenceData:
+        init_strategy=init_to_median, guide=None, svi_restarts: int = SVI_RESTARTS,
+        warm_start: bool = False) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
@@ -88,6 +89,17 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         init_strategy: where chains (and the SVI guide's means) start; default: the median of 15
             prior draws. From init_to_uniform's random starts, SVI of the regime HMM stalled in a
             labelling that matched the true regimes on 48% of bins (99% from the median).
+        warm_start: NUTS only: start from an SVI fit of the same model (AutoNormal, `svi_steps`,
+            `svi_restarts`, the best kept): each chain starts at its own draw from the SVI
+            approximation with the standard deviations tripled (starts overdispersed with respect
+            to it, as r_hat needs), and the mass matrix starts at the approximation's variances
+            (diagonal; the diagonal of a dense one) instead of the identity; adaptation then goes
+            on as usual. Why: from the prior median with a unit mass matrix the regime HMM's warmup
+            took 74 leapfrog steps per iteration on 20,000 bins (82% of a chain's time) against 14
+            per draw after it; warm, ~20 (benchmarks/bench_fit.py, `regime_aim`). What it gives
+            up: the chains start near one optimum of the ELBO, so their agreement no longer tests
+            whether the posterior has other modes far from it (`svi_restarts` > 1 looks for them).
+            The SVI fit's time is counted in the fit's `warmup_s` and recorded as `warm_start_s`.
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
             A model's pointwise log-likelihood, the deterministic site "log_lik" (models given
             `pointwise=True`), goes to the `log_likelihood` group, where ArviZ's `loo` reads it.
@@ -105,34 +117,32 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     kwargs = model_kwargs(data)
     observed = {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray | jnp.ndarray)}
     if method == "nuts":
-        kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy)
+        t0 = time.perf_counter()
+        init_params, inverse_mass, warm = None, None, {}
+        if warm_start:
+            svi_key, key = jax.random.split(key)
+            guide_fn, res, finals, _ = _best_svi(model, kwargs, svi_key, None, init_strategy, svi_steps, svi_restarts,
+                                                 progress)
+            init_params, inverse_mass = _warm_start(res.params, chains, dense_mass, jax.random.fold_in(svi_key, 7))
+            warm = {"warm_start_s": time.perf_counter() - t0, "svi_restart_losses": finals}
+        kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy, inverse_mass_matrix=inverse_mass)
         mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                     chain_method=chain_method, progress_bar=progress)
-        t0 = time.perf_counter()
-        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, **kwargs)
+        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, init_params=init_params, **kwargs)
         warmup_steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
         t1 = time.perf_counter()
         mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=("diverging", "energy", "num_steps"), **kwargs)
         jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait before timing
         timing = {"warmup_s": t1 - t0, "sampling_s": time.perf_counter() - t1,
-                  "warmup_leapfrog_steps": int(warmup_steps.sum())}
+                  "warmup_leapfrog_steps": int(warmup_steps.sum())} | warm
         samples = mcmc.get_samples(group_by_chain=True)
         extra = mcmc.get_extra_fields(group_by_chain=True)
         sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"]),
                         "n_steps": np.asarray(extra["num_steps"])}
     elif method == "svi":
         t0 = time.perf_counter()
-        if svi_restarts < 1:
-            raise ValueError(f"svi_restarts must be >= 1, got {svi_restarts}")
-        finals, best, best_score = [], None, np.inf
-        for r in range(svi_restarts):
-            guide_r = AutoNormal(model, init_loc_fn=init_strategy) if guide is None else guide(model, init_strategy)
-            res_r = SVI(model, guide_r, Adam(0.01), Trace_ELBO()).run(
-                key if r == 0 else jax.random.fold_in(key, r), svi_steps, progress_bar=progress, **kwargs)
-            finals.append(float(np.mean(np.asarray(res_r.losses)[-max(1, svi_steps // 10):])))
-            score = finals[-1] if np.isfinite(finals[-1]) else np.inf  # a diverged start never wins
-            if best is None or score < best_score:  # (the first start is kept if all diverged)
-                best, best_score, guide_fn, res = r, score, guide_r, res_r
+        guide_fn, res, finals, best = _best_svi(model, kwargs, key, guide, init_strategy, svi_steps, svi_restarts,
+                                                progress)
         from numpyro.infer import Predictive
 
         post = Predictive(guide_fn, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
@@ -154,6 +164,42 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
     release_compiled_code()
     return idata
+
+
+def _best_svi(model, kwargs: dict, key, guide, init_strategy, steps: int, restarts: int, progress: bool):
+    """`restarts` SVI optimisations (`fit`'s `svi_restarts`): (guide, result, final losses, index kept)."""
+    if restarts < 1:
+        raise ValueError(f"svi_restarts must be >= 1, got {restarts}")
+    finals, best, best_score = [], None, np.inf
+    for r in range(restarts):
+        guide_r = AutoNormal(model, init_loc_fn=init_strategy) if guide is None else guide(model, init_strategy)
+        res_r = SVI(model, guide_r, Adam(0.01), Trace_ELBO()).run(
+            key if r == 0 else jax.random.fold_in(key, r), steps, progress_bar=progress, **kwargs)
+        finals.append(float(np.mean(np.asarray(res_r.losses)[-max(1, steps // 10):])))
+        score = finals[-1] if np.isfinite(finals[-1]) else np.inf  # a diverged start never wins
+        if best is None or score < best_score:  # (the first start is kept if all diverged)
+            best, best_score, guide_fn, res = r, score, guide_r, res_r
+    return guide_fn, res, finals, best
+
+
+WARM_START_SPREAD = 3.0
+"""How much wider than the SVI approximation the warm-started chains' starts are drawn (`fit`)."""
+
+
+def _warm_start(params: dict, chains: int, dense_mass: bool, key):
+    """(init_params, inverse mass matrix) for NUTS from an AutoNormal guide's parameters: per chain,
+    loc + WARM_START_SPREAD x scale x N(0, 1) on the unconstrained scale (leading chain axis when
+    chains > 1), and the scales squared as NumPyro's per-site (or, dense, one sorted block) matrix."""
+    locs = {k[: -len("_auto_loc")]: jnp.asarray(v) for k, v in params.items() if k.endswith("_auto_loc")}
+    scales = {k[: -len("_auto_scale")]: jnp.asarray(v) for k, v in params.items() if k.endswith("_auto_scale")}
+    keys = dict(zip(sorted(locs), jax.random.split(key, len(locs)), strict=True))
+    shape = (chains,) if chains > 1 else ()
+    init = {k: locs[k] + WARM_START_SPREAD * scales[k] * jax.random.normal(keys[k], shape + v.shape, v.dtype)
+            for k, v in locs.items()}
+    variances = {k: jnp.ravel(scales[k]) ** 2 for k in sorted(scales)}
+    if dense_mass:
+        return init, {tuple(variances): jnp.diag(jnp.concatenate(list(variances.values())))}
+    return init, {(k,): v for k, v in variances.items()}
 
 
 def release_compiled_code(share: float = 0.5) -> bool:

@@ -134,10 +134,11 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
                 warmup: int = 500, chains: int = 2, bin_s: float | dict | None = None, fills: str = "auto",
                 seed: int = 0, progress: bool = True, variants: dict | None = None, checks: bool = True,
-                svi_restarts: int = SVI_RESTARTS) -> dict:
+                svi_restarts: int = SVI_RESTARTS, warm_start: bool = False) -> dict:
     """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
     summary.json into out_dir. `svi_restarts`: SVI optimisations per model, the best kept
-    (`models.fit.fit`). `checks` False: only the fits and their sampler diagnostics - no
+    (`models.fit.fit`); `warm_start`: NUTS chains started from an SVI fit (`models.fit.fit`).
+    `checks` False: only the fits and their sampler diagnostics - no
     posterior predictive checks, prior comparison or summary (calibration's cross-validation refits
     on blocks of the data need the posteriors and nothing else; the checks are a third of a fit).
     `bin_s`: one width for every model, {name: width}, or None (each model's `BIN_S`, refitted at
@@ -160,7 +161,8 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
             model, data = model_data(name, session, width, fills, (variants or {}).get(name))
             data, guide = svi_setup(name, data) if method == "svi" else (data, None)
             idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
-                        progress=progress, guide=guide, svi_restarts=svi_restarts)
+                        progress=progress, guide=guide, svi_restarts=svi_restarts,
+                        warm_start=warm_start and method == "nuts")
             if not checks:
                 break
             result = ppc(name, idata, {k: v for k, v in data.items() if v is not None}, num_draws=100, seed=seed)
