@@ -7,20 +7,31 @@ paths on tiny inputs, in seconds, so that CI (`.ci/run`) notices when a benchmar
 its figures mean nothing. `--json PATH` writes every figure a module returned, flattened to keys
 like `bench_replay.float32.events_per_s` (units in the key names), with the device and the date.
 
-XLA_FLAGS (one intra-op thread: the figures are per core) is set here, before any module imports
-JAX; a module that set it at its own import would be too late once another module had started JAX.
+XLA_FLAGS (one intra-op thread: the figures are per core; for bench_fit, also FIT_CHAINS host
+devices) is set here, before any module imports JAX; a module that set it at its own import would
+be too late once another module had started JAX.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+FIT_CHAINS = 4
+"""NUTS chains of bench_fit's aim: XLA is asked for this many host devices when bench_fit runs, so
+that the chains run at once (`chain_method="parallel"`; NumPyro falls back to one after another when
+there are fewer devices than chains), sharing the machine's cores."""
+
+# (Every XLA flag needs its "--": XLA stops reading at a word without one, and ignores the rest - the
+# way a device count written after "intra_op_parallelism_threads=1", which is not an XLA flag, was lost.)
+_flags = "--xla_cpu_multi_thread_eigen=false"
+if any(a in ("fit", "bench_fit") for a in sys.argv[1:]):
+    _flags += f" --xla_force_host_platform_device_count={FIT_CHAINS}"
+os.environ.setdefault("XLA_FLAGS", _flags)
 
 import datetime as dt  # noqa: E402
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import benchmarks  # noqa: E402
