@@ -16,8 +16,8 @@ per bin, gets SVI only there - the method the models' docs give for long session
 BENCH_FIT_CHAIN_METHOD (default "sequential"; a vmapped gradient of the regime HMM cost 4-6x one
 chain's, so "vectorized" only adds lockstep waits),
 BENCH_FIT_ENUM_BINS (2000; 0 skips the comparison), BENCH_FIT_AIM (1: also time the issue's target, the regime HMM on
-20,000 bins with NUTS 500 + 500 draws per chain and with SVI; one chain is timed, since chains run
-one after another on CPU, 4 chains take 4 times as long), BENCH_FIT_GRAD_BINS (20000; 0 skips
+20,000 bins with NUTS 4 chains x 500 + 500 draws, warm-started and run at once, beside a cold
+one-chain baseline, and with SVI: `regime_aim`), BENCH_FIT_GRAD_BINS (20000; 0 skips
 the gradient timings).
 """
 
