@@ -95,8 +95,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             to it, as r_hat needs), and the mass matrix starts at the approximation's variances
             (diagonal; the diagonal of a dense one) instead of the identity; adaptation then goes
             on as usual. Why: from the prior median with a unit mass matrix the regime HMM's warmup
-            took 74 leapfrog steps per iteration on 20,000 bins (82% of a chain's time) against 14
-            per draw after it; warm, ~20 (benchmarks/bench_fit.py, `regime_aim`). What it gives
+            took 72 leapfrog steps per iteration on 20,000 bins (78% of a chain's time) against 15
+            per draw after it; warm, 13 (benchmarks/bench_fit.py, `regime_aim`). What it gives
             up: the chains start near one optimum of the ELBO, so their agreement no longer tests
             whether the posterior has other modes far from it (`svi_restarts` > 1 looks for them).
             The SVI fit's time is counted in the fit's `warmup_s` and recorded as `warm_start_s`.
@@ -121,8 +121,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         init_params, inverse_mass, warm = None, None, {}
         if warm_start:
             svi_key, key = jax.random.split(key)
-            guide_fn, res, finals, _ = _best_svi(model, kwargs, svi_key, None, init_strategy, svi_steps, svi_restarts,
-                                                 progress)
+            _, res, finals, _ = _best_svi(model, kwargs, svi_key, None, init_strategy, svi_steps, svi_restarts,
+                                          progress)
             init_params, inverse_mass = _warm_start(res.params, chains, dense_mass, jax.random.fold_in(svi_key, 7))
             warm = {"warm_start_s": time.perf_counter() - t0, "svi_restart_losses": finals}
         kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy, inverse_mass_matrix=inverse_mass)
