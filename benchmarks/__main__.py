@@ -7,8 +7,8 @@ paths on tiny inputs, in seconds, so that CI (`.ci/run`) notices when a benchmar
 its figures mean nothing. `--json PATH` writes every figure a module returned, flattened to keys
 like `bench_replay.float32.events_per_s` (units in the key names), with the device and the date.
 
-XLA_FLAGS (one intra-op thread: the figures are per core; for bench_fit, also FIT_CHAINS host
-devices) is set here, before any module imports JAX; a module that set it at its own import would
+XLA_FLAGS (Eigen's thread pool off, so that a figure is one core's; for bench_fit, also FIT_CHAINS
+host devices) is set here, before any module imports JAX; a module that set it at its own import would
 be too late once another module had started JAX.
 """
 

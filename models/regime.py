@@ -104,7 +104,7 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
     The count laws are written out rather than taken from `numpyro.distributions` so that their
     log-gamma terms that do not depend on the regime (they depend on the bin's counts and the shared
     concentrations only) are evaluated once per bin instead of once per bin and regime, and every
-    log-gamma once per distinct count where the counts are data (`gammaln_of_counts`): log-gammas
+    log-gamma once per distinct count where the counts are data (`_count_log_gammas`): log-gammas
     and their digamma gradients were most of a NUTS gradient (benchmarks/bench_fit.py,
     `gradient_costs`). The arithmetic is one jitted function (`_emission_log_lik`): inside a
     sampler it is inlined as before, and where NumPyro runs the model op by op (initialisation,
@@ -190,11 +190,7 @@ def distinct_counts(counts) -> DistinctCounts | None:
 
 def _distinct_counts(n_buy, n_sell) -> tuple:
     """`distinct_counts` of the buys, the sells and all fills."""
-    try:
-        n = np.asarray(n_buy) + np.asarray(n_sell)
-    except jax.errors.TracerArrayConversionError:
-        return None, None, None
-    return distinct_counts(n_buy), distinct_counts(n_sell), distinct_counts(n)
+    return tuple(distinct_counts(c) for c in (n_buy, n_sell, n_buy + n_sell))
 
 
 def _starts(log_lik, start):
