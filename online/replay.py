@@ -1,6 +1,7 @@
 """Replay and streaming: the belief over a whole session with `lax.scan`, and a `Filter` object
-for live use (one event or a micro-batch at a time). Both run the same jitted step, so they give
-identical trajectories."""
+for live use (one event or a micro-batch at a time). Both run the same jitted fast path
+(`online.fused`), so they give identical trajectories; `run_reference` is `belief.update` scanned
+as written, the reference the fast path is held to."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from online.belief import Beliefs, BeliefState, Event, init, readout, update
+from online.fused import event_terms, scan_states, step
 from online.params import Config
 
 _EVENT_FIELDS = Event._fields
@@ -27,25 +29,38 @@ def as_events(arrays, dtype=None) -> Event:
 
 @jax.jit
 def run(events: Event, params: Config) -> Beliefs:
-    """The belief after every event of a session: `lax.scan(update)` from `init(params)`.
+    """The belief after every event of a session, from `init(params)`.
 
     Returns a `Beliefs` whose leaves have a leading axis of length num_events (row i = the state
-    after event i). `vmap` it over a batch of parameter sets to sweep them. The same computation as
-    `Filter.push_many` from the prior (`scan_from`).
+    after event i). `vmap` it over a batch of parameter sets to sweep them; `grad` through it to
+    tune them. The same computation as `Filter.push_many` from the prior (`scan_from`), and equal to
+    the reference, `run_reference` (`lax.scan` of `belief.update`), to ~1e-13 in float64.
     """
     return scan_from(init(params), events, params)[1]
 
 
 @jax.jit
 def scan_from(state: BeliefState, events: Event, params: Config) -> tuple[BeliefState, Beliefs]:
-    """(the state after the last event, the beliefs after each) from `state`, by `lax.scan(update)`.
+    """(the state after the last event, the beliefs after each) from `state`, by the fast path
+    (`online.fused`: the state-free part of every event's update computed for the batch at once, a
+    flat masked scan over the rest).
 
     The scan emits the states and the read-out runs once over all of them (`vmap(readout)`)
     rather than inside the scan: the same function of the same state, but one batched computation
     instead of ~20 small per-event kernels (issue 18 measured the in-scan read-out at about half of
     the replay's time)."""
-    last, states = jax.lax.scan(lambda s, e: (update(s, e, params),) * 2, state, events)
+    last, states = scan_states(state, events, params)
     return last, jax.vmap(readout, in_axes=(0, None))(states, params)
+
+
+@jax.jit
+def run_reference(events: Event, params: Config) -> Beliefs:
+    """`run` the way the belief is written: `lax.scan` of `belief.update` (its `lax.switch` on the
+    kind, its `lax.cond` in the transition matrix), one event at a time. Kept as the reference the
+    fast path is tested against (tests/online/test_fused.py) and the baseline of the replay
+    benchmark; ~2-3x slower."""
+    states = jax.lax.scan(lambda s, e: (update(s, e, params),) * 2, init(params), events)[1]
+    return jax.vmap(readout, in_axes=(0, None))(states, params)
 
 
 def _host_unravel(template):
@@ -67,7 +82,7 @@ class Filter:
 
     `push` packs the state, the event and the parameters into one flat vector each, so a call
     dispatches 3 buffers instead of ~60 pytree leaves (JAX's per-leaf dispatch cost dominated the
-    latency); the step itself is the same `update` + `readout` as the replay's.
+    latency); the step itself is the replay's (`fused.event_terms`, `fused.step`, `readout`).
     """
 
     def __init__(self, params: Config):
@@ -85,7 +100,8 @@ class Filter:
             params = unravel_params(flat_params)
             event = Event(*(event_vec[i].astype(jnp.int32) if f == "kind" else event_vec[i]
                             for i, f in enumerate(_EVENT_FIELDS)))
-            state = update(unravel_state(flat_state), event, params)
+            terms = jax.tree_util.tree_map(lambda x: x[0], event_terms(Event(*(x[None] for x in event)), params))
+            state = step(unravel_state(flat_state), terms, params)
             return ravel_pytree(state)[0], ravel_pytree(readout(state, params))[0]
 
         @jax.jit
