@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 import sim  # noqa: F401  (float64)
 from events import ingest
+from sim.batch import map_sets
 from sim.market import simulate
 from sim.metrics import summarize
 from sim.run import closed_loop, simulate_and_run
@@ -63,7 +64,7 @@ def bench_sweep(num_sets: int = 1000) -> dict:
             out = closed_loop(jax.random.key(1), path, p, sweep)
             return summarize(out, p.initial_position)["pnl"]
 
-        return jax.vmap(one)(batch)
+        return map_sets(one, batch)
 
     run_all(batch)
     t = _time(lambda: run_all(batch), repeat=1)
