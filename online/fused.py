@@ -40,8 +40,18 @@ from jax.scipy.stats import norm
 from jax.scipy.stats import t as t_dist
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
-from online.belief import (BURST_BUFFER, NO_QUOTE_BPS, BeliefState, Event, _vol_prior, add_evidence, as_term, init,
-                           markov_decayed, survival_rate)
+from online.belief import (
+    BURST_BUFFER,
+    NO_QUOTE_BPS,
+    BeliefState,
+    Event,
+    _vol_prior,
+    add_evidence,
+    as_term,
+    init,
+    markov_decayed,
+    survival_rate,
+)
 from online.kernels import _MAX_SQUARINGS, _TAYLOR_NORM, _matmul_small
 from online.params import Config
 

@@ -9,9 +9,9 @@ import numpy as np
 
 from events.session import Session
 from online.params import Config
+from sim.batch import map_sets
 from sim.exchange import exchange_params
 from sim.feed import feed_path, queue_fills
-from sim.batch import map_sets
 from sim.metrics import summarize
 from sim.run import LoopParams, closed_loop, closed_loop_jit
 
@@ -36,7 +36,8 @@ def _sets_on_path(key, path, params: LoopParams):
 
 def backtest_sets(path, cfgs: Config, seed: int = 0) -> dict:
     """{metric: (num_sets,) array}: `backtest` of a batch of configurations (every leaf of `cfgs`
-    with a leading set axis, `sim.batch.stack_params`) on one feed path (`feed_path`), vmapped in chunks (`sim.batch.map_sets`)."""
+    with a leading set axis, `sim.batch.stack_params`) on one feed path (`feed_path`), vmapped in
+    chunks (`sim.batch.map_sets`)."""
     n = np.shape(cfgs.evidence.lambda_fill)[0]
     lp = LoopParams(cfgs, jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), exchange_params()),
                     jnp.zeros(n), jnp.zeros(n))

@@ -1,7 +1,7 @@
 """Many seeds at once: `run_scenario` vmaps the market simulation and the closed loop over seeds
 and summarises each run; `run_sets` does the same for a batch of parameter sets on the same seeds
-(the sweep's inner loop: sets x seeds in one compiled call, sets in chunks: `map_sets`); `percentiles` turns the per-seed
-metrics into median / p10 / p90."""
+(the sweep's inner loop: sets x seeds in one compiled call, the sets in chunks: `map_sets`);
+`percentiles` turns the per-seed metrics into median / p10 / p90."""
 
 from __future__ import annotations
 
