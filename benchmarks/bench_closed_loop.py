@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 import sim  # noqa: F401  (float64)
+from benchmarks._hlo import kernels_per_iteration
 from events import ingest
 from sim.batch import map_sets
 from sim.market import simulate
@@ -71,6 +72,18 @@ def bench_sweep(num_sets: int = 1000) -> dict:
     return {"parameter_sets": num_sets, "aggregate_steps_per_s": num_sets * s.num_steps / t, "seconds": t}
 
 
+def _kernels_per_step(session, cfg) -> float:
+    """Kernels per step of `backtest`'s jitted loop (`benchmarks._hlo`): what bounds its rate."""
+    from sim.exchange import exchange_params
+    from sim.feed import feed_path, queue_fills
+    from sim.run import LoopParams, closed_loop_jit
+
+    path, _ = feed_path(session)
+    lp = LoopParams(jax.tree_util.tree_map(jnp.asarray, cfg), exchange_params(), jnp.asarray(0.0), jnp.asarray(0.0))
+    lowered = closed_loop_jit.lower(jax.random.key(0), path, lp, None, fill_fn=queue_fills)
+    return kernels_per_iteration(lowered.compile())
+
+
 def bench_real_file() -> dict:
     from bayesmm.sim_cmd import backtest_config
     from sim.backtest import backtest
@@ -85,6 +98,7 @@ def bench_real_file() -> dict:
     backtest(session, cfg)
     t_loop = time.perf_counter() - t0
     out = {"messages": n_msgs, "bayesmm_ingest_s": t_ingest, "bayesmm_backtest_s": t_loop,
+           "bayesmm_kernels_per_step": _kernels_per_step(session, cfg),
            "bayesmm_msgs_per_s_backtest": n_msgs / t_loop, "bayesmm_msgs_per_s_total": n_msgs / (t_ingest + t_loop)}
     try:
         from benchmarks.hbt_glft import run_hftbacktest_glft
