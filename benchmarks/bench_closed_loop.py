@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import sim  # noqa: F401  (float64)
 from benchmarks._hlo import kernels_per_iteration
 from events import ingest
-from sim.batch import map_sets
 from sim.market import simulate
 from sim.metrics import summarize
 from sim.run import closed_loop, simulate_and_run
@@ -65,7 +64,7 @@ def bench_sweep(num_sets: int = 1000) -> dict:
             out = closed_loop(jax.random.key(1), path, p, sweep)
             return summarize(out, p.initial_position)["pnl"]
 
-        return map_sets(one, batch)
+        return jax.vmap(one)(batch)
 
     run_all(batch)
     t = _time(lambda: run_all(batch), repeat=1)

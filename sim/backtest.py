@@ -9,7 +9,6 @@ import numpy as np
 
 from events.session import Session
 from online.params import Config
-from sim.batch import map_sets
 from sim.exchange import exchange_params
 from sim.feed import feed_path, queue_fills
 from sim.metrics import summarize
@@ -31,13 +30,12 @@ def _sets_on_path(key, path, params: LoopParams):
     def one(p):
         return summarize(closed_loop(key, path, p, None, fill_fn=queue_fills), p.initial_position)
 
-    return map_sets(one, params)
+    return jax.vmap(one)(params)
 
 
 def backtest_sets(path, cfgs: Config, seed: int = 0) -> dict:
     """{metric: (num_sets,) array}: `backtest` of a batch of configurations (every leaf of `cfgs`
-    with a leading set axis, `sim.batch.stack_params`) on one feed path (`feed_path`), vmapped in
-    chunks (`sim.batch.map_sets`)."""
+    with a leading set axis, `sim.batch.stack_params`) on one feed path (`feed_path`), vmapped."""
     n = np.shape(cfgs.evidence.lambda_fill)[0]
     lp = LoopParams(cfgs, jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), exchange_params()),
                     jnp.zeros(n), jnp.zeros(n))

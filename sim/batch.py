@@ -1,7 +1,7 @@
 """Many seeds at once: `run_scenario` vmaps the market simulation and the closed loop over seeds
 and summarises each run; `run_sets` does the same for a batch of parameter sets on the same seeds
-(the sweep's inner loop: sets x seeds in one compiled call, the sets in chunks: `map_sets`);
-`percentiles` turns the per-seed metrics into median / p10 / p90."""
+(the sweep's inner loop: sets x seeds in one compiled call); `percentiles` turns the per-seed
+metrics into median / p10 / p90."""
 
 from __future__ import annotations
 
@@ -36,24 +36,9 @@ def run_scenario(scenario: Scenario, quoter: str, seeds: int = 100, first_seed: 
     return paths, outs, {k: np.asarray(v) for k, v in metrics.items()}
 
 
-SET_CHUNK = 32
-"""Parameter sets run side by side in one vectorised step (`map_sets`). A `vmap` over all the sets
-of a sweep makes every array of the loop's state sets-wide: at 1,000 sets they leave the caches,
-and the aggregate rate fell ~14x (issue 18); chunks of 32 stay near the rate of the best batch size
-(measured on hype_selloff: 256 sets in one vmap 42k set-steps/s, in chunks of 8 / 32 / 64: 30k / 58k /
-60k)."""
-
-
-def map_sets(fn, params, chunk: int = SET_CHUNK):
-    """fn over the leading (set) axis of `params`: `vmap` within chunks of `chunk` sets, `lax.map`
-    (a sequential scan) over the chunks, the remainder in one last vmap. Same results as
-    `vmap(fn)(params)`."""
-    return jax.lax.map(fn, params, batch_size=chunk)
-
-
 @partial(jax.jit, static_argnums=(3,))
 def _sets_many(keys, market, params, num_steps, sweep):
-    return map_sets(lambda p: _run_many(keys, market, p, num_steps, sweep)[2], params)
+    return jax.vmap(lambda p: _run_many(keys, market, p, num_steps, sweep)[2])(params)
 
 
 def run_sets(scenario: Scenario, params: LoopParams, seeds: int, first_seed: int = 0) -> dict:
