@@ -125,6 +125,16 @@ def transition_matrices(rates_per_s, dt_s):
     return lax.cond(jnp.any(s > 0), squared, lambda m: m, series)
 
 
+def _first(conditions, values):
+    """The value of the first condition that holds, else 0 (`jnp.select` as nested `where`s: select's
+    argmax over the conditions is a reduction that XLA constant-folds, for seconds, when the events
+    are constants of the program - the tuner's closure over its sessions)."""
+    out = jnp.zeros((), values[0].dtype)
+    for cond, value in zip(conditions[::-1], values[::-1], strict=True):
+        out = jnp.where(cond, value, out)
+    return out
+
+
 def event_terms(events: Event, params: Config) -> EventTerms:
     """The state-free part of `belief.update` for a batch of events (module docstring); every value
     is finite whatever the event's kind (a masked-out value would otherwise poison a gradient)."""
@@ -168,12 +178,12 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     a = jnp.where(is_as, events.as_bps, 0.0)
     spread = jnp.maximum(events.spread_bps, 1e-6)
     as_lik = norm.logpdf(a[:, None], r.as_mean_bps, r.as_sd_bps)
-    emission = jnp.select([is_mid[:, None], mask(TRADE_PRINT)[:, None], mask(OWN_FILL)[:, None], is_as[:, None]],
-                          [mid_lik, trade_lik, fill_lik, as_lik], 0.0)
+    emission = _first([is_mid[:, None], mask(TRADE_PRINT)[:, None], mask(OWN_FILL)[:, None], is_as[:, None]],
+                      [mid_lik, trade_lik, fill_lik, as_lik])
     e = p.evidence
     cv_ret = jnp.where(mask(CV_TICK), events.cv_ret_bps, 0.0)
-    evidence = jnp.select([mask(TRADE_PRINT), is_as, mask(CV_TICK)],
-                          [-e.lambda_trade * side, as_term(side, a, p), -e.lambda_cv_per_bps * cv_ret], 0.0)
+    evidence = _first([mask(TRADE_PRINT), is_as, mask(CV_TICK)],
+                      [-e.lambda_trade * side, as_term(side, a, p), -e.lambda_cv_per_bps * cv_ret])
     is_quote = mask(OWN_QUOTE)
     depth = jnp.where(is_quote, events.depth_bps, NO_QUOTE_BPS)
     f = lambda b: b.astype(dtype)  # noqa: E731
