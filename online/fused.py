@@ -3,9 +3,9 @@ so that a scan does only what depends on the state (issue 18).
 
 `belief.update` is written for reading: time passes, then `lax.switch` dispatches on the event's
 kind to one of seven branches, and the regime transition matrix expm(Q dt) sits behind a
-`lax.cond`. Compiled inside `lax.scan` on a CPU that is ~120 separately dispatched kernels and
-copies per event (each `switch` branch returns a copy of the whole state). Here the same update is
-split in two:
+`lax.cond`. Compiled inside `lax.scan` on a CPU that is 88 separately dispatched kernels per event
+(read from the compiled program: `benchmarks/_hlo.py`; each `switch` branch returns a copy of the
+whole state), where this path's scan is 31. The same update is split in two:
 
 1. `event_terms(events, params)`, for a whole batch at once (vectorised: SIMD on a CPU, parallel on
    a GPU): everything of an event that does not depend on the state - the decay and forgetting
@@ -24,7 +24,7 @@ is `belief.update`'s, in the same order where rounding could tell; what differs 
 grouped, and the regime transition matrix, whose Taylor terms are formed as powers of Q times
 powers of dt rather than as repeated products of Q dt (equal to ~1e-16 relative: the terms are
 below 0.05^k / k!). `tests/online/test_fused.py` holds every trajectory equal to the reference's
-scan of `belief.update` to 1e-12 in float64: real sessions, simulated streams of every kind,
+scan of `belief.update` to 1e-12 in float64: the recordings, drawn streams of every kind,
 gaps, restarts, invalid events, Student-t and Gaussian returns, and the gradient the tuner takes.
 """
 
