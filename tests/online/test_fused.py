@@ -1,10 +1,10 @@
 """The replay's fast path (`online.fused`, behind `replay.run`, `scan_from` and `Filter`) equals the
 reference - `lax.scan` of `belief.update` as written (`replay.run_reference`) - to 1e-12 in float64:
-on the bundled recordings, on drawn streams of every event kind (invalid events, restarts, long gaps
-that need the transition matrix's squarings, extreme values), under other settings of the belief
-(Gaussian returns, the Markov decay, the regime's verdict, the tape and other venues), and in the
-gradient the tuner takes through it. Float32 agrees with float64's reference to the float32
-tolerance of the replay tests."""
+on the bundled recordings, on a simulated market's feed, on drawn streams of every event kind
+(invalid events, restarts, long gaps that need the transition matrix's squarings, extreme values),
+under other settings of the belief (Gaussian returns, the Markov decay, the regime's verdict, the
+tape and other venues), and in the gradient the tuner takes through it. Float32 agrees with
+float64's reference to the float32 tolerance of the replay tests."""
 
 from __future__ import annotations
 
@@ -49,6 +49,23 @@ def _with_restarts(ev: Event, every: int) -> Event:
 def test_fast_replay_equals_the_reference_on_the_recordings(path):
     ev = as_events(to_arrays(ingest(path)[0]), np.float64)
     _assert_equal(run(ev, P), run_reference(ev, P))
+
+
+def test_fast_replay_equals_the_reference_on_a_simulated_market():
+    """The feed a recorder would write of a simulated trending market (`sim.session`: book, mid
+    ticks, the tape; 150 s), read by the belief the market's truth implies (`sim.truth`: the
+    regimes' own drifts, rates and tape law, the Markov decay)."""
+    import sim  # noqa: F401  (float64)
+    from calibration.validate import sim_market
+    from sim.exchange import exchange_params
+    from sim.market import simulate
+    from sim.session import session_from_path
+    from sim.truth import matched_config
+
+    m = sim_market("trending")
+    ev = as_events(to_arrays(session_from_path(simulate(jax.random.key(5), m, 1500), m)), np.float64)
+    cfg = matched_config(m, exchange_params(), tape=True, regime_sign=True)
+    _assert_equal(run(ev, cfg), run_reference(ev, cfg))
 
 
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
