@@ -286,15 +286,60 @@ def markov_decayed(log_odds, theta_dt):
             - jnp.log(keep + 2.0 * decay * jax.nn.sigmoid(-log_odds)))
 
 
+def decay_span_s(theta_per_s, dt_s):
+    """(1 - e^{-theta dt}) / theta, s: the integral of the decay over dt (below theta dt = 1e-6 its
+    series, whose gradient in theta, -dt^2 / 2 at 0, the tuner needs)."""
+    x = theta_per_s * dt_s
+    return jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.where(theta_per_s > 0, theta_per_s, 1.0), dt_s * (1.0 - x / 2.0))
+
+
+def return_weight(ret_bps, sigma2, span_s, p: Config):
+    """The Student-t's scale-mixture weight of a return, (nu + 1) / (nu + z^2) with z^2 = ret^2 /
+    (sigma^2 span); 1 with Gaussian returns (nu = 0). `_on_mid_tick` says why."""
+    nu = p.volatility.return_df
+    heavy = nu > 0
+    return jnp.where(heavy, (nu + 1.0) / (jnp.where(heavy, nu, 1.0) + ret_bps**2 / (sigma2 * span_s)), 1.0)
+
+
+def return_log_lik(ret_bps, dt_s, span_s, p: Config):
+    """Each regime's log-likelihood of a mid return over dt_s (Student-t with `volatility.return_df`,
+    Gaussian when 0), around the regime's drift x dt with its volatility over span_s."""
+    nu = p.volatility.return_df
+    heavy = nu > 0
+    sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(span_s)
+    loc = p.regime.drift_bps_s * dt_s
+    return jnp.where(heavy, t_dist.logpdf(ret_bps, jnp.where(heavy, nu, 1.0), loc, sd_r),
+                     norm.logpdf(ret_bps, loc, sd_r))
+
+
+def burst_term(n, p: Config):
+    """lambda_burst x (n - (burst_min - 1)) while n >= burst_min same-side fills lie in the window."""
+    e = p.evidence
+    return e.lambda_burst * jnp.where(n >= e.burst_min_fills, n - (e.burst_min_fills - 1.0), 0.0)
+
+
+def informed_weight(as_bps, spread_bps):
+    """The share of an AS measurement counted as informed (1C): 1 above 2 spreads, 0 below half a
+    spread, linear between."""
+    spread = jnp.maximum(spread_bps, 1e-6)
+    return jnp.clip((as_bps - 0.5 * spread) / (1.5 * spread), 0.0, 1.0)
+
+
+def held_depth_bps(depth_bps):
+    """An own_quote's depth as the filter holds it: NaN (none rests) -> NO_QUOTE_BPS, through the
+    mid -> 0."""
+    return jnp.where(jnp.isnan(depth_bps), NO_QUOTE_BPS, jnp.clip(depth_bps, 0.0, NO_QUOTE_BPS))
+
+
 def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     dt = jnp.maximum(ev.dt_s, 0.0)
     theta = p.evidence.theta_decay_per_s
     decay = jnp.exp(-theta * dt)
     # the survival drift r integrated with the decay: L(dt) = L e^{-theta dt} + r (1 - e^{-theta dt}) / theta
-    # (below theta dt = 1e-6 its series, whose gradient in theta, -dt^2 / 2 at 0, the tuner needs); under
-    # the Markov decay the same integral is added to the decayed L (exact to first order in theta dt)
+    # (`decay_span_s`); under the Markov decay the same integral is added to the decayed L (exact to first
+    # order in theta dt)
     x = theta * dt
-    span = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.where(theta > 0, theta, 1.0), dt * (1.0 - x / 2.0))
+    span = decay_span_s(theta, dt)
     alpha0, beta0 = _vol_prior(p)
     forget = jnp.exp(-p.volatility.forget_per_s * dt)
     tox = p.toxicity.decay_per_window ** (dt / p.toxicity.window_s)
@@ -337,14 +382,9 @@ def _on_mid_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     dt = jnp.where(has_dt, ev.ret_dt_s, 1.0)
     span = dt + p.drift.return_noise_s
     sigma2 = sigma2_estimate(s)
-    nu = p.volatility.return_df
-    heavy = nu > 0
-    w = jnp.where(heavy, (nu + 1.0) / (jnp.where(heavy, nu, 1.0) + ev.ret_bps**2 / (sigma2 * span)), 1.0)
+    w = return_weight(ev.ret_bps, sigma2, span, p)
     mean, var, _ = gaussian_update(s.drift_mean_bps_s, s.drift_var, ev.ret_bps / dt, sigma2 * span / dt**2 / w)
-    sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(span)
-    loglik = jnp.where(heavy, t_dist.logpdf(ev.ret_bps, jnp.where(heavy, nu, 1.0), p.regime.drift_bps_s * dt, sd_r),
-                       norm.logpdf(ev.ret_bps, p.regime.drift_bps_s * dt, sd_r))
-    log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
+    log_probs, _ = hmm_condition(s.regime_log_probs, return_log_lik(ev.ret_bps, dt, span, p))
     return s._replace(
         drift_mean_bps_s=jnp.where(has_dt, mean, s.drift_mean_bps_s),
         drift_var=jnp.where(has_dt, var, s.drift_var),
@@ -373,13 +413,11 @@ def _on_own_fill(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     age = s.fill_age_s.at[s.fill_head].set(0.0)
     sides = s.fill_side.at[s.fill_head].set(side)
     s = s._replace(fill_age_s=age, fill_side=sides, fill_head=(s.fill_head + 1) % BURST_BUFFER)
-    n = _same_side_in_window(s, side, p)
-    e = p.evidence
-    burst_term = e.lambda_burst * jnp.where(n >= e.burst_min_fills, n - (e.burst_min_fills - 1.0), 0.0)
+    burst = burst_term(_same_side_in_window(s, side, p), p)
     p_side = jnp.where(side > 0, p.regime.p_buy_fill, 1.0 - p.regime.p_buy_fill)
     log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side) + jnp.log(p.regime.fill_rate_per_s))
     return s._replace(
-        log_odds_ev=add_evidence(s.log_odds_ev, (p.evidence.lambda_fill + burst_term) * side, p),
+        log_odds_ev=add_evidence(s.log_odds_ev, (p.evidence.lambda_fill + burst) * side, p),
         fill_count=s.fill_count + 1.0,
         regime_log_probs=log_probs,
     )
@@ -406,8 +444,7 @@ def _on_adverse_selection(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Directional: lambda_AS * side * max(0, AS - fee) / AS_scale. Toxicity (1C): informed if
     AS > 2 spread, uninformed if AS < spread / 2, else a fractional (AS - spread/2) / (1.5 spread)."""
     a = ev.as_bps
-    spread = jnp.maximum(ev.spread_bps, 1e-6)
-    w = jnp.clip((a - 0.5 * spread) / (1.5 * spread), 0.0, 1.0)
+    w = informed_weight(a, ev.spread_bps)
     loglik = norm.logpdf(a, p.regime.as_mean_bps, p.regime.as_sd_bps)
     log_probs, _ = hmm_condition(s.regime_log_probs, loglik)
     return s._replace(
@@ -428,7 +465,7 @@ def _on_cv_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
 def _on_own_quote(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     """Our best order on `side` now rests `depth_bps` from the mid (inf / NaN: none): held for the
     survival term (module docstring); no evidence of its own."""
-    depth = jnp.where(jnp.isnan(ev.depth_bps), NO_QUOTE_BPS, jnp.clip(ev.depth_bps, 0.0, NO_QUOTE_BPS))
+    depth = held_depth_bps(ev.depth_bps)
     i = jnp.where(ev.side > 0, 0, 1)
     return s._replace(quote_depth_bps=s.quote_depth_bps.at[i].set(jnp.where(ev.side != 0, depth,
                                                                              s.quote_depth_bps[i])))

@@ -37,7 +37,6 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.stats import norm
-from jax.scipy.stats import t as t_dist
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from online.belief import (
@@ -45,14 +44,21 @@ from online.belief import (
     NO_QUOTE_BPS,
     BeliefState,
     Event,
+    _same_side_in_window,
     _vol_prior,
     add_evidence,
     as_term,
+    burst_term,
+    decay_span_s,
+    held_depth_bps,
+    informed_weight,
     init,
     markov_decayed,
+    return_log_lik,
+    return_weight,
     survival_rate,
 )
-from online.kernels import _MAX_SQUARINGS, _TAYLOR_NORM, _matmul_small
+from online.kernels import _MAX_SQUARINGS, _matmul_small, ou_stationary_var, squarings
 from online.params import Config
 
 _TAYLOR_TERMS = 10  # Q^0 .. Q^9, the reference's 9-term series (`kernels.transition_matrix`)
@@ -83,7 +89,6 @@ class EventTerms(NamedTuple):
     is_quote: jax.Array
     side: jax.Array
     ret_bps: jax.Array
-    ret2_bps2: jax.Array
     ret_rate_bps_s: jax.Array
     ret_span_s: jax.Array
     ret_dt_s: jax.Array
@@ -112,7 +117,7 @@ def transition_matrices(rates_per_s, dt_s):
     n = dt_s.shape[0]
     row_norm = jnp.max(jnp.sum(jnp.abs(rates_per_s), axis=-1))
     norm_dt = row_norm * dt_s
-    s = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm_dt, 1e-300) / _TAYLOR_NORM)), 0, _MAX_SQUARINGS)
+    s = squarings(norm_dt)
     h = dt_s / jnp.exp2(s)
     coeff = h[:, None] ** jnp.arange(_TAYLOR_TERMS, dtype=h.dtype)
     k = rates_per_s.shape[-1]
@@ -152,9 +157,8 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     # time passing (`belief._time_passes`)
     theta = p.evidence.theta_decay_per_s
     x = theta * dt
-    span = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.where(theta > 0, theta, 1.0), dt * (1.0 - x / 2.0))
     ou_decay = jnp.exp(-p.drift.theta_mu_per_s * dt)
-    stationary = p.drift.sigma_mu_bps_s_sqrt_s**2 / (2.0 * p.drift.theta_mu_per_s)
+    stationary = ou_stationary_var(p.drift.sigma_mu_bps_s_sqrt_s, p.drift.theta_mu_per_s)
     survival = -p.regime.fill_rate_per_s * dt[:, None]
     # mid tick (`belief._on_mid_tick`)
     has_dt = events.ret_dt_s > 0
@@ -162,12 +166,7 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     ret = jnp.where(is_mid, events.ret_bps, 0.0)
     ret_dt = jnp.where(has_dt, events.ret_dt_s, 1.0)
     ret_span = ret_dt + p.drift.return_noise_s
-    nu = p.volatility.return_df
-    heavy = nu > 0
-    sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(ret_span)[:, None]
-    loc = p.regime.drift_bps_s * ret_dt[:, None]
-    mid_lik = jnp.where(heavy, t_dist.logpdf(ret[:, None], jnp.where(heavy, nu, 1.0), loc, sd_r),
-                        norm.logpdf(ret[:, None], loc, sd_r))
+    mid_lik = return_log_lik(ret[:, None], ret_dt[:, None], ret_span[:, None], p)
     # trade print, own fill, adverse selection
     side = jnp.where(mask(TRADE_PRINT) | mask(OWN_FILL) | mask(ADVERSE_SELECTION) | mask(OWN_QUOTE),
                      events.side, 0.0)
@@ -176,7 +175,6 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     fill_lik = jnp.log(jnp.where(side[:, None] > 0, r.p_buy_fill, 1.0 - r.p_buy_fill)) + jnp.log(r.fill_rate_per_s)
     is_as = mask(ADVERSE_SELECTION)
     a = jnp.where(is_as, events.as_bps, 0.0)
-    spread = jnp.maximum(events.spread_bps, 1e-6)
     as_lik = norm.logpdf(a[:, None], r.as_mean_bps, r.as_sd_bps)
     emission = _first([is_mid[:, None], mask(TRADE_PRINT)[:, None], mask(OWN_FILL)[:, None], is_as[:, None]],
                       [mid_lik, trade_lik, fill_lik, as_lik])
@@ -188,7 +186,7 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     depth = jnp.where(is_quote, events.depth_bps, NO_QUOTE_BPS)
     f = lambda b: b.astype(dtype)  # noqa: E731
     return EventTerms(
-        dt_s=dt, restart=f(restart), decay=jnp.exp(-theta * dt), theta_dt=x, span_s=span,
+        dt_s=dt, restart=f(restart), decay=jnp.exp(-theta * dt), theta_dt=x, span_s=decay_span_s(theta, dt),
         vol_forget=jnp.exp(-p.volatility.forget_per_s * dt),
         tox_decay=p.toxicity.decay_per_window ** (dt / p.toxicity.window_s),
         fill_decay=jnp.exp(-dt / p.volatility.fill_window_s),
@@ -196,11 +194,11 @@ def event_terms(events: Event, params: Config) -> EventTerms:
         transition=transition_matrices(jnp.asarray(p.regime.rates_per_s, dtype), dt),
         regime_log_lik=jnp.where(restart[:, None], 0.0, survival) + emission,
         evidence=evidence, is_mid=f(is_mid), is_book=f(mask(BOOK_UPDATE)), is_fill=f(mask(OWN_FILL)),
-        is_as=f(is_as), is_quote=f(is_quote & (side != 0)), side=side, ret_bps=ret, ret2_bps2=ret**2,
+        is_as=f(is_as), is_quote=f(is_quote & (side != 0)), side=side, ret_bps=ret,
         ret_rate_bps_s=ret / ret_dt, ret_span_s=ret_span, ret_dt_s=ret_dt, as_bps=a,
-        as_informed_weight=jnp.clip((a - 0.5 * spread) / (1.5 * spread), 0.0, 1.0),
+        as_informed_weight=informed_weight(a, events.spread_bps),
         imbalance=jnp.where(mask(BOOK_UPDATE), events.imbalance, zero),
-        depth_bps=jnp.where(jnp.isnan(depth), NO_QUOTE_BPS, jnp.clip(depth, 0.0, NO_QUOTE_BPS)) * one,
+        depth_bps=held_depth_bps(depth) * one,
     )
 
 
@@ -225,11 +223,8 @@ def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
     sides = jnp.where(write, e.side, fresh_or("fill_side", s.fill_side))
     head = fresh_or("fill_head", s.fill_head)
     head = jnp.where(e.is_fill > 0, (head + 1) % BURST_BUFFER, head)
-    ev = p.evidence
-    recent = (age <= ev.max_burst_age_s) & (sides == e.side) & (e.side != 0)
-    n = jnp.sum(recent.astype(age.dtype))
-    burst = ev.lambda_burst * jnp.where(n >= ev.burst_min_fills, n - (ev.burst_min_fills - 1.0), 0.0)
-    lo = add_evidence(lo, jnp.where(e.is_fill > 0, (ev.lambda_fill + burst) * e.side, e.evidence), p)
+    burst = burst_term(_same_side_in_window(s._replace(fill_age_s=age, fill_side=sides), e.side, p), p)
+    lo = add_evidence(lo, jnp.where(e.is_fill > 0, (p.evidence.lambda_fill + burst) * e.side, e.evidence), p)
     # drift (OU Kalman) and volatility (inverse gamma) on the mid's return
     alpha0, beta0 = _vol_prior(p)
     mean = fresh_or("drift_mean_bps_s", s.drift_mean_bps_s * e.ou_decay)
@@ -237,9 +232,7 @@ def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
     alpha = fresh_or("vol_alpha", alpha0 + (s.vol_alpha - alpha0) * e.vol_forget)
     beta = fresh_or("vol_beta", beta0 + (s.vol_beta - beta0) * e.vol_forget)
     sigma2 = beta / (alpha - 1.0)
-    nu = p.volatility.return_df
-    heavy = nu > 0
-    w = jnp.where(heavy, (nu + 1.0) / (jnp.where(heavy, nu, 1.0) + e.ret2_bps2 / (sigma2 * e.ret_span_s)), 1.0)
+    w = return_weight(e.ret_bps, sigma2, e.ret_span_s, p)
     obs_var = sigma2 * e.ret_span_s / e.ret_dt_s**2 / w
     gain = var / (var + obs_var)
     is_mid = e.is_mid > 0
@@ -262,7 +255,7 @@ def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
         drift_mean_bps_s=jnp.where(is_mid, mean + gain * (e.ret_rate_bps_s - mean), mean),
         drift_var=jnp.where(is_mid, (1.0 - gain) * var, var),
         vol_alpha=alpha + jnp.where(is_mid, 0.5, 0.0),
-        vol_beta=beta + jnp.where(is_mid, 0.5 * w * e.ret2_bps2 / e.ret_span_s, 0.0),
+        vol_beta=beta + jnp.where(is_mid, 0.5 * w * e.ret_bps**2 / e.ret_span_s, 0.0),
         fill_count=fresh_or("fill_count", s.fill_count * e.fill_decay) + e.is_fill,
         tox_informed=informed + e.is_as * e.as_informed_weight,
         tox_uninformed=uninformed + e.is_as * (1.0 - e.as_informed_weight),

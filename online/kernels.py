@@ -62,6 +62,12 @@ def _scaled_squared(operand):
     return lax.scan(lambda m, i: (jnp.where(i < s, _matmul_small(m, m), m), None), p, jnp.arange(_MAX_SQUARINGS))[0]
 
 
+def squarings(norm):
+    """How many times Q dt (of row-sum norm `norm`) is halved before its Taylor series, and the result
+    squared after (`transition_matrix`): until the norm is below _TAYLOR_NORM, at most _MAX_SQUARINGS."""
+    return jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / _TAYLOR_NORM)), 0, _MAX_SQUARINGS)
+
+
 def transition_matrix(rates_per_s, dt_s):
     """expm(Q dt): the regime transition matrix over dt_s for generator Q (rows sum to 0).
 
@@ -72,8 +78,7 @@ def transition_matrix(rates_per_s, dt_s):
     branch; the squarings are a fixed-length scan, so the whole is reverse-differentiable.
     """
     a = rates_per_s * dt_s
-    norm = jnp.max(jnp.sum(jnp.abs(a), axis=-1))
-    s = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / _TAYLOR_NORM)), 0, _MAX_SQUARINGS).astype(jnp.int32)
+    s = squarings(jnp.max(jnp.sum(jnp.abs(a), axis=-1))).astype(jnp.int32)
     return lax.cond(s == 0, lambda op: _taylor_expm(op[0]), _scaled_squared, (a, s))
 
 
