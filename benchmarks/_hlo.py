@@ -11,6 +11,12 @@ _FREE = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast"}  # no
 _INSTR = re.compile(r"^\s*(?:ROOT )?%\S+ = .*? ([a-z][\w-]*)\(", re.M)
 
 
+def _trips(line: str) -> int | None:
+    """A while instruction's known trip count, None when XLA does not know it."""
+    m = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', line)
+    return int(m.group(1)) if m else None
+
+
 def _computations(hlo: str) -> dict[str, str]:
     """{name: body text} of every computation of an HLO module's text."""
     out = {}
@@ -30,8 +36,7 @@ def kernels(text: str, comps: dict[str, str]) -> float:
             continue
         w = re.search(r"body=(%[\w.\-]+)", line) if m.group(1) == "while" else None
         if w:
-            trips = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', line)
-            n += 1 + kernels(comps[w.group(1)], comps) * (int(trips.group(1)) if trips else 1)
+            n += 1 + kernels(comps[w.group(1)], comps) * (_trips(line) or 1)
         elif m.group(1) == "conditional":
             names = re.findall(r"(%[\w.\-]+)", (re.search(r"branch_computations=\{(.*?)\}", line)
                                                   or re.search(r"(true_computation=.*?, false_computation=%[\w.\-]+)",
@@ -60,8 +65,7 @@ def kernels_per_iteration(compiled) -> float:
     for line in hlo.splitlines():
         if " while(" not in line:
             continue
-        trips = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', line)
-        n = int(trips.group(1)) if trips else 0
+        n = _trips(line) or 0
         if n > best:
             best, body = n, re.search(r"body=(%[\w.\-]+)", line).group(1)
     if body is None:

@@ -13,7 +13,6 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks._hlo import kernels_per_call, kernels_per_iteration  # noqa: E402
@@ -26,11 +25,12 @@ from online.replay import run as replay  # noqa: E402
 from tests.conftest import PERP  # noqa: E402
 
 
-def call_floor_us(dtype) -> float:
-    """The wall time of a jitted call from Python that does nothing but add two small vectors and
-    return one: what any single-event push costs before its own work (JAX's dispatch), us."""
-    f = jax.jit(lambda state, event, params: (state + event[0], state[:16]))
-    args = (jnp.zeros(51, dtype), np.zeros(14, dtype), jnp.zeros(80, dtype))
+def call_floor_us(filt: Filter, event_vec: np.ndarray) -> float:
+    """The wall time of a jitted call from Python with push's arguments (the filter's flat state and
+    parameters, an event vector) that does one addition and returns two vectors: what any
+    single-event push costs before its own work (JAX's dispatch), us."""
+    f = jax.jit(lambda state, event, params: (state + event[0], params))
+    args = (filt._flat_state, event_vec, filt._flat_params)
     jax.block_until_ready(f(*args))
     return best_of(lambda: jax.block_until_ready(f(*args)), repeat=200) * 1e6
 
@@ -57,7 +57,7 @@ def run_one(dtype, path=PERP, reference: bool = True) -> dict:
     out["push_latency_us"] = best_of(lambda: jax.block_until_ready(f.push(one)), repeat=200) * 1e6
     vec = np.zeros(len(Event._fields), f._dtype)
     out["push_kernels"] = kernels_per_call(f._step_flat.lower(f._flat_state, vec, f._flat_params).compile())
-    out["jax_call_floor_us"] = call_floor_us(dtype)
+    out["jax_call_floor_us"] = call_floor_us(f, vec)
     return out
 
 
