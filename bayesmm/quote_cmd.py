@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from online.belief import Beliefs
+from online.belief import Beliefs, snapshot
+from online.params import HORIZONS_S
 from online.quoter import PRESETS, Market, QuoterState, preset, quote
 
 
@@ -45,6 +46,9 @@ def state_at(session_path: str, at: str, cfg=None):
     i = int(np.searchsorted(t_s, when, side="right") - 1)
     col = lambda n: float(table.column(n)[i].as_py())  # noqa: E731
     b = Beliefs(t_s=col("t_s"), p_down=col("p_down"), log_odds=col("log_odds"), mu_bps_s=col("mu_bps_s"),
+                p_down_h=np.array([col(f"p_down_{h:g}s") for h in HORIZONS_S]),
+                log_odds_h=np.array([col(f"log_odds_{h:g}s") for h in HORIZONS_S]),
+                fair_value_bps=col("fair_value_bps"), drift_log_odds=col("drift_log_odds"),
                 drift_magnitude_bps_s=col("drift_magnitude_bps_s"),
                 confidence=col("confidence"), drift_mean_bps_s=col("drift_mean_bps_s"),
                 drift_sd_bps_s=col("drift_sd_bps_s"), sigma_bps_sqrt_s=col("sigma_bps_sqrt_s"),
@@ -106,8 +110,7 @@ def cmd_quote(args) -> int:
         if len(regime) != 4 or abs(sum(regime) - 1) > 1e-6:
             raise ValueError(f"--regime needs 4 probabilities summing to 1, got {args.regime!r}")
         p = args.p_down
-        beliefs = Beliefs(t_s=0.0, p_down=p, log_odds=float(np.log(p / (1 - p))) if 0 < p < 1 else 0.0,
-                          mu_bps_s=args.mu_bps_s if args.mu_bps_s is not None else (1 - 2 * p) * 6.0,
+        beliefs = snapshot(np.float64(p), t_s=0.0, mu_bps_s=args.mu_bps_s if args.mu_bps_s is not None else (1 - 2 * p) * 6.0,
                           drift_magnitude_bps_s=6.0,
                           confidence=abs(2 * p - 1), drift_mean_bps_s=0.0, drift_sd_bps_s=1.0,
                           sigma_bps_sqrt_s=args.sigma_bps_sqrt_s, vol_regime=1, toxicity=args.toxicity,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from online.params import GROUPS, NUM_REGIMES, RANGES, Range, field_docs
+from online.params import GROUPS, NUM_REGIMES, RANGES, VECTOR_LENGTH, Range, field_docs
 
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://bayesmm.invalid/config.schema.json"
@@ -25,8 +25,9 @@ def _number(r: Range) -> dict:
 def _field_schema(r: Range, doc: str) -> dict:
     if r.kind == "flag":
         s = {"type": "boolean"}
-    elif r.kind == "vector":
-        s = {"type": "array", "items": _number(r), "minItems": NUM_REGIMES, "maxItems": NUM_REGIMES}
+    elif r.kind in VECTOR_LENGTH:
+        n = VECTOR_LENGTH[r.kind]
+        s = {"type": "array", "items": _number(r), "minItems": n, "maxItems": n}
     elif r.kind == "matrix":
         row = {"type": "array", "items": {"type": "number"}, "minItems": NUM_REGIMES, "maxItems": NUM_REGIMES}
         s = {"type": "array", "items": row, "minItems": NUM_REGIMES, "maxItems": NUM_REGIMES}

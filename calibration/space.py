@@ -172,7 +172,7 @@ def _dim(group: str, field: str, spec, where: str) -> Dim:
     key = f"{group}.{field}"
     if field not in GROUPS[group]._fields:
         raise SpaceError(f"{where}: [{group}] has no field {field!r}{_near(field, GROUPS[group]._fields)}")
-    if RANGES[group][field].kind in ("vector", "matrix"):
+    if RANGES[group][field].kind in ("vector", "horizons", "matrix"):
         raise SpaceError(f"{where}: {key} is a {RANGES[group][field].kind}; only scalar fields are swept")
     if not isinstance(spec, dict):
         return Dim(key, value=_check_value(key, spec, where))

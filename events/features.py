@@ -43,6 +43,9 @@ class EventArrays(NamedTuple):
             0 at a segment's first event and first tick).
         depth_bps: on own_quote, how far our best order on `side` rests from the mid, bps
             (side x (mid - price) / mid; NaN when none rests); 0 elsewhere.
+        ofi: on book_update, the order-flow imbalance at the touch since the previous book (Cont,
+            Kukanov & Stoikov 2014), as a share of the touch sizes involved, in [-1, 1] (`touch_ofi`);
+            0 elsewhere and at a segment's first book.
     """
 
     t_s: np.ndarray
@@ -61,6 +64,31 @@ class EventArrays(NamedTuple):
     valid: np.ndarray
     segment_start: np.ndarray
     depth_bps: np.ndarray
+    ofi: np.ndarray
+
+
+def touch_ofi(bid_px, ask_px, bid_sz, ask_sz, first) -> np.ndarray:
+    r"""The order-flow imbalance of each book update at the touch (Cont, Kukanov & Stoikov 2014):
+
+        e_n = q^b_n [P^b_n >= P^b_{n-1}] - q^b_{n-1} [P^b_n <= P^b_{n-1}]
+              - q^a_n [P^a_n <= P^a_{n-1}] + q^a_{n-1} [P^a_n >= P^a_{n-1}]
+
+    (bids joining or the bid rising: buying pressure; asks joining or the ask falling: selling), divided
+    by q^b_n + q^a_n + q^b_{n-1} + q^a_{n-1} so that it lies in [-1, 1] whatever the instrument's size
+    unit. Arrays are the book updates in order; `first` marks those with no previous book (0 there).
+    Odd in the mirror image: swapping bid and ask (prices reflected) negates it."""
+    bid_px, ask_px, bid_sz, ask_sz = (np.asarray(x, float) for x in (bid_px, ask_px, bid_sz, ask_sz))
+    n = len(bid_px)
+    if n == 0:
+        return np.zeros(0)
+    pb, pa, qb, qa = (np.r_[x[:1], x[:-1]] for x in (bid_px, ask_px, bid_sz, ask_sz))
+    e = (bid_sz * (bid_px >= pb) - qb * (bid_px <= pb) - ask_sz * (ask_px <= pa) + qa * (ask_px >= pa))
+    total = bid_sz + ask_sz + qb + qa
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, e / total, 0.0)
+    out = np.where(np.asarray(first, bool) | ~np.isfinite(out), 0.0, out)
+    out[0] = 0.0
+    return np.clip(out, -1.0, 1.0)
 
 
 def _ffill(values: np.ndarray, have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +147,12 @@ def to_arrays(session: Session) -> EventArrays:
     spread_bps, _ = _ffill(np.nan_to_num(spread_raw), book)
     imbalance, _ = _ffill(np.nan_to_num(tob), book)
     segment = np.cumsum(seg_start)
+    ofi = np.zeros(n)
+    rows = np.flatnonzero(book & np.isfinite(bid) & np.isfinite(ask) & np.isfinite(col("bid_sz"))
+                          & np.isfinite(col("ask_sz")))
+    if len(rows):
+        first = np.r_[True, segment[rows[1:]] != segment[rows[:-1]]]
+        ofi[rows] = touch_ofi(bid[rows], ask[rows], col("bid_sz")[rows], col("ask_sz")[rows], first)
     ret_bps, ret_dt_s = _returns_at(np.flatnonzero(kind == MID_TICK), price, t_s, n, segment)
     cv_ret = np.zeros(n)
     venues = col("venue").astype(str)
@@ -129,7 +163,7 @@ def to_arrays(session: Session) -> EventArrays:
         side=col("side").astype(np.float64), as_bps=np.nan_to_num(col("as_bps")), mid=mid,
         spread_bps=spread_bps, ret_bps=ret_bps, ret_dt_s=ret_dt_s, imbalance=imbalance,
         cv_ret_bps=cv_ret, valid=valid.astype(np.float64), segment_start=seg_start,
-        depth_bps=_quote_depths(kind, col("price"), col("side").astype(np.float64), mid),
+        depth_bps=_quote_depths(kind, col("price"), col("side").astype(np.float64), mid), ofi=ofi,
     )
 
 

@@ -20,7 +20,9 @@ the kind:
 | (time passing)    | decay; OU predict              | forget to prior | decay to prior | expm(Q dt), survival|
 | mid_tick          | Kalman update on the return    | IG update on r^2| -              | return likelihood   |
 | book_update       | the imbalance (a level term)   | -               | -              | -                   |
+|                   | and the order flow (book)      |                 |                |                     |
 | trade_print       | lambda_trade x aggressor side  | -               | -              | aggressor side      |
+|                   | and the trade flow (book)      |                 |                |                     |
 | own_fill          | lambda_fill, burst term        | fill clustering | -              | fill side + arrival |
 | adverse_selection | lambda_AS term                 | -               | Beta, AS mean  | AS likelihood       |
 | cv_tick           | lambda_cv x other venue return | -               | -              | -                   |
@@ -46,6 +48,12 @@ sigmoid(total); the drift estimate is mu = (1 - 2 p_down) E|mu|, a two-point app
 drift law given its sign, with E|mu| = sum_r P(regime r) |m_r| by the law of total expectation over
 the regime posterior: in a mean-reverting regime a wobble of p_down moves the quotes little, in a
 confident trend mu approaches the trend's drift.
+
+**Per horizon** (`online.book`), that log-odds is one input of a forecast of the mid's next move over
+each of `params.HORIZONS_S`, with the book's features (touch imbalance, order flow, trade flow, the
+recent moves' direction): `p_down_h`. `p_down` and `log_odds` are the forecast at
+`book.fair_value_horizon_s`, and `fair_value_bps` the fair value's offset from the mid. With the
+book's weights at 0 (the default) every horizon reads the drift belief alone, as the spec's filter.
 
 **Own fills are read against the quotes that made them** (the survival term; issue 14). Which side
 of ours fills is largely decided by how deep we quote it: in a downtrend a bot that leans (reduce-
@@ -90,8 +98,9 @@ from jax.scipy.stats import norm
 from jax.scipy.stats import t as t_dist
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
+from online import book
 from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, ou_stationary_var, transition_matrix
-from online.params import NUM_REGIMES, Config
+from online.params import NUM_HORIZONS, NUM_REGIMES, Config
 
 BURST_BUFFER = 16  # recent fills kept for the burst detector; bursts longer than this count as 16
 _NEVER_S = 1e9  # age of an empty ring-buffer slot, s
@@ -119,6 +128,8 @@ class Event(NamedTuple):
             prior before the event is read (module docstring).
         depth_bps: own_quote: how far our best order on `side` (+1 bid, -1 ask) rests from the mid,
             bps (inf or NaN: none rests; below 0, i.e. through the mid, counts as 0).
+        ofi: book_update: the touch's order-flow imbalance since the previous book, in [-1, 1]
+            (`events.features.touch_ofi`).
     """
 
     t_s: jax.Array
@@ -135,6 +146,7 @@ class Event(NamedTuple):
     valid: jax.Array
     segment_start: jax.Array
     depth_bps: jax.Array
+    ofi: jax.Array
 
 
 class BeliefState(NamedTuple):
@@ -158,6 +170,7 @@ class BeliefState(NamedTuple):
         imbalance: the book imbalance currently held.
         quote_depth_bps: depth of our best bid and ask from the mid, bps (NO_QUOTE_BPS: none), shape (2,):
             the survival term's (module docstring).
+        book_flow: the book's decayed flow sums, shape (book.FLOW_SIZE,) (`online.book`).
         t_s: time of the last event, s.
     """
 
@@ -177,6 +190,7 @@ class BeliefState(NamedTuple):
     fill_head: jax.Array
     imbalance: jax.Array
     quote_depth_bps: jax.Array
+    book_flow: jax.Array
     t_s: jax.Array
 
 
@@ -185,8 +199,9 @@ class Beliefs(NamedTuple):
 
     Attributes:
         t_s: time, s.
-        p_down: P(drift < 0).
-        log_odds: total log-odds that drift < 0 (tick + evidence).
+        p_down: P(the mid falls over `book.fair_value_horizon_s`): `p_down_h` there (the drift
+            belief's P(drift < 0) when the book's weights are 0, the default).
+        log_odds: its log-odds.
         mu_bps_s: expected drift, bps/s.
         drift_magnitude_bps_s: E|mu| under the regime posterior, bps/s (mu = (1 - 2 p_down) x this).
         confidence: |2 p_down - 1|.
@@ -200,6 +215,11 @@ class Beliefs(NamedTuple):
         burst: 1.0 when >= burst_min_fills same-side fills lie within max_burst_age_s.
         burst_count: same-side fills (side of the latest fill) within the window.
         burst_side: that side (+1 buys swept the bid, -1 sells lifted the ask, 0 none).
+        p_down_h: P(the mid falls over each of `HORIZONS_S`), shape (NUM_HORIZONS,) (`online.book`).
+        log_odds_h: their log-odds.
+        fair_value_bps: the fair value's offset from the mid, bps (`book.fair_value_offset_bps`).
+        drift_log_odds: the drift belief's log-odds that drift < 0 (tick + evidence + regime
+            verdict + imbalance level term), the input `book.belief_weight` weighs.
     """
 
     t_s: jax.Array
@@ -218,6 +238,10 @@ class Beliefs(NamedTuple):
     burst: jax.Array
     burst_count: jax.Array
     burst_side: jax.Array
+    p_down_h: jax.Array
+    log_odds_h: jax.Array
+    fair_value_bps: jax.Array
+    drift_log_odds: jax.Array
 
 
 def _vol_prior(params: Config):
@@ -249,6 +273,7 @@ def init(params: Config) -> BeliefState:
         fill_head=jnp.zeros((), jnp.int32),
         imbalance=z,
         quote_depth_bps=jnp.full((2,), NO_QUOTE_BPS, dtype),
+        book_flow=jnp.zeros((book.FLOW_SIZE,), dtype),
         t_s=z,
     )
 
@@ -361,6 +386,7 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
         as_weight=s.as_weight * tox,
         regime_log_probs=log_probs,
         fill_age_s=s.fill_age_s + dt,
+        book_flow=s.book_flow * book.flow_decay(dt, p),
         t_s=s.t_s + dt,
     )
 
@@ -391,11 +417,14 @@ def _on_mid_tick(s: BeliefState, ev: Event, p: Config) -> BeliefState:
         vol_alpha=s.vol_alpha + jnp.where(has_dt, 0.5, 0.0),
         vol_beta=s.vol_beta + jnp.where(has_dt, 0.5 * w * ev.ret_bps**2 / span, 0.0),
         regime_log_probs=jnp.where(has_dt, log_probs, s.regime_log_probs),
+        book_flow=s.book_flow + book.flow_increment(False, False, has_dt, 0.0, 0.0, ev.ret_bps),
     )
 
 
 def _on_book_update(s: BeliefState, ev: Event, p: Config) -> BeliefState:
-    return s._replace(imbalance=ev.imbalance)
+    """The touch's imbalance replaces the one held (a level); its order flow adds to the decayed sums."""
+    return s._replace(imbalance=ev.imbalance,
+                      book_flow=s.book_flow + book.flow_increment(True, False, False, ev.ofi, 0.0, 0.0))
 
 
 def _on_trade_print(s: BeliefState, ev: Event, p: Config) -> BeliefState:
@@ -403,7 +432,8 @@ def _on_trade_print(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     p_side = jnp.where(ev.side > 0, p.regime.p_taker_buy, 1.0 - p.regime.p_taker_buy)
     log_probs, _ = hmm_condition(s.regime_log_probs, jnp.log(p_side))
     return s._replace(log_odds_ev=add_evidence(s.log_odds_ev, -p.evidence.lambda_trade * ev.side, p),
-                      regime_log_probs=log_probs)
+                      regime_log_probs=log_probs,
+                      book_flow=s.book_flow + book.flow_increment(False, True, False, 0.0, ev.side, 0.0))
 
 
 def _on_own_fill(s: BeliefState, ev: Event, p: Config) -> BeliefState:
@@ -538,12 +568,26 @@ def regime_log_odds(state: BeliefState, params: Config):
     return jnp.clip(jnp.log(p) - jnp.log1p(-p), -bound, bound)
 
 
+def snapshot(p_down: float, **fields) -> Beliefs:
+    """A `Beliefs` given by hand (a what-if for the quoter: `bayesmm quote`, tests): p_down for every
+    horizon, its log-odds, and the other fields as given (each required but the per-horizon ones)."""
+    p = jnp.asarray(p_down)
+    lo = jnp.log(p) - jnp.log1p(-p)
+    h = jnp.ones((NUM_HORIZONS,), p.dtype)
+    return Beliefs(p_down=p, log_odds=lo, p_down_h=p * h, log_odds_h=lo * h,
+                   fair_value_bps=fields.pop("fair_value_bps", jnp.zeros((), p.dtype)),
+                   drift_log_odds=fields.pop("drift_log_odds", lo), **fields)
+
+
 def readout(state: BeliefState, params: Config) -> Beliefs:
     """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
-    log_odds = (state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
-                + params.drift.regime_weight * regime_log_odds(state, params)
-                - params.evidence.lambda_imbalance * state.imbalance)
-    p_down = jax.nn.sigmoid(log_odds)
+    drift_log_odds = (state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
+                      + params.drift.regime_weight * regime_log_odds(state, params)
+                      - params.evidence.lambda_imbalance * state.imbalance)
+    log_odds_h = book.horizon_log_odds(drift_log_odds, book.features(state.imbalance, state.book_flow), params)
+    p_down_h = jax.nn.sigmoid(log_odds_h)
+    at = book.horizon_index(params)
+    log_odds, p_down = log_odds_h[at], p_down_h[at]
     sigma2 = sigma2_estimate(state) * jnp.maximum(1.0, state.fill_count / params.volatility.expected_fills_per_window)
     sigma = jnp.sqrt(sigma2)
     ratio = sigma / params.volatility.sigma_long_bps_sqrt_s
@@ -570,4 +614,8 @@ def readout(state: BeliefState, params: Config) -> Beliefs:
         burst=(count >= params.evidence.burst_min_fills).astype(sigma.dtype),
         burst_count=count,
         burst_side=jnp.where(count > 0, last_side, 0.0),
+        p_down_h=p_down_h,
+        log_odds_h=log_odds_h,
+        fair_value_bps=book.fair_value_offset_bps(p_down, params),
+        drift_log_odds=drift_log_odds,
     )

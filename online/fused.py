@@ -38,6 +38,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.stats import norm
 
+from online import book
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from online.belief import (
     BURST_BUFFER,
@@ -96,6 +97,8 @@ class EventTerms(NamedTuple):
     as_informed_weight: jax.Array
     imbalance: jax.Array
     depth_bps: jax.Array
+    flow_decay: jax.Array  # the book's flows' decay over dt (`online.book`)
+    flow_increment: jax.Array  # (book.FLOW_SIZE,): the event's increments of the book's flows
 
 
 def _taylor_powers(rates_per_s):
@@ -199,6 +202,9 @@ def event_terms(events: Event, params: Config) -> EventTerms:
         as_informed_weight=informed_weight(a, events.spread_bps),
         imbalance=jnp.where(mask(BOOK_UPDATE), events.imbalance, zero),
         depth_bps=held_depth_bps(depth) * one,
+        flow_decay=book.flow_decay(dt, p),
+        flow_increment=book.flow_increment(mask(BOOK_UPDATE)[:, None], mask(TRADE_PRINT)[:, None], is_mid[:, None],
+                                           events.ofi[:, None], side[:, None], ret[:, None])[:, 0, :],
     )
 
 
@@ -267,6 +273,7 @@ def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
         fill_head=head,
         imbalance=jnp.where(e.is_book > 0, e.imbalance, fresh_or("imbalance", s.imbalance)),
         quote_depth_bps=jnp.where((e.is_quote > 0) & quote_slot, e.depth_bps, depth),
+        book_flow=fresh_or("book_flow", s.book_flow * e.flow_decay) + e.flow_increment,
         t_s=s.t_s + e.dt_s,
     )
 

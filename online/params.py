@@ -26,6 +26,11 @@ import numpy as np
 
 REGIMES: tuple[str, ...] = ("trending_down", "trending_up", "mean_reverting", "volatile")
 NUM_REGIMES = len(REGIMES)
+HORIZONS_S: tuple[float, ...] = (1.0, 5.0, 30.0, 60.0)
+"""The horizons the belief forecasts the mid's next move over, s: one p_down per horizon (`BookParams`)."""
+NUM_HORIZONS = len(HORIZONS_S)
+BOOK_FEATURES: tuple[str, ...] = ("imbalance", "ofi", "trade_flow", "move")
+"""The book's features the belief reads (`online.book`), each in [-1, 1] and odd under the mirror image."""
 
 # OU drift prior: "drift probably within about +-10 bps/s" (spec 1A fix) -> stationary sd 5 bps/s.
 _THETA_MU = 0.001
@@ -292,6 +297,53 @@ class OrderParams(NamedTuple):
     use_emergency_cancel: float = 1.0
 
 
+class BookParams(NamedTuple):
+    """What the order book and the tape say about the mid's next move, per horizon (`online.book`):
+    a logistic read-out of four bounded features, each odd in the mirror image (a negated book gives
+    the mirrored belief), combined with the drift belief's own log-odds. Per horizon h (`HORIZONS_S`):
+
+        logit P(mid falls over h) = (b_h L + sum_k w_hk x_k) / sqrt(1 + pi/8 sum_k v_hk x_k^2)
+
+    with L the drift belief's log-odds (returns, fills, tape, regime), x_k the features and v_hk the
+    variance of a new session's weight (the model's between-block spread and the posterior's, the
+    probit approximation of its predictive, `models.book`). Vectors hold one value per horizon.
+    All weights 0 and belief_weight 1: every horizon reads the drift belief alone (the spec's filter).
+
+    Attributes:
+        flow_window_s: time constant of the decayed flow features (order flow, trade flow, move), s.
+        belief_weight: weight of the drift belief's log-odds in each horizon's (1: as it is).
+        imbalance_weight: log-odds of a fall per unit of touch queue imbalance (bid - ask) / (bid + ask).
+        ofi_weight: per unit of the decayed order-flow imbalance at the touch (Cont, Kukanov & Stoikov).
+        trade_flow_weight: per unit of the decayed net aggressor side of the tape.
+        move_weight: per unit of the decayed direction of the mid's recent moves (the bounce's sign).
+        imbalance_var: variance of a new session's imbalance weight (0: the weight as it is).
+        ofi_var: the same for the order-flow weight.
+        trade_flow_var: the same for the trade-flow weight.
+        move_var: the same for the move weight.
+        abs_move_bps: mean |mid move| over each horizon, bps: the fair value's scale (the mid plus
+            (1 - 2 p_down) x this at `fair_value_horizon_s`).
+        fair_value_horizon_s: the horizon whose forecast gives the fair value and the quoter's
+            p_down (the nearest of `HORIZONS_S`), s.
+    """
+
+    flow_window_s: float = 5.0
+    belief_weight: tuple = (1.0, 1.0, 1.0, 1.0)
+    imbalance_weight: tuple = (0.0, 0.0, 0.0, 0.0)
+    ofi_weight: tuple = (0.0, 0.0, 0.0, 0.0)
+    trade_flow_weight: tuple = (0.0, 0.0, 0.0, 0.0)
+    move_weight: tuple = (0.0, 0.0, 0.0, 0.0)
+    imbalance_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    ofi_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    trade_flow_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    move_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    abs_move_bps: tuple = (0.0, 0.0, 0.0, 0.0)
+    fair_value_horizon_s: float = 30.0
+
+
+BOOK_WEIGHTS = tuple(f"{k}_weight" for k in BOOK_FEATURES)
+BOOK_VARS = tuple(f"{k}_var" for k in BOOK_FEATURES)
+
+
 class Config(NamedTuple):
     """Every parameter of the online side, by component (module docstring); what `config.toml` holds."""
 
@@ -303,16 +355,19 @@ class Config(NamedTuple):
     regime: RegimeParams = RegimeParams()
     quoter: QuoterParams = QuoterParams()
     orders: OrderParams = OrderParams()
+    book: BookParams = BookParams()
 
 
 GROUPS: dict[str, type] = dict(zip(Config._fields, (VenueParams, DriftParams, EvidenceParams, VolatilityParams,
-                                                    ToxicityParams, RegimeParams, QuoterParams, OrderParams),
+                                                    ToxicityParams, RegimeParams, QuoterParams, OrderParams,
+                                                    BookParams),
                                    strict=True))
 
 
 class Range(NamedTuple):
     """Allowed values of a field: lo < x (or <= when lo_closed), x < hi (or <= when hi_closed); kind
-    "number", "flag" (boolean in the file), "vector" (NUM_REGIMES numbers), "matrix" (4x4)."""
+    "number", "flag" (boolean in the file), "vector" (NUM_REGIMES numbers, one per regime), "horizons"
+    (NUM_HORIZONS numbers, one per horizon), "matrix" (4x4)."""
 
     lo: float = -math.inf
     hi: float = math.inf
@@ -371,7 +426,13 @@ RANGES: dict[str, dict[str, Range]] = {
                "use_directional_sizing": _FLAG, "use_burst_premium": _FLAG, "use_inventory_skew": _FLAG},
     "orders": {"quote_cycle_s": _POS, "price_tolerance_bps": _NONNEG, "size_tolerance_qty": _NONNEG,
                "use_emergency_cancel": _FLAG},
+    "book": {"flow_window_s": _POS, "belief_weight": Range(0.0, 10.0, kind="horizons"),
+             **{k: Range(-20.0, 20.0, kind="horizons") for k in BOOK_WEIGHTS},
+             **{k: Range(0.0, 100.0, kind="horizons") for k in BOOK_VARS},
+             "abs_move_bps": Range(0.0, 1e4, kind="horizons"), "fair_value_horizon_s": _POS},
 }
+VECTOR_LENGTH = {"vector": NUM_REGIMES, "horizons": NUM_HORIZONS}
+"""How many numbers a field of each vector kind holds."""
 
 
 def field_docs(group: str) -> dict[str, str]:
@@ -408,7 +469,8 @@ def _check_value(key: str, value, rng: Range) -> np.ndarray:
         if v is None or v.shape != () or float(v) not in (0.0, 1.0):
             raise ValueError(f"{key} = {value!r}: must be true or false")
         return v
-    shape = {"number": (), "vector": (NUM_REGIMES,), "matrix": (NUM_REGIMES, NUM_REGIMES)}[rng.kind]
+    shape = {"number": (), "vector": (NUM_REGIMES,), "horizons": (NUM_HORIZONS,),
+             "matrix": (NUM_REGIMES, NUM_REGIMES)}[rng.kind]
     if isinstance(value, bool | str) or (isinstance(value, list | tuple) and any(
             isinstance(x, bool | str) for x in np.ravel(np.asarray(value, dtype=object)))):
         raise ValueError(f"{key} = {value!r}: must be {'a number' if shape == () else 'numbers'}, not "

@@ -135,8 +135,9 @@ class Filter:
 
 
 def beliefs_to_columns(beliefs: Beliefs, kind) -> dict[str, np.ndarray]:
-    """Flatten a replay's `Beliefs` into named NumPy columns (p_regime split per regime), plus kind."""
-    from online.params import REGIMES
+    """Flatten a replay's `Beliefs` into named NumPy columns (p_regime split per regime: p_<regime>;
+    the per-horizon forecasts per horizon: p_down_<h>s, log_odds_<h>s), plus kind."""
+    from online.params import HORIZONS_S, REGIMES
 
     cols = {}
     for name, value in beliefs._asdict().items():
@@ -144,6 +145,9 @@ def beliefs_to_columns(beliefs: Beliefs, kind) -> dict[str, np.ndarray]:
         if name == "p_regime":
             for i, regime in enumerate(REGIMES):
                 cols[f"p_{regime}"] = value[..., i]
+        elif name in ("p_down_h", "log_odds_h"):
+            for i, h in enumerate(HORIZONS_S):
+                cols[f"{name[:-2]}_{h:g}s"] = value[..., i]
         else:
             cols[name] = value
     cols["kind"] = np.asarray(kind)

@@ -49,7 +49,7 @@ def _current_system_p_down(paths) -> np.ndarray:
         z = np.zeros(n)
         ev = Event(t_s=t, dt_s=dt, kind=np.full(n, MID_TICK, np.int32), side=z, size=z, as_bps=z, spread_bps=z,
                    ret_bps=np.asarray(paths.ret_bps[i], float), ret_dt_s=dt, imbalance=z, cv_ret_bps=z,
-                   valid=np.ones(n), segment_start=z, depth_bps=z)
+                   valid=np.ones(n), segment_start=z, depth_bps=z, ofi=z)
         out.append(np.asarray(current_system_run(as_events(ev, np.float64), CurrentSystemParams())["p_down"]))
     return np.stack(out)
 

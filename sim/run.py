@@ -140,7 +140,7 @@ def _event(kind, dt=0.0, side=0.0, as_bps=0.0, spread=0.0, ret=0.0, ret_dt=0.0, 
            depth=0.0):
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     return Event(f(t), f(dt), jnp.asarray(kind, jnp.int32), f(side), f(0.0), f(as_bps), f(spread), f(ret),
-                 f(ret_dt), f(imb), f(0.0), f(valid), f(0.0), f(depth))
+                 f(ret_dt), f(imb), f(0.0), f(valid), f(0.0), f(depth), f(0.0))
 
 
 def _stack(events):

@@ -29,7 +29,11 @@ SETTINGS = {
         P, volatility=dict(return_df=0.0), drift=dict(regime_weight=0.7, return_weight=0.5),
         evidence=dict(markov_decay=0.6, lambda_trade=0.3, lambda_imbalance=0.8, lambda_cv_per_bps=0.05,
                       survival_weight=0.5),
-        regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5))),
+        regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5)),
+        book=dict(flow_window_s=2.0, belief_weight=(0.2, 0.5, 1.0, 0.0), imbalance_weight=(-1.5, -0.6, -0.3, 0.1),
+                  ofi_weight=(-0.5, -0.2, 0.0, 0.3), trade_flow_weight=(0.2, -0.4, 0.1, 0.0),
+                  move_weight=(0.7, 0.1, -0.2, 0.0), imbalance_var=(0.1, 0.3, 0.0, 1.0),
+                  move_var=(0.05, 0.0, 0.2, 0.0), abs_move_bps=(0.3, 0.8, 2.0, 3.0), fair_value_horizon_s=5.0)),
 }
 
 

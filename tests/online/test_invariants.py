@@ -35,7 +35,7 @@ def _random_stream(seed: int, scenario: str) -> Event:
                 ret_bps=ret, ret_dt_s=rng.choice([0.0, 1e-6, 0.5, 100.0], N),
                 imbalance=rng.uniform(-1, 1, N), cv_ret_bps=rng.normal(0, 50, N),
                 valid=rng.choice([0.0, 1.0], N, p=[0.05, 0.95]), segment_start=np.zeros(N),
-                depth_bps=rng.choice([-5.0, 0.0, 3.0, 1e30, np.inf, np.nan], N))
+                depth_bps=rng.choice([-5.0, 0.0, 3.0, 1e30, np.inf, np.nan], N), ofi=rng.uniform(-1, 1, N))
     return Event(**cols)
 
 
@@ -121,7 +121,7 @@ def test_adversarial_million_event_stream():
                   size=10.0 ** rng.uniform(-8, 6, n), as_bps=rng.normal(0, 2_000, n),
                   spread_bps=rng.uniform(0.5, 50, n), ret_dt_s=np.maximum(dt, 1e-3), imbalance=rng.uniform(-1, 1, n),
                   cv_ret_bps=rng.normal(0, 500, n), valid=np.ones(n), segment_start=np.zeros(n),
-                  depth_bps=rng.choice([0.0, 2.0, 50.0, np.nan], n))
+                  depth_bps=rng.choice([0.0, 2.0, 50.0, np.nan], n), ofi=rng.uniform(-1, 1, n))
     jumped = ret.copy()
     jumped[jumps], jumped[jumps + 1] = -5_000.0, 10_000.0  # -50% and back (+100% of the lower price)
     b = run(as_events(Event(ret_bps=jumped, **fields), np.float64), P64)

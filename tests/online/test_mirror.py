@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.belief import Beliefs
+from online.belief import snapshot
 from online.orders import Orders, desired_from_quote, emergency_cancel, reconcile
 from online.params import default_config, replace
 from online.quoter import Market, QuoterState, quote
@@ -25,7 +25,7 @@ CFG = replace(default_config(), venue=dict(tick_size_px=0.01, max_sig_figs=0.0, 
 
 def _beliefs(p_down, mu, sigma, tox, regime, burst, burst_side, magnitude):
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
-    return Beliefs(t_s=f(0), p_down=f(p_down), log_odds=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
+    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
                    confidence=f(abs(2 * p_down - 1)), drift_mean_bps_s=f(mu), drift_sd_bps_s=f(1),
                    sigma_bps_sqrt_s=f(sigma), vol_regime=jnp.asarray(1), toxicity=f(tox), expected_as_bps=f(12.0),
                    p_regime=jnp.asarray(regime, jnp.float64), burst=f(burst), burst_count=f(5 * burst),

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.belief import Beliefs
+from online.belief import snapshot
 from online.orders import Orders, apply_actions, desired_from_quote, emergency_cancel, reconcile
 from online.params import default_config, replace
 from online.quoter import (
@@ -38,7 +38,7 @@ def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0
             expected_as=21.0, magnitude=6.0):
     """A belief snapshot; the realised AS mean defaults to the spec's stage-3 AS_scale of 21 bps."""
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
-    return Beliefs(t_s=f(0), p_down=f(p_down), log_odds=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
+    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
                    confidence=f(abs(2 * p_down - 1)),
                    drift_mean_bps_s=f(0), drift_sd_bps_s=f(1), sigma_bps_sqrt_s=f(sigma), vol_regime=jnp.asarray(1),
                    toxicity=f(tox), expected_as_bps=f(expected_as), p_regime=jnp.asarray(regime, jnp.float64),

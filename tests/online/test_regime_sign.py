@@ -18,7 +18,12 @@ ONLY_REGIME = replace(default_config(), drift=dict(regime_weight=1.0, return_wei
                       evidence=dict(lambda_fill=0.0, lambda_as=0.0, lambda_burst=0.0))
 POOLED = replace(default_config(), drift=dict(regime_weight=0.7),
                  evidence=dict(lambda_trade=0.3, lambda_imbalance=0.8, lambda_cv_per_bps=0.05),
-                 regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5)))
+                 regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5)),
+                 book=dict(belief_weight=(0.3, 0.6, 1.0, 1.2), imbalance_weight=(-1.7, -0.6, -0.2, 0.0),
+                           ofi_weight=(-0.4, -0.3, 0.1, 0.2), trade_flow_weight=(-0.2, 0.3, 0.0, -0.1),
+                           move_weight=(0.8, 0.2, -0.3, 0.0), imbalance_var=(0.2, 0.1, 0.0, 0.5),
+                           ofi_var=(0.1, 0.0, 0.0, 0.0), move_var=(0.3, 0.0, 0.1, 0.0),
+                           abs_move_bps=(0.5, 1.0, 2.0, 3.0), fair_value_horizon_s=5.0))
 
 
 def _stream(seed: int, kinds=(0, 1, 2, 3, 4, 5, 6)) -> dict:
@@ -27,7 +32,8 @@ def _stream(seed: int, kinds=(0, 1, 2, 3, 4, 5, 6)) -> dict:
                 side=rng.choice([-1.0, 1.0], N), size=rng.exponential(1.0, N), as_bps=rng.normal(5.0, 10.0, N),
                 spread_bps=np.full(N, 2.0), ret_bps=rng.normal(-0.5, 3.0, N), ret_dt_s=np.full(N, 0.5),
                 imbalance=rng.uniform(-0.9, 0.9, N), cv_ret_bps=rng.normal(0.0, 2.0, N), valid=np.ones(N),
-                segment_start=np.zeros(N), depth_bps=rng.choice([0.0, 1.5, 4.0, 12.0, np.nan], N))
+                segment_start=np.zeros(N), depth_bps=rng.choice([0.0, 1.5, 4.0, 12.0, np.nan], N),
+                ofi=rng.uniform(-1.0, 1.0, N))
 
 
 def _run(cols: dict, cfg):
@@ -61,11 +67,11 @@ def test_regime_verdict_is_bounded():
 
 
 def _mirror(cols: dict) -> dict:
-    """The same world upside down: every side, return, imbalance and other-venue move negated (an
+    """The same world upside down: every side, return, imbalance, order flow and other-venue move negated (an
     adverse selection stays adverse: it is measured against our own fill's side; an own_quote's
     depth stays, on the other side: our bid at 4 bps becomes our ask at 4 bps)."""
     return dict(cols, side=-cols["side"], ret_bps=-cols["ret_bps"], imbalance=-cols["imbalance"],
-                cv_ret_bps=-cols["cv_ret_bps"])
+                cv_ret_bps=-cols["cv_ret_bps"], ofi=-cols["ofi"])
 
 
 @settings(max_examples=10, deadline=None)
@@ -73,12 +79,18 @@ def _mirror(cols: dict) -> dict:
 def test_stage_one_is_mirror_symmetric(seed, pooled, markov):
     """Mirroring the events mirrors the belief: p_down -> 1 - p_down, mu -> -mu, the two trending
     regimes swap, volatility and toxicity unchanged, with the regime's verdict pooled with the
-    returns, fills, our quotes' survival, tape, book and other venue (all weights on) or alone,
-    under the spec's log-odds decay, the Markov chain's, or a blend (`evidence.markov_decay`)."""
+    returns, fills, our quotes' survival, tape, book and other venue (all weights on, and the book's
+    per-horizon forecast with every feature weighted) or alone, under the spec's log-odds decay, the
+    Markov chain's, or a blend (`evidence.markov_decay`): every horizon's forecast and the fair value
+    mirror too."""
     cfg = replace(POOLED if pooled else ONLY_REGIME, evidence=dict(markov_decay=markov))
     cols = _stream(seed)
     a, m = _run(cols, cfg), _run(_mirror(cols), cfg)
     np.testing.assert_allclose(np.asarray(m.log_odds), -np.asarray(a.log_odds), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(m.log_odds_h), -np.asarray(a.log_odds_h), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(m.fair_value_bps), -np.asarray(a.fair_value_bps), atol=1e-9)
+    if pooled:  # the book moves the forecasts: the check is not of a constant
+        assert np.ptp(np.asarray(a.p_down_h)[:, 0]) > 0.3
     np.testing.assert_allclose(np.asarray(m.mu_bps_s), -np.asarray(a.mu_bps_s), atol=1e-9)
     np.testing.assert_allclose(np.asarray(m.p_regime), np.asarray(a.p_regime)[:, [1, 0, 2, 3]], atol=1e-9)
     np.testing.assert_allclose(np.asarray(m.sigma_bps_sqrt_s), np.asarray(a.sigma_bps_sqrt_s), rtol=1e-12)
