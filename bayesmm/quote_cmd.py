@@ -110,7 +110,8 @@ def cmd_quote(args) -> int:
         if len(regime) != 4 or abs(sum(regime) - 1) > 1e-6:
             raise ValueError(f"--regime needs 4 probabilities summing to 1, got {args.regime!r}")
         p = args.p_down
-        beliefs = snapshot(np.float64(p), t_s=0.0, mu_bps_s=args.mu_bps_s if args.mu_bps_s is not None else (1 - 2 * p) * 6.0,
+        beliefs = snapshot(np.float64(p), t_s=0.0,
+                           mu_bps_s=args.mu_bps_s if args.mu_bps_s is not None else (1 - 2 * p) * 6.0,
                           drift_magnitude_bps_s=6.0,
                           confidence=abs(2 * p - 1), drift_mean_bps_s=0.0, drift_sd_bps_s=1.0,
                           sigma_bps_sqrt_s=args.sigma_bps_sqrt_s, vol_regime=1, toxicity=args.toxicity,

@@ -38,8 +38,8 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.stats import norm
 
-from online import book
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
+from online import book
 from online.belief import (
     BURST_BUFFER,
     NO_QUOTE_BPS,
