@@ -4,22 +4,17 @@ r"""`calibrate`: recorded sessions -> a validated production config, in six stag
    paths), with diagnostics and posterior predictive checks; the **gate** lists what failed.
 2. **derive** every online parameter the fits inform, draw by draw (`calibration.derive`).
 3. **tune** the evidence weights by the filter's own predictive log score (`calibration.tune`).
-4. **select** a route on held-out data - the derived config, the fitted regime HMM's own verdict on
-   the sign (`derive.regime_verdict_config`, when the regime model was fitted) or the tuned weights
-   - by blocked cross-validation in time: each session is cut into `folds` contiguous blocks; for
-   each block every route is recomputed without it (the fits on the other blocks, jointly, as
-   separate sessions; the tuner scoring only their points) and scored on it, against the sign of the
-   forward mid move at each horizon; the held-out scores of all blocks are pooled. (A single held-
-   out tail was tried first: on the 5-minute 20240808 spot session its last 30% held two independent
-   60 s windows, too few to judge.) Each route's evidence is also **shrunk** there: all evidence
-   weights (and the weights of the returns and of the regime's verdict) are multiplied by a tau in
-   `SHRINK_GRID`, chosen the way the result is judged: the largest mean held-out gain in log score
-   over a coin flip among the taus whose gain at every horizon is at least -`TOLERANCE` (0.003). tau
-   = 0 is a filter that says 1/2 (log score ln 0.5 exactly) and is always admissible, so the
-   selected filter is never worse than a coin flip on the held-out blocks beyond the tolerance; on a
-   recording where no evidence generalises that is what it becomes, and the report says so. The
-   route with the highest held-out gain wins; its full-data parameters, shrunk by its tau, are
-   exported.
+4. **select** on held-out data, per horizon (`calibration.select`): by blocked cross-validation in
+   time, each session is cut into `folds` contiguous blocks; for each block every route - the drift
+   belief tuned, derived, or read from the fitted regime HMM (`derive.regime_verdict_config`) - and
+   the book model are recomputed without it (the fits on the other blocks, jointly, as separate
+   sessions; the tuner scoring only their points) and scored on it, against the sign of the forward
+   mid move at each horizon; the held-out scores of all blocks are pooled. For each horizon the
+   book's forecast and the drift belief's log-odds are each scaled (and the book's features kept all
+   or the imbalance alone) as that horizon's held-out log score says; both at 0 is a coin flip, so no
+   horizon is worse than a coin flip on the held-out blocks, and a book that predicts the next second
+   is kept there while a drift belief that predicts nothing is dropped. The route with the best mean
+   held-out gain wins; its full-data parameters, with each horizon's choice, are exported.
 5. **validate**: scores of the spec's defaults, each route and the export on the held-out part and
    on any later `test` sessions (out of sample).
 6. **export**: config.toml (with provenance), config.schema.json, golden.parquet, calibration.json,
@@ -45,20 +40,20 @@ import numpy as np
 
 from calibration import derive as derive_mod
 from calibration import golden
+from calibration import peer as peer_mod
+from calibration import select as select_mod
 from calibration.config import write_config
 from calibration.schema import config_schema
-from calibration.score import COIN_FLIP_LOG_SCORE, HORIZONS_S, brier, forward_targets, log_score
+from calibration.score import COIN_FLIP_LOG_SCORE, HORIZONS_S, forecasts, forward_targets, horizon_column, scores_of
 from calibration.tune import tune
 from calibration.venue import session_config
 from events.atomic import write_atomic
 from events.features import to_arrays
 from models.fit import SVI_RESTARTS, load_fit
 from models.workflow import MODEL_NAMES, PPC_RANGE, fit_session, model_data, sessions_list
-from online.params import EVIDENCE_WEIGHTS, Config, config_to_dict, default_config, replace
+from online.params import Config, config_to_dict, default_config, replace
 from online.replay import as_events, run
-from sim.scoring import reliability
 
-SHRINK_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
 class CalibrationRefused(RuntimeError):
     """The fits failed the gate and `force` was not given: nothing was exported."""
@@ -98,14 +93,6 @@ def gate_failures(fit_report: dict, gate: Gate) -> list[str]:
     return out
 
 
-def shrink(cfg: Config, tau: float) -> Config:
-    """Every evidence weight and the returns' and regime's weights multiplied by tau (tau = 0:
-    p_down = 1/2 always)."""
-    ev = {k: float(getattr(cfg.evidence, k)) * tau for k in EVIDENCE_WEIGHTS}
-    return replace(cfg, evidence=ev, drift={k: float(getattr(cfg.drift, k)) * tau
-                                            for k in ("return_weight", "regime_weight")})
-
-
 def tune_base(base: Config, derived_cfg: Config) -> Config:
     """Where the tuner starts: the base with the fitted regime HMM (`derived_cfg.regime`), so that
     the weight of the regime's verdict on the drift's sign (`drift.regime_weight`) is tuned for
@@ -118,26 +105,9 @@ def tune_base(base: Config, derived_cfg: Config) -> Config:
 
 
 def _scores(cfg: Config, arrays, horizons_s, t_ranges=None, reliability_bins: int = 0) -> dict:
-    """{horizon: {n, log_score, brier}} pooled over sessions (points restricted to t_ranges); with
-    `reliability_bins`, also the reliability curve (mean p_down, frequency of a fall, count per bin)."""
-    pts = {f"{h:g}s": ([], []) for h in horizons_s}
-    for i, a in enumerate(arrays):
-        p = np.asarray(run(as_events(a, np.float64), cfg).p_down)
-        lo, hi = (t_ranges[i] if t_ranges else (-np.inf, np.inf))
-        for h in horizons_s:
-            tg = forward_targets(a.t_s, a.mid, a.valid, h)
-            keep = (tg.t_s >= lo) & (tg.t_s + h <= hi)
-            pts[f"{h:g}s"][0].append(p[tg.rows[keep]])
-            pts[f"{h:g}s"][1].append(tg.down[keep])
-    out = {}
-    for k, (ps, ys) in pts.items():
-        p, y = np.concatenate(ps), np.concatenate(ys)
-        out[k] = {"n": len(y), "log_score": log_score(p, y), "brier": brier(p, y)}
-        if reliability_bins and len(y):
-            mean_p, freq, count = reliability(p, y, reliability_bins)
-            out[k]["reliability"] = {"mean_p_down": mean_p.tolist(), "share_down": freq.tolist(),
-                                     "count": count.tolist()}
-    return out
+    """`score.scores_of` the config's per-horizon forecasts (`p_down_h`, replayed on each session)."""
+    return scores_of(lambda a: forecasts(np.asarray(run(as_events(a, np.float64), cfg).p_down_h), horizons_s),
+                     arrays, horizons_s, t_ranges, reliability_bins)
 
 
 def _gains(scores: dict) -> list[float]:
@@ -145,34 +115,8 @@ def _gains(scores: dict) -> list[float]:
     return [v["log_score"] - COIN_FLIP_LOG_SCORE for v in scores.values() if v["n"] > 0] or [0.0]
 
 
-def _admissible(scores: dict) -> bool:
-    return min(_gains(scores)) >= -TOLERANCE
-
-
 def _mean_gain(scores: dict) -> float:
     return float(np.mean(_gains(scores)))
-
-
-def _pool(parts: list[dict]) -> dict:
-    """Per-horizon scores of several point sets pooled (weighted by their point counts)."""
-    out = {}
-    for h in parts[0]:
-        n = sum(p[h]["n"] for p in parts)
-        out[h] = {"n": n, **{k: (sum(p[h][k] * p[h]["n"] for p in parts if p[h]["n"]) / n if n else float("nan"))
-                             for k in ("log_score", "brier")}}
-    return out
-
-
-def best_shrink(fold_cfgs: list[Config], arrays, horizons_s, fold_ranges: list[list]) -> tuple[float, dict]:
-    """The tau of SHRINK_GRID with the largest mean gain over a coin flip on the held-out points
-    (each fold's config scored on its own block, pooled) among the admissible taus (no horizon
-    below -TOLERANCE; tau = 0 always is), ties to the smaller tau; and the pooled scores of every tau."""
-    table = {tau: _pool([_scores(shrink(c, tau), arrays, horizons_s, r) for c, r in zip(fold_cfgs, fold_ranges,
-                                                                                      strict=True)])
-             for tau in SHRINK_GRID}
-    best = max((tau for tau in SHRINK_GRID if _admissible(table[tau]) or tau == 0.0),
-               key=lambda tau: (round(_mean_gain(table[tau]), 12), -tau))
-    return best, table
 
 
 def time_blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
@@ -193,8 +137,9 @@ FOLD_DRAWS = 200  # draws of a cross-validation refit (the Monte Carlo sd of the
 def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s,
                      svi_restarts: int = SVI_RESTARTS, bins: dict | None = None):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
-    config of each fold and the blocks to score them on. `bins`: each model's bin width, as the
-    fit of all the data chose it."""
+    config of each fold (and under "book", each fold's derived config, whose book forecast selection
+    scales), and the blocks to score them on. `bins`: each model's bin width, as the fit of all the
+    data chose it."""
     blocks = time_blocks(arrays, folds)
     routes: dict[str, list] = {}
     for k in range(folds):
@@ -218,7 +163,63 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
             routes.setdefault(route, []).append(cfg)
+        routes.setdefault("book", []).append(d_cfg)
     return routes, blocks
+
+
+def _select(route_cfgs: dict, cfg_derive: Config, fold_cfgs: dict, blocks, arrays, horizons_s):
+    """Stage 4 (`calibration.select`): per route, each horizon's book and drift-belief scales chosen
+    on the held-out blocks (each fold's configs replayed, its book forecast scaled); the route with
+    the best mean held-out gain. Returns (the report's "selection", the exported config)."""
+    flow_s = float(cfg_derive.book.flow_window_s)
+    points = [select_mod.pool([select_mod.held_out_points({r: fold_cfgs[r][k] for r in route_cfgs}, a,
+                                                          blocks[k][i], flow_s, horizons_s)
+                               for i, a in enumerate(arrays)]) for k in range(len(blocks))]
+    columns = [horizon_column(h) for h in horizons_s]
+    if len(set(columns)) < len(columns):
+        raise ValueError(f"horizons {list(horizons_s)} share a forecast of the belief's {list(HORIZONS_S)}")
+    routes = {}
+    for r in route_cfgs:
+        choices = select_mod.choose(points, fold_cfgs["book"], r, columns)
+        routes[r] = {"mean_gain": select_mod.mean_gain(choices),
+                     "horizons": {f"{h:g}s": c._asdict() for h, c in zip(horizons_s, choices, strict=True)},
+                     "heldout": {f"{h:g}s": {"n": c.n, "log_score": c.log_score, "brier": c.brier}
+                                 for h, c in zip(horizons_s, choices, strict=True)}}
+    order = list(route_cfgs)
+    chosen = max(order, key=lambda r: (round(routes[r]["mean_gain"], 12), -order.index(r)))
+    final = select_mod.apply(route_cfgs[chosen], cfg_derive, routes[chosen]["horizons"].values(), columns)
+    per_h = "; ".join(f"{h}: {c['features']} book x {c['book_scale']:g}, drift belief x {c['belief_scale']:g}"
+                      for h, c in routes[chosen]["horizons"].items())
+    others = "; ".join(f"{r}: {routes[r]['mean_gain']:+.4f}" for r in order if r != chosen)
+    why = (f"{chosen}: its held-out mean log score over a coin flip was {routes[chosen]['mean_gain']:+.4f} "
+           f"(the other routes' drift beliefs: {others}); per horizon {per_h}")
+    flat = [h for h, c in routes[chosen]["horizons"].items() if c["book_scale"] == 0 and c["belief_scale"] == 0]
+    if flat:
+        why += (f"; at {', '.join(flat)} no evidence generalised to the held-out blocks, so the forecast there "
+                "is 1/2 until a longer recording shows otherwise")
+    return {"routes": routes, "chosen": chosen, "why": why}, final
+
+
+def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_S) -> list[dict]:
+    """Per session: each horizon's forecast on a regular grid (what the report plots) with its sd over
+    the session and its expected calibration error against the sign of the mid's move (`sim.scoring.ece`,
+    10 bins)."""
+    from sim.scoring import ece
+
+    out = []
+    for a in arrays:
+        p = forecasts(np.asarray(run(as_events(a, np.float64), cfg).p_down_h), horizons_s)
+        grid = np.arange(a.t_s[0], a.t_s[-1], every_s)
+        rows = np.searchsorted(a.t_s, grid, side="right") - 1
+        trace = {"t_s": grid.tolist(), "sd": {}, "ece": {}}
+        for h in horizons_s:
+            k = f"{h:g}s"
+            trace[f"p_down_{k}"] = p[h][rows].tolist()
+            tg = forward_targets(a.t_s, a.mid, a.valid, h)
+            trace["sd"][k] = float(np.std(p[h][tg.rows])) if len(tg.rows) else float("nan")
+            trace["ece"][k] = ece(p[h][tg.rows], tg.down) if len(tg.rows) else float("nan")
+        out.append(trace)
+    return out
 
 
 def route_configs(derived_cfg: Config, tuned_cfg: Config, names) -> dict[str, Config]:
@@ -304,6 +305,7 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
                          seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts, bin_s=bins)
     bins = {n: r["bin_s"] for n, r in report.items()}
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
+    book_fit = fits.pop("book", None)
     from_tape = bool(sum(s.counts()["own_fill"] for s in sessions) == 0)
     data = {"regime": model_data("regime", sessions, bins["regime"])[1]} if "regime" in names else {}
     derived = derive_mod.derive(fits, data, from_tape, seed=seed)
@@ -311,7 +313,10 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
              if checks else None)
     noise = derive_mod.return_noise(arrays, seed=seed)
     derived += [noise] if noise is not None else []
-    return report, derived, derive_mod.derived_config(base, derived), prior
+    cfg = derive_mod.derived_config(base, derived)
+    if book_fit is not None:
+        cfg = derive_mod.book_config(cfg, book_fit, arrays)
+    return report, derived, cfg, prior
 
 
 def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
@@ -376,38 +381,30 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
                                          horizons_s, svi_restarts, {n: r["bin_s"] for n, r in fit_report.items()})
     route_cfgs = route_configs(cfg_derive, cfg_tune, names)
-    selection = {}
-    for route in route_cfgs:
-        tau, by_tau = best_shrink(fold_cfgs[route], arrays, horizons_s, blocks)
-        selection[route] = {"shrink": tau, "heldout": by_tau[tau], "mean_gain": _mean_gain(by_tau[tau]),
-                            "by_shrink": {f"{t:g}": {h: v["log_score"] for h, v in s.items()}
-                                          for t, s in by_tau.items()}}
-    order = list(route_cfgs)
-    chosen = max(order, key=lambda r: (round(selection[r]["mean_gain"], 12), -order.index(r)))
-    tau = selection[chosen]["shrink"]
-    final = shrink(route_cfgs[chosen], tau)
-    others = "; ".join(f"{r}: {selection[r]['mean_gain']:+.4f} at {selection[r]['shrink']:g}"
-                       for r in order if r != chosen)
-    why = (f"{chosen}: its held-out mean log score over a coin flip was {selection[chosen]['mean_gain']:+.4f} "
-           f"with its evidence shrunk by {tau:g} (the other routes - {others})")
-    if tau == 0.0:
-        why += ("; no evidence weight generalised to the held-out blocks, so the exported filter says 1/2 "
-                "until a longer recording shows otherwise")
-    report["selection"] = {"routes": selection, "chosen": chosen, "shrink": tau, "why": why}
+    report["selection"], final = _select(route_cfgs, cfg_derive, fold_cfgs, blocks, arrays, horizons_s)
 
     stage("validate: scores in sample, held out, and on the test sessions")
     configs = {"defaults": default_config(), **route_cfgs, "calibrated": final}
+    peer = peer_mod.fit_peer(arrays, horizons_s)
+    report["peer"] = peer.summary()
     report["scores"] = {
-        "training (all)": {k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
+        "training (all)": {**{k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
+                           "peer": peer_mod.scores(peer, arrays, horizons_s)},
         "held-out blocks (routes recomputed without them)": {
             "defaults": _scores(default_config(), arrays, horizons_s),
-            **{r: selection[r]["heldout"] for r in order}},
+            **{r: v["heldout"] for r, v in report["selection"]["routes"].items()}},
     }
+    report["failures_in_sample"] = [f"{route}: log score {v['log_score']:.4f} at {h} is below a coin flip's "
+                                    f"{COIN_FLIP_LOG_SCORE:.4f} on its own training data (a model failure)"
+                                    for route, by_h in report["scores"]["training (all)"].items()
+                                    if route not in ("defaults",) for h, v in by_h.items()
+                                    if v["n"] and v["log_score"] < COIN_FLIP_LOG_SCORE - TOLERANCE]
     if test_sessions:
         test_arrays = [to_arrays(s) for s in test_sessions]
-        report["scores"]["test sessions (out of sample)"] = {k: _scores(c, test_arrays, horizons_s,
-                                                                        reliability_bins=10)
-                                                             for k, c in configs.items()}
+        report["scores"]["test sessions (out of sample)"] = {
+            **{k: _scores(c, test_arrays, horizons_s, reliability_bins=10) for k, c in configs.items()},
+            "peer": peer_mod.scores(peer, test_arrays, horizons_s, reliability_bins=10)}
+        report["belief_on_test"] = belief_trace(final, test_arrays)
     report["routes"] = routes_table(report["derive"], report["tune"])
     report["config"] = config_to_dict(final)
     if not export:
@@ -459,7 +456,9 @@ def provenance(report: dict, forced_reasons: list[str]) -> dict:
                                               "files": [{"path": x.get("path", ""), "sha256": x.get("sha256", ""),
                                                          "role": x.get("role", "")} for x in s["sources"]]}
                                              for s in report["sessions"]],
-        "route": sel["chosen"], "shrink": sel["shrink"], "why": sel["why"],
+        "route": sel["chosen"], "why": sel["why"],
+        "per_horizon": {h: {k: c[k] for k in ("features", "book_scale", "belief_scale")}
+                        for h, c in sel["routes"][sel["chosen"]]["horizons"].items()},
         "fit_diagnostics": {k: {kk: vv for kk, vv in v["diagnostics"].items() if isinstance(vv, int | float | str)}
                             for k, v in report["fits"].items()},
         "ppc_p_values": {k: {s: v["ppp"] for s, v in r["ppc"].items()} for k, r in report["fits"].items()},

@@ -428,3 +428,60 @@ def table(derived: list[Derived], prior: list[Derived] | None = None) -> dict:
         if key not in out:
             out[key] = {"kept": why}
     return out
+
+
+def abs_move_bps(arrays, horizons_s=None) -> np.ndarray:
+    """Mean |mid move| over each horizon, bps, from every 1 s grid point of the sessions (no move
+    counted as 0): the fair value's scale (`online.book.fair_value_offset_bps`)."""
+    from online.params import HORIZONS_S
+
+    out = []
+    for h in HORIZONS_S if horizons_s is None else horizons_s:
+        moves = []
+        for a in arrays:
+            grid = np.arange(a.t_s[0] + 1.0, a.t_s[-1] - h, 1.0) if len(a.t_s) else np.zeros(0)
+            now = np.searchsorted(a.t_s, grid, side="right") - 1
+            later = np.searchsorted(a.t_s, grid + h, side="right") - 1
+            ok = (a.valid[now] > 0) & (a.mid[now] > 0)
+            moves.append(np.abs(a.mid[later[ok]] / a.mid[now[ok]] - 1.0) * 1e4)
+        m = np.concatenate(moves) if moves else np.zeros(0)
+        out.append(float(m.mean()) if len(m) else 0.0)
+    return np.asarray(out)
+
+
+def book_config(base: Config, idata, arrays, flow_window_s: float = 5.0) -> Config:
+    """`base` with the book model's new-session predictive as its per-horizon forecast
+    (`models.book.new_session_moments`: the weights' mean, their variance and the trend's), the drift
+    belief's weight 0 (the book model does not read it: `calibration.select` decides how to pool
+    them) and the fair value's scale from the sessions (`abs_move_bps`)."""
+    from models.book import new_session_moments
+    from online.params import BOOK_FEATURES
+
+    m, v, t = new_session_moments(flat_draws(idata.posterior, "weight"), flat_draws(idata.posterior, "block_sd"),
+                                  flat_draws(idata.posterior, "trend_sd"))
+    fields = {f"{k}_weight": m[:, i] for i, k in enumerate(BOOK_FEATURES)}
+    fields |= {f"{k}_var": v[:, i] for i, k in enumerate(BOOK_FEATURES)}
+    fields |= {"trend_var": t, "belief_weight": np.zeros(len(t)), "flow_window_s": flow_window_s,
+               "abs_move_bps": abs_move_bps(arrays)}
+    return replace(base, book=fields)
+
+
+def book_table(idata) -> dict:
+    """The book model's population weights per feature and horizon: median and 90% interval (what the
+    report shows), with the new-session sd the filter uses."""
+    from models.book import new_session_moments
+    from online.params import BOOK_FEATURES, HORIZONS_S
+
+    w = flat_draws(idata.posterior, "weight")
+    _, v, t = new_session_moments(w, flat_draws(idata.posterior, "block_sd"), flat_draws(idata.posterior, "trend_sd"))
+    lo, hi = (1 - PROB) / 2, 1 - (1 - PROB) / 2
+    out = {}
+    for i, k in enumerate(BOOK_FEATURES):
+        for j, h in enumerate(HORIZONS_S):
+            d = w[:, j, i]
+            out[f"book.{k}_weight[{h:g}s]"] = {"median": float(np.median(d)), "q05": float(np.quantile(d, lo)),
+                                               "q95": float(np.quantile(d, hi)),
+                                               "new_session_sd": float(np.sqrt(v[j, i]))}
+    for j, h in enumerate(HORIZONS_S):
+        out[f"book.trend_sd[{h:g}s]"] = {"median": float(np.sqrt(t[j]))}
+    return out

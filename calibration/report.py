@@ -156,7 +156,7 @@ def build_report(directory: str | Path) -> str:
               "<span class='bad'>FORCED export: the fits failed the gate</span>" if r.get("forced") else
               "<span class='ok'>the fits passed the gate</span>")
     parts.append(f"<p>{_e(r.get('started', ''))} - method {_e(r['method'])}, seed {_e(r['seed'])}: {status}."
-                 + (f" Exported route: <b>{_e(sel['chosen'])}</b>, evidence x {_num(sel['shrink'])}. {_e(sel['why'])}."
+                 + (f" Exported route: <b>{_e(sel['chosen'])}</b>. {_e(sel['why'])}."
                     if sel else "") + "</p>")
 
     parts.append("<h2>Data</h2>")

@@ -1,14 +1,6 @@
 """Out-of-sample scoring of p_down against what can be observed: the sign of the mid move over the
-next `horizon_s` seconds.
-
-The belief is read on a regular grid (`every_s`, 1 s by default): at each grid time the state
-after the last event at or before it, and the mid then; the target is whether the mid at
-t + horizon (after the last event at or before it) is below the mid at t. Ties (no move) are
-dropped, as are grid times whose horizon runs past the session's end or across a recording gap
-(`max_gap_s`: no event for longer than that inside the window). A grid rather than every event
-because events come in bursts (a sweep writes hundreds of book updates in a millisecond): per
-event, one busy second would outweigh minutes; per grid point each second counts once, as for a
-quote cycle.
+next `horizon_s` seconds, from points of a regular grid (`events.targets.forward_targets` says which).
+Each horizon is scored with the belief's forecast for it (`p_down_<h>s`, `online.book`).
 
 Scores (higher log score is better; Brier lower): mean log score ln p(outcome), against a coin
 flip's ln 0.5 = -0.6931, and the Brier score against a coin flip's 0.25. Probabilities are clipped
@@ -17,44 +9,13 @@ to [1e-6, 1 - 1e-6] for the log score only, so one overconfident miss costs at m
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-HORIZONS_S = (5.0, 30.0, 60.0)
+from events.targets import Targets, forward_targets  # noqa: F401  (re-exported: the scores' targets)
+from online.params import HORIZONS_S  # noqa: F401  (the horizons scored: the belief's)
+
 COIN_FLIP_LOG_SCORE = float(np.log(0.5))
 _CLIP = 1e-6
-
-
-class Targets(NamedTuple):
-    """Where a belief trajectory is scored: `rows` (event index whose belief is read), `down` (1 if
-    the mid fell over the horizon), `t_s` (grid time), per horizon in a dict keyed by the horizon."""
-
-    rows: np.ndarray
-    down: np.ndarray
-    t_s: np.ndarray
-
-
-def forward_targets(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon_s: float, every_s: float = 1.0,
-                    max_gap_s: float = 60.0) -> Targets:
-    """Grid points and their observable outcome (module docstring). `t_s`, `mid`, `valid` per event
-    (`events.EventArrays`)."""
-    t_s, mid, valid = np.asarray(t_s, float), np.asarray(mid, float), np.asarray(valid) > 0
-    if not valid.any():
-        return Targets(np.zeros(0, int), np.zeros(0), np.zeros(0))
-    start = t_s[np.argmax(valid)]
-    grid = np.arange(start + every_s, t_s[-1] - horizon_s + 1e-9, every_s)
-    now = np.searchsorted(t_s, grid, side="right") - 1
-    later = np.searchsorted(t_s, grid + horizon_s, side="right") - 1
-    # the longest silence inside each window: no statistic spans a recording gap
-    gaps = np.diff(t_s, prepend=t_s[0])
-    big = np.flatnonzero(gaps > max_gap_s)
-    spans_gap = np.zeros(len(grid), bool)
-    for g in big:  # a window (grid, grid + h] containing event g's gap start t_s[g-1] .. t_s[g]
-        spans_gap |= (t_s[g] > grid) & (t_s[g - 1] < grid + horizon_s)
-    move = mid[later] - mid[now]
-    keep = valid[now] & (move != 0) & ~spans_gap
-    return Targets(now[keep], (move[keep] < 0).astype(float), grid[keep])
 
 
 def log_score(p_down: np.ndarray, down: np.ndarray) -> float:
@@ -72,14 +33,65 @@ def brier(p_down: np.ndarray, down: np.ndarray) -> float:
     return float(np.mean((np.asarray(p_down, float) - np.asarray(down, float)) ** 2))
 
 
+def horizon_column(h: float) -> int:
+    """The index in `HORIZONS_S` of the belief's forecast that scores horizon h (the nearest)."""
+    return int(np.argmin(np.abs(np.asarray(HORIZONS_S) - float(h))))
+
+
+def forecasts(p_down_h: np.ndarray, horizons_s) -> dict:
+    """{h: P(fall over h) per event} from a replay's `p_down_h` (num_events, NUM_HORIZONS), or from
+    a single p_down per event (num_events,) used for every horizon."""
+    p = np.asarray(p_down_h, float)
+    return {h: (p[:, horizon_column(h)] if p.ndim == 2 else p) for h in horizons_s}
+
+
+def table_forecasts(table, horizons_s) -> dict:
+    """{h: P(fall over h) per event} from a beliefs table (`bayesmm replay`'s Parquet): its
+    `p_down_<h>s` columns where it has them, else its `p_down`."""
+    names = set(table.column_names)
+    out = {}
+    for h in horizons_s:
+        col = f"p_down_{HORIZONS_S[horizon_column(h)]:g}s"
+        out[h] = table.column(col if col in names else "p_down").to_numpy()
+    return out
+
+
+def scores_of(predict, arrays, horizons_s, t_ranges=None, reliability_bins: int = 0) -> dict:
+    """{horizon: {n, log_score, brier}} of a forecaster pooled over sessions: `predict(arrays)` gives
+    {h: P(fall over h) per event}; points restricted to `t_ranges` (one (start, end) s per session)
+    when given; with `reliability_bins`, also the reliability curve (mean p_down, frequency of a
+    fall, count per bin)."""
+    from sim.scoring import reliability
+
+    pts = {f"{h:g}s": ([], []) for h in horizons_s}
+    for i, a in enumerate(arrays):
+        p = predict(a)
+        lo, hi = (t_ranges[i] if t_ranges else (-np.inf, np.inf))
+        for h in horizons_s:
+            tg = forward_targets(a.t_s, a.mid, a.valid, h)
+            keep = (tg.t_s >= lo) & (tg.t_s + h <= hi)
+            pts[f"{h:g}s"][0].append(np.asarray(p[h])[tg.rows[keep]])
+            pts[f"{h:g}s"][1].append(tg.down[keep])
+    out = {}
+    for k, (ps, ys) in pts.items():
+        p, y = np.concatenate(ps), np.concatenate(ys)
+        out[k] = {"n": len(y), "log_score": log_score(p, y), "brier": brier(p, y)}
+        if reliability_bins and len(y):
+            mean_p, freq, count = reliability(p, y, reliability_bins)
+            out[k]["reliability"] = {"mean_p_down": mean_p.tolist(), "share_down": freq.tolist(),
+                                     "count": count.tolist()}
+    return out
+
+
 def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: float = 1.0,
                      max_gap_s: float = 60.0) -> dict:
     """{horizon: {"n", "log_score", "brier", "share_down", "coin_flip_log_score"}} for one session's
-    belief trajectory (p_down per event)."""
+    belief trajectory: `p_down` one P(fall) per event for every horizon, or {h: P(fall over h) per
+    event} (`forecasts`, `table_forecasts`)."""
     out = {}
     for h in horizons_s:
         tg = forward_targets(t_s, mid, valid, h, every_s, max_gap_s)
-        p = np.asarray(p_down)[tg.rows]
+        p = np.asarray(p_down[h] if isinstance(p_down, dict) else p_down)[tg.rows]
         out[f"{h:g}s"] = {"horizon_s": float(h), "n": int(len(tg.rows)), "log_score": log_score(p, tg.down),
                           "brier": brier(p, tg.down),
                           "share_down": float(np.mean(tg.down)) if len(tg.down) else float("nan"),
@@ -88,10 +100,10 @@ def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: fl
 
 
 def score_session(session, cfg, horizons_s=HORIZONS_S, every_s: float = 1.0) -> dict:
-    """Replay `cfg` on a session and score its p_down (`score_trajectory`)."""
+    """Replay `cfg` on a session and score each horizon's forecast (`score_trajectory`)."""
     from calibration.replay import replay_session
     from events.features import to_arrays
 
     a = to_arrays(session)
     table = replay_session(session, cfg)
-    return score_trajectory(a.t_s, a.mid, a.valid, table.column("p_down").to_numpy(), horizons_s, every_s)
+    return score_trajectory(a.t_s, a.mid, a.valid, table_forecasts(table, horizons_s), horizons_s, every_s)

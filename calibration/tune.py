@@ -3,8 +3,9 @@ predictive log score on the training sessions, by `jax.grad` through the jitted 
 
 The target is observable: the sign of the mid move over each horizon in `horizons_s` from grid
 points of the session (`calibration.score.forward_targets`). The objective is the mean over
-horizons of the mean log score ln p(outcome), p = sigmoid(log-odds) read from the replay at the
-grid points, minus a weak Gaussian penalty on each tuned value (a prior, so that a weight the data
+horizons of the mean log score ln p(outcome), p = sigmoid(log-odds) of that horizon's forecast
+(`log_odds_h`) read from the replay at the grid points, minus a
+weak Gaussian penalty on each tuned value (a prior, so that a weight the data
 say nothing about stays near its neutral value, and a flat direction cannot run away):
 
     objective(x) = (1/H) sum_h mean_i ln p_h,i(x) - (1/2N) sum_k ((x_k - x0_k) / s_k)^2
@@ -36,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calibration.score import HORIZONS_S, forward_targets
+from calibration.score import HORIZONS_S, forward_targets, horizon_column
 from events.features import EventArrays
 from events.kinds import OWN_FILL
 from online.params import Config
@@ -120,11 +121,12 @@ def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = 1.0, t_
     return Prepared(as_events(arrays, np.float64), tuple(rows), tuple(down), tuple(ts))
 
 
-def _point_log_scores(log_odds, prep: Prepared):
-    """Per-point ln p(outcome) for every horizon, concatenated (horizon-major)."""
+def _point_log_scores(log_odds_h, prep: Prepared, columns):
+    """Per-point ln p(outcome) for every horizon (each read from its forecast's column of log_odds_h),
+    concatenated (horizon-major)."""
     out = []
-    for rows, down in zip(prep.rows, prep.down, strict=True):
-        lo = log_odds[rows]
+    for rows, down, column in zip(prep.rows, prep.down, columns, strict=True):
+        lo = log_odds_h[rows, column]
         out.append(jnp.where(down > 0, -jax.nn.softplus(-lo), -jax.nn.softplus(lo)))
     return jnp.concatenate(out)
 
@@ -165,9 +167,10 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     neutral = jnp.asarray([float(_to_x(t, t.neutral)) for t in tunables])
     scale = jnp.asarray([t.scale for t in tunables])
     weights = [_point_weights(p) / len(preps) for p in preps]
+    columns = [horizon_column(h) for h in horizons_s]
 
     def points(x, prep):
-        return _point_log_scores(run(prep.events, with_values(cfg, tunables, x)).log_odds, prep)
+        return _point_log_scores(run(prep.events, with_values(cfg, tunables, x)).log_odds_h, prep, columns)
 
     def score(x):
         return sum(jnp.sum(w * points(x, p)) for w, p in zip(weights, preps, strict=True))

@@ -31,12 +31,13 @@ import tempfile
 import jax
 import numpy as np
 
-from calibration.calibrate import best_shrink, calibrate, shrink, time_blocks
+from calibration import select as select_mod
+from calibration.calibrate import calibrate, time_blocks
 from calibration.derive import LEARNT_INFORMED, learnt
-from calibration.score import brier
+from calibration.score import brier, horizon_column
 from events.features import to_arrays
 from models.fit import SVI_RESTARTS
-from online.params import default_config
+from online.params import HORIZONS_S, default_config
 from online.replay import as_events, run
 from sim.exchange import exchange_params
 from sim.market import MarketParams, market_params, simulate
@@ -127,18 +128,30 @@ def coverage_counts(runs: list[dict], informed: float = LEARNT_INFORMED) -> dict
     return {**count(rows), "informed": count(inf), "prior_bound": count(rest), "learnt_threshold": informed}
 
 
-def truth_export_shrink(truth_cfg, session, folds: int, horizons_s) -> float:
-    """The shrinkage `calibrate`'s export rule gives the truth-implied filter on the same training
-    recording: the tau of `calibrate.SHRINK_GRID` whose held-out log score for the sign of the mid
-    move is best (`calibrate.best_shrink`; the config needs no refit per block, it does not depend
-    on the data). Why the calibrated filter is also compared with this: the export shrinks toward a
+def truth_export(truth_cfg, session, folds: int, horizons_s):
+    """The config `calibrate`'s export rule makes of the truth-implied filter on the same training
+    recording: each horizon's weight of its belief chosen by the held-out log score for the sign of
+    the mid move (`calibration.select`; the config needs no refit per block, it does not depend on
+    the data). Why the calibrated filter is also compared with this: the export shrinks toward a
     coin flip because the target it can observe, the sign of the mid move, is a noisy function of
-    the drift's sign - the exact filter for the sign is shrunk by the same rule (tau 0.35-0.75 on
-    the trending recordings), and that costs it Brier against the hidden sign as it costs the
-    calibrated one."""
+    the drift's sign - the exact filter for the sign is shrunk by the same rule, and that costs it
+    Brier against the hidden sign as it costs the calibrated one. Returns (config, the weight at the
+    fair-value horizon)."""
     arrays = [to_arrays(session)]
-    tau, _ = best_shrink([truth_cfg] * folds, arrays, tuple(horizons_s), time_blocks(arrays, folds))
-    return float(tau)
+    blocks = time_blocks(arrays, folds)
+    flow_s = float(truth_cfg.book.flow_window_s)
+    points = [select_mod.pool([select_mod.held_out_points({"truth": truth_cfg}, a, blocks[k][i], flow_s, horizons_s)
+                               for i, a in enumerate(arrays)]) for k in range(folds)]
+    columns = [horizon_column(h) for h in horizons_s]
+    choices = select_mod.choose(points, [truth_cfg] * folds, "truth", columns)
+    cfg = select_mod.apply(truth_cfg, truth_cfg, choices, columns)
+    return cfg, fair_value_weight(cfg)
+
+
+def fair_value_weight(cfg) -> float:
+    """The drift belief's weight in the forecast the quoter reads (`book.fair_value_horizon_s`)."""
+    h = int(np.argmin(np.abs(np.asarray(HORIZONS_S) - float(cfg.book.fair_value_horizon_s))))
+    return float(np.asarray(cfg.book.belief_weight)[h])
 
 
 def coverage_summary(sim: dict) -> str:
@@ -156,7 +169,7 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
                            first_seed: int = 0, quiet: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
     """Calibrate `seeds` simulated sessions of each market and judge them (module docstring).
     Returns {"runs": [per seed: market, seed, coverage {key: row}, brier {calibrated, truth,
-    truth_exported (`truth_export_shrink`), defaults, and each route unshrunk}, route, shrink,
+    truth_exported (`truth_export`), defaults, and each route unshrunk}, route, shrink,
     truth_shrink], "coverage_rate", "covered", "intervals", "informed", "prior_bound"
     (`coverage_counts`), "brier_mean", "brier_ratio_to_truth", "brier_ratio_to_truth_exported",
     "brier_ratio_median"}.
@@ -177,13 +190,13 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
             derived = {d.key: d.draws for d in rep["derived"]}
             prior = {d.key: d.draws for d in rep["prior_derived"]}
             coverage = {k: _covered(k, derived[k], v, prior.get(k)) for k, v in truth.items() if k in derived}
-            truth_tau = truth_export_shrink(truth_cfg, session, rep["folds"], rep["horizons_s"])
+            truth_exported, truth_tau = truth_export(truth_cfg, session, rep["folds"], rep["horizons_s"])
             chosen = rep["selection"]["chosen"]
             runs.append({"market": name, "seed": s, "coverage": coverage, "route": chosen,
-                         "shrink": rep["selection"]["shrink"], "truth_shrink": truth_tau,
+                         "shrink": fair_value_weight(rep["final_config"]), "truth_shrink": truth_tau,
                          "brier": {"calibrated": hidden_sign_brier(rep["final_config"], later, later_path),
                                    "truth": hidden_sign_brier(truth_cfg, later, later_path),
-                                   "truth_exported": hidden_sign_brier(shrink(truth_cfg, truth_tau), later, later_path),
+                                   "truth_exported": hidden_sign_brier(truth_exported, later, later_path),
                                    "defaults": hidden_sign_brier(default_config(), later, later_path),
                                    **{r: hidden_sign_brier(rep[f"{r}_config"], later, later_path)
                                       for r in ("derive", "regime", "tune") if f"{r}_config" in rep}}})

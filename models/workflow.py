@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from events.features import to_arrays
 from events.session import Session
+from models.book import book_data, book_model, fit_kwargs
 from models.checks import plot_ppc, ppc
 from models.data import bin_sessions
 from models.drift import ou_drift_model
@@ -18,7 +20,7 @@ from models.regime import regime_hmm_model
 from models.toxicity import toxicity_model
 from models.volatility import SVStructuredGuide, sv_model
 
-MODEL_NAMES = ("drift", "volatility", "toxicity", "regime")
+MODEL_NAMES = ("drift", "volatility", "toxicity", "regime", "book")
 
 
 def sessions_list(sessions) -> list[Session]:
@@ -51,8 +53,9 @@ vanished (trend drift 0.06 bps/s for a true 2, no fill asymmetry) where the Gaus
 recovered both. The returns' tails are the volatility model's to describe."""
 
 
-BIN_S = {"drift": 1.0, "volatility": 1.0, "toxicity": 1.0, "regime": 1.0}
-"""Each model's bin width, s (`fit_session` may coarsen it: `COARSER_BIN_S`)."""
+BIN_S = {"drift": 1.0, "volatility": 1.0, "toxicity": 1.0, "regime": 1.0, "book": 0.25}
+"""Each model's bin width, s (`fit_session` may coarsen it: `COARSER_BIN_S`); the book model's is the
+spacing of its grid points (`models.book.EVERY_S`)."""
 
 COARSER_BIN_S = {"regime": 10.0}
 """The bin width a model is refitted at when its fit at `BIN_S` fails the check of its hidden
@@ -98,6 +101,12 @@ def model_data(name: str, sessions, bin_s: float | None = None, fills: str = "au
 
 
 def _model_data(name: str, sessions, bin_s: float, fills: str) -> tuple:
+    if name == "book":
+        data = book_data([to_arrays(s) for s in sessions_list(sessions)], every_s=bin_s)
+        if len(data["down"]) < 50:
+            raise ValueError(f"the book model needs moves of the mid to learn from; the sessions give "
+                             f"{len(data['down'])} scored points")
+        return book_model, fit_kwargs(data)
     binned, fd = bin_sessions(sessions_list(sessions), bin_s, fills)
     if name == "drift":
         has = len(fd.side) > 0
@@ -194,7 +203,8 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
                         "contraction": {k: v["contraction"] for k, v in prior.items()},
                         "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"], "gated": v["gated"], "why": v["why"]}
                                 for k, v in result.items()},
-                        "num_bins": int(len(data.get("ret_bps", data.get("as_bps")))), "bin_s": width,
+                        "num_bins": int(len(data.get("ret_bps", data.get("as_bps", data.get("down"))))),
+                        "bin_s": width,
                         **({"bins_tried": {f"{w:g}": p for w, p in tried.items()}} if tried else {})}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report

@@ -18,11 +18,11 @@ imbalance is a state of the book, replaced when the book changes and never accum
 
 Per horizon h, the log-odds that the mid is lower h seconds later (ties excluded):
 
-    z_h = (b_h L + w_h . x) / sqrt(1 + pi/8 v_h . x^2)
+    z_h = (b_h L + w_h . x) / sqrt(1 + pi/8 (t_h + v_h . x^2))
 
-with L the drift belief's log-odds and v_h the variance of a new session's weights: the probit
-approximation of E[sigmoid(beta . x)] over beta ~ N(w_h, diag v_h), the offline model's predictive
-(`models.book`).
+with L the drift belief's log-odds, v_h the variance of a new session's weights and t_h that of its
+trend: the probit approximation of E[sigmoid(a + beta . x)] over a ~ N(0, t_h), beta ~ N(w_h, diag
+v_h), the offline model's predictive (`models.book`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def horizon_log_odds(belief_log_odds, x, p: Config):
     v = jnp.stack([getattr(b, k) for k in BOOK_VARS], axis=-1)
     x = x[..., None, :]
     linear = b.belief_weight * belief_log_odds[..., None] + jnp.sum(w * x, axis=-1)
-    return linear / jnp.sqrt(1.0 + jnp.pi / 8.0 * jnp.sum(v * x**2, axis=-1))
+    return linear / jnp.sqrt(1.0 + jnp.pi / 8.0 * (b.trend_var + jnp.sum(v * x**2, axis=-1)))
 
 
 def horizon_index(p: Config):

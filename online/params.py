@@ -302,12 +302,13 @@ class BookParams(NamedTuple):
     a logistic read-out of four bounded features, each odd in the mirror image (a negated book gives
     the mirrored belief), combined with the drift belief's own log-odds. Per horizon h (`HORIZONS_S`):
 
-        logit P(mid falls over h) = (b_h L + sum_k w_hk x_k) / sqrt(1 + pi/8 sum_k v_hk x_k^2)
+        logit P(mid falls over h) = (b_h L + sum_k w_hk x_k) / sqrt(1 + pi/8 (t_h + sum_k v_hk x_k^2))
 
-    with L the drift belief's log-odds (returns, fills, tape, regime), x_k the features and v_hk the
-    variance of a new session's weight (the model's between-block spread and the posterior's, the
-    probit approximation of its predictive, `models.book`). Vectors hold one value per horizon.
-    All weights 0 and belief_weight 1: every horizon reads the drift belief alone (the spec's filter).
+    with L the drift belief's log-odds (returns, fills, tape, regime), x_k the features, v_hk the
+    variance of a new session's weight (the model's between-block spread and the posterior's) and t_h
+    that of its trend: the probit approximation of the model's predictive (`models.book`). Vectors
+    hold one value per horizon. All weights 0 and belief_weight 1: every horizon reads the drift
+    belief alone (the spec's filter).
 
     Attributes:
         flow_window_s: time constant of the decayed flow features (order flow, trade flow, move), s.
@@ -320,6 +321,7 @@ class BookParams(NamedTuple):
         ofi_var: the same for the order-flow weight.
         trade_flow_var: the same for the trade-flow weight.
         move_var: the same for the move weight.
+        trend_var: variance of a new session's trend, log-odds^2 (0: none).
         abs_move_bps: mean |mid move| over each horizon, bps: the fair value's scale (the mid plus
             (1 - 2 p_down) x this at `fair_value_horizon_s`).
         fair_value_horizon_s: the horizon whose forecast gives the fair value and the quoter's
@@ -336,6 +338,7 @@ class BookParams(NamedTuple):
     ofi_var: tuple = (0.0, 0.0, 0.0, 0.0)
     trade_flow_var: tuple = (0.0, 0.0, 0.0, 0.0)
     move_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    trend_var: tuple = (0.0, 0.0, 0.0, 0.0)
     abs_move_bps: tuple = (0.0, 0.0, 0.0, 0.0)
     fair_value_horizon_s: float = 30.0
 
@@ -428,7 +431,7 @@ RANGES: dict[str, dict[str, Range]] = {
                "use_emergency_cancel": _FLAG},
     "book": {"flow_window_s": _POS, "belief_weight": Range(0.0, 10.0, kind="horizons"),
              **{k: Range(-20.0, 20.0, kind="horizons") for k in BOOK_WEIGHTS},
-             **{k: Range(0.0, 100.0, kind="horizons") for k in BOOK_VARS},
+             **{k: Range(0.0, 100.0, kind="horizons") for k in (*BOOK_VARS, "trend_var")},
              "abs_move_bps": Range(0.0, 1e4, kind="horizons"), "fair_value_horizon_s": _POS},
 }
 VECTOR_LENGTH = {"vector": NUM_REGIMES, "horizons": NUM_HORIZONS}

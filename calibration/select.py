@@ -1,0 +1,156 @@
+r"""Selection: how much of each source of evidence to believe, per horizon, judged on held-out data.
+
+The exported forecast for horizon h (`online.book`) is
+
+    z_h = (s_belief,h L + s_book,h m_h . x) / sqrt(1 + pi/8 s_book,h^2 (t_h + v_h . x^2))
+
+the book model's new-session predictive (weights m, variances v and t, `models.book`) scaled by
+s_book,h, beside the drift belief's log-odds L scaled by s_belief,h, with the book's features either
+all four or the touch imbalance alone (`FEATURE_SETS`). Each is chosen per horizon, on the held-out
+blocks of the training sessions (each block scored with everything refitted without it,
+`calibration.calibrate`), as the combination with the best pooled held-out log score; ties go to the
+smaller scales. s = 0 for both is a coin flip, so no horizon's choice is worse than a coin flip on
+those blocks. This replaces one shrink factor for all evidence and horizons: on a recording whose
+book predicts the next second but whose drift belief says nothing, the book is kept at 1 s, and the
+drift belief is not dragged along.
+
+A route (`calibration.calibrate.route_configs`: the drift belief tuned, derived or read from the
+regime HMM) is chosen by its mean held-out gain over the horizons, each at its best combination.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from calibration.score import COIN_FLIP_LOG_SCORE, brier, forward_targets, log_score
+from models.book import book_features
+from online import book as book_mod
+from online.params import BOOK_FEATURES, BOOK_VARS, BOOK_WEIGHTS, HORIZONS_S, NUM_HORIZONS, Config, replace
+from online.replay import as_events, run
+
+SCALES = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+"""The scales tried for the book's forecast and for the drift belief, each per horizon."""
+FEATURE_SETS = {"all": BOOK_FEATURES, "imbalance": ("imbalance",)}
+"""The book features a horizon may keep: all, or the touch imbalance alone (the best-established)."""
+
+
+class Points(NamedTuple):
+    """Held-out points of one horizon: the drift belief's log-odds per route, the book's features,
+    and the outcome."""
+
+    drift_log_odds: dict
+    x: np.ndarray
+    down: np.ndarray
+
+
+class Choice(NamedTuple):
+    """One horizon's choice: the feature set, the two scales, its held-out log score and Brier score,
+    and the number of points."""
+
+    features: str
+    book_scale: float
+    belief_scale: float
+    log_score: float
+    brier: float
+    n: int
+
+
+def held_out_points(route_cfgs: dict[str, Config], arrays, t_range, flow_window_s: float,
+                    horizons_s=HORIZONS_S) -> list[Points]:
+    """Per horizon, the points of one session whose window lies in `t_range` = (start, end) s, with
+    each route's drift log-odds there (its config replayed on the whole session: the filter is
+    causal) and the book's features."""
+    lo, hi = t_range
+    logs = {r: np.asarray(run(as_events(arrays, np.float64), c).drift_log_odds) for r, c in route_cfgs.items()}
+    feats = book_features(arrays, flow_window_s)
+    out = []
+    for h in horizons_s:
+        tg = forward_targets(arrays.t_s, arrays.mid, arrays.valid, h)
+        keep = (tg.t_s >= lo) & (tg.t_s + h <= hi)
+        rows = tg.rows[keep]
+        out.append(Points({r: v[rows] for r, v in logs.items()}, feats[rows], tg.down[keep]))
+    return out
+
+
+def pool(parts: list[list[Points]]) -> list[Points]:
+    """Several sessions' or folds' points of each horizon, concatenated."""
+    out = []
+    for per_h in zip(*parts, strict=True):  # per horizon
+        routes = per_h[0].drift_log_odds
+        out.append(Points({r: np.concatenate([p.drift_log_odds[r] for p in per_h]) for r in routes},
+                          np.concatenate([p.x for p in per_h]).reshape(-1, len(BOOK_FEATURES)),
+                          np.concatenate([p.down for p in per_h])))
+    return out
+
+
+def scaled_book(cfg: Config, book_scale, belief_scale, features: str = "all") -> Config:
+    """`cfg` with its book forecast scaled (weights x s, variances x s^2), the features outside the
+    set dropped, and the drift belief's weight set; scales per horizon (or one for all)."""
+    sb = np.broadcast_to(np.asarray(book_scale, float), (NUM_HORIZONS,))
+    keep = {k: (k in FEATURE_SETS[features]) for k in BOOK_FEATURES}
+    b = cfg.book
+    fields = {f"{k}_weight": np.asarray(getattr(b, f"{k}_weight")) * sb * keep[k] for k in BOOK_FEATURES}
+    fields |= {f"{k}_var": np.asarray(getattr(b, f"{k}_var")) * sb**2 * keep[k] for k in BOOK_FEATURES}
+    fields["trend_var"] = np.asarray(b.trend_var) * sb**2
+    fields["belief_weight"] = np.broadcast_to(np.asarray(belief_scale, float), (NUM_HORIZONS,)).copy()
+    return replace(cfg, book=fields)
+
+
+def _scores(points: Points, route: str, book_cfg: Config, column: int) -> dict:
+    """{(features, s_book, s_belief): (log score, Brier)} of every combination on one horizon's points,
+    read from the forecast of the belief's horizon `column`."""
+    out = {}
+    for features in FEATURE_SETS:
+        for sb in SCALES:
+            for sl in SCALES:
+                cfg = scaled_book(book_cfg, sb, sl, features)
+                z = book_mod.horizon_log_odds(jnp.asarray(points.drift_log_odds[route]), jnp.asarray(points.x), cfg)
+                p = 1.0 / (1.0 + np.exp(-np.asarray(z)[:, column]))
+                out[(features, sb, sl)] = np.array([log_score(p, points.down), brier(p, points.down)])
+    return out
+
+
+def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: str, columns) -> list[Choice]:
+    """Per horizon (its points, and the column of the belief's forecast it reads), the best
+    combination (module docstring) on the held-out points of every fold, each scored with its fold's
+    book forecast, pooled by their counts."""
+    choices = []
+    for k, column in enumerate(columns):
+        totals: dict = {}
+        n = 0
+        for pts, cfg in zip(points_by_fold, book_cfgs, strict=True):
+            p = pts[k]
+            if len(p.down) == 0:
+                continue
+            n += len(p.down)
+            for key, v in _scores(p, route, cfg, column).items():
+                totals[key] = totals.get(key, 0.0) + v * len(p.down)
+        if n == 0:
+            choices.append(Choice("all", 0.0, 0.0, COIN_FLIP_LOG_SCORE, 0.25, 0))
+            continue
+        best = max(totals, key=lambda c: (round(totals[c][0] / n, 12), -c[1] - c[2], c[0] == "imbalance"))
+        choices.append(Choice(best[0], best[1], best[2], float(totals[best][0] / n), float(totals[best][1] / n), n))
+    return choices
+
+
+def mean_gain(choices: list[Choice]) -> float:
+    """The mean over horizons with points of (held-out log score - ln 0.5)."""
+    gains = [c.log_score - COIN_FLIP_LOG_SCORE for c in choices if c.n > 0]
+    return float(np.mean(gains)) if gains else 0.0
+
+
+def apply(route_cfg: Config, book_cfg: Config, choices, columns) -> Config:
+    """The exported config: the route's drift belief, the book forecast of `book_cfg` with each
+    horizon's choice (a `Choice` or its dict) applied to its column; a column no horizon chose says 1/2."""
+    fields = {}
+    for c, k in zip(choices, columns, strict=True):
+        c = Choice(**c) if isinstance(c, dict) else c
+        one = scaled_book(book_cfg, c.book_scale, c.belief_scale, c.features).book
+        for name in (*BOOK_WEIGHTS, *BOOK_VARS, "trend_var", "belief_weight"):
+            fields.setdefault(name, np.zeros(NUM_HORIZONS))[k] = np.asarray(getattr(one, name))[k]
+    fields |= {"flow_window_s": float(book_cfg.book.flow_window_s),
+               "abs_move_bps": np.asarray(book_cfg.book.abs_move_bps)}
+    return replace(route_cfg, book=fields)

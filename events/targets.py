@@ -1,0 +1,48 @@
+"""What happened next: the observable outcome a forecast of the mid is scored against and fitted to,
+the sign of the mid's move over a horizon from points of a regular grid (`forward_targets`).
+
+The belief is read on a regular grid (`every_s`, 1 s by default): at each grid time the state after
+the last event at or before it, and the mid then; the target is whether the mid at t + horizon
+(after the last event at or before it) is below the mid at t. Ties (no move) are dropped, as are grid
+times whose horizon runs past the session's end or across a recording gap (`max_gap_s`: no event for
+longer than that inside the window). A grid rather than every event because events come in bursts (a
+sweep writes hundreds of book updates in a millisecond): per event, one busy second would outweigh
+minutes; per grid point each second counts once, as for a quote cycle.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Targets(NamedTuple):
+    """Where a belief trajectory is scored: `rows` (event index whose belief is read), `down` (1 if
+    the mid fell over the horizon), `t_s` (grid time), per horizon in a dict keyed by the horizon."""
+
+    rows: np.ndarray
+    down: np.ndarray
+    t_s: np.ndarray
+
+
+def forward_targets(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon_s: float, every_s: float = 1.0,
+                    max_gap_s: float = 60.0) -> Targets:
+    """Grid points and their observable outcome (module docstring). `t_s`, `mid`, `valid` per event
+    (`events.EventArrays`)."""
+    t_s, mid, valid = np.asarray(t_s, float), np.asarray(mid, float), np.asarray(valid) > 0
+    if not valid.any():
+        return Targets(np.zeros(0, int), np.zeros(0), np.zeros(0))
+    start = t_s[np.argmax(valid)]
+    grid = np.arange(start + every_s, t_s[-1] - horizon_s + 1e-9, every_s)
+    now = np.searchsorted(t_s, grid, side="right") - 1
+    later = np.searchsorted(t_s, grid + horizon_s, side="right") - 1
+    # the longest silence inside each window: no statistic spans a recording gap
+    gaps = np.diff(t_s, prepend=t_s[0])
+    big = np.flatnonzero(gaps > max_gap_s)
+    spans_gap = np.zeros(len(grid), bool)
+    for g in big:  # a window (grid, grid + h] containing event g's gap start t_s[g-1] .. t_s[g]
+        spans_gap |= (t_s[g] > grid) & (t_s[g - 1] < grid + horizon_s)
+    move = mid[later] - mid[now]
+    keep = valid[now] & (move != 0) & ~spans_gap
+    return Targets(now[keep], (move[keep] < 0).astype(float), grid[keep])
