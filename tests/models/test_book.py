@@ -21,10 +21,10 @@ from models.book import (
     simulate_book,
 )
 from models.fit import fit, flat_draws
+from online.belief import init
 from online.book import features as filter_features
 from online.fused import scan_states
 from online.params import HORIZONS_S, default_config, replace
-from online.belief import init
 from online.replay import as_events, run
 from tests.conftest import SPOT
 
