@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from calibration.score import COIN_FLIP_LOG_SCORE, HORIZONS_S
+from calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, HORIZONS_S
 
 
 def _print_scores(title: str, by_route: dict) -> None:
@@ -17,6 +17,8 @@ def _print_scores(title: str, by_route: dict) -> None:
         cells = "".join(f"{sc[h]['log_score']:>10.4f} / {sc[h]['brier']:.3f}" if sc[h]["n"] else f"{'-':>18}"
                         for h in horizons)
         print(f"    {route:<12}{cells}")
+    if "peer" in by_route:
+        print("    (peer: a plain logistic regression on the book's public features, fitted to the training sessions)")
 
 
 def print_summary(report: dict) -> None:
@@ -48,6 +50,13 @@ def print_summary(report: dict) -> None:
     print(f"route: {sel['why']}")
     for split, by_route in report["scores"].items():
         _print_scores(split, by_route)
+    for line in report.get("failures_in_sample", []):
+        print(f"  MODEL FAILURE: {line}")
+    for i, trace in enumerate(report.get("belief_on_test", [])):
+        cells = ", ".join(f"{h}: sd {trace['sd'][h]:.3f}, ECE {trace['ece'][h]:.3f}" for h in trace["sd"])
+        flat = [h for h, v in trace["sd"].items() if v < FLAT_SD]
+        print(f"  the exported belief on test session {i + 1}: {cells}"
+              + (f"  <- FLAT (sd below {FLAT_SD}) at {', '.join(flat)}" if flat else ""))
 
 
 def cmd_calibrate(args) -> int:
@@ -152,27 +161,35 @@ def cmd_score(args) -> int:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from calibration.score import score_trajectory
+    from calibration.score import score_trajectory, table_forecasts
     from events import read_session, to_arrays
 
     session = read_session(args.session)
-    table = pq.read_table(args.beliefs, columns=["t_s", "p_down"])
+    table = pq.read_table(args.beliefs)
     a = to_arrays(session)
     if table.num_rows != len(a.t_s) or not np.allclose(table.column("t_s").to_numpy(), a.t_s, atol=1e-6):
         raise ValueError(f"{args.beliefs} is not a replay of {args.session} (row count or times differ): "
                          f"replay this session with `bayesmm replay` first")
-    scores = score_trajectory(a.t_s, a.mid, a.valid, table.column("p_down").to_numpy(), args.horizons,
-                              args.every_s)
+    filt = table_forecasts(table, args.horizons)
+    rows = {"belief": score_trajectory(a.t_s, a.mid, a.valid, filt, args.horizons, args.every_s)}
+    if args.train:
+        from calibration.peer import fit_peer
+
+        peer = fit_peer([to_arrays(read_session(p)) for p in args.train], args.horizons)
+        rows["peer"] = score_trajectory(a.t_s, a.mid, a.valid, peer.forecasts(a), args.horizons, args.every_s)
     if args.json:
-        print(json.dumps({h: {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in s.items()}
-                          for h, s in scores.items()}))
+        print(json.dumps({who: {h: {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                                    for k, v in s.items()} for h, s in sc.items()} for who, sc in rows.items()}))
         return 0
     print(f"{args.beliefs} against {args.session}: the sign of the mid move over each horizon, every "
-          f"{args.every_s:g} s, ties dropped")
-    print(f"  {'horizon':>8} {'points':>7} {'log score':>10} {'coin flip':>10} {'Brier':>7} {'share down':>11}")
-    for h, s in scores.items():
-        print(f"  {h:>8} {s['n']:>7} {s['log_score']:>10.4f} {s['coin_flip_log_score']:>10.4f} {s['brier']:>7.4f} "
-              f"{s['share_down']:>11.3f}")
+          f"{args.every_s:g} s, ties dropped" + (f"; the peer (a logistic regression on the book's public "
+                                                f"features) fitted to {', '.join(args.train)}" if args.train else ""))
+    print(f"  {'':<7} {'horizon':>8} {'points':>7} {'log score':>10} {'coin flip':>10} {'Brier':>7} {'ECE':>6} "
+          f"{'sd p':>6} {'share down':>11}")
+    for who, sc in rows.items():
+        for h, s in sc.items():
+            print(f"  {who:<7} {h:>8} {s['n']:>7} {s['log_score']:>10.4f} {s['coin_flip_log_score']:>10.4f} "
+                  f"{s['brier']:>7.4f} {s['ece']:>6.3f} {s['sd_p_down']:>6.3f} {s['share_down']:>11.3f}")
     return 0
 
 
@@ -224,9 +241,12 @@ def add_parsers(sub) -> None:
     q.add_argument("dir", help="a calibration's output directory")
     q.set_defaults(func=cmd_report)
 
-    q = sub.add_parser("score", help="score a replay's p_down against the sign of the forward mid move")
-    q.add_argument("session")
+    q = sub.add_parser("score", help="score a replay's forecasts (each horizon's p_down) against the sign of the "
+                                     "forward mid move, beside a logistic peer fitted to --train sessions")
+    q.add_argument("session", help="the session the replay is of (Parquet, `bayesmm ingest`)")
     q.add_argument("beliefs", help="the replay of that session (`bayesmm replay ... --out`)")
+    q.add_argument("--train", nargs="+", default=[], metavar="SESSION",
+                   help="sessions to fit the peer to (the ones the config was calibrated on): prints it beside")
     q.add_argument("--horizons", type=float, nargs="+", default=list(HORIZONS_S), help="horizons, s")
     q.add_argument("--every-s", type=float, default=1.0, help="grid step of the scored points, s")
     q.add_argument("--json", action="store_true")

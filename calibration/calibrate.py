@@ -224,11 +224,14 @@ def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_
 
 def route_configs(derived_cfg: Config, tuned_cfg: Config, names) -> dict[str, Config]:
     """The routes selection compares, in the order that breaks a tie: the tuned weights (first:
-    they were chosen by the score that selection uses), the derived config (additive evidence) and,
-    when the regime model was fitted, its own verdict (`derive.regime_verdict_config`)."""
+    they were chosen by the score that selection uses), the derived config (its forecast is the book
+    model's, when that was fitted: `derive.book_config`) and, when the regime model was fitted, its
+    own verdict (`derive.regime_verdict_config`, every horizon reading it alone). Selection takes
+    each route's drift belief and pools it with the derived book forecast (`calibration.select`)."""
     routes = {"tune": tuned_cfg, "derive": derived_cfg}
     if "regime" in names:
-        routes["regime"] = derive_mod.regime_verdict_config(derived_cfg)
+        routes["regime"] = replace(derive_mod.regime_verdict_config(derived_cfg),
+                                   book=config_to_dict(default_config())["book"])
     return routes
 
 

@@ -120,6 +120,43 @@ def _reliability_figure(test_scores: dict) -> str:
     return _figure(fig, "reliability of p_down on the test sessions")
 
 
+def _belief_figure(traces: list[dict]) -> str:
+    """Each horizon's exported forecast over time on each test session."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(traces), 1, figsize=(10, 2.8 * len(traces)), squeeze=False)
+    for i, (ax, tr) in enumerate(zip(axes[:, 0], traces, strict=True)):
+        t = np.asarray(tr["t_s"])
+        for h in tr["sd"]:
+            ax.plot(t, tr[f"p_down_{h}"], lw=0.8, label=f"{h} ahead (sd {tr['sd'][h]:.3f}, ECE {tr['ece'][h]:.3f})")
+        ax.axhline(0.5, color="grey", lw=0.6, ls="--")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("time since the session's start (s)")
+        ax.set_ylabel("P(mid falls)")
+        ax.set_title(f"test session {i + 1}: the exported forecasts, read every second", fontsize=9)
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
+    return _figure(fig, "the exported belief's forecasts over time on the test sessions")
+
+
+def _warnings(r: dict) -> list[str]:
+    """What a reviewer must see first, in red: a flat exported belief, a route worse than a coin flip
+    on its own training data, a failed gate."""
+    from calibration.score import FLAT_SD
+
+    out = []
+    for i, tr in enumerate(r.get("belief_on_test", [])):
+        flat = [h for h, v in tr["sd"].items() if v is not None and v < FLAT_SD]
+        if flat:
+            out.append(f"The exported belief is flat on test session {i + 1} at {', '.join(flat)}: its forecast's "
+                       f"sd is below {FLAT_SD} (it says about 1/2 whatever happens).")
+    out += [f"Model failure: {x}" for x in r.get("failures_in_sample", [])]
+    out += [f"Gate: {x}" for x in r.get("gate_failures", [])]
+    return out
+
+
 def _sweep_section(d: Path) -> list[str]:
     """The spec section-8 sweep written into DIR/sweep (`bayesmm sweep --out DIR/sweep`), if any: the
     winner against the base in sample and held out, and the frontier."""
@@ -158,6 +195,11 @@ def build_report(directory: str | Path) -> str:
     parts.append(f"<p>{_e(r.get('started', ''))} - method {_e(r['method'])}, seed {_e(r['seed'])}: {status}."
                  + (f" Exported route: <b>{_e(sel['chosen'])}</b>. {_e(sel['why'])}."
                     if sel else "") + "</p>")
+    warn = _warnings(r)
+    if warn:
+        parts.append("<ul>" + "".join(f"<li class='bad'>{_e(x)}</li>" for x in warn) + "</ul>")
+    if r.get("belief_on_test"):
+        parts.append("<h2>The exported belief on the test sessions</h2>" + _belief_figure(r["belief_on_test"]))
 
     parts.append("<h2>Data</h2>")
     rows = []
@@ -179,8 +221,9 @@ def build_report(directory: str | Path) -> str:
         diag = (f"r_hat {_num(dg.get('max_rhat'), '.3f')}, ESS {_num(dg.get('min_ess_bulk'), '.0f')}/"
                 f"{_num(dg.get('min_ess_tail'), '.0f')}, {dg.get('divergences')} divergences"
                 if dg.get("method") == "nuts" else "SVI")
-        ppc = ", ".join((f"{_e(k)} {_num(v['ppp'], '.2f')}" if v.get("gated", True) else
-                         f"<span class='note'>{_e(k)} {_num(v['ppp'], '.2f')} (not gated)</span>")
+        lo, hi = r.get("gate", {}).get("ppc_low", 0.01), r.get("gate", {}).get("ppc_high", 0.99)
+        ppc = ", ".join((f"<span class='{'bad' if not lo <= v['ppp'] <= hi else ''}'>{_e(k)} "
+                         f"{_num(v['ppp'], '.2f')}{'' if v.get('gated', True) else ' (not gated)'}</span>")
                         for k, v in f["ppc"].items())
         rows.append([_e(name), diag, ppc])
     parts.append(_table(["model", "diagnostics", "posterior predictive p-values"], rows, left=3))

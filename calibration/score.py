@@ -15,6 +15,7 @@ from events.targets import Targets, forward_targets  # noqa: F401  (re-exported:
 from online.params import HORIZONS_S  # noqa: F401  (the horizons scored: the belief's)
 
 COIN_FLIP_LOG_SCORE = float(np.log(0.5))
+FLAT_SD = 0.02  # a forecast whose sd over a session is below this has not moved: the report says so in red
 _CLIP = 1e-6
 
 
@@ -85,15 +86,18 @@ def scores_of(predict, arrays, horizons_s, t_ranges=None, reliability_bins: int 
 
 def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: float = 1.0,
                      max_gap_s: float = 60.0) -> dict:
-    """{horizon: {"n", "log_score", "brier", "share_down", "coin_flip_log_score"}} for one session's
-    belief trajectory: `p_down` one P(fall) per event for every horizon, or {h: P(fall over h) per
-    event} (`forecasts`, `table_forecasts`)."""
+    """{horizon: {"n", "log_score", "brier", "ece" (10 bins), "sd_p_down" (over the scored points),
+    "share_down", "coin_flip_log_score"}} for one session's belief trajectory: `p_down` one P(fall)
+    per event for every horizon, or {h: P(fall over h) per event} (`forecasts`, `table_forecasts`)."""
+    from sim.scoring import ece
+
     out = {}
     for h in horizons_s:
         tg = forward_targets(t_s, mid, valid, h, every_s, max_gap_s)
         p = np.asarray(p_down[h] if isinstance(p_down, dict) else p_down)[tg.rows]
         out[f"{h:g}s"] = {"horizon_s": float(h), "n": int(len(tg.rows)), "log_score": log_score(p, tg.down),
-                          "brier": brier(p, tg.down),
+                          "brier": brier(p, tg.down), "ece": ece(p, tg.down) if len(p) else float("nan"),
+                          "sd_p_down": float(np.std(p)) if len(p) else float("nan"),
                           "share_down": float(np.mean(tg.down)) if len(tg.down) else float("nan"),
                           "coin_flip_log_score": COIN_FLIP_LOG_SCORE}
     return out

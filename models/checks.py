@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+PPC_RANGE = (0.01, 0.99)
+"""The range the posterior predictive p-values of a fit must lie in: for the path check that decides
+a coarser bin, and `calibration.calibrate.Gate`'s default for every gated check."""
+
 
 def _acf1(x):
     x = np.asarray(x, float) - np.mean(x)
@@ -278,8 +282,9 @@ def ppc(model: str, idata, data: dict, num_draws: int = 100, seed: int = 0) -> d
     return out
 
 
-def plot_ppc(result: dict, path: str | Path, title: str) -> Path:
-    """One histogram per statistic: replicated values and the observed one (with its ppp)."""
+def plot_ppc(result: dict, path: str | Path, title: str, columns: int = 4) -> Path:
+    """One histogram per statistic, in a grid `columns` wide: replicated values and the observed one
+    (with its ppp; a p-value outside PPC_RANGE in red)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,14 +293,23 @@ def plot_ppc(result: dict, path: str | Path, title: str) -> Path:
     from events.plot import save_figure
 
     n = len(result)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
-    for ax, (k, v) in zip(axes[0], result.items(), strict=True):
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.1 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, (k, v) in zip(axes.ravel(), result.items(), strict=False):
         ax.hist(v["replicated"], bins=20, color="tab:blue", alpha=0.7, label="replicated")
         if "observed_draws" in v:  # a statistic of the hidden path: the data's side differs per draw
             ax.hist(v["observed_draws"], bins=20, color="k", alpha=0.3, label="data (paths drawn)")
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=8)
         ax.axvline(v["observed"], color="k", lw=2)
-        ax.set_title(f"{k}\nppp = {v['ppp']:.2f}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
+        bad = not PPC_RANGE[0] <= v["ppp"] <= PPC_RANGE[1]
+        ax.set_title(f"{k}\nppp = {v['ppp']:.2f}" + ("" if v.get("gated", True) else " (not gated)"), fontsize=10,
+                     color="tab:red" if bad else "k")
+        ax.set_xlabel("statistic (black: the data)", fontsize=9)
+        ax.set_ylabel("replicates", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -12,7 +12,7 @@ import numpy as np
 from events.features import to_arrays
 from events.session import Session
 from models.book import book_data, book_model, fit_kwargs
-from models.checks import plot_ppc, ppc
+from models.checks import PPC_RANGE, plot_ppc, ppc
 from models.data import bin_sessions
 from models.drift import ou_drift_model
 from models.fit import SVI_RESTARTS, check, diagnostics, fit, prior_summary, save_fit
@@ -72,9 +72,7 @@ quiet regime's sigma came out 3.4 for a true 2.0, and the calibrated Brier again
 drift sign rose from 1.04x to 1.10x the truth-implied filter's). The finest width whose paths
 the model believes is kept; the width and every width tried are in the report."""
 
-PPC_RANGE = (0.01, 0.99)
-"""The range the posterior predictive p-values of a fit must lie in: for the path check that decides
-a coarser bin, and `calibration.calibrate.Gate`'s default for every gated check."""
+
 
 
 def _path_check_fails(result: dict) -> bool:

@@ -57,10 +57,13 @@ def test_score_cli_against_the_files(tmp_path, capsys):
     assert main(["ingest", str(HL), "--quiet", "--out", str(session)]) == 0
     assert main(["replay", str(session), "--out", str(beliefs)]) == 0
     capsys.readouterr()
-    assert main(["score", str(session), str(beliefs), "--horizons", "0.5", "1", "--every-s", "0.1", "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)
+    assert main(["score", str(session), str(beliefs), "--horizons", "0.5", "1", "--every-s", "0.1", "--json",
+                 "--train", str(session)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    got = out["belief"]
     a = to_arrays(read_session(session))
-    p = pq.read_table(beliefs).column("p_down").to_numpy()
+    p = pq.read_table(beliefs).column("p_down_1s").to_numpy()  # both horizons read the 1 s forecast (nearest)
+    assert set(out["peer"]) == set(got) and all(out["peer"][h]["n"] == got[h]["n"] for h in got)
     for h in (0.5, 1.0):
         pts = _reference(a.t_s, a.mid, h, 0.1, 60.0)
         assert got[f"{h:g}s"]["n"] == len(pts) > 0
