@@ -87,7 +87,8 @@ def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     # beside its prior: 300 s of returns pin the volatility level down (its prior spans a factor of
     # hundreds), so the data removed nearly all of the prior's spread
     assert sigma["prior_q05"] < sigma["q05"] <= sigma["q95"] < sigma["prior_q95"] and sigma["learnt"] > 0.9
-    assert prov["route"] in ("derive", "regime", "tune") and 0.0 <= prov["shrink"] <= 1.0
+    assert prov["route"] in ("derive", "regime", "tune")
+    assert all(0.0 <= c["book_scale"] <= 1.0 and 0.0 <= c["belief_scale"] <= 1.0 for c in prov["per_horizon"].values())
     assert main(["check-config", str(forced / "config.toml")]) == 0
     out = capsys.readouterr().out
     assert "FORCED export" in out and "bit-identical" in out

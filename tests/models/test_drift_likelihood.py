@@ -53,3 +53,29 @@ def test_sessions_are_separate_paths_with_shared_parameters():
     assert float(joint) == pytest.approx(float(first + second), abs=1e-12)
     np.testing.assert_allclose(np.asarray(p[5:]), np.asarray(p2), rtol=1e-12)
     assert float(m[5]) == 0.0 and float(p[5]) == pytest.approx(0.8**2 / 0.6, rel=1e-12)
+
+
+def test_microstructure_loglik_is_the_dense_gaussian_density_of_the_moves():
+    """The microstructure variant given each bin's diffusion sd s_t: ret_t = mu_t dt_t + s_t sqrt(dt_t)
+    eps_t + e_t - e_{t-1}, e ~ N(0, n^2) i.i.d., mu the stationary OU of the first test (a separate
+    path per session, each session's first noise fresh). The returns are jointly Gaussian with
+    covariance D C D + diag(s^2 dt) + n^2 (2 I - adjacency within a session); the bins without a move
+    are unobserved, so the likelihood is the marginal density of the others: the dense covariance's
+    rows and columns of the moved bins."""
+    from models.drift import microstructure_loglik
+
+    theta, sigma_mu, noise = 0.3, 0.8, 0.7
+    s_bin = np.asarray(RNG.uniform(0.5, 3.0, 8))
+    ret = np.asarray(RET).copy()
+    ret[[2, 6]] = 0.0  # no move in two bins
+    t = np.cumsum(np.asarray(DT))
+    session = np.cumsum(np.asarray(START))
+    same = session[:, None] == session[None, :]
+    c = sigma_mu**2 / (2 * theta) * np.exp(-theta * np.abs(t[:, None] - t[None, :])) * same
+    d = np.diag(np.asarray(DT))
+    adjacent = (np.abs(np.arange(8)[:, None] - np.arange(8)[None, :]) == 1) & same
+    cov = d @ c @ d + np.diag(s_bin**2 * np.asarray(DT)) + noise**2 * (2 * np.eye(8) - adjacent)
+    moved = ret != 0
+    want = dist.MultivariateNormal(jnp.zeros(moved.sum()), cov[np.ix_(moved, moved)]).log_prob(ret[moved])
+    ll, _, _ = microstructure_loglik(jnp.asarray(ret), DT, theta, sigma_mu, jnp.asarray(s_bin), noise, START)
+    assert float(ll) == pytest.approx(float(want), abs=1e-9)
