@@ -10,10 +10,10 @@ OUT    := out
 # why), and a fixed string-hash seed: NumPyro's ELBO sums its sites in the order of a Python set, so
 # with a random seed each process traces the SVI loop differently (the cache misses it, and the sum's
 # rounding differs between runs); with it, a fit is the same program and the same numbers every run
-demo test test-slow lab: export JAX_COMPILATION_CACHE_DIR = $(CURDIR)/.jax-cache
-demo test test-slow lab: export PYTHONHASHSEED = 0
+demo test test-slow lab pairs: export JAX_COMPILATION_CACHE_DIR = $(CURDIR)/.jax-cache
+demo test test-slow lab pairs: export PYTHONHASHSEED = 0
 
-.PHONY: demo test test-slow ray bench bench-fit bench-smoke chromium lab lint lock clean
+.PHONY: demo test test-slow pairs ray bench bench-fit bench-smoke chromium lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,12 @@ demo: $(STAMP)
 	$(BIN)/bayesmm check-config $(OUT)/sweep/config.toml
 	$(BIN)/bayesmm report $(OUT)
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
-	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet
+	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet --train $(OUT)/spot-20240808.parquet
+
+## pairs: calibrate on each bundled real pair's earlier session, score the later one beside the peer
+## (spot 0808 -> 0809, the perp's halves, COIN-M ETH 0808 -> 0809): out/pairs/pairs.md and pairs.json
+pairs: $(STAMP)
+	$(BIN)/bayesmm pairs --data $(DATA) --out $(OUT)/pairs
 
 ## ray: the optional Ray extra (`bayesmm sweep --backend ray`), from its own lock
 RAY_STAMP := $(VENV)/.ray-installed

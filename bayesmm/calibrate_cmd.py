@@ -193,6 +193,19 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_pairs(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from calibration.pairs import run_pairs, summarise
+
+    if not args.summary_only:
+        run_pairs(args.data, args.out, quiet=args.quiet, seed=args.seed)
+    summarise(args.out)
+    print((Path(args.out) / "pairs.md").read_text())
+    return 0
+
+
 def cmd_report(args) -> int:
     from calibration.report import write_report
 
@@ -236,6 +249,15 @@ def add_parsers(sub) -> None:
     q.add_argument("config")
     q.add_argument("--golden", help="golden vectors (default: golden.parquet beside the config)")
     q.set_defaults(func=cmd_check_config)
+
+    q = sub.add_parser("pairs", help="calibrate on each bundled real pair's earlier session and score the later one, "
+                                     "beside the peer: DIR/pairs.md and pairs.json")
+    q.add_argument("--data", default="data", help="folder of the bundled recordings (default: data)")
+    q.add_argument("--out", default="out/pairs", help="output folder, one calibration per pair (default: out/pairs)")
+    q.add_argument("--seed", type=int, default=0, help="calibration seed (default 0)")
+    q.add_argument("--summary-only", action="store_true", help="only rebuild the table from the folder's calibrations")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_pairs)
 
     q = sub.add_parser("report", help="write DIR/report.html: one self-contained page of a calibration's evidence")
     q.add_argument("dir", help="a calibration's output directory")
