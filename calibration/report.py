@@ -131,7 +131,8 @@ def _belief_figure(traces: list[dict]) -> str:
     for i, (ax, tr) in enumerate(zip(axes[:, 0], traces, strict=True)):
         t = np.asarray(tr["t_s"])
         for h in tr["sd"]:
-            ax.plot(t, tr[f"p_down_{h}"], lw=0.8, label=f"{h} ahead (sd {tr['sd'][h]:.3f}, ECE {tr['ece'][h]:.3f})")
+            ax.plot(t, tr[f"p_down_{h}"], lw=0.8, label=f"{h} ahead (sd {_num(tr['sd'][h], '.3f')}, ECE "
+                    f"{_num(tr['ece'][h], '.3f')})")
         ax.axhline(0.5, color="grey", lw=0.6, ls="--")
         ax.set_ylim(0, 1)
         ax.set_xlabel("time since the session's start (s)")
