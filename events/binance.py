@@ -28,19 +28,21 @@ from events.dedupe import SeenIds
 from events.errors import IngestError
 from events.lines import FieldNotes, IngestReport
 
-# The fields each message kind may carry, spot and USD-M futures together: the venue's documented
-# payloads (spot web-socket-streams.md, USD-M "WebSocket Market Streams", REST /depth) and every field
-# of the recordings in data/ (hftbacktest example data, 2024-08). Anything else is counted, not an error.
+# The fields each message kind may carry, spot, USD-M and COIN-M futures together: the venue's documented
+# payloads (spot web-socket-streams.md, USD-M and COIN-M "WebSocket Market Streams", REST /depth) and every
+# field of the recordings in data/ (hftbacktest example data, 2024-08). Anything else is counted, not an error.
 _STREAM = frozenset({"stream", "data"})  # the combined-stream wrapper
 _BOOK_TICKER = frozenset({"u", "s", "b", "B", "a", "A",  # spot
-                          "e", "E", "T"})  # futures add the event type, event and transaction times
+                          "e", "E", "T",  # futures add the event type, event and transaction times
+                          "ps"})  # COIN-M: the pair (ETHUSD) of the contract symbol (ETHUSD_PERP)
 _TRADE = frozenset({"e", "E", "T", "s", "t", "p", "q", "m",
                     "M",  # spot: "ignore"
                     "b", "a",  # spot, in the older docs: buyer and seller order ids
                     "X"})  # futures (in the recording; the raw trade stream is not in the USD-M docs): order type
 _AGG_TRADE = frozenset({"e", "E", "T", "s", "a", "p", "q", "f", "l", "m", "M"})
-_DEPTH = frozenset({"e", "E", "T", "s", "U", "u", "pu", "b", "a"})  # spot has no T and pu
-_SNAPSHOT = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})  # REST /depth; futures add E and T
+_DEPTH = frozenset({"e", "E", "T", "s", "U", "u", "pu", "b", "a", "ps"})  # spot has no T and pu; COIN-M adds ps
+_SNAPSHOT = frozenset({"lastUpdateId", "bids", "asks", "E", "T",  # REST /depth; futures add E and T
+                       "pair", "symbol"})  # COIN-M
 KNOWN_FIELDS = {"stream": _STREAM, "bookTicker": _BOOK_TICKER, "trade": _TRADE, "aggTrade": _AGG_TRADE,
                 "depth": _DEPTH, "depthSnapshot": _SNAPSHOT}  # message kind -> its known fields
 
@@ -51,7 +53,7 @@ class BinanceParser:
     def __init__(self, path: str, builder: EventBuilder, report: IngestReport, top_k: int = DEFAULT_TOP_K):
         self.path, self.builder, self.report, self.top_k = path, builder, report, top_k
         self.book = DepthBook()
-        self.emitter = BookEmitter(builder)
+        self.emitter = BookEmitter(builder, report)
         self.synced = False
         self.pending: list[tuple] = []
         self.last_u = -1
@@ -137,7 +139,7 @@ class BinanceParser:
         self.emitter.check_trade(px, p, line, "p")
         if tid is not None and not self._trade_ids.is_new(tid, (px, qty, maker_buy), p, line, self.report):
             return
-        self.builder.trade_print(t_ns, px, qty, -1 if maker_buy else 1)
+        self.emitter.trade(t_ns, px, qty, -1 if maker_buy else 1, p, line, "p")
 
     def _levels(self, line: int, d: dict, bids: str, asks: str):
         if bids not in d or asks not in d:
@@ -188,7 +190,9 @@ class BinanceParser:
         self.pending = []
 
     def finish(self) -> None:
-        """Count diffs that never met a snapshot (they could not be placed in a book)."""
+        """Count diffs that never met a snapshot (they could not be placed in a book); a large move
+        still unconfirmed at the end is damage (`BookEmitter.finish`)."""
+        self.emitter.finish()
         if self.pending:
             self.report.counts["depth_diffs_without_snapshot"] += len(self.pending)
             self.pending = []

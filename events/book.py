@@ -135,21 +135,97 @@ def imbalance_and_depth(bid_qty: float, ask_qty: float) -> tuple[float, float]:
 
 
 MAX_SPREAD = 0.10  # a book wider than 10% of its mid is not a market maker's book
-MAX_JUMP = 0.10  # a mid more than 10% from the previous one (between two book messages) is implausible
+MAX_JUMP = 0.10  # a mid more than 10% from the level before it is a large move, to be confirmed
+CONFIRM = 2  # further books or prints at the new level that confirm a large move
+
+
+class _Pending:
+    """A large move not yet confirmed: its level, the lines that went there and their rows."""
+
+    def __init__(self, mid: float, level_before: float, emitted_before: float, path: str, line: int, what: str):
+        self.mid, self.level_before, self.emitted_before = mid, level_before, emitted_before
+        self.origin = (path, line, what)
+        self.rows: list[int] = []
+        self.lines: dict[tuple[str, int], str] = {}
+        self.support = 0
 
 
 class BookEmitter:
-    """Emits book_update for each top-of-book observation and mid_tick when the mid changes.
+    """Emits book_update for each top-of-book observation and mid_tick when the mid changes, and
+    tells a move from damage.
 
-    Plausibility: a book whose spread exceeds MAX_SPREAD of its mid, or whose mid lies more than
-    MAX_JUMP from the previous book's, is an `IngestError` (counted and skipped with --lenient):
-    an ask of 1e308 or a bid of 1e-300 once passed ingest and left the belief NaN or pinned. A real
-    move that large between two messages of a liquid feed would be worth a look too. Trade prints
-    are held to the same bound by `check_trade`."""
+    A book whose bid is not below its ask, or whose spread exceeds MAX_SPREAD of its mid, is an
+    `IngestError` at once (counted and skipped with --lenient): one side's absurd value (an ask of
+    1e308, a bid of 1e-300) makes the spread absurd. A book or trade print more than MAX_JUMP from the
+    current level is a **large move**, held pending: it is emitted, and confirmed when CONFIRM further
+    books or prints stay within MAX_JUMP of it (both sides of the book moved together, trades print
+    there) - then it is the new level, counted (`large_moves`, and the largest in bps,
+    `large_move_largest_bps`). It is **damage** when, before that, a book returns to the old level (it
+    was reverted at once), or a book or print lands far from both, or the recording ends: its lines'
+    events are taken back out, and each such line is an `IngestError` naming it (with --lenient,
+    skipped and counted: as if the line had been deleted). Flash crashes of 10-90% within seconds
+    are real on perpetual venues, and exactly what a market maker needs to study; an isolated value
+    orders of magnitude off, reverted at once, is not a market."""
 
-    def __init__(self, builder: EventBuilder) -> None:
+    def __init__(self, builder: EventBuilder, report=None) -> None:
         self.builder = builder
-        self.last_mid = math.nan
+        self.report = report
+        self.last_mid = math.nan  # the confirmed level
+        self._emitted_mid = math.nan  # the mid of the last mid_tick emitted
+        self._pending: _Pending | None = None
+
+    @staticmethod
+    def _near(x: float, level: float) -> bool:
+        return not math.isfinite(level) or abs(x / level - 1.0) <= MAX_JUMP
+
+    def _damage(self) -> None:
+        """The pending move was damage: take its events back out, restore the mid, and refuse (or,
+        leniently, skip) each of its lines."""
+        pend, self._pending = self._pending, None
+        for i in sorted(pend.rows, reverse=True):
+            del self.builder.rows[i]
+        self._emitted_mid = pend.emitted_before
+        path, line, what = pend.origin
+        errors = [IngestError(path, line, "bid/ask" if what == "book" else what,
+                              f"implausible {'book' if what == 'book' else 'trade price'}: mid {pend.mid} is "
+                              f"{pend.mid / pend.level_before - 1:+.1%} from the level {pend.level_before}, and nothing "
+                              f"confirmed it (no {CONFIRM} books or prints there before it reverted or the recording "
+                              "ended)")]
+        errors += [IngestError(p, ln, f, f"at the unconfirmed level {pend.mid} (see line {line})")
+                   for (p, ln), f in pend.lines.items() if (p, ln) != (path, line)]
+        for err in errors:
+            if self.report is None:
+                raise err
+            self.report.skip(err)
+
+    def _record(self, path: str, line: int, what: str, first_row: int) -> None:
+        pend = self._pending
+        pend.rows.extend(range(first_row, len(self.builder.rows)))
+        pend.lines.setdefault((path, line), what)
+
+    def _confirm_if_supported(self) -> None:
+        pend = self._pending
+        if pend.support >= CONFIRM:
+            self._pending = None
+            self.last_mid = pend.mid
+            if self.report is not None:
+                size_bps = int(round(abs(pend.mid / pend.level_before - 1.0) * 1e4))
+                self.report.counts["large_moves"] += 1
+                self.report.counts["large_move_largest_bps"] = max(self.report.counts["large_move_largest_bps"],
+                                                                   size_bps)
+
+    def _classify(self, x: float, path: str, line: int, what: str) -> bool:
+        """Settle a pending move against a new book or print at x; True when x belongs to the
+        (new or continuing) pending move, whose rows then include what is emitted for it."""
+        if self._pending is not None:
+            if self._near(x, self._pending.mid):
+                self._pending.support += 1
+                return True
+            self._damage()  # reverted, or a third level: the pending was not a market
+        if self._near(x, self.last_mid):
+            return False
+        self._pending = _Pending(x, self.last_mid, self._emitted_mid, path, line, what)
+        return True
 
     def emit(self, t_ns: int, bid: float, ask: float, bid_sz: float, ask_sz: float, imb: float,
              depth: float, path: str, line: int) -> None:
@@ -159,18 +235,37 @@ class BookEmitter:
         if not (math.isfinite(mid) and (ask - bid) / mid <= MAX_SPREAD):
             raise IngestError(path, line, "bid/ask", f"implausible book: bid {bid}, ask {ask} (spread over "
                               f"{MAX_SPREAD:.0%} of the mid)")
-        if math.isfinite(self.last_mid) and abs(mid / self.last_mid - 1.0) > MAX_JUMP:
-            raise IngestError(path, line, "bid/ask", f"implausible book: mid {mid} is {mid / self.last_mid - 1:+.1%} "
-                              f"from the previous book's {self.last_mid}")
+        pending = self._classify(mid, path, line, "book")
+        first = len(self.builder.rows)
         self.builder.book_update(t_ns, bid, ask, bid_sz, ask_sz, imb, depth)
-        if mid != self.last_mid:
-            self.last_mid = mid
+        if mid != self._emitted_mid:
+            self._emitted_mid = mid
             self.builder.mid_tick(t_ns, mid)
+        if pending:
+            self._record(path, line, "book", first)
+            self._confirm_if_supported()
+        else:
+            self.last_mid = mid
 
     def check_trade(self, px: float, path: str, line: int, field: str) -> None:
-        """A trade print more than MAX_JUMP from the last book's mid is an `IngestError` (no check
-        before the first book). A print at 1e308 or 1e-300 used to reach the session as it was:
-        finite, so no check caught it, and a fill model would have filled every quote against it."""
-        if math.isfinite(self.last_mid) and abs(px / self.last_mid - 1.0) > MAX_JUMP:
+        """A trade print is checked before its line is accepted: one far (over MAX_JUMP) from both the
+        level and a pending move is an `IngestError` at once when a move is pending (a third level);
+        otherwise `trade` settles it."""
+        pend = self._pending
+        if pend is not None and not self._near(px, pend.mid) and not self._near(px, self.last_mid):
             raise IngestError(path, line, field, f"implausible trade price {px} ({px / self.last_mid - 1:+.1%} from "
-                              f"the mid {self.last_mid})")
+                              f"the mid {self.last_mid}, {px / pend.mid - 1:+.1%} from the pending move's {pend.mid})")
+
+    def trade(self, t_ns: int, px: float, size: float, side: int, path: str, line: int, field: str) -> None:
+        """Emit a trade print; one far from the level starts (or supports) a large move (class docstring)."""
+        pending = self._classify(px, path, line, field) if math.isfinite(self.last_mid) else False
+        first = len(self.builder.rows)
+        self.builder.trade_print(t_ns, px, size, side)
+        if pending:
+            self._record(path, line, field, first)
+            self._confirm_if_supported()
+
+    def finish(self) -> None:
+        """At the recording's end a move still pending was never confirmed: damage."""
+        if self._pending is not None:
+            self._damage()

@@ -96,7 +96,7 @@ class HyperliquidParser:
     def __init__(self, path: str, builder: EventBuilder, report: IngestReport, top_k: int = DEFAULT_TOP_K,
                  coin: str | None = None):
         self.path, self.builder, self.report, self.top_k = path, builder, report, top_k
-        self.emitter = BookEmitter(builder)
+        self.emitter = BookEmitter(builder, report)
         self.symbol = coin
         self._trade_ids = SeenIds("trades")
         self._fill_ids = SeenIds("fills")
@@ -211,7 +211,7 @@ class HyperliquidParser:
             if backlog:
                 self.report.counts["trades_backlog_dropped (over 5 s old on arrival)"] += 1
             elif tid is None or self._trade_ids.is_new(tid, (px, sz, side), self.path, line, self.report):
-                self.builder.trade_print(t_ns, px, sz, _SIDES[side])
+                self.emitter.trade(t_ns, px, sz, _SIDES[side], self.path, line, "px")
 
     def _user_fills(self, t_ns: int, line: int, d) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("fills"), list):
@@ -229,7 +229,8 @@ class HyperliquidParser:
                 self.builder.own_fill(t_ns, px, sz, side, tid)
 
     def finish(self) -> None:
-        """Nothing is buffered across Hyperliquid messages."""
+        """A large move still unconfirmed at the end is damage (`BookEmitter.finish`)."""
+        self.emitter.finish()
 
 
 def read_fills_json(path: str, builder: EventBuilder, report: IngestReport, coin: str | None,
