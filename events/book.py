@@ -188,9 +188,9 @@ class BookEmitter:
         path, line, what = pend.origin
         errors = [IngestError(path, line, "bid/ask" if what == "book" else what,
                               f"implausible {'book' if what == 'book' else 'trade price'}: mid {pend.mid} is "
-                              f"{pend.mid / pend.level_before - 1:+.1%} from the level {pend.level_before}, and nothing "
-                              f"confirmed it (no {CONFIRM} books or prints there before it reverted or the recording "
-                              "ended)")]
+                              f"{pend.mid / pend.level_before - 1:+.1%} from the level {pend.level_before}, and "
+                              f"nothing confirmed it (no {CONFIRM} books or prints there before it reverted or the "
+                              "recording ended)")]
         errors += [IngestError(p, ln, f, f"at the unconfirmed level {pend.mid} (see line {line})")
                    for (p, ln), f in pend.lines.items() if (p, ln) != (path, line)]
         for err in errors:

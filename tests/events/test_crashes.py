@@ -23,6 +23,7 @@ from online.replay import as_events, run
 from tests.conftest import SPOT
 from tests.events.test_damage_properties import assert_same
 
+
 def _real_lines() -> list[tuple[int, dict]]:
     """The spot session's bookTicker and trade messages, in order (a depth book would need its
     snapshot's prices scaled too; the touch and the tape are what the crash is about)."""
