@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 import sim  # noqa: F401  (float64)
+from calibration import golden
 from calibration.space import Space, apply
 from calibration.sweep_backends import SweepError, make_backend
 from online.params import Config, default_config
@@ -246,12 +247,23 @@ class SweepResult(NamedTuple):
     report: dict
 
 
+ROUND_BATCHES = 2
+"""Batches the Optuna search asks for before it is told their scores (one round). Fixed, not the
+backend's parallelism: the sampler's proposals depend on when it learns what, so a round whose size
+followed the number of workers made a seeded sweep propose other sets on Ray than locally (the
+first 16 common, then 16 of 64); with the round fixed, a seeded sweep proposes the same sets, scores
+and winner on any backend and any number of workers, and a round's batches run in parallel where
+there are workers for them."""
+
+
 def sweep(targets: list[Target], space: Space, *, search: str = "optuna", sets: int = 64, batch: int = 16,
           seed: int = 0, holdout: list[Target] | None = None, backend: str = "local", address: str | None = None,
-          workers: int | None = None, retries: int = 3, progress: bool = True, evaluate=evaluate_batch) -> SweepResult:
+          workers: int | None = None, retries: int = 3, progress: bool = True, evaluate=evaluate_batch,
+          round_batches: int = ROUND_BATCHES) -> SweepResult:
     """Run the sweep (module docstring). `holdout`: targets for the overfitting check (default: each
     scenario target on as many seeds from HOLDOUT_FIRST_SEED). `evaluate`: the batch function (a
-    test passes one that fails on purpose)."""
+    test passes one that fails on purpose). `round_batches`: the Optuna search's round
+    (`ROUND_BATCHES`)."""
     from tqdm.auto import tqdm
 
     if not targets:
@@ -268,7 +280,7 @@ def sweep(targets: list[Target], space: Space, *, search: str = "optuna", sets: 
             if all_sets is not None:
                 results, reasons = _run(be, evaluator, all_sets, bar, evaluate, space)
             else:
-                all_sets, results, reasons = _optuna(be, evaluator, space, sets, seed, bar, evaluate)
+                all_sets, results, reasons = _optuna(be, evaluator, space, sets, seed, bar, evaluate, round_batches)
         elapsed = time.perf_counter() - t0
         table = score_table(results, space)
         _score_invalid(table, reasons)
@@ -285,6 +297,7 @@ def sweep(targets: list[Target], space: Space, *, search: str = "optuna", sets: 
     steps = sum(t.steps for t in targets)
     report = {
         "search": search, "backend": be.name, "sets": len(all_sets), "batch": batch, "seed": seed,
+        "round_batches": round_batches,
         "targets": [{"name": t.name, "kind": "scenario" if t.scenario is not None else "session",
                      "seeds": t.seeds, "first_seed": t.first_seed} for t in targets],
         "space": space.to_dict(), "winner": winner_values, "winner_score": float(table["score"][w]),
@@ -310,8 +323,9 @@ def _better(a: dict, b: dict) -> bool:
     return _rank(a["feasible"], a["score"]) < _rank(b["feasible"], b["score"])
 
 
-def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate):
-    """Ask-and-tell TPE: each round asks one batch per parallel worker, evaluates them, tells the scores."""
+def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate, round_batches: int = ROUND_BATCHES):
+    """Ask-and-tell TPE: each round asks `round_batches` batches, evaluates them (in parallel where the
+    backend has workers), and tells the scores in the order the sets were asked for."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -323,7 +337,7 @@ def _optuna(be, evaluator, space: Space, n: int, seed: int, bar, evaluate):
     reasons: list = []
     results = None
     while len(sets) < n:
-        size = min(evaluator.batch * be.parallelism, n - len(sets))
+        size = min(evaluator.batch * round_batches, n - len(sets))
         trials = [study.ask(dists) for _ in range(size)]
         round_sets = [{k: (fixed[k] if k in fixed else t.params[k]) for k in space.keys} for t in trials]
         res, why = _run(be, evaluator, round_sets, bar, evaluate, space)
@@ -411,7 +425,8 @@ def plot_frontier(table, out: str | Path, check: dict | None = None, title: str 
 def write_outputs(result: SweepResult, out_dir: str | Path, base: Config | None = None,
                   base_provenance: dict | None = None, write_config: bool = False) -> list[Path]:
     """DIR/sets.parquet, DIR/frontier.png, DIR/sweep.json and, with `write_config`, DIR/config.toml
-    (the winner on `base`, provenance: the base's plus the sweep)."""
+    (the winner on `base`, provenance: the base's plus the sweep) with its golden vectors beside it
+    (DIR/golden.parquet, the hand-made streams: `check-config` re-runs them)."""
     import orjson
 
     from calibration.config import write_config as write_toml
@@ -434,5 +449,7 @@ def write_outputs(result: SweepResult, out_dir: str | Path, base: Config | None 
             "score_held_out": r["check"].get("held_out", {}).get("winner"),
             "base_held_out": r["check"].get("held_out", {}).get("base"), "flag": r["check"]["flag"],
             "kept_base": r.get("kept_base")}}
-        paths.append(write_toml(winner_config(base, result), out_dir / "config.toml", prov))
+        cfg = winner_config(base, result)
+        paths.append(write_toml(cfg, out_dir / "config.toml", prov))
+        paths.append(golden.write(golden.build(cfg), out_dir / "golden.parquet"))  # beside every config written
     return paths

@@ -21,7 +21,6 @@ class LocalBackend:
     """Batches one after another in this process (vmapped inside each batch)."""
 
     name = "local"
-    parallelism = 1
 
     def __init__(self):
         self.retried: list[dict] = []
@@ -55,7 +54,6 @@ class RayBackend:
         if self._started:
             ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
-        self.parallelism = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.retries = retries
         self.retried: list[dict] = []
 

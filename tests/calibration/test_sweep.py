@@ -131,7 +131,7 @@ def test_when_no_set_beats_the_base_the_base_is_kept():
     assert config_to_dict(winner_config(default_config(), r)) == config_to_dict(default_config())
 
 
-def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_path):
+def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_path, capsys):
     import pandas as pd
 
     from bayesmm.cli import main
@@ -155,7 +155,9 @@ def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_pa
     # the scenario's venue is not written into the production config: only the swept values change
     assert float(cfg.venue.tick_size_px) == float(default_config().venue.tick_size_px)
     assert prov["sweep"]["targets"][0]["name"] == "hype_selloff" and "score_held_out" in prov["sweep"]
-    assert main(["check-config", str(out / "config.toml")]) == 0
+    capsys.readouterr()
+    assert main(["check-config", str(out / "config.toml")]) == 0  # its golden vectors are beside it
+    assert "bit-identical" in capsys.readouterr().out and (out / "golden.parquet").exists()
     from calibration.report import _sweep_section
 
     html = "".join(_sweep_section(out))  # the calibration report's section when DIR/sweep exists
