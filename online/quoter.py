@@ -227,10 +227,20 @@ def side_sizes(lean, position, mode, cfg: Config):
 
 
 # ---------------------------------------------------------------- stage 6: ladder
+def _grid_tolerance(x):
+    """How far from a grid point (in grid units) a value may land by rounding alone and still count as
+    on it: 1e-9, or 64 units in the last place of x where that is more. An absolute 1e-9 alone moved a
+    price exactly on a 1e-6 grid at 100 (x ~ 1e8, where one float step is 1.5e-8) one tick out; the
+    floor of 1e-9 covers the error a size accumulates through the ladder's split."""
+    x = jnp.asarray(x)
+    return jnp.maximum(1e-9, 64.0 * jnp.finfo(x.dtype).eps * jnp.abs(x))
+
+
 def round_size(x, sz_decimals):
     """Floor to sz_decimals (never quote more than allowed)."""
     scale = 10.0**sz_decimals
-    return jnp.floor(x * scale + 1e-9) / scale
+    y = x * scale
+    return jnp.floor(y + _grid_tolerance(y)) / scale
 
 
 def price_step(px, cfg: Config):
@@ -243,7 +253,9 @@ def price_step(px, cfg: Config):
 def round_price(px, is_bid, cfg: Config):
     """Bids round down and asks up (away from the market), onto the venue's price grid."""
     step = price_step(px, cfg)
-    return jnp.where(is_bid, jnp.floor(px / step + 1e-9), jnp.ceil(px / step - 1e-9)) * step
+    x = px / step
+    tol = _grid_tolerance(x)
+    return jnp.where(is_bid, jnp.floor(x + tol), jnp.ceil(x - tol)) * step
 
 
 def ladder_weights(depths_bps, toxicity, as_scale_bps, position_term_bps, cfg: Config):

@@ -179,15 +179,23 @@ def test_glft_closed_form_and_limit():
     assert float(c1) == pytest.approx(1 / k, rel=1e-6)
 
 
-def test_spec_stage3_arithmetic_in_consistent_units():
-    """The spec's stage-3 figures, recomputed in one unit system (relative price, then x 1e4 = bps):
-    1/kappa = 1/1813 = 5.5 bps (spec: 0.055); gamma/2 sigma^2 T = 0.0046 bps (spec: 0.9); section 5's
-    inventory term q gamma sigma^2 T = 0.038 bps (spec: 0.38). Only its total 1.0 + 0.68 x 21 + 5 = 20.3
-    is carried into the depths (test_section5_depths), and that total is dominated by the premia."""
-    assert 1e4 / 1813 == pytest.approx(5.516, abs=1e-3)
-    assert 0.56 / 2 * 0.000234**2 * 30 * 1e4 == pytest.approx(0.0046, abs=1e-4)
-    assert 4.13 * 0.56 * 5.5e-8 * 30 * 1e4 == pytest.approx(0.038, abs=1e-3)
-    assert 1.0 + 0.68 * 21 + 5.0 == pytest.approx(20.3, abs=0.05)
+def test_grid_rounding_is_relative():
+    """A price exactly on a fine grid far from 1 in tick units stays where it is, on both sides: at
+    100 with a 1e-6 tick, px / step ~ 1e8, where one float step (1.5e-8) exceeds an absolute guard of
+    1e-9; a price between two ticks goes away from the market (bid down, ask up) by one tick."""
+    import jax.numpy as jnp
+
+    from online.quoter import round_price
+
+    cfg = replace(default_config(), venue=dict(tick_size_px=1e-6, max_sig_figs=0.0, price_decimals=8.0))
+    on_grid = jnp.asarray([100.000021, 100.000049, 100.000077, 100.000001, 3.000001])  # the first three: px / step
+    # lands 1e-8 above the grid point, which an absolute guard put one tick up on the ask side
+    for is_bid in (True, False):
+        np.testing.assert_allclose(np.asarray(round_price(on_grid, is_bid, cfg)), np.asarray(on_grid), rtol=0,
+                                   atol=1e-12)
+    between = jnp.asarray([100.0000015])
+    assert float(round_price(between, True, cfg)[0]) == pytest.approx(100.000001, abs=1e-12)
+    assert float(round_price(between, False, cfg)[0]) == pytest.approx(100.000002, abs=1e-12)
 
 
 def test_baselines_are_presets_of_the_same_quoter():
