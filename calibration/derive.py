@@ -5,7 +5,7 @@ provenance string (model, posterior quantities, formula). The reasoning per para
 **Evidence weights (1A).** The regime model says how a fill's side depends on the trend: a fill
 is a buy with probability 1/2 + rho in a downtrend and 1/2 - rho in an uptrend, so one buy is
 evidence ln((1/2 + rho) / (1/2 - rho)) for down against up, one sell the same against: the
-filter's lambda (the PIN-style ratio of DESIGN.md, ln(1 + lambda_i / lambda_u), in the model's
+filter's lambda (the PIN-style ratio, ln(1 + lambda_i / lambda_u), in the model's
 terms). Fills are not independent: the model's side law is Beta-Binomial with concentration k, so
 the sides of n fills in one bin are equi-correlated with c = 1 / (1 + k) and carry the
 information of n / (1 + (n - 1) c) independent ones; lambda is multiplied by that effective share
@@ -26,7 +26,7 @@ for the imbalance - the filter's level term, lambda_imbalance = 2 i_trend / s_i^
 
 **Decay (1A).** Directional evidence goes stale as trends end: for the regime chain, the rate of
 leaving a trending regime q (the mean of -Q_00 and -Q_11); two symmetric states switching at rate
-q relax to 1/2 at rate 2q, so theta_decay = 2q (DESIGN.md).
+q relax to 1/2 at rate 2q, so theta_decay = 2q.
 
 **Kalman drift (1A).** The OU's mean reversion and diffusion, as fitted: theta_mu, sigma_mu (the
 prior N(0, sigma_mu^2 / (2 theta_mu)) is then the fitted stationary law).

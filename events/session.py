@@ -21,7 +21,7 @@ Columns (absent values are NaN for floats, 0 for `side`, -1 for `fill_id`, "" fo
 | as_bps     | float64 | adverse selection of a fill: mid move against us over as_horizon_s, bps |
 | venue      | string  | the other venue's name (cv_tick)                                      |
 
-DESIGN.md names the depth column `depth`; it is `depth_qty` here so the unit is in the name.
+The depth column is `depth_qty`, so that the unit is in the name.
 """
 
 from __future__ import annotations

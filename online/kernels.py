@@ -1,7 +1,7 @@
 """Pure closed-form kernels shared by the online filters and the offline models.
 
 No NumPyro here: `models/` builds its likelihoods from these very functions, so the likelihood a
-model is fitted with is the computation the exported filter runs (DESIGN.md).
+model is fitted with is the computation the exported filter runs.
 """
 
 from __future__ import annotations

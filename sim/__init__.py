@@ -1,6 +1,6 @@
 """Synthetic markets with known ground truth, a simulated exchange and closed-loop runs.
 
-Money and prices accumulate here, so importing `sim` turns on JAX's float64 (DESIGN.md).
+Money and prices accumulate here, so importing `sim` turns on JAX's float64.
 """
 
 import jax

@@ -1,4 +1,4 @@
-r"""Ground-truth market (DESIGN.md "The generative model"): a continuous-time 4-regime chain drives
+r"""Ground-truth market (the generative model of the simulated markets): a continuous-time 4-regime chain drives
 the drift (OU toward the regime's mean), the volatility (log-OU toward the regime's level) and the
 informed-flow intensity; uninformed and informed takers arrive as Poisson streams.
 

@@ -1,4 +1,4 @@
-"""Metrics of a closed-loop run (spec section 8 and DESIGN.md): max |position|, P&L, fill Sharpe vs
+"""Metrics of a closed-loop run (spec section 8): max |position|, P&L, fill Sharpe vs
 equity Sharpe, time in reduce-only, AS per fill, fills per side, time to halve an opposed
 position, and bearish fills before reduce-only. Pure JAX so they vmap over seeds."""
 

@@ -1,4 +1,4 @@
-"""The closed loop (DESIGN.md `sim.run`): market events -> belief update on every event -> quote at
+"""The closed loop: market events -> belief update on every event -> quote at
 each quote cycle (and emergency cancels on bursts) -> orders with latency -> exchange -> fills and,
 `as_horizon_s` later, their adverse-selection events back into the belief.
 

@@ -1,4 +1,4 @@
-"""Named scenarios (DESIGN.md): a market, our starting position, a duration and forced sweeps.
+"""Named scenarios: a market, our starting position, a duration and forced sweeps.
 
 - `hype_selloff`: the spec's incident - HYPE near $28.4, a ~5% selloff (trending_down at 3.5 bps/s
   for 150 s), we start long +4.87, informed flow makes fills toxic (AS ~ 3.5 x 5 s ~ 18 bps), and a

@@ -1,4 +1,4 @@
-"""Stages 2-7 against the spec's worked examples (DESIGN.md), the GLFT closed form, and
+"""Stages 2-7 against the spec's worked examples, the GLFT closed form, and
 properties that must hold for any belief: no crossed quotes, sizes within capacity, reduce-only
 never adds to the position."""
 
