@@ -1,6 +1,6 @@
 """The online parameters that the generative model implies: the simulator knows its truth, so the
-best closed-form filter for a simulated market is
-known in closed form, and calibration can be checked against it.
+best closed-form filter for a simulated market is known in closed form, and calibration can be
+checked against it.
 
 - lambda_fill = ln(1 + lambda_i / lambda_u): given a fill, the odds that it is a buy are
   (lambda_u + lambda_i) / lambda_u higher under down-drift than up-drift (lambda_i averaged over

@@ -1,4 +1,4 @@
-"""The spec's stage-1 reference numbers (the design document's worked examples), reproduced through the public update path
+"""The spec's stage-1 reference numbers reproduced through the public update path
 (`online.replay.run` on hand-built event streams). Decay is off and fills are spaced beyond the
 burst window unless a test says otherwise."""
 
