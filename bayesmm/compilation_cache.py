@@ -19,8 +19,8 @@ backend and the JAX version.
 
 A cache hit needs the same program, and NumPyro's `Trace_ELBO` sums the ELBO's sites in the order
 of a Python set of their names, which changes with the string-hash seed: with Python's default
-random seed each process traces the SVI loop in another order (a miss, ~8 s of compiling for the
-regime model's, and rounding that differs between runs). The Makefile runs demo, test and lab with
+random seed each process traces the SVI loop in another order (a miss: the regime model's
+program compiled again, and rounding that differs between runs). The Makefile runs demo, test and lab with
 PYTHONHASHSEED=0, so a fit is the same program and the same numbers every run.
 
 The cache is a directory of small files (a few MB per model). `enable` takes it from

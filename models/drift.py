@@ -73,10 +73,9 @@ def kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma, start=None):
 def kalman_loglik_forward_grad(ret_bps, dt_s, theta, sigma_mu, sigma, start):
     """`kalman_loglik`, differentiated in forward mode: the outputs depend on three scalars, so
     their full Jacobian is one scan carrying three tangents, and a gradient is that Jacobian applied
-    to the cotangents. For when the per-bin outputs are used (the fill term reads them): reverse
-    mode through the scan then cost ~2.6 us per bin (value and gradient), this ~0.9 us
-    (benchmarks/bench_fit.py, `gradient_costs`). With the log-likelihood alone reverse mode is
-    cheaper (~0.1 us per bin) and is what runs."""
+    to the cotangents. For when the per-bin outputs are used (the fill term reads them), where
+    reverse mode through the scan costs more (benchmarks/bench_fit.py, `gradient_costs`, measures
+    both). With the log-likelihood alone reverse mode is cheaper and is what runs."""
     return kalman_loglik(ret_bps, dt_s, theta, sigma_mu, sigma, start)
 
 

@@ -110,8 +110,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     reached and LLVM crashed the process. So a fit ends with `release_compiled_code()`, which clears
     JAX's caches once the process holds half the limit - not after every fit: what stays compiled
     (NumPyro's model initialisation runs op by op, and each op's program is reused by the next fit)
-    made a second SVI fit of the volatility and regime models on 90 s 1.8x faster, 2.0x on other
-    data lengths.
+    makes the next fit faster (`benchmarks/bench_compile_cache.py`).
     """
     key = jax.random.key(seed)
     kwargs = model_kwargs(data)

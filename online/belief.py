@@ -523,8 +523,8 @@ def observe(state: BeliefState, event: Event, params: Config, kind: int) -> Beli
     one (dt_s 0, no segment start - the caller's promise). An invalid event leaves the state as it
     is. Why it exists: the closed loop (`sim.run`) feeds each step's events in fixed slots whose
     kinds it knows, all but the mid tick at the step's instant; there, under `vmap`, `update`'s
-    `lax.switch` runs all seven branches and its time passing an expm per event: the loop took 13x
-    as long (100 seeds of hype_selloff: 22.0 s against 1.7 s). Held equal to `update` by
+    `lax.switch` runs all seven branches and its time passing an expm per event, many times the
+    work (`benchmarks/bench_closed_loop.py` measures the loop). Held equal to `update` by
     tests/online/test_replay.py."""
     return _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
 

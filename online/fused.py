@@ -1,11 +1,12 @@
 r"""The belief's fast path for replays and micro-batches: `belief.update`'s arithmetic, restructured
-so that a scan does only what depends on the state (issue 18).
+so that a scan does only what depends on the state.
 
 `belief.update` is written for reading: time passes, then `lax.switch` dispatches on the event's
 kind to one of seven branches, and the regime transition matrix expm(Q dt) sits behind a
-`lax.cond`. Compiled inside `lax.scan` on a CPU that is 88 separately dispatched kernels per event
-(read from the compiled program: `benchmarks/_hlo.py`; each `switch` branch returns a copy of the
-whole state), where this path's scan is 31. The same update is split in two:
+`lax.cond`. Compiled inside `lax.scan` on a CPU that is several times as many separately dispatched
+kernels per event as this path's scan (each `switch` branch returns a copy of the whole state;
+`benchmarks/_hlo.py` counts them from the compiled program, `make bench` reports both). The same
+update is split in two:
 
 1. `event_terms(events, params)`, for a whole batch at once (vectorised: SIMD on a CPU, parallel on
    a GPU): everything of an event that does not depend on the state - the decay and forgetting
@@ -284,7 +285,7 @@ def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[Beli
 
     The scan carries the state as one flat vector and reads each event's terms as one row of a
     matrix: a scan over the pytrees reads ~30 separate arrays and writes ~17 per event, each its own
-    kernel (the loop ran at ~280k events/s on the bundled perp session against ~390k flat)."""
+    kernel (`benchmarks/bench_replay.py` measures the loop)."""
     terms = event_terms(events, params)
     flat_terms = jax.vmap(lambda row: ravel_pytree(row)[0])(terms)
     unravel_terms = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), terms))[1]

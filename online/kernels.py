@@ -43,7 +43,7 @@ _MAX_SQUARINGS = 20  # ||Q dt|| up to 0.05 x 2^20 ~ 5e4 (weeks of gap at regime 
 def _matmul_small(x, y):
     """x @ y for the 4x4 regime matrices written as a broadcast product and a sum: XLA on CPU fuses
     these into the surrounding elementwise work, where each `dot` was a kernel call of its own
-    (the online filter's time step ran ~2x faster this way; results equal)."""
+    (fewer kernels per event, `benchmarks/_hlo.py` counts them; results equal)."""
     return jnp.sum(x[..., :, :, None] * y[..., None, :, :], axis=-2)
 
 

@@ -58,7 +58,7 @@ def run_reference(events: Event, params: Config) -> Beliefs:
     """`run` the way the belief is written: `lax.scan` of `belief.update` (its `lax.switch` on the
     kind, its `lax.cond` in the transition matrix), one event at a time. Kept as the reference the
     fast path is tested against (tests/online/test_fused.py) and the baseline of the replay
-    benchmark; ~2-3x slower."""
+    benchmark (`benchmarks/bench_replay.py` measures both)."""
     states = jax.lax.scan(lambda s, e: (update(s, e, params),) * 2, init(params), events)[1]
     return jax.vmap(readout, in_axes=(0, None))(states, params)
 
@@ -129,7 +129,7 @@ class Filter:
     def push_many(self, events: Event) -> Beliefs:
         """Update with a micro-batch (an `Event` of arrays); returns the beliefs after each event.
         The state stays one flat vector between calls, as `push`'s does (unravelling and
-        re-ravelling the pytree on the host cost ~0.8 ms per call)."""
+        re-ravelling the pytree on the host costs more than the update: `benchmarks/bench_replay.py`)."""
         self._flat_state, beliefs = self._many_flat(self._flat_state, events, self._flat_params)
         return beliefs
 
