@@ -19,7 +19,6 @@ from calibration.validate import sim_market
 from events import write_session
 from sim.market import simulate
 from sim.session import session_from_path
-from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +108,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (.ci/run and `make chromium` do)")
 def test_report_renders_in_headless_chromium(forced):
     """The report opens with no network: every image loads (non-zero natural size), no console error;
-    a screenshot goes to out/report.png."""
+    a screenshot is taken (beside the report, in the test's own folder)."""
     from playwright.sync_api import sync_playwright
 
     report = forced[0] / "report.html"
@@ -124,8 +123,7 @@ def test_report_renders_in_headless_chromium(forced):
         page.goto(report.as_uri())
         page.wait_for_load_state("load")
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
-        ROOT.joinpath("out").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "out" / "report.png"), full_page=True)
+        page.screenshot(path=str(forced[0] / "report.png"), full_page=True)
         browser.close()
     assert len(images) >= 2  # the PPC plot and the scores (no test session here: no reliability diagram)
     assert all(done and width > 0 for done, width, _ in images), images
