@@ -81,8 +81,8 @@ SHAPES = [(size, dur) for size in (-0.10, -0.33, -0.60) for dur in (1.0, 10.0, N
 def test_crashes_ingest_and_the_belief_recovers(tmp_path, size, duration_s, capsys):
     """Each crash ingests without --lenient and `inspect` lists its large moves (one down, one back up
     when it reverts; the -10% crash sits at the rule's 10% bound, either side of it); the replay is finite
-    throughout, and 120 s after a reversal every horizon's p_down - under the spec's defaults and under
-    a belief that reads the book - is inside (0.05, 0.95)."""
+    throughout, the quoter never crosses the mid on it, and 120 s after a reversal every horizon's
+    p_down - under the spec's defaults and under a belief that reads the book - is inside (0.05, 0.95)."""
     start = 100.0
     path = _write(tmp_path, _crash(size, start, duration_s))
     session, report = ingest(path, progress=False)
@@ -104,33 +104,59 @@ def test_crashes_ingest_and_the_belief_recovers(tmp_path, size, duration_s, caps
         b = run(as_events(a, np.float64), cfg)
         for leaf in jax.tree_util.tree_leaves(b):
             assert np.all(np.isfinite(np.asarray(leaf)))
+        _never_crosses(b, a, cfg)
         if duration_s is not None:
             i = int(np.searchsorted(a.t_s, start + duration_s + 120.0))
             p = np.asarray(b.p_down_h)[i]
             assert np.all((p > 0.05) & (p < 0.95)), p
 
 
-def test_backtest_through_a_crash_is_finite_and_its_accounting_exact(tmp_path):
-    """The backtest through a reversed 33% crash: no infinity anywhere, its figures finite, and cash +
-    position x mid at the end equals the fills' P&L recomputed from their quantities and values, less
-    the fees (to 1e-9)."""
+@pytest.mark.parametrize("size,duration_s", SHAPES, ids=[f"{s:+.0%}-{d or 'rest'}" for s, d in SHAPES])
+def test_backtest_through_a_crash(tmp_path, size, duration_s):
+    """The backtest through each crash: no infinity anywhere and its figures finite; cash + position x
+    mid at the end equals
+    the fills' P&L recomputed from their quantities and values, less the fees (to 1e-9); and the
+    belief reads the crash as volatility - the volatile regime's probability during the crash above
+    its level over the minute before."""
     from sim.backtest import backtest
 
-    session, _ = ingest(_write(tmp_path, _crash(-0.33, 100.0, 10.0)), progress=False)
+    start = 100.0
+    session, _ = ingest(_write(tmp_path, _crash(size, start, duration_s)), progress=False)
     out, metrics, _ = backtest(session, default_config())
     for leaf in jax.tree_util.tree_leaves(out):
         x = np.asarray(leaf)
         if x.dtype.kind == "f":
             assert not np.any(np.isinf(x))
+    for k in ("pnl", "fills", "max_abs_position", "final_position", "fees"):
+        assert np.isfinite(metrics[k]), k
     mid = np.asarray(out.mid_px)
     bq, aq = np.asarray(out.bid_fill_qty), np.asarray(out.ask_fill_qty)
     bv, av = np.asarray(out.bid_fill_value), np.asarray(out.ask_fill_value)
     fees = float(np.asarray(out.fees)[-1])
     pnl = np.sum(mid[-1] * bq - bv) + np.sum(av - mid[-1] * aq) - fees
     assert float(np.asarray(out.equity)[-1]) == pytest.approx(pnl, abs=1e-9)
-    for k in ("pnl", "fills", "max_abs_position", "final_position", "fees", "as_per_fill_bps"):
-        assert np.isfinite(metrics[k]), k
-    assert metrics["fills_bid"] > 0 and metrics["fills_ask"] > 0
+    t, volatile = np.asarray(out.t_s), np.asarray(out.p_regime)[:, 3]
+    t = t - t[0]
+    during = (t >= start) & (t < start + (duration_s or 30.0) + 5.0)
+    before = (t >= start - 60.0) & (t < start)
+    assert volatile[during].max() > volatile[before].mean()
+
+
+def _never_crosses(beliefs, a, cfg) -> None:
+    """The quoter on the belief after every tenth event, flat and at a position of +-3 units: every
+    bid below the mid and every ask above it, whatever the crash did to the belief."""
+    from online.quoter import Market, quote, quoter_init
+
+    rows = np.flatnonzero(a.valid > 0)[::10]
+    b = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], beliefs)
+    half = a.mid[rows] * a.spread_bps[rows] / 2e4
+    m = Market(a.mid[rows], a.mid[rows] - half, a.mid[rows] + half, a.spread_bps[rows])
+    for position in (0.0, 3.0, -3.0):
+        q, _ = jax.vmap(lambda bb, mm: quote(bb, mm, np.float64(position), quoter_init(), cfg))(b, m)
+        bid, ask = np.asarray(q.bid_px), np.asarray(q.ask_px)
+        live_bid, live_ask = np.asarray(q.bid_qty) > 0, np.asarray(q.ask_qty) > 0
+        assert np.all(np.where(live_bid, bid < a.mid[rows, None], True))
+        assert np.all(np.where(live_ask, ask > a.mid[rows, None], True))
 
 
 SHORT = LINES[:1500]  # ~12 s of the session: the property's recordings
