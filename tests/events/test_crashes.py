@@ -152,7 +152,7 @@ def _never_crosses(beliefs, a, cfg) -> None:
     half = a.mid[rows] * a.spread_bps[rows] / 2e4
     m = Market(a.mid[rows], a.mid[rows] - half, a.mid[rows] + half, a.spread_bps[rows])
     for position in (0.0, 3.0, -3.0):
-        q, _ = jax.vmap(lambda bb, mm: quote(bb, mm, np.float64(position), quoter_init(), cfg))(b, m)
+        q, _ = jax.vmap(lambda bb, mm, pos=position: quote(bb, mm, np.float64(pos), quoter_init(), cfg))(b, m)
         bid, ask = np.asarray(q.bid_px), np.asarray(q.ask_px)
         live_bid, live_ask = np.asarray(q.bid_qty) > 0, np.asarray(q.ask_qty) > 0
         assert np.all(np.where(live_bid, bid < a.mid[rows, None], True))
