@@ -86,9 +86,29 @@ def cmd_replay(args) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every argument's help with its default, unless the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bayesmm")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bayesmm", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="bayesmm", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=f"bayesmm {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_SubParser)
 
     q = sub.add_parser("ingest", help="recordings (<ts_ns> <json> lines) -> session.parquet")
     q.add_argument("files", nargs="+", help="recordings of one venue and instrument (gzip or plain)")
@@ -106,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_ingest)
 
     q = sub.add_parser("inspect", help="summarise a session, optionally plot it")
-    q.add_argument("session")
+    q.add_argument("session", help="a session file (Parquet, from `bayesmm ingest`)")
     q.add_argument("--plot", help="write a PNG of mid, spread and signed trade flow")
     q.set_defaults(func=cmd_inspect)
 
     q = sub.add_parser("replay", help="run the online belief over a session -> beliefs.parquet")
-    q.add_argument("session")
+    q.add_argument("session", help="a session file (Parquet, from `bayesmm ingest`)")
     q.add_argument("--config", help="a configuration (config.toml from `bayesmm calibrate`, or .json); default: "
                    "the spec's values")
     q.add_argument("--out", required=True, help="output Parquet: one row per event (t_s, kind, p_down, ...)")
@@ -132,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _SubParser(argparse.ArgumentParser):
+    """Subcommands show each argument's default in their help (`HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bayesmm` console script."""
     from bayesmm import compilation_cache
@@ -143,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (IngestError, SessionError, ValueError, SweepError) as err:
         print(f"bayesmm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except FileExistsError as err:
+        print(f"bayesmm {args.command}: error: {err.filename}: exists and is not a folder (--out names an output "
+              "folder here: give a new or existing folder)", file=sys.stderr)
+        return 2
+    except OSError as err:  # a missing file, a folder where a file was expected, no permission
+        print(f"bayesmm {args.command}: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
 
 

@@ -86,17 +86,18 @@ def add_parser(sub) -> None:
     q = sub.add_parser("fit", help="fit the offline NumPyro models to a session")
     q.add_argument("sessions", nargs="+", help="session Parquet files of one instrument (several: fitted jointly, "
                    "shared parameters, separate latent paths)")
-    q.add_argument("--model", choices=["drift", "volatility", "toxicity", "regime", "all"], default="all")
-    q.add_argument("--method", choices=["nuts", "svi"], default="nuts")
-    q.add_argument("--draws", type=int, default=500)
-    q.add_argument("--warmup", type=int, default=500)
-    q.add_argument("--chains", type=int, default=2)
+    q.add_argument("--model", choices=["drift", "volatility", "toxicity", "regime", "book", "all"], default="all",
+                   help="the offline model to fit")
+    q.add_argument("--method", choices=["nuts", "svi"], default="nuts", help="the inference method")
+    q.add_argument("--draws", type=int, default=500, help="posterior draws per chain (SVI: draws from the guide)")
+    q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations per chain")
+    q.add_argument("--chains", type=int, default=2, help="NUTS chains")
     q.add_argument("--bin-s", type=float, default=None,
                    help="bin width, s (default: 1, and the regime model refitted at 10 when its paths fail the "
                         "regime-duration check: models.workflow.COARSER_BIN_S)")
     q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
                    help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="random seed")
     add_svi_restarts(q)
     q.add_argument("--warm-start", action="store_true",
                    help="NUTS: start the chains from an SVI fit (its draws, sds tripled) with its variances as the "
@@ -106,6 +107,6 @@ def add_parser(sub) -> None:
                    "returns) and print their PSIS-LOO comparison instead of the usual report")
     q.add_argument("--returns", choices=["student", "gaussian"], help="the returns' law for the volatility and regime "
                    "models (default: student, chosen by --compare on the bundled sessions)")
-    q.add_argument("--quiet", action="store_true")
-    q.add_argument("--out", default="fits")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--out", default="fits", help="output folder: <model>.nc, PPC plots, summary.json")
     q.set_defaults(func=cmd_fit)

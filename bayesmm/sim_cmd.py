@@ -193,10 +193,10 @@ def add_parsers(sub) -> None:
     q.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser("backtest", help="the closed loop on a recorded session (queue model on the real tape)")
-    q.add_argument("session")
-    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian")
+    q.add_argument("session", help="a session file (Parquet, from `bayesmm ingest`) to trade against")
+    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian", help="the quoter preset")
     q.add_argument("--config", help="configuration file (config.toml); default: the spec's values on the "
                    "session's instrument (grid, fee and sizes from the session)")
-    q.add_argument("--json", action="store_true")
-    q.add_argument("--plot")
+    q.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    q.add_argument("--plot", help="PNG of the run: mid, quotes, fills, position, P&L, p_down")
     q.set_defaults(func=cmd_backtest)

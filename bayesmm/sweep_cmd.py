@@ -82,7 +82,8 @@ def add_parser(sub) -> None:
                    "(default: as many as --seeds)")
     q.add_argument("--holdout", nargs="+", help="held-out sessions (or scenarios) for the overfitting check")
     q.add_argument("--duration-s", type=float, help="shorten each scenario to this many seconds")
-    q.add_argument("--quoter", default="bayesian", choices=["bayesian", "current_system", "glft"])
+    q.add_argument("--quoter", default="bayesian", choices=["bayesian", "current_system", "glft"],
+                   help="the quoter preset swept")
     q.add_argument("--keep-belief", action="store_true", help="in scenarios, run the config's belief instead of "
                    "the one matched to the scenario's truth")
     q.add_argument("--seed", type=int, default=0, help="seed of the random or Optuna search (default 0)")

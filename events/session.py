@@ -175,7 +175,9 @@ def read_session(path: str | Path) -> Session:
     try:
         table = pq.read_table(str(path))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SessionError(-1, "file", f"not a Parquet file: {exc}", str(path)) from exc
+        raw = path.name.endswith((".gz", ".txt", ".jsonl", ".log")) or "magic bytes" in str(exc)
+        why = "a raw recording? run `bayesmm ingest` on it first to make a session" if raw else str(exc)
+        raise SessionError(-1, "file", f"not a session (Parquet) file: {why}", str(path)) from exc
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SessionError(-1, "metadata", "no bayesmm session metadata in this Parquet file", str(path))

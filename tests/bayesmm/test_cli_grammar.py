@@ -1,0 +1,56 @@
+"""The command line's grammar: a version, help for every argument, and errors a user can cause
+given as one line naming the cause, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bayesmm.cli import build_parser, main
+from tests.conftest import HL
+
+
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.items()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("bayesmm ")
+
+
+def test_every_argument_of_every_command_has_help():
+    """Walks the parser: each subcommand's every argument (positionals included) has a description."""
+    missing = []
+    for name, sub in _subparsers(build_parser()):
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not (action.help or "").strip():
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, missing
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and err.startswith(f"bayesmm {argv[0]}: error:")
+    return err
+
+
+def test_errors_a_user_causes_are_one_line(tmp_path, capsys):
+    """A missing file, a raw recording given where a session is expected, and --out naming a file
+    where an output folder is expected: one line each, naming the cause."""
+    assert "no such file" in _one_line_error(capsys, ["replay", str(tmp_path / "nope.parquet"), "--out",
+                                                      str(tmp_path / "b.parquet")])
+    assert "bayesmm ingest" in _one_line_error(capsys, ["replay", str(HL), "--out", str(tmp_path / "b.parquet")])
+    session = tmp_path / "s.parquet"
+    assert main(["ingest", str(HL), "--quiet", "--out", str(session)]) == 0
+    capsys.readouterr()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert "folder" in _one_line_error(capsys, ["calibrate", str(session), "--out", str(a_file), "--quiet"])
