@@ -180,7 +180,7 @@ def _select(route_cfgs: dict, cfg_derive: Config, fold_cfgs: dict, blocks, array
         raise ValueError(f"horizons {list(horizons_s)} share a forecast of the belief's {list(HORIZONS_S)}")
     routes = {}
     for r in route_cfgs:
-        choices = select_mod.choose(points, fold_cfgs["book"], r, columns)
+        choices = select_mod.choose(points, fold_cfgs["book"], r, columns, horizons_s)
         routes[r] = {"mean_gain": select_mod.mean_gain(choices),
                      "horizons": {f"{h:g}s": c._asdict() for h, c in zip(horizons_s, choices, strict=True)},
                      "heldout": {f"{h:g}s": {"n": c.n, "log_score": c.log_score, "brier": c.brier}

@@ -9,8 +9,9 @@ s_book,h, beside the drift belief's log-odds L scaled by s_belief,h, with the bo
 all four or the touch imbalance alone (`FEATURE_SETS`). Each is chosen per horizon, on the held-out
 blocks of the training sessions (each block scored with everything refitted without it,
 `calibration.calibrate`), as the combination with the best pooled held-out log score; ties go to the
-smaller scales. s = 0 for both is a coin flip, so no horizon's choice is worse than a coin flip on
-those blocks. This replaces one shrink factor for all evidence and horizons: on a recording whose
+smaller scales; and the best is kept only where its gain over a coin flip exceeds one standard error
+(`choose`), else the horizon says 1/2. s = 0 for both is a coin flip, so no horizon's choice is worse
+than a coin flip on those blocks. This replaces one shrink factor for all evidence and horizons: on a recording whose
 book predicts the next second but whose drift belief says nothing, the book is kept at 1 s, and the
 drift belief is not dragged along.
 
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from calibration.score import COIN_FLIP_LOG_SCORE, brier, forward_targets, log_score
+from calibration.score import COIN_FLIP_LOG_SCORE, forward_targets
 from models.book import book_features
 from online import book as book_mod
 from online.params import BOOK_FEATURES, BOOK_VARS, BOOK_WEIGHTS, HORIZONS_S, NUM_HORIZONS, Config, replace
@@ -99,40 +100,51 @@ def scaled_book(cfg: Config, book_scale, belief_scale, features: str = "all") ->
     return replace(cfg, book=fields)
 
 
-def _scores(points: Points, route: str, book_cfg: Config, column: int) -> dict:
-    """{(features, s_book, s_belief): (log score, Brier)} of every combination on one horizon's points,
-    read from the forecast of the belief's horizon `column`."""
+def _point_scores(points: Points, route: str, book_cfg: Config, column: int) -> dict:
+    """{(features, s_book, s_belief): (per-point ln p(outcome), per-point squared error)} of every
+    combination on one horizon's points, read from the forecast of the belief's horizon `column`."""
     out = {}
+    y = np.asarray(points.down, float)
     for features in FEATURE_SETS:
         for sb in SCALES:
             for sl in SCALES:
                 cfg = scaled_book(book_cfg, sb, sl, features)
                 z = book_mod.horizon_log_odds(jnp.asarray(points.drift_log_odds[route]), jnp.asarray(points.x), cfg)
-                p = 1.0 / (1.0 + np.exp(-np.asarray(z)[:, column]))
-                out[(features, sb, sl)] = np.array([log_score(p, points.down), brier(p, points.down)])
+                p = np.clip(1.0 / (1.0 + np.exp(-np.asarray(z)[:, column])), 1e-6, 1 - 1e-6)
+                out[(features, sb, sl)] = (np.where(y > 0, np.log(p), np.log1p(-p)), (p - y) ** 2)
     return out
 
 
-def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: str, columns) -> list[Choice]:
+def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: str, columns,
+           horizons_s=None) -> list[Choice]:
     """Per horizon (its points, and the column of the belief's forecast it reads), the best
     combination (module docstring) on the held-out points of every fold, each scored with its fold's
-    book forecast, pooled by their counts."""
+    book forecast, pooled. Kept only if its gain over a coin flip is at least one standard error
+    (per-point gains, over the number of non-overlapping windows: one per horizon-long stretch of
+    the 1 s grid, `horizons_s`): a gain within its noise - at 30 s five minutes hold a dozen
+    independent windows - is not evidence, and the horizon says 1/2."""
     choices = []
     for k, column in enumerate(columns):
-        totals: dict = {}
-        n = 0
+        per: dict = {}
         for pts, cfg in zip(points_by_fold, book_cfgs, strict=True):
-            p = pts[k]
-            if len(p.down) == 0:
+            if len(pts[k].down) == 0:
                 continue
-            n += len(p.down)
-            for key, v in _scores(p, route, cfg, column).items():
-                totals[key] = totals.get(key, 0.0) + v * len(p.down)
-        if n == 0:
+            for key, (ll, se) in _point_scores(pts[k], route, cfg, column).items():
+                per.setdefault(key, ([], []))
+                per[key][0].append(ll)
+                per[key][1].append(se)
+        if not per:
             choices.append(Choice("all", 0.0, 0.0, COIN_FLIP_LOG_SCORE, 0.25, 0))
             continue
-        best = max(totals, key=lambda c: (round(totals[c][0] / n, 12), -c[1] - c[2], c[0] == "imbalance"))
-        choices.append(Choice(best[0], best[1], best[2], float(totals[best][0] / n), float(totals[best][1] / n), n))
+        ll = {c: np.concatenate(v[0]) for c, v in per.items()}
+        n = len(next(iter(ll.values())))
+        best = max(ll, key=lambda c: (round(float(ll[c].mean()), 12), -c[1] - c[2], c[0] == "imbalance"))
+        gain = ll[best] - COIN_FLIP_LOG_SCORE
+        windows = n / max(1.0, float(horizons_s[k])) if horizons_s is not None else n
+        if gain.mean() < gain.std() / np.sqrt(max(windows, 1.0)):
+            best = ("all", 0.0, 0.0)
+        choices.append(Choice(best[0], best[1], best[2], float(ll[best].mean()),
+                              float(np.concatenate(per[best][1]).mean()), n))
     return choices
 
 

@@ -143,7 +143,7 @@ def truth_export(truth_cfg, session, folds: int, horizons_s):
     points = [select_mod.pool([select_mod.held_out_points({"truth": truth_cfg}, a, blocks[k][i], flow_s, horizons_s)
                                for i, a in enumerate(arrays)]) for k in range(folds)]
     columns = [horizon_column(h) for h in horizons_s]
-    choices = select_mod.choose(points, [truth_cfg] * folds, "truth", columns)
+    choices = select_mod.choose(points, [truth_cfg] * folds, "truth", columns, horizons_s)
     cfg = select_mod.apply(truth_cfg, truth_cfg, choices, columns)
     return cfg, fair_value_weight(cfg)
 

@@ -60,3 +60,23 @@ def test_nothing_predicts_nothing_is_kept():
     choices = select.choose(folds, [BOOK, BOOK], "r", list(range(len(HORIZONS_S))))
     assert all(c.log_score >= COIN_FLIP_LOG_SCORE - 1e-12 for c in choices)
     assert select.mean_gain(choices) < 0.005
+
+
+def test_a_gain_within_its_noise_is_not_kept():
+    """A weak effect (P(fall) = sigmoid(-0.3 x imbalance)) at the 30 s horizon on 2 x 300 points of a
+    1 s grid - twenty independent 30 s windows: its held-out gain is below one standard error, and
+    the horizon says 1/2; the strong 1 s effect of the same folds is kept."""
+    rng = np.random.default_rng(7)
+
+    def fold():
+        out = []
+        for k in range(len(HORIZONS_S)):
+            x = rng.uniform(-1, 1, (300, 4))
+            w = -2.0 if k == 0 else (-0.3 if k == 2 else 0.0)
+            down = (rng.uniform(size=300) < 1 / (1 + np.exp(-w * x[:, 0]))).astype(float)
+            out.append(select.Points({"r": np.zeros(300)}, x, down))
+        return out
+
+    choices = select.choose([fold(), fold()], [BOOK, BOOK], "r", list(range(len(HORIZONS_S))), HORIZONS_S)
+    assert choices[0].book_scale > 0
+    assert choices[2].book_scale == 0.0 and choices[2].belief_scale == 0.0
