@@ -158,6 +158,39 @@ def _warnings(r: dict) -> list[str]:
     return out
 
 
+def _verdict(r: dict, warnings: list[str]) -> str:
+    """What to deploy and why, in a few sentences: the gate, the exported forecast against the peer and a
+    coin flip on the test sessions, and what to do next."""
+    from calibration.score import COIN_FLIP_LOG_SCORE
+
+    if r.get("refused"):
+        return ("<p class='bad'>Do not deploy: the fits failed the gate and nothing was exported. Read the gate's "
+                "failures below, change the model or the data until the fits describe the recording, and "
+                "calibrate again (<code>--force</code> exports anyway, marked as forced).</p>")
+    test = r.get("scores", {}).get("test sessions (out of sample)")
+    lines = [f"Config: <code>config.toml</code> beside this report (route {_e(r['selection']['chosen'])})"
+             + (", <span class='bad'>forced past a failed gate</span>" if r.get("forced") else
+                ", the fits passed the gate") + "."]
+    if test and "peer" in test:
+        cells = []
+        for h, v in test["calibrated"].items():
+            if not v["n"]:
+                continue
+            peer = test["peer"][h]["log_score"]
+            ok = v["log_score"] >= peer - 0.01 and v["log_score"] >= COIN_FLIP_LOG_SCORE - 0.003
+            cells.append(f"<span class='{'ok' if ok else 'bad'}'>{_e(h)}: {_num(v['log_score'])} "
+                         f"(peer {_num(peer)})</span>")
+        lines.append("On the test sessions, the exported forecast's log score against the peer's (a coin flip "
+                     f"scores {COIN_FLIP_LOG_SCORE:.4f}): " + ", ".join(cells) + ".")
+    if warnings:
+        lines.append("<span class='bad'>Before deploying, read the warnings below.</span> Next: a longer or "
+                     "more recent training recording, then calibrate again and compare.")
+    else:
+        lines.append("Next: replay the config on the newest recording (<code>bayesmm replay --config</code>, "
+                     "<code>bayesmm score --train</code>) before it goes live, and recalibrate as the market changes.")
+    return "<p>" + " ".join(lines) + "</p>"
+
+
 def _sweep_section(d: Path) -> list[str]:
     """The spec section-8 sweep written into DIR/sweep (`bayesmm sweep --out DIR/sweep`), if any: the
     winner against the base in sample and held out, and the frontier."""
@@ -197,6 +230,7 @@ def build_report(directory: str | Path) -> str:
                  + (f" Exported route: <b>{_e(sel['chosen'])}</b>. {_e(sel['why'])}."
                     if sel else "") + "</p>")
     warn = _warnings(r)
+    parts.append("<h2>Verdict</h2>" + _verdict(r, warn))
     if warn:
         parts.append("<ul>" + "".join(f"<li class='bad'>{_e(x)}</li>" for x in warn) + "</ul>")
     if r.get("belief_on_test"):
