@@ -209,9 +209,11 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     )
 
 
-def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
+def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True) -> BeliefState:
     """One event's state-dependent update (`belief.update` given the event's `EventTerms`): time
-    passes (or the state restarts), then each kind's evidence is added where its mask is 1."""
+    passes (or the state restarts), then each kind's evidence is added where its mask is 1.
+    `with_flow` False leaves the book's flows as they are (`scan_states` computes them for the whole
+    batch at once: they depend on nothing else in the state)."""
     restart = e.restart > 0
     prior = init(p)
 
@@ -274,7 +276,7 @@ def step(s: BeliefState, e: EventTerms, p: Config) -> BeliefState:
         fill_head=head,
         imbalance=jnp.where(e.is_book > 0, e.imbalance, fresh_or("imbalance", s.imbalance)),
         quote_depth_bps=jnp.where((e.is_quote > 0) & quote_slot, e.depth_bps, depth),
-        book_flow=fresh_or("book_flow", s.book_flow * e.flow_decay) + e.flow_increment,
+        book_flow=(fresh_or("book_flow", s.book_flow * e.flow_decay) + e.flow_increment) if with_flow else s.book_flow,
         t_s=s.t_s + e.dt_s,
     )
 
@@ -287,13 +289,34 @@ def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[Beli
     matrix: a scan over the pytrees reads ~30 separate arrays and writes ~17 per event, each its own
     kernel (`benchmarks/bench_replay.py` measures the loop)."""
     terms = event_terms(events, params)
+    flows = book_flows(state.book_flow, terms)
     flat_terms = jax.vmap(lambda row: ravel_pytree(row)[0])(terms)
     unravel_terms = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), terms))[1]
     flat_state, unravel_state = ravel_pytree(state)
 
     def body(flat, row):
-        new = ravel_pytree(step(unravel_state(flat), unravel_terms(row), params))[0]
+        new = ravel_pytree(step(unravel_state(flat), unravel_terms(row), params, with_flow=False))[0]
         return new, new
 
     last, flat_states = lax.scan(body, flat_state, flat_terms)
-    return unravel_state(last), jax.vmap(unravel_state)(flat_states)
+    states = jax.vmap(unravel_state)(flat_states)._replace(book_flow=flows)
+    last = unravel_state(last)
+    return last._replace(book_flow=flows[-1] if flows.shape[0] else state.book_flow), states
+
+
+def book_flows(start, terms: EventTerms):
+    """The book's decayed flow sums after each event of the batch (`online.book`), from `start`: the
+    linear recurrence s_n = a_n s_{n-1} + b_n (a_n the decay over the event's dt, 0 at a restart; b_n
+    its increments) by an associative scan - composing (a, b) pairs - rather than inside the
+    sequential scan: the flows depend on nothing else in the state."""
+    a = jnp.where(terms.restart[:, None] > 0, 0.0, terms.flow_decay[:, None]) * jnp.ones_like(terms.flow_increment)
+    b = terms.flow_increment
+    if b.shape[0] == 0:
+        return b
+    b = b.at[0].add(a[0] * start)
+
+    def compose(left, right):
+        (a1, b1), (a2, b2) = left, right
+        return a1 * a2, a2 * b1 + b2
+
+    return lax.associative_scan(compose, (a, b))[1]
