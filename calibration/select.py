@@ -115,14 +115,22 @@ def _point_scores(points: Points, route: str, book_cfg: Config, column: int) -> 
     return out
 
 
+MODEL = ("all", 1.0, 0.0)
+"""The book model's own forecast (its new-session predictive, every feature, the drift belief not
+read): what a horizon exports unless the held-out blocks say clearly otherwise."""
+
+
 def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: str, columns,
            horizons_s=None) -> list[Choice]:
-    """Per horizon (its points, and the column of the belief's forecast it reads), the best
-    combination (module docstring) on the held-out points of every fold, each scored with its fold's
-    book forecast, pooled. Kept only if its gain over a coin flip is at least one standard error
-    (per-point gains, over the number of non-overlapping windows: one per horizon-long stretch of
-    the 1 s grid, `horizons_s`): a gain within its noise - at 30 s five minutes hold a dozen
-    independent windows - is not evidence, and the horizon says 1/2."""
+    """Per horizon (its points, and the column of the belief's forecast it reads), the combination
+    exported, judged on the held-out points of every fold, each scored with its fold's book forecast,
+    pooled: the best combination where it beats the book model's own forecast (`MODEL`) by at least
+    one standard error of their per-point difference, else the model's forecast; and that only if its
+    gain over a coin flip is at least one standard error, else 1/2. Standard errors count the
+    non-overlapping windows (one per horizon-long stretch of the 1 s grid, `horizons_s`): at 30 s
+    five minutes hold a dozen independent windows. The best of 98 combinations on few windows is
+    partly luck (the winner's curse); the model's forecast is what the data and the prior already
+    say, and the selection departs from it, or drops it, only on evidence."""
     choices = []
     for k, column in enumerate(columns):
         per: dict = {}
@@ -138,10 +146,13 @@ def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: s
             continue
         ll = {c: np.concatenate(v[0]) for c, v in per.items()}
         n = len(next(iter(ll.values())))
+        windows = max(1.0, n / max(1.0, float(horizons_s[k])) if horizons_s is not None else n)
         best = max(ll, key=lambda c: (round(float(ll[c].mean()), 12), -c[1] - c[2], c[0] == "imbalance"))
+        diff = ll[best] - ll[MODEL]
+        if diff.mean() < diff.std() / np.sqrt(windows):  # not clearly better than the model's own forecast
+            best = MODEL
         gain = ll[best] - COIN_FLIP_LOG_SCORE
-        windows = n / max(1.0, float(horizons_s[k])) if horizons_s is not None else n
-        if gain.mean() < gain.std() / np.sqrt(max(windows, 1.0)):
+        if gain.mean() < gain.std() / np.sqrt(windows):  # no clear gain over a coin flip
             best = ("all", 0.0, 0.0)
         choices.append(Choice(best[0], best[1], best[2], float(ll[best].mean()),
                               float(np.concatenate(per[best][1]).mean()), n))
