@@ -55,6 +55,7 @@ def _img_png(data: bytes, alt: str) -> str:
 def _figure(fig, alt: str) -> str:
     import matplotlib.pyplot as plt
 
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -297,7 +298,8 @@ def build_report(directory: str | Path) -> str:
             rows = [[_e(route)] + [f"{_num(sc[h]['log_score'])} / {_num(sc[h]['brier'], '.3f')}" for h in horizons]
                     for route, sc in by_route.items()]
             parts.append(f"<h3>{_e(split)}</h3>" + _table(["filter", *horizons], rows))
-        parts.append(_scores_figure(r["scores"]))
+        parts.append(_scores_figure(r["scores"]) + "<p class='note'>Each panel's axis stops 0.15 below a coin flip's "
+                     "score: a route below that is off the plot; its numbers are in the tables above.</p>")
         test = r["scores"].get("test sessions (out of sample)")
         if test:
             parts.append("<h3>Reliability of p_down, out of sample</h3>" + _reliability_figure(test))

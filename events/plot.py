@@ -15,6 +15,44 @@ from events.kinds import CV_TICK, OWN_FILL, TRADE_PRINT  # noqa: E402
 from events.session import Session  # noqa: E402
 
 
+def _drawn_texts(fig) -> list:
+    """The texts a figure shows: its own, and per axes its titles, axis labels, the labels of the ticks
+    inside the view, legend entries and annotations."""
+    texts = list(fig.texts) + ([fig._suptitle] if getattr(fig, "_suptitle", None) is not None else [])
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            pad = 1e-9 * max(1.0, abs(hi - lo))
+            for tick in axis.get_major_ticks():
+                if lo - pad <= tick.get_loc() <= hi + pad:
+                    texts += [tick.label1, tick.label2]
+        if ax.get_legend() is not None:
+            texts += list(ax.get_legend().get_texts())
+    seen, out = set(), []
+    for t in texts:
+        if id(t) not in seen and t.get_visible() and str(t.get_text()).strip():
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def overlapping_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of the texts a drawn figure shows (titles, axis labels, tick labels inside the view,
+    legend entries, annotations) whose boxes on the canvas overlap: what makes a figure illegible."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for text in _drawn_texts(fig):
+        box = text.get_window_extent(renderer)
+        if box.width > 0 and box.height > 0:
+            boxes.append((str(text.get_text()), box.shrunk(0.98, 0.9)))
+    return [(boxes[i][0], boxes[j][0]) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+            if boxes[i][1].overlaps(boxes[j][1])]
+
+
 def save_figure(fig, out: str | Path, dpi: int = 100) -> Path:
     """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
     fig.tight_layout()

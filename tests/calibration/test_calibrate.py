@@ -159,3 +159,26 @@ def test_simulation_check_is_printed_and_reported(forced, capsys):
     finally:
         (directory / "calibration.json").write_text(report_json(report))
     assert "prior-bound 0 of 1" in page and "0.205 (x 0.5)" in page
+
+
+def test_report_figures_have_no_overlapping_labels(forced, monkeypatch):
+    """Every figure the report draws (scores, reliability, the belief over time, ...) laid out so that
+    no two texts overlap on the canvas (`events.plot.overlapping_labels`: titles, axis and tick labels,
+    legend entries), and the PPC plots' grid likewise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from calibration import report as report_mod
+    from events.plot import overlapping_labels
+
+    seen = []
+    original = report_mod._figure
+
+    def check(fig, alt):
+        fig.tight_layout()
+        seen.append((alt, overlapping_labels(fig)))
+        return original(fig, alt)
+
+    monkeypatch.setattr(report_mod, "_figure", check)
+    report_mod.build_report(forced[0])
+    assert seen and all(not pairs for _, pairs in seen), [(a, p[:3]) for a, p in seen if p]
