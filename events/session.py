@@ -175,9 +175,9 @@ def read_session(path: str | Path) -> Session:
     try:
         table = pq.read_table(str(path))
     except (pa.ArrowInvalid, OSError) as exc:
-        raw = path.name.endswith((".gz", ".txt", ".jsonl", ".log")) or "magic bytes" in str(exc)
+        raw = path.name.endswith((".gz", ".txt", ".jsonl", ".log"))
         why = "a raw recording? run `bayesmm ingest` on it first to make a session" if raw else str(exc)
-        raise SessionError(-1, "file", f"not a session (Parquet) file: {why}", str(path)) from exc
+        raise SessionError(-1, "file", f"not a Parquet file (a session): {why}", str(path)) from exc
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SessionError(-1, "metadata", "no bayesmm session metadata in this Parquet file", str(path))
