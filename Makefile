@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: the main job end to end on the bundled data; outputs in out/ (about 6-7 minutes on 2 cores: 7.2 measured in a fresh clone beside another test, creating the environment included; calibrate is most of it)
+## demo: the main job end to end on the bundled data; outputs in out/, out/report.html first (calibrate is most of its time)
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/bayesmm ingest $(DATA)/binance-usdm-btcusdt-20240808.gz \
@@ -62,7 +62,6 @@ ray: $(RAY_STAMP)
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them); the Ray
 ## backend's tests need the extra, so the suite installs it. Two workers (pytest-xdist), a test file
 ## each at a time: most of the suite is compiling and dispatching, one core's work per process
-## (14.3 -> 9.9 minutes on 2 cores, measured with a cold compilation cache)
 test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
