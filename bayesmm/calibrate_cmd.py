@@ -231,7 +231,7 @@ def add_parsers(sub) -> None:
     q.add_argument("--seed", type=int, default=0, help="random seed of the fits and the tuner's bootstrap")
     add_svi_restarts(q)
     q.add_argument("--folds", type=int, default=2, help="contiguous blocks of each session for the cross-validated "
-                   "choice of route and shrinkage (default 2)")
+                   "choice of route and of each horizon's scales (default 2)")
     q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")
     q.add_argument("--force", action="store_true", help="export even if the fits fail the gate (marked as forced)")
     q.add_argument("--max-rhat", type=float, default=1.01, help="gate: the largest r_hat a NUTS fit may have")

@@ -5,7 +5,7 @@ It gathers from DIR: calibration.json (every number `calibrate` printed), config
 provenance, the fits' PPC plots (fits/*_ppc.png), and any scenario plots the demo wrote beside them
 (selloff_*.png). Sections: the data (sessions, events per kind, segments), the fits (diagnostics,
 PPC p-values and plots, what the gate said), the parameters (both routes with their intervals, the
-disagreements, what kept its value and why), the selection (route, shrinkage, why), the scores (in
+disagreements, what kept its value and why), the selection (route, each horizon's scales, why), the scores (in
 sample, held out, out of sample; a plot), the reliability of p_down on the test sessions, the
 simulation check when one was run, and the sweep when one was written into DIR/sweep (winner vs
 base in sample and held out, the frontier). Images are embedded as data URIs and the styles are inline: the
