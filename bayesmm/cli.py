@@ -72,13 +72,15 @@ def cmd_replay(args) -> int:
     from calibration.config import load_config
     from calibration.replay import plot_beliefs, replay_session, write_beliefs
     from events import read_session
+    from online.params import HORIZONS_S
 
     session = read_session(args.session)
     table = replay_session(session, load_config(args.config))
     write_beliefs(table, args.out)
     last = {c: table.column(c)[-1].as_py() for c in ("p_down", "mu_bps_s", "sigma_bps_sqrt_s", "toxicity")}
-    p_down = table.column("p_down").to_numpy()
-    print(f"replayed {table.num_rows:,} events: p_down min {p_down.min():.3f} max {p_down.max():.3f}; at the end "
+    ranges = ", ".join(f"{h:g} s [{col.min():.3f}, {col.max():.3f}]"
+                       for h in HORIZONS_S for col in [table.column(f"p_down_{h:g}s").to_numpy()])
+    print(f"replayed {table.num_rows:,} events: P(the mid falls) over {ranges}; at the end "
           + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
     print(f"wrote {args.out}")
     if args.plot:
