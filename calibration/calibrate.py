@@ -203,7 +203,8 @@ def _select(route_cfgs: dict, cfg_derive: Config, fold_cfgs: dict, blocks, array
 def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_S) -> list[dict]:
     """Per session: each horizon's forecast on a regular grid (what the report plots) with its sd over
     the session and its expected calibration error against the sign of the mid's move (`sim.scoring.ece`,
-    10 bins)."""
+    10 bins); beside it the ECE a perfectly calibrated forecast would show on the same points by chance
+    (`ece_by_chance`), and which horizon is the quoter's p_down (`headline`)."""
     from sim.scoring import ece
 
     out = []
@@ -211,15 +212,29 @@ def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_
         p = forecasts(np.asarray(run(as_events(a, np.float64), cfg).p_down_h), horizons_s)
         grid = np.arange(a.t_s[0], a.t_s[-1], every_s)
         rows = np.searchsorted(a.t_s, grid, side="right") - 1
-        trace = {"t_s": grid.tolist(), "sd": {}, "ece": {}}
+        trace = {"t_s": grid.tolist(), "sd": {}, "ece": {}, "ece_by_chance": {},
+                 "headline": f"{HORIZONS_S[horizon_column(cfg.book.fair_value_horizon_s)]:g}s"}
         for h in horizons_s:
             k = f"{h:g}s"
             trace[f"p_down_{k}"] = p[h][rows].tolist()
             tg = forward_targets(a.t_s, a.mid, a.valid, h)
             trace["sd"][k] = float(np.std(p[h][tg.rows])) if len(tg.rows) else float("nan")
             trace["ece"][k] = ece(p[h][tg.rows], tg.down) if len(tg.rows) else float("nan")
+            trace["ece_by_chance"][k] = ece_by_chance(p[h][tg.rows])
         out.append(trace)
     return out
+
+
+def ece_by_chance(p_down: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The mean ECE (10 bins) of a forecast that is exactly calibrated, on these points: outcomes drawn
+    from p_down itself. A few hundred points leave a perfectly calibrated forecast an ECE of several
+    hundredths: the bar an observed ECE is read against. NaN without points."""
+    from sim.scoring import ece
+
+    if len(p_down) == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    return float(np.mean([ece(p_down, (rng.random(len(p_down)) < p_down).astype(float)) for _ in range(draws)]))
 
 
 def route_configs(derived_cfg: Config, tuned_cfg: Config, names) -> dict[str, Config]:

@@ -454,7 +454,7 @@ def book_config(base: Config, idata, arrays, flow_window_s: float = 5.0) -> Conf
     (`models.book.new_session_moments`: the weights' mean, their variance and the trend's), the drift
     belief's weight 0 (the book model does not read it: `calibration.select` decides how to pool
     them) and the fair value's scale from the sessions (`abs_move_bps`)."""
-    from models.book import new_session_moments
+    from models.book import BLOCK_S, new_session_moments
     from online.params import BOOK_FEATURES
 
     m, v, t = new_session_moments(flat_draws(idata.posterior, "weight"), flat_draws(idata.posterior, "block_sd"),
@@ -462,8 +462,27 @@ def book_config(base: Config, idata, arrays, flow_window_s: float = 5.0) -> Conf
     fields = {f"{k}_weight": m[:, i] for i, k in enumerate(BOOK_FEATURES)}
     fields |= {f"{k}_var": v[:, i] for i, k in enumerate(BOOK_FEATURES)}
     fields |= {"trend_var": t, "belief_weight": np.zeros(len(t)), "flow_window_s": flow_window_s,
-               "abs_move_bps": abs_move_bps(arrays)}
+               "abs_move_bps": abs_move_bps(arrays), "adapt_trend_var": t,
+               "adapt_scale_var": adapt_scale_var(m, v, arrays, flow_window_s),
+               "adapt_timescale_s": float(BLOCK_S)}
     return replace(base, book=fields)
+
+
+def adapt_scale_var(weights: np.ndarray, weight_vars: np.ndarray, arrays, flow_window_s: float) -> np.ndarray:
+    """Per horizon, the prior variance of the forecast's scale learnt online (`online.adapt`): how much
+    a block's weights move the forecast relative to its strength, E[v . x^2] / E[(w . x)^2] over the
+    sessions' points (`models.book.book_data`: the model's own grid), with w the weights' mean and v
+    their new-session variance. A scale b with this variance moves b (w . x) as much, on average, as the
+    model's per-block weights move w . x. 0 where the forecast is 0 (nothing to scale)."""
+    from models.book import book_data
+
+    d = book_data(list(arrays), flow_window_s)
+    out = np.zeros(len(weights))
+    for k in range(len(weights)):
+        x = d["x"][d["horizon"] == k]
+        strength = float(np.mean((x @ weights[k]) ** 2)) if len(x) else 0.0
+        out[k] = min(100.0, float(np.mean(x**2 @ weight_vars[k])) / strength) if strength > 0 else 0.0
+    return out
 
 
 def book_table(idata) -> dict:

@@ -96,6 +96,7 @@ def scaled_book(cfg: Config, book_scale, belief_scale, features: str = "all") ->
     fields = {f"{k}_weight": np.asarray(getattr(b, f"{k}_weight")) * sb * keep[k] for k in BOOK_FEATURES}
     fields |= {f"{k}_var": np.asarray(getattr(b, f"{k}_var")) * sb**2 * keep[k] for k in BOOK_FEATURES}
     fields["trend_var"] = np.asarray(b.trend_var) * sb**2
+    fields["adapt_trend_var"] = np.asarray(b.adapt_trend_var) * sb**2
     fields["belief_weight"] = np.broadcast_to(np.asarray(belief_scale, float), (NUM_HORIZONS,)).copy()
     return replace(cfg, book=fields)
 
@@ -165,15 +166,27 @@ def mean_gain(choices: list[Choice]) -> float:
     return float(np.mean(gains)) if gains else 0.0
 
 
+def fair_value_horizon_s(choices, columns, default_s: float) -> float:
+    """The horizon whose forecast gives the fair value and the quoter's p_down: the one with the
+    largest held-out gain over a coin flip among those that did not choose a coin flip (a forecast
+    that says 1/2 would leave the quoter's belief flat whatever the book says); `default_s` if all did."""
+    gains = {k: c.log_score - COIN_FLIP_LOG_SCORE for c, k in zip(choices, columns, strict=True)
+             if c.book_scale > 0 or c.belief_scale > 0}
+    return float(HORIZONS_S[max(gains, key=gains.get)]) if gains else float(default_s)
+
+
 def apply(route_cfg: Config, book_cfg: Config, choices, columns) -> Config:
     """The exported config: the route's drift belief, the book forecast of `book_cfg` with each
-    horizon's choice (a `Choice` or its dict) applied to its column; a column no horizon chose says 1/2."""
+    horizon's choice (a `Choice` or its dict) applied to its column (a column no horizon chose says
+    1/2), and the fair value read at the most informative horizon (`fair_value_horizon_s`)."""
     fields = {}
+    choices = [Choice(**c) if isinstance(c, dict) else c for c in choices]
     for c, k in zip(choices, columns, strict=True):
-        c = Choice(**c) if isinstance(c, dict) else c
         one = scaled_book(book_cfg, c.book_scale, c.belief_scale, c.features).book
-        for name in (*BOOK_WEIGHTS, *BOOK_VARS, "trend_var", "belief_weight"):
+        for name in (*BOOK_WEIGHTS, *BOOK_VARS, "trend_var", "belief_weight", "adapt_trend_var", "adapt_scale_var"):
             fields.setdefault(name, np.zeros(NUM_HORIZONS))[k] = np.asarray(getattr(one, name))[k]
-    fields |= {"flow_window_s": float(book_cfg.book.flow_window_s),
-               "abs_move_bps": np.asarray(book_cfg.book.abs_move_bps)}
+    b = book_cfg.book
+    fields |= {"flow_window_s": float(b.flow_window_s), "abs_move_bps": np.asarray(b.abs_move_bps),
+               "adapt_timescale_s": float(b.adapt_timescale_s),
+               "fair_value_horizon_s": fair_value_horizon_s(choices, columns, route_cfg.book.fair_value_horizon_s)}
     return replace(route_cfg, book=fields)

@@ -37,7 +37,7 @@ from calibration.derive import LEARNT_INFORMED, learnt
 from calibration.score import brier, horizon_column
 from events.features import to_arrays
 from models.fit import SVI_RESTARTS
-from online.params import HORIZONS_S, default_config
+from online.params import HORIZONS_S, default_config, replace
 from online.replay import as_events, run
 from sim.exchange import exchange_params
 from sim.market import MarketParams, market_params, simulate
@@ -145,6 +145,8 @@ def truth_export(truth_cfg, session, folds: int, horizons_s):
     columns = [horizon_column(h) for h in horizons_s]
     choices = select_mod.choose(points, [truth_cfg] * folds, "truth", columns, horizons_s)
     cfg = select_mod.apply(truth_cfg, truth_cfg, choices, columns)
+    # the quality goal is judged on the truth's own fair-value horizon (the trend's), not the most informative
+    cfg = replace(cfg, book={"fair_value_horizon_s": float(truth_cfg.book.fair_value_horizon_s)})
     return cfg, fair_value_weight(cfg)
 
 

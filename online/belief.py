@@ -98,6 +98,7 @@ from jax.scipy.stats import norm
 from jax.scipy.stats import t as t_dist
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
+from online import adapt as adapt_mod
 from online import book
 from online.kernels import gaussian_update, hmm_condition, hmm_predict, ou_predict, ou_stationary_var, transition_matrix
 from online.params import NUM_HORIZONS, NUM_REGIMES, Config
@@ -172,6 +173,7 @@ class BeliefState(NamedTuple):
             the survival term's (module docstring).
         book_flow: the book's decayed flow sums, shape (book.FLOW_SIZE,) (`online.book`).
         t_s: time of the last event, s.
+        adapt: what each horizon's forecast has learnt from its resolved outcomes (`online.adapt`).
     """
 
     log_odds_ev: jax.Array
@@ -192,6 +194,7 @@ class BeliefState(NamedTuple):
     quote_depth_bps: jax.Array
     book_flow: jax.Array
     t_s: jax.Array
+    adapt: adapt_mod.AdaptState
 
 
 class Beliefs(NamedTuple):
@@ -275,6 +278,7 @@ def init(params: Config) -> BeliefState:
         quote_depth_bps=jnp.full((2,), NO_QUOTE_BPS, dtype),
         book_flow=jnp.zeros((book.FLOW_SIZE,), dtype),
         t_s=z,
+        adapt=adapt_mod.init(params, dtype),
     )
 
 
@@ -526,7 +530,21 @@ def observe(state: BeliefState, event: Event, params: Config, kind: int) -> Beli
     `lax.switch` runs all seven branches and its time passing an expm per event, many times the
     work (`benchmarks/bench_closed_loop.py` measures the loop). Held equal to `update` by
     tests/online/test_replay.py."""
-    return _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
+    new = _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
+    return _adapted(state, new, event, jnp.zeros((), jnp.bool_), params)
+
+
+def mid_return_bps(event: Event):
+    """The event's mid return, bps, where it is a valid mid tick with a return; else 0."""
+    return jnp.where((event.valid > 0) & (event.kind == MID_TICK) & (event.ret_dt_s > 0), event.ret_bps, 0.0)
+
+
+def _adapted(old: BeliefState, new: BeliefState, event: Event, restart, params: Config) -> BeliefState:
+    """`new` with what the horizons learn from their resolved forecasts over the event (`online.adapt`:
+    grid points crossed from `old`'s time, the event's mid return, the static forecast after it)."""
+    a = adapt_mod.step(old.adapt, old.t_s, event.dt_s, restart, mid_return_bps(event), params)
+    eta, var = static_forecast(new, params)
+    return new._replace(adapt=a._replace(last_eta=eta, last_var=var))
 
 
 def update(state: BeliefState, event: Event, params: Config, kind: int | None = None) -> BeliefState:
@@ -536,11 +554,13 @@ def update(state: BeliefState, event: Event, params: Config, kind: int | None = 
     trace time (a Python int, as `observe`'s), which replaces the dispatch on `event.kind`."""
     restart = event.segment_start > 0
     fresh = init(params)._replace(t_s=state.t_s + jnp.maximum(event.dt_s, 0.0))
-    state = _where(restart, fresh, _time_passes(state, event, params))
+    passed = _where(restart, fresh, _time_passes(state, event, params))
     if kind is not None:
-        return observe(state, event, params, kind)
-    branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
-    return lax.switch(branch, _BRANCHES, state, event, params)
+        new = _where(event.valid > 0, _BRANCHES[kind](passed, event, params), passed)
+    else:
+        branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
+        new = lax.switch(branch, _BRANCHES, passed, event, params)
+    return _adapted(state, new, event, restart, params)
 
 
 def tick_log_odds(state: BeliefState):
@@ -579,12 +599,25 @@ def snapshot(p_down: float, **fields) -> Beliefs:
                    drift_log_odds=fields.pop("drift_log_odds", lo), **fields)
 
 
+def drift_belief_log_odds(state: BeliefState, params: Config):
+    """The drift belief's log-odds that drift < 0: tick + evidence + regime verdict + imbalance level
+    term (module docstring)."""
+    return (state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
+            + params.drift.regime_weight * regime_log_odds(state, params)
+            - params.evidence.lambda_imbalance * state.imbalance)
+
+
+def static_forecast(state: BeliefState, params: Config):
+    """Each horizon's forecast from the book and the drift belief before what the session taught it
+    online: (linear predictor, predictive variance) (`online.book.horizon_linear`)."""
+    return book.horizon_linear(drift_belief_log_odds(state, params), book.features(state.imbalance, state.book_flow),
+                               params)
+
+
 def readout(state: BeliefState, params: Config) -> Beliefs:
     """The stage-1 outputs of a state (pure; clipping only here, never in the state)."""
-    drift_log_odds = (state.log_odds_ev + params.drift.return_weight * tick_log_odds(state)
-                      + params.drift.regime_weight * regime_log_odds(state, params)
-                      - params.evidence.lambda_imbalance * state.imbalance)
-    log_odds_h = book.horizon_log_odds(drift_log_odds, book.features(state.imbalance, state.book_flow), params)
+    drift_log_odds = drift_belief_log_odds(state, params)
+    log_odds_h = adapt_mod.log_odds(state.adapt, *static_forecast(state, params), params)
     p_down_h = jax.nn.sigmoid(log_odds_h)
     at = book.horizon_index(params)
     log_odds, p_down = log_odds_h[at], p_down_h[at]

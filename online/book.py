@@ -54,14 +54,22 @@ def features(imbalance, flow):
     return jnp.concatenate([jnp.asarray(imbalance)[..., None], jnp.clip(ratio, -1.0, 1.0)], axis=-1)
 
 
-def horizon_log_odds(belief_log_odds, x, p: Config):
-    """z_h for every horizon (module docstring): shape (..., NUM_HORIZONS)."""
+def horizon_linear(belief_log_odds, x, p: Config):
+    """(the linear predictor b_h L + w_h . x, its variance t_h + v_h . x^2) for every horizon (module
+    docstring): each of shape (..., NUM_HORIZONS)."""
     b = p.book
     w = jnp.stack([getattr(b, k) for k in BOOK_WEIGHTS], axis=-1)  # (H, K)
     v = jnp.stack([getattr(b, k) for k in BOOK_VARS], axis=-1)
     x = x[..., None, :]
     linear = b.belief_weight * belief_log_odds[..., None] + jnp.sum(w * x, axis=-1)
-    return linear / jnp.sqrt(1.0 + jnp.pi / 8.0 * (b.trend_var + jnp.sum(v * x**2, axis=-1)))
+    return linear, b.trend_var + jnp.sum(v * x**2, axis=-1)
+
+
+def horizon_log_odds(belief_log_odds, x, p: Config):
+    """z_h for every horizon (module docstring): shape (..., NUM_HORIZONS); before what a session
+    teaches online (`online.adapt`)."""
+    linear, var = horizon_linear(belief_log_odds, x, p)
+    return linear / jnp.sqrt(1.0 + jnp.pi / 8.0 * var)
 
 
 def horizon_index(p: Config):

@@ -40,6 +40,7 @@ from jax.flatten_util import ravel_pytree
 from jax.scipy.stats import norm
 
 from events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, CV_TICK, MID_TICK, NUM_KINDS, OWN_FILL, OWN_QUOTE, TRADE_PRINT
+from online import adapt as adapt_mod
 from online import book
 from online.belief import (
     BURST_BUFFER,
@@ -58,6 +59,7 @@ from online.belief import (
     markov_decayed,
     return_log_lik,
     return_weight,
+    static_forecast,
     survival_rate,
 )
 from online.kernels import _MAX_SQUARINGS, _matmul_small, ou_stationary_var, squarings
@@ -209,11 +211,12 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     )
 
 
-def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True) -> BeliefState:
+def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True, with_adapt: bool = True) -> BeliefState:
     """One event's state-dependent update (`belief.update` given the event's `EventTerms`): time
     passes (or the state restarts), then each kind's evidence is added where its mask is 1.
-    `with_flow` False leaves the book's flows as they are (`scan_states` computes them for the whole
-    batch at once: they depend on nothing else in the state)."""
+    `with_flow` False leaves the book's flows as they are, `with_adapt` False what the horizons learnt
+    online (`scan_states` computes each for the whole batch after the scan: nothing else in the state
+    depends on them)."""
     restart = e.restart > 0
     prior = init(p)
 
@@ -259,7 +262,7 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True) -> Be
     joint = joint - jax.scipy.special.logsumexp(joint)
     depth = fresh_or("quote_depth_bps", s.quote_depth_bps)
     quote_slot = jnp.arange(2) == jnp.where(e.side > 0, 0, 1)
-    return BeliefState(
+    new = BeliefState(
         log_odds_ev=lo,
         drift_mean_bps_s=jnp.where(is_mid, mean + gain * (e.ret_rate_bps_s - mean), mean),
         drift_var=jnp.where(is_mid, (1.0 - gain) * var, var),
@@ -278,7 +281,17 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True) -> Be
         quote_depth_bps=jnp.where((e.is_quote > 0) & quote_slot, e.depth_bps, depth),
         book_flow=(fresh_or("book_flow", s.book_flow * e.flow_decay) + e.flow_increment) if with_flow else s.book_flow,
         t_s=s.t_s + e.dt_s,
+        adapt=s.adapt,
     )
+    return adapted(s.adapt, s.t_s, e, new, p) if with_adapt else new
+
+
+def adapted(a: adapt_mod.AdaptState, t_old_s, e: EventTerms, new: BeliefState, p: Config) -> BeliefState:
+    """`new` with the horizons' online learning carried over the event (`belief._adapted`'s, from
+    its terms)."""
+    a = adapt_mod.step(a, t_old_s, e.dt_s, e.restart > 0, jnp.where(e.is_mid > 0, e.ret_bps, 0.0), p)
+    eta, var = static_forecast(new, p)
+    return new._replace(adapt=a._replace(last_eta=eta, last_var=var))
 
 
 def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[BeliefState, BeliefState]:
@@ -292,16 +305,43 @@ def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[Beli
     flows = book_flows(state.book_flow, terms)
     flat_terms = jax.vmap(lambda row: ravel_pytree(row)[0])(terms)
     unravel_terms = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), terms))[1]
-    flat_state, unravel_state = ravel_pytree(state)
+    core = state._replace(adapt=None)  # the scan carries neither the flows' nor the online learning's work
+    flat_state, unravel_state = ravel_pytree(core)
 
     def body(flat, row):
-        new = ravel_pytree(step(unravel_state(flat), unravel_terms(row), params, with_flow=False))[0]
+        one = unravel_state(flat)._replace(adapt=state.adapt)
+        new = step(one, unravel_terms(row), params, with_flow=False, with_adapt=False)
+        new = ravel_pytree(new._replace(adapt=None))[0]
         return new, new
 
     last, flat_states = lax.scan(body, flat_state, flat_terms)
     states = jax.vmap(unravel_state)(flat_states)._replace(book_flow=flows)
-    last = unravel_state(last)
-    return last._replace(book_flow=flows[-1] if flows.shape[0] else state.book_flow), states
+    last = unravel_state(last)._replace(book_flow=flows[-1] if flows.shape[0] else state.book_flow)
+    last_adapt, states = adapt_states(state, states, terms, params)
+    return last._replace(adapt=last_adapt), states
+
+
+def adapt_states(start: BeliefState, states: BeliefState, terms: EventTerms, params: Config):
+    """(the online learning after the last event, `states` with each event's `adapt` filled in): a
+    second scan, over the static forecasts of all the states (`belief.static_forecast`, one batched
+    computation) and the events' times and mid returns. In the states, the belief (mean, cov) and the
+    static forecast are each event's; the pending forecasts are the last event's (the read-out needs
+    neither)."""
+    eta, var = jax.vmap(static_forecast, in_axes=(0, None))(states._replace(adapt=None), params)
+    n = eta.shape[0]
+    t_old = jnp.concatenate([start.t_s[None], states.t_s])[:n]
+    ret = jnp.where(terms.is_mid > 0, terms.ret_bps, 0.0)
+
+    def body(a, row):
+        t0, dt, restart, r, e, v = row
+        a = adapt_mod.step(a, t0, dt, restart > 0, r, params)._replace(last_eta=e, last_var=v)
+        return a, (a.mean, a.cov)
+
+    last, (means, covs) = lax.scan(body, start.adapt, (t_old, terms.dt_s, terms.restart, ret, eta, var))
+    filled = last._replace(mean=means, cov=covs, last_eta=eta, last_var=var,
+                           **{k: jnp.broadcast_to(getattr(last, k), (n, *jnp.shape(getattr(last, k))))
+                              for k in ("pending_eta", "pending_var", "pending_mid_bps", "pending_n", "mid_bps")})
+    return last, states._replace(adapt=filled)
 
 
 def book_flows(start, terms: EventTerms):

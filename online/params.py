@@ -326,6 +326,10 @@ class BookParams(NamedTuple):
             (1 - 2 p_down) x this at `fair_value_horizon_s`).
         fair_value_horizon_s: the horizon whose forecast gives the fair value and the quoter's
             p_down (the nearest of `HORIZONS_S`), s.
+        adapt_trend_var: prior variance of each horizon's offset learnt online from its resolved
+            forecasts, log-odds^2 (`online.adapt`; 0 with adapt_scale_var 0: nothing learnt).
+        adapt_scale_var: prior variance of each horizon's scale of the forecast learnt online.
+        adapt_timescale_s: time constant over which what was learnt online relaxes to the prior, s.
     """
 
     flow_window_s: float = 5.0
@@ -341,6 +345,9 @@ class BookParams(NamedTuple):
     trend_var: tuple = (0.0, 0.0, 0.0, 0.0)
     abs_move_bps: tuple = (0.0, 0.0, 0.0, 0.0)
     fair_value_horizon_s: float = 30.0
+    adapt_trend_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    adapt_scale_var: tuple = (0.0, 0.0, 0.0, 0.0)
+    adapt_timescale_s: float = 60.0
 
 
 BOOK_WEIGHTS = tuple(f"{k}_weight" for k in BOOK_FEATURES)
@@ -431,8 +438,10 @@ RANGES: dict[str, dict[str, Range]] = {
                "use_emergency_cancel": _FLAG},
     "book": {"flow_window_s": _POS, "belief_weight": Range(0.0, 10.0, kind="horizons"),
              **{k: Range(-20.0, 20.0, kind="horizons") for k in BOOK_WEIGHTS},
-             **{k: Range(0.0, 100.0, kind="horizons") for k in (*BOOK_VARS, "trend_var")},
-             "abs_move_bps": Range(0.0, 1e4, kind="horizons"), "fair_value_horizon_s": _POS},
+             **{k: Range(0.0, 100.0, kind="horizons")
+                for k in (*BOOK_VARS, "trend_var", "adapt_trend_var", "adapt_scale_var")},
+             "abs_move_bps": Range(0.0, 1e4, kind="horizons"), "fair_value_horizon_s": _POS,
+             "adapt_timescale_s": _POS},
 }
 VECTOR_LENGTH = {"vector": NUM_REGIMES, "horizons": NUM_HORIZONS}
 """How many numbers a field of each vector kind holds."""

@@ -23,7 +23,9 @@ POOLED = replace(default_config(), drift=dict(regime_weight=0.7),
                            ofi_weight=(-0.4, -0.3, 0.1, 0.2), trade_flow_weight=(-0.2, 0.3, 0.0, -0.1),
                            move_weight=(0.8, 0.2, -0.3, 0.0), imbalance_var=(0.2, 0.1, 0.0, 0.5),
                            ofi_var=(0.1, 0.0, 0.0, 0.0), move_var=(0.3, 0.0, 0.1, 0.0),
-                           abs_move_bps=(0.5, 1.0, 2.0, 3.0), fair_value_horizon_s=5.0))
+                           abs_move_bps=(0.5, 1.0, 2.0, 3.0), fair_value_horizon_s=5.0,
+                           trend_var=(0.1, 0.2, 0.3, 0.0), adapt_trend_var=(0.3, 0.2, 0.5, 0.1),
+                           adapt_scale_var=(0.5, 1.0, 0.2, 2.0), adapt_timescale_s=20.0))
 
 
 def _stream(seed: int, kinds=(0, 1, 2, 3, 4, 5, 6)) -> dict:
@@ -82,7 +84,7 @@ def test_stage_one_is_mirror_symmetric(seed, pooled, markov):
     returns, fills, our quotes' survival, tape, book and other venue (all weights on, and the book's
     per-horizon forecast with every feature weighted) or alone, under the spec's log-odds decay, the
     Markov chain's, or a blend (`evidence.markov_decay`): every horizon's forecast and the fair value
-    mirror too."""
+    mirror too, with what each horizon learns online from its resolved forecasts (`online.adapt`)."""
     cfg = replace(POOLED if pooled else ONLY_REGIME, evidence=dict(markov_decay=markov))
     cols = _stream(seed)
     a, m = _run(cols, cfg), _run(_mirror(cols), cfg)

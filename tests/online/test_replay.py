@@ -157,7 +157,7 @@ def test_static_kind_paths_equal_the_dispatching_update():
 
     ref = jax.vmap(lambda _: walk(lambda s, e: update(s, e, P)))(jnp.arange(2))
     got = jax.vmap(lambda _: walk(static_kind))(jnp.arange(2))
-    for name, a, b in zip(ref._fields, ref, got, strict=True):
+    for name, a, b in _leaves(ref, got):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-12, rtol=0, err_msg=name)
     # at the same instant (dt 0, no restart), observe is update without its time step
     same = ev._replace(dt_s=np.zeros(n), segment_start=np.zeros(n))
@@ -166,5 +166,11 @@ def test_static_kind_paths_equal_the_dispatching_update():
         s = jax.tree_util.tree_map(lambda x, i=i: x[i], states)
         e = Event(*(x[i] for x in same))
         a, b = update(s, e, P), observe(s, e, P, int(e.kind))
-        for name, x, y in zip(a._fields, a, b, strict=True):
+        for name, x, y in _leaves(a, b):
             np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-12, rtol=0, err_msg=f"{name} @ {i}")
+
+
+def _leaves(a, b):
+    """(name, leaf of a, leaf of b) of two states (the state holds a nested `AdaptState`)."""
+    named = jax.tree_util.tree_flatten_with_path(a)[0]
+    return [(jax.tree_util.keystr(path), x, y) for (path, x), y in zip(named, jax.tree_util.tree_leaves(b), strict=True)]
