@@ -101,7 +101,7 @@ def cmd_calibrate(args) -> int:
 
 def print_simulation_check(sim: dict) -> None:
     """Coverage of the derived intervals and the Brier scores for the hidden drift sign."""
-    from calibration.validate import coverage_summary, is_informed
+    from calibration.coverage import coverage_summary, is_informed
 
     print(f"  derived 90% intervals covering the truth: {coverage_summary(sim)}")
     print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied "

@@ -307,7 +307,7 @@ def build_report(directory: str | Path) -> str:
     sim = r.get("simulation_check")
     parts.append("<h2>Validation in simulation</h2>")
     if sim:
-        from calibration.validate import coverage_summary, is_informed
+        from calibration.coverage import coverage_summary, is_informed
 
         parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {_e(coverage_summary(sim))}. "
                      "Marked *: prior-bound (the data removed less of the prior's spread than that).</p>")

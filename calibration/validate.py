@@ -33,7 +33,8 @@ import numpy as np
 
 from calibration import select as select_mod
 from calibration.calibrate import calibrate, time_blocks
-from calibration.derive import LEARNT_INFORMED, learnt
+from calibration.coverage import coverage_counts
+from calibration.derive import learnt
 from calibration.score import brier, horizon_column
 from events.features import to_arrays
 from models.fit import SVI_RESTARTS
@@ -108,26 +109,6 @@ def _covered(key: str, draws: np.ndarray, value: float, prior_draws: np.ndarray 
             "covered": bool(lo <= value <= hi), "learnt": None if p is None else learnt(d[:, None], p[:, None])}
 
 
-def is_informed(row: dict, threshold: float = LEARNT_INFORMED) -> bool:
-    """Whether a coverage row's interval was informed by its recording (learnt >= threshold); a row
-    with no prior to compare (learnt None) counts as not informed."""
-    return row.get("learnt") is not None and row["learnt"] >= threshold
-
-
-def coverage_counts(runs: list[dict], informed: float = LEARNT_INFORMED) -> dict:
-    """Intervals covering the truth: of all, of those the recordings informed (learnt >= `informed`:
-    the data removed at least that share of the prior's spread) and of the rest, the prior-bound.
-    Why the split: a 90% credible interval covers a fixed truth 90% of the time when the data
-    dominate it; a prior-bound interval covers it when the truth lies in the prior's bulk, which
-    is a fact about the prior, not a check of the calibration (the decay of the mean-reverting
-    market on 20 minutes: its prior covers the trending market's rate, not that market's)."""
-    rows = [c for r in runs for c in r["coverage"].values()]
-    inf = [c for c in rows if is_informed(c, informed)]
-    rest = [c for c in rows if not is_informed(c, informed)]
-    count = lambda xs: {"covered": int(sum(c["covered"] for c in xs)), "intervals": len(xs)}  # noqa: E731
-    return {**count(rows), "informed": count(inf), "prior_bound": count(rest), "learnt_threshold": informed}
-
-
 def truth_export(truth_cfg, session, folds: int, horizons_s):
     """The config `calibrate`'s export rule makes of the truth-implied filter on the same training
     recording: each horizon's weight of its belief chosen by the held-out log score for the sign of
@@ -154,17 +135,6 @@ def fair_value_weight(cfg) -> float:
     """The drift belief's weight in the forecast the quoter reads (`book.fair_value_horizon_s`)."""
     h = int(np.argmin(np.abs(np.asarray(HORIZONS_S) - float(cfg.book.fair_value_horizon_s))))
     return float(np.asarray(cfg.book.belief_weight)[h])
-
-
-def coverage_summary(sim: dict) -> str:
-    """One line: intervals covering the truth, in all and split informed / prior-bound (a summary
-    written before the split had only the first)."""
-    text = f"{sim['covered']} of {sim['intervals']} ({sim['covered'] / max(sim['intervals'], 1):.0%})"
-    if "informed" in sim:
-        text += (f"; of those the recordings informed (learnt >= {sim['learnt_threshold']:.0%} of the prior's "
-                 f"spread) {sim['informed']['covered']} of {sim['informed']['intervals']}, prior-bound "
-                 f"{sim['prior_bound']['covered']} of {sim['prior_bound']['intervals']}")
-    return text
 
 
 def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: float = 2000.0, method: str = "svi",

@@ -137,7 +137,7 @@ def test_simulation_check_is_printed_and_reported(forced, capsys):
     from bayesmm.calibrate_cmd import print_simulation_check
     from calibration.calibrate import report_json
     from calibration.report import build_report
-    from calibration.validate import coverage_counts
+    from calibration.coverage import coverage_counts
 
     row = {"q05": 1.6, "median": 1.8, "q95": 2.0, "truth": 2.0, "covered": True, "learnt": 0.8}
     runs = [{"market": "trending", "seed": 0, "route": "regime", "shrink": 0.35, "truth_shrink": 0.5,

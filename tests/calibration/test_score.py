@@ -78,7 +78,7 @@ def test_score_cli_against_the_files(tmp_path, capsys):
 def test_coverage_is_counted_apart_where_the_prior_holds_the_interval():
     """`coverage_counts`: intervals the recordings informed (learnt >= the threshold) and the rest
     (prior-bound, or with no prior to compare) counted apart, and all together."""
-    from calibration.validate import coverage_counts
+    from calibration.coverage import coverage_counts
 
     runs = [{"coverage": {"a": {"covered": True, "learnt": 0.9}, "b": {"covered": False, "learnt": 0.1}}},
             {"coverage": {"a": {"covered": False, "learnt": 0.5}, "b": {"covered": True, "learnt": None}}}]

@@ -173,4 +173,5 @@ def test_static_kind_paths_equal_the_dispatching_update():
 def _leaves(a, b):
     """(name, leaf of a, leaf of b) of two states (the state holds a nested `AdaptState`)."""
     named = jax.tree_util.tree_flatten_with_path(a)[0]
-    return [(jax.tree_util.keystr(path), x, y) for (path, x), y in zip(named, jax.tree_util.tree_leaves(b), strict=True)]
+    leaves = jax.tree_util.tree_leaves(b)
+    return [(jax.tree_util.keystr(path), x, y) for (path, x), y in zip(named, leaves, strict=True)]
