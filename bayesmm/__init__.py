@@ -40,4 +40,4 @@ def __getattr__(name: str):
     if name not in _API:
         raise AttributeError(f"module 'bayesmm' has no attribute {name!r}")
     module, attr = _API[name]
-    return getattr(importlib.import_module(module), attr)
+    return getattr(importlib.import_module(f"bayesmm.{module}"), attr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, HORIZONS_S
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, HORIZONS_S
 
 
 def _print_scores(title: str, by_route: dict) -> None:
@@ -63,9 +63,9 @@ def cmd_calibrate(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from calibration.calibrate import CalibrationRefused, Gate, calibrate
-    from calibration.config import load_config
-    from events import read_session
+    from bayesmm.calibration.calibrate import CalibrationRefused, Gate, calibrate
+    from bayesmm.calibration.config import load_config
+    from bayesmm.events import read_session
 
     sessions = [read_session(p) for p in args.sessions]
     tests = [read_session(p) for p in args.test]
@@ -82,9 +82,9 @@ def cmd_calibrate(args) -> int:
         return 3
     print_summary(report)
     if args.validate_sim:
-        from calibration.calibrate import report_json
-        from calibration.validate import validate_in_simulation
-        from events.atomic import write_atomic
+        from bayesmm.calibration.calibrate import report_json
+        from bayesmm.calibration.validate import validate_in_simulation
+        from bayesmm.events.atomic import write_atomic
 
         print(f"simulation check: {args.validate_sim} recording(s) of each validation market, calibrated the same way")
         sim = validate_in_simulation(seeds=args.validate_sim, method=args.method, quiet=args.quiet,
@@ -92,7 +92,7 @@ def cmd_calibrate(args) -> int:
         print_simulation_check(sim)
         report["simulation_check"] = sim
         write_atomic(Path(args.out) / "calibration.json", report_json(report))
-        from calibration.report import write_report
+        from bayesmm.calibration.report import write_report
 
         write_report(args.out)
     print(f"wrote {args.out}/config.toml, config.schema.json, golden.parquet, calibration.json, report.html, fits/")
@@ -101,7 +101,7 @@ def cmd_calibrate(args) -> int:
 
 def print_simulation_check(sim: dict) -> None:
     """Coverage of the derived intervals and the Brier scores for the hidden drift sign."""
-    from calibration.coverage import coverage_summary, is_informed
+    from bayesmm.calibration.coverage import coverage_summary, is_informed
 
     print(f"  derived 90% intervals covering the truth: {coverage_summary(sim)}")
     print(f"  {'market':<15}{'seed':>5}  {'covered':<48} Brier for the hidden sign: calibrated / truth-implied "
@@ -124,8 +124,8 @@ def cmd_check_config(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from calibration import golden
-    from calibration.config import ConfigError, load_config, load_provenance
+    from bayesmm.calibration import golden
+    from bayesmm.calibration.config import ConfigError, load_config, load_provenance
 
     try:
         cfg = load_config(args.config)
@@ -161,8 +161,8 @@ def cmd_score(args) -> int:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from calibration.score import score_trajectory, table_forecasts
-    from events import read_session, to_arrays
+    from bayesmm.calibration.score import score_trajectory, table_forecasts
+    from bayesmm.events import read_session, to_arrays
 
     session = read_session(args.session)
     table = pq.read_table(args.beliefs)
@@ -173,7 +173,7 @@ def cmd_score(args) -> int:
     filt = table_forecasts(table, args.horizons)
     rows = {"belief": score_trajectory(a.t_s, a.mid, a.valid, filt, args.horizons, args.every_s)}
     if args.train:
-        from calibration.peer import fit_peer
+        from bayesmm.calibration.peer import fit_peer
 
         peer = fit_peer([to_arrays(read_session(p)) for p in args.train], args.horizons)
         rows["peer"] = score_trajectory(a.t_s, a.mid, a.valid, peer.forecasts(a), args.horizons, args.every_s)
@@ -197,7 +197,7 @@ def cmd_pairs(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from calibration.pairs import run_pairs, summarise
+    from bayesmm.calibration.pairs import run_pairs, summarise
 
     if not args.summary_only:
         run_pairs(args.data, args.out, quiet=args.quiet, seed=args.seed)
@@ -207,7 +207,7 @@ def cmd_pairs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from calibration.report import write_report
+    from bayesmm.calibration.report import write_report
 
     print(f"wrote {write_report(args.dir)}")
     return 0
@@ -215,7 +215,7 @@ def cmd_report(args) -> int:
 
 def add_parsers(sub) -> None:
     from bayesmm.fit_cmd import add_svi_restarts
-    from models.workflow import MODEL_NAMES
+    from bayesmm.models.workflow import MODEL_NAMES
 
     q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
                                          "select, validate, export)")

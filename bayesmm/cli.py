@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from events.errors import IngestError, SessionError
+from bayesmm.events.errors import IngestError, SessionError
 
 
 def _utc(t_ns: int) -> str:
@@ -38,7 +38,7 @@ def _summary(session, report=None) -> str:
 
 
 def cmd_ingest(args) -> int:
-    from events import ingest, write_session
+    from bayesmm.events import ingest, write_session
 
     session, report = ingest(args.files, venue=args.venue, fills=args.fills, cross_venue=args.cross_venue,
                              as_horizon_s=args.as_horizon_s, fee_bps=args.fee_bps, tick_size=args.tick_size,
@@ -55,24 +55,24 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from events import read_session
+    from bayesmm.events import read_session
 
     session = read_session(args.session)
     print(_summary(session))
     for s in session.meta.sources:
         print(f"  source {s['role']:<12} {s['path']}  sha256 {s['sha256'][:16]}...")
     if args.plot:
-        from events.plot import plot_session
+        from bayesmm.events.plot import plot_session
 
         print(f"wrote {plot_session(session, args.plot)}")
     return 0
 
 
 def cmd_replay(args) -> int:
-    from calibration.config import load_config
-    from calibration.replay import plot_beliefs, replay_session, write_beliefs
-    from events import read_session
-    from online.params import HORIZONS_S
+    from bayesmm.calibration.config import load_config
+    from bayesmm.calibration.replay import plot_beliefs, replay_session, write_beliefs
+    from bayesmm.events import read_session
+    from bayesmm.online.params import HORIZONS_S
 
     session = read_session(args.session)
     table = replay_session(session, load_config(args.config))
@@ -165,7 +165,7 @@ class _SubParser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bayesmm` console script."""
     from bayesmm import compilation_cache
-    from calibration.sweep_backends import SweepError
+    from bayesmm.calibration.sweep_backends import SweepError
 
     args = build_parser().parse_args(argv)
     compilation_cache.enable()

@@ -11,13 +11,13 @@ def cmd_fit(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from events import read_session
-    from models.workflow import MODEL_NAMES, fit_session
+    from bayesmm.events import read_session
+    from bayesmm.models.workflow import MODEL_NAMES, fit_session
 
     names = list(MODEL_NAMES) if args.model == "all" else [args.model]
     sessions = [read_session(p) for p in args.sessions]
     if args.compare:
-        from models.workflow import compare_variants
+        from bayesmm.models.workflow import compare_variants
 
         result = compare_variants(sessions, names, method=args.method,
                                   draws=args.draws, warmup=args.warmup, chains=args.chains, bin_s=args.bin_s,
@@ -69,7 +69,7 @@ def cmd_fit(args) -> int:
 
 def add_svi_restarts(q) -> None:
     """The --svi-restarts option (of `fit` and `calibrate`)."""
-    from models.fit import SVI_RESTARTS
+    from bayesmm.models.fit import SVI_RESTARTS
 
     def at_least_one(text: str) -> int:
         n = int(text)

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from online.belief import Beliefs, snapshot
-from online.params import HORIZONS_S
-from online.quoter import PRESETS, Market, QuoterState, preset, quote
+from bayesmm.online.belief import Beliefs, snapshot
+from bayesmm.online.params import HORIZONS_S
+from bayesmm.online.quoter import PRESETS, Market, QuoterState, preset, quote
 
 
 def parse_at(at: str, t0_ns: int) -> float:
@@ -34,8 +34,8 @@ def parse_at(at: str, t0_ns: int) -> float:
 
 def state_at(session_path: str, at: str, cfg=None):
     """(Beliefs, Market, t_s) at the last event at or before `at` in a replay of the session."""
-    from calibration.replay import replay_session
-    from events import read_session, to_arrays
+    from bayesmm.calibration.replay import replay_session
+    from bayesmm.events import read_session, to_arrays
 
     session = read_session(session_path)
     table = replay_session(session, cfg)
@@ -97,7 +97,7 @@ def format_quote(q, beliefs, market, position: float) -> str:
 
 def cmd_quote(args) -> int:
     jax.config.update("jax_enable_x64", True)
-    from calibration.config import load_config
+    from bayesmm.calibration.config import load_config
 
     cfg = preset(args.quoter, load_config(args.config))
     if args.session:

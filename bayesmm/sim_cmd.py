@@ -21,7 +21,7 @@ def plot_run(out, out_path, title: str, true_mu=None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from events.plot import save_figure
+    from bayesmm.events.plot import save_figure
 
     o = {k: np.asarray(v) for k, v in out._asdict().items()}
     t, mid = o["t_s"], o["mid_px"]
@@ -69,10 +69,10 @@ def _print_table(summary: dict) -> None:
 def cmd_simulate(args) -> int:
     import jax
 
-    import sim  # noqa: F401
-    from calibration.config import load_config
-    from sim.batch import percentiles, run_scenario
-    from sim.scenarios import make_scenario
+    import bayesmm.sim  # noqa: F401
+    from bayesmm.calibration.config import load_config
+    from bayesmm.sim.batch import percentiles, run_scenario
+    from bayesmm.sim.scenarios import make_scenario
 
     if args.report:
         return _quality_report(args)
@@ -108,9 +108,9 @@ def cmd_simulate(args) -> int:
 
 
 def _quality_report(args) -> int:
-    from calibration.config import load_config
-    from sim.quality import format_table, quality_table
-    from sim.scenarios import SCENARIOS
+    from bayesmm.calibration.config import load_config
+    from bayesmm.sim.quality import format_table, quality_table
+    from bayesmm.sim.scenarios import SCENARIOS
 
     rows = quality_table([args.scenario] if args.scenario else SCENARIOS,
                          load_config(args.config) if args.config else None,
@@ -123,20 +123,20 @@ def _quality_report(args) -> int:
 def backtest_config(session, quoter: str, config_path=None):
     """The configuration a backtest runs (`calibration.venue.bot_config`): the file's (`--config`)
     or the spec's defaults on the session's instrument, with the quoter preset applied."""
-    from calibration.config import load_config
-    from calibration.venue import bot_config
+    from bayesmm.calibration.config import load_config
+    from bayesmm.calibration.venue import bot_config
 
     return bot_config(session, quoter, load_config(config_path) if config_path else None)
 
 
 def cmd_backtest(args) -> int:
-    from events import read_session
-    from sim.backtest import backtest
+    from bayesmm.events import read_session
+    from bayesmm.sim.backtest import backtest
 
     session = read_session(args.session)
     import numpy as np
 
-    from sim.metrics import undefined_reasons
+    from bayesmm.sim.metrics import undefined_reasons
 
     out, metrics, report = backtest(session, backtest_config(session, args.quoter, args.config))
     undefined = undefined_reasons(metrics)
@@ -149,7 +149,7 @@ def cmd_backtest(args) -> int:
               "through more than MAX_TRADES / 2 prices in a step moved to a nearby less extreme price)"
                                                               if report["volume_moved"] else ""))
         if metrics["unfed_print_events"]:
-            from sim.run import MAX_PRINT_EVENTS
+            from bayesmm.sim.run import MAX_PRINT_EVENTS
 
             print(f"  {metrics['unfed_print_events']:,.0f} prints matched but not read by the belief (beyond "
                   f"{MAX_PRINT_EVENTS} per aggressor side in a step; `bayesmm replay` reads them all)")
@@ -157,7 +157,7 @@ def cmd_backtest(args) -> int:
             value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
             print(f"  {k:<34} {value}")
         if metrics["fills"] == 0:
-            from events import to_arrays
+            from bayesmm.events import to_arrays
 
             a = to_arrays(session)
             spread = float(np.median(a.spread_bps[a.valid > 0]))
@@ -173,7 +173,7 @@ def cmd_backtest(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from sim.scenarios import SCENARIOS
+    from bayesmm.sim.scenarios import SCENARIOS
 
     q = sub.add_parser("simulate", help="closed-loop runs of a quoter on a synthetic scenario")
     q.add_argument("--scenario", choices=SCENARIOS, help="the scenario (required unless --report)")
@@ -183,7 +183,7 @@ def add_parsers(sub) -> None:
     q.add_argument("--seeds", type=int, help="seeds (default 100; 32 with --report)")
     q.add_argument("--first-seed", type=int, help="first seed (default 0; 1000, held out, with --report)")
     q.add_argument("--config", help="the bot's configuration (config.toml); default: the belief the scenario's "
-                   "truth implies (sim/truth.py), on the scenario's venue")
+                   "truth implies (bayesmm/sim/truth.py), on the scenario's venue")
     q.add_argument("--json", action="store_true", help="print one JSON object: metric -> {median, p10, p90}")
     q.add_argument("--plot", help="PNG of the first seed: mid, quotes, fills, position, P&L, p_down")
     q.add_argument("--report", action="store_true", help="the filter-quality table instead (sim/quality.py): per "

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def _targets(names: list[str], base, args, seeds: int, first_seed: int) -> list:
-    from calibration.sweep import scenario_target, session_target
-    from sim.scenarios import SCENARIOS
+    from bayesmm.calibration.sweep import scenario_target, session_target
+    from bayesmm.sim.scenarios import SCENARIOS
 
     out = []
     for n in names:
@@ -23,9 +23,9 @@ def _targets(names: list[str], base, args, seeds: int, first_seed: int) -> list:
 
 
 def cmd_sweep(args) -> int:
-    from calibration.config import load_config, load_provenance
-    from calibration.space import load_space
-    from calibration.sweep import HOLDOUT_FIRST_SEED, held_out_seeds, sweep, write_outputs
+    from bayesmm.calibration.config import load_config, load_provenance
+    from bayesmm.calibration.space import load_space
+    from bayesmm.calibration.sweep import HOLDOUT_FIRST_SEED, held_out_seeds, sweep, write_outputs
 
     space = load_space(args.space)
     base = load_config(args.config) if args.config else None

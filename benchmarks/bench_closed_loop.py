@@ -14,13 +14,13 @@ import time
 import jax
 import jax.numpy as jnp
 
-import sim  # noqa: F401  (float64)
+import bayesmm.sim  # noqa: F401  (float64)
+from bayesmm.events import ingest
+from bayesmm.sim.market import simulate
+from bayesmm.sim.metrics import summarize
+from bayesmm.sim.run import closed_loop, simulate_and_run
+from bayesmm.sim.scenarios import loop_params, make_scenario
 from benchmarks._hlo import kernels_per_iteration
-from events import ingest
-from sim.market import simulate
-from sim.metrics import summarize
-from sim.run import closed_loop, simulate_and_run
-from sim.scenarios import loop_params, make_scenario
 from tests.conftest import PERP
 
 
@@ -73,9 +73,9 @@ def bench_sweep(num_sets: int = 1000) -> dict:
 
 def _kernels_per_step(session, cfg) -> float:
     """Kernels per step of `backtest`'s jitted loop (`benchmarks._hlo`): what bounds its rate."""
-    from sim.exchange import exchange_params
-    from sim.feed import feed_path, queue_fills
-    from sim.run import LoopParams, closed_loop_jit
+    from bayesmm.sim.exchange import exchange_params
+    from bayesmm.sim.feed import feed_path, queue_fills
+    from bayesmm.sim.run import LoopParams, closed_loop_jit
 
     path, _ = feed_path(session)
     lp = LoopParams(jax.tree_util.tree_map(jnp.asarray, cfg), exchange_params(), jnp.asarray(0.0), jnp.asarray(0.0))
@@ -84,8 +84,8 @@ def _kernels_per_step(session, cfg) -> float:
 
 
 def bench_real_file() -> dict:
+    from bayesmm.sim.backtest import backtest
     from bayesmm.sim_cmd import backtest_config
-    from sim.backtest import backtest
 
     t0 = time.perf_counter()
     session, report = ingest(PERP)

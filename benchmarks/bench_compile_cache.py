@@ -26,7 +26,7 @@ from tests.conftest import SPOT
 
 
 def _session(path: Path, span_s: float) -> None:
-    from events import ingest, write_session
+    from bayesmm.events import ingest, write_session
 
     session, _ = ingest(SPOT)
     write_session(session.between(0.0, span_s), path)

@@ -33,12 +33,12 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
-from models.drift import ou_drift_model, simulate_drift  # noqa: E402
-from models.fit import diagnostics, fit, model_kwargs  # noqa: E402
-from models.regime import regime_dominated_session, regime_hmm_enumerated_model, regime_hmm_model  # noqa: E402
-from models.toxicity import simulate_toxicity, toxicity_model  # noqa: E402
-from models.volatility import simulate_sv, sv_model  # noqa: E402
-from models.workflow import svi_setup  # noqa: E402
+from bayesmm.models.drift import ou_drift_model, simulate_drift  # noqa: E402
+from bayesmm.models.fit import diagnostics, fit, model_kwargs  # noqa: E402
+from bayesmm.models.regime import regime_dominated_session, regime_hmm_enumerated_model, regime_hmm_model  # noqa: E402
+from bayesmm.models.toxicity import simulate_toxicity, toxicity_model  # noqa: E402
+from bayesmm.models.volatility import simulate_sv, sv_model  # noqa: E402
+from bayesmm.models.workflow import svi_setup  # noqa: E402
 
 
 def model_and_data(name: str, size: int):
@@ -138,9 +138,9 @@ def gradient_costs(num_bins: int) -> None:
     import jax.numpy as jnp
     from numpyro.infer.util import initialize_model
 
-    from models.drift import kalman_loglik, kalman_loglik_forward_grad
-    from models.regime import _scaled_forward, generator, scaled_log_evidence
-    from online.kernels import transition_matrix
+    from bayesmm.models.drift import kalman_loglik, kalman_loglik_forward_grad
+    from bayesmm.models.regime import _scaled_forward, generator, scaled_log_evidence
+    from bayesmm.online.kernels import transition_matrix
 
     rng = np.random.default_rng(0)
     ll = jnp.asarray(rng.normal(size=(num_bins, 4)) * 3)

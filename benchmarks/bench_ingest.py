@@ -10,9 +10,9 @@ from pathlib import Path
 
 import orjson
 
+from bayesmm.events import ingest
+from bayesmm.events.lines import IngestReport, read_lines
 from benchmarks._timing import best_of
-from events import ingest
-from events.lines import IngestReport, read_lines
 
 PERP = Path(__file__).resolve().parents[1] / "data" / "binance-usdm-btcusdt-20240808.gz"
 

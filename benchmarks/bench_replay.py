@@ -15,13 +15,13 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
+from bayesmm.events import ingest, to_arrays  # noqa: E402
+from bayesmm.online.belief import Event  # noqa: E402
+from bayesmm.online.params import default_config  # noqa: E402
+from bayesmm.online.replay import Filter, as_events, run_reference  # noqa: E402
+from bayesmm.online.replay import run as replay  # noqa: E402
 from benchmarks._hlo import kernels_per_call, kernels_per_iteration  # noqa: E402
 from benchmarks._timing import best_of  # noqa: E402
-from events import ingest, to_arrays  # noqa: E402
-from online.belief import Event  # noqa: E402
-from online.params import default_config  # noqa: E402
-from online.replay import Filter, as_events, run_reference  # noqa: E402
-from online.replay import run as replay  # noqa: E402
 from tests.conftest import PERP  # noqa: E402
 
 

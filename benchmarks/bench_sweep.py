@@ -1,4 +1,4 @@
-"""The sweep's throughput (calibration/sweep.py): parameter sets x closed-loop steps per second for
+"""The sweep's throughput (bayesmm/calibration/sweep.py): parameter sets x closed-loop steps per second for
 a vmapped batch against the same sets one at a time (same process, same seeds), and the Ray
 backend's scaling from 1 to 2 local workers (skipped without the ray extra).
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-import sim  # noqa: F401  (float64)
-from calibration.space import space_from_dict
-from calibration.sweep import Evaluator, evaluate_batch, scenario_target
+import bayesmm.sim  # noqa: F401  (float64)
+from bayesmm.calibration.space import space_from_dict
+from bayesmm.calibration.sweep import Evaluator, evaluate_batch, scenario_target
 
 SPACE = {"quoter": {"gamma_per_bps_qty": {"low": 0.003, "high": 0.3, "log": True},
                     "p_reduce": {"low": 0.75, "high": 0.95}}}
@@ -45,7 +45,7 @@ def bench_ray(workers: int, num_sets: int = 32, batch: int = 8, seeds: int = 8, 
         import ray
     except ImportError:
         return None
-    from calibration.sweep_backends import RayBackend
+    from bayesmm.calibration.sweep_backends import RayBackend
 
     target = scenario_target("hype_selloff", seeds=seeds, duration_s=duration_s)
     ev = Evaluator((target,), batch)

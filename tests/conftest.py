@@ -58,7 +58,7 @@ def write_recording(tmp_path):
 @pytest.fixture(scope="session")
 def perp_session():
     """The real Binance perp recording, ingested once for the whole run."""
-    from events import ingest
+    from bayesmm.events import ingest
 
     return ingest(PERP)
 
@@ -71,6 +71,6 @@ def _release_compiled_code(request):
     ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
     yield
     if request.node.get_closest_marker("slow") is not None:
-        from models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
+        from bayesmm.models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
 
         release_compiled_code(share=0.25)

@@ -32,7 +32,7 @@ def test_enable_writes_compilations_to_the_directory(tmp_path, monkeypatch):
 
 
 def test_fits_release_compiled_code_only_near_the_mapping_limit():
-    from models.fit import release_compiled_code
+    from bayesmm.models.fit import release_compiled_code
 
     f = jax.jit(lambda x: x * 2.0 + 1.0)
     f(jnp.ones(3)).block_until_ready()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bayesmm.cli import main
-from events import read_session
+from bayesmm.events import read_session
 from tests.conftest import HL
 
 

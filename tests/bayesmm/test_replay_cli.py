@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from bayesmm.calibration.config import ConfigError, load_config
 from bayesmm.cli import main
-from calibration.config import ConfigError, load_config
-from events import read_session
+from bayesmm.events import read_session
 from tests.conftest import HL
 
 

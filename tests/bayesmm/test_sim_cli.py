@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from bayesmm.cli import main
+from bayesmm.sim.backtest import backtest
 from bayesmm.sim_cmd import backtest_config
-from sim.backtest import backtest
 
 
 def test_simulate_json_and_plot(tmp_path, capsys):
     """Two quoters in one call: one JSON object each, one plot each, and each the same numbers as
     a run of that quoter alone on the same seeds."""
-    from sim.batch import percentiles, run_scenario
-    from sim.scenarios import make_scenario
+    from bayesmm.sim.batch import percentiles, run_scenario
+    from bayesmm.sim.scenarios import make_scenario
 
     png = tmp_path / "s_{quoter}.png"
     assert main(["simulate", "--scenario", "hype_selloff", "--quoter", "current_system", "glft", "--seeds", "4",

@@ -12,13 +12,13 @@ import shutil
 import jax
 import pytest
 
+from bayesmm.calibration.calibrate import Gate, gate_failures
+from bayesmm.calibration.config import load_config, load_provenance
+from bayesmm.calibration.validate import sim_market
 from bayesmm.cli import main
-from calibration.calibrate import Gate, gate_failures
-from calibration.config import load_config, load_provenance
-from calibration.validate import sim_market
-from events import write_session
-from sim.market import simulate
-from sim.session import session_from_path
+from bayesmm.events import write_session
+from bayesmm.sim.market import simulate
+from bayesmm.sim.session import session_from_path
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     for name in ("config.schema.json", "golden.parquet", "fits/volatility.nc", "report.html"):
         assert (forced / name).exists()
     # --svi-restarts reaches the fit: two starts' final losses recorded, the lower one kept
-    from models.fit import load_fit
+    from bayesmm.models.fit import load_fit
 
     assert rep["svi_restarts"] == 2
     stats = load_fit(forced / "fits/volatility.nc").sample_stats.attrs
@@ -135,9 +135,9 @@ def test_simulation_check_is_printed_and_reported(forced, capsys):
     prior-bound intervals, each recording's Brier beside the truth-implied filter's, raw and exported
     by the same shrinkage rule - printed, and in the HTML report once calibration.json holds it."""
     from bayesmm.calibrate_cmd import print_simulation_check
-    from calibration.calibrate import report_json
-    from calibration.report import build_report
-    from calibration.coverage import coverage_counts
+    from bayesmm.calibration.calibrate import report_json
+    from bayesmm.calibration.coverage import coverage_counts
+    from bayesmm.calibration.report import build_report
 
     row = {"q05": 1.6, "median": 1.8, "q95": 2.0, "truth": 2.0, "covered": True, "learnt": 0.8}
     runs = [{"market": "trending", "seed": 0, "route": "regime", "shrink": 0.35, "truth_shrink": 0.5,
@@ -168,8 +168,8 @@ def test_report_figures_have_no_overlapping_labels(forced, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from calibration import report as report_mod
-    from events.plot import overlapping_labels
+    from bayesmm.calibration import report as report_mod
+    from bayesmm.events.plot import overlapping_labels
 
     seen = []
     original = report_mod._figure

@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import tomli_w
 
+from bayesmm.calibration import golden
+from bayesmm.calibration.config import ConfigError, load_config, load_provenance, write_config
+from bayesmm.calibration.schema import config_schema, schema_errors
 from bayesmm.cli import main
-from calibration import golden
-from calibration.config import ConfigError, load_config, load_provenance, write_config
-from calibration.schema import config_schema, schema_errors
-from events.atomic import write_atomic
-from online.params import GROUPS, RANGES, default_config, replace
+from bayesmm.events.atomic import write_atomic
+from bayesmm.online.params import GROUPS, RANGES, default_config, replace
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_schema_covers_every_field_and_accepts_the_defaults():
     schema = config_schema()
     for group, cls in GROUPS.items():
         assert set(schema["properties"][group]["properties"]) == set(cls._fields) == set(RANGES[group])
-    from online.params import config_to_dict
+    from bayesmm.online.params import config_to_dict
 
     assert schema_errors({"schema_version": 1, **config_to_dict(default_config())}) == []
 

@@ -9,8 +9,8 @@ import arviz as az
 import numpy as np
 import pytest
 
-from calibration.derive import _effective_share, derive, derived_config, median_generator, table
-from online.params import default_config
+from bayesmm.calibration.derive import _effective_share, derive, derived_config, median_generator, table
+from bayesmm.online.params import default_config
 
 
 def test_effective_share_of_dependent_fills():
@@ -143,7 +143,7 @@ def _mid_ticks(noise_bps: float, seed: int, n: int = 20_000, sigma_bps_sqrt_s: f
     second half is a new segment (its first return, across the gap, must not be paired)."""
     from types import SimpleNamespace
 
-    from events.kinds import MID_TICK
+    from bayesmm.events.kinds import MID_TICK
 
     rng = np.random.default_rng(seed)
     price = np.cumsum(rng.normal(0.0, sigma_bps_sqrt_s * math.sqrt(dt_s), n + 1))
@@ -158,7 +158,7 @@ def _mid_ticks(noise_bps: float, seed: int, n: int = 20_000, sigma_bps_sqrt_s: f
 def test_return_noise_recovers_the_noise_of_the_mid():
     """Noise of sd 1 bps on a mid diffusing at 2 bps/sqrt(s): the filter's sigma^2 (dt + noise) form
     has noise = 2 x 1^2 / 2^2 = 0.5 s; without noise, 0. The 90% interval covers the truth in both."""
-    from calibration.derive import return_noise
+    from bayesmm.calibration.derive import return_noise
 
     d = return_noise([_mid_ticks(1.0, seed=3)], seed=1).summary()
     assert d["q05"] <= 0.5 <= d["q95"] and d["median"] == pytest.approx(0.5, rel=0.15)
@@ -172,7 +172,7 @@ def test_learnt_share_of_the_prior_spread():
     one as wide learnt nothing, a positive parameter is judged on the log scale (a LogNormal prior
     of log sd 0.5, a posterior of log sd 0.1: 1 - 0.2^2 = 0.96), a value fixed by construction has
     no share."""
-    from calibration.derive import learnt
+    from bayesmm.calibration.derive import learnt
 
     rng = np.random.default_rng(0)
     prior = rng.normal(0.0, 1.0, (200_000, 1))
@@ -194,9 +194,9 @@ def test_prior_fits_draw_the_models_priors(tmp_path):
     2q = the summed leave rates of the two trend states)."""
     import jax
 
-    from calibration.derive import prior_fits
-    from calibration.validate import sim_market, sim_session
-    from models.regime import SWITCH_PRIOR
+    from bayesmm.calibration.derive import prior_fits
+    from bayesmm.calibration.validate import sim_market, sim_session
+    from bayesmm.models.regime import SWITCH_PRIOR
 
     session, _ = sim_session(jax.random.key(3), sim_market("trending"), 60.0)
     fake = _idata(**{"generator_per_s": np.zeros((2, 4, 4))})

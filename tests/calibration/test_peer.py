@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.peer import _fit_logistic, peer_features
-from events.features import EventArrays
-from events.kinds import KIND_ID
+from bayesmm.calibration.peer import _fit_logistic, peer_features
+from bayesmm.events.features import EventArrays
+from bayesmm.events.kinds import KIND_ID
 
 
 def _arrays(seed: int, n: int = 400) -> EventArrays:

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, brier, forward_targets, log_score
 from bayesmm.cli import main
-from calibration.score import COIN_FLIP_LOG_SCORE, brier, forward_targets, log_score
-from events import read_session, to_arrays
+from bayesmm.events import read_session, to_arrays
 from tests.conftest import HL
 
 
@@ -78,7 +78,7 @@ def test_score_cli_against_the_files(tmp_path, capsys):
 def test_coverage_is_counted_apart_where_the_prior_holds_the_interval():
     """`coverage_counts`: intervals the recordings informed (learnt >= the threshold) and the rest
     (prior-bound, or with no prior to compare) counted apart, and all together."""
-    from calibration.coverage import coverage_counts
+    from bayesmm.calibration.coverage import coverage_counts
 
     runs = [{"coverage": {"a": {"covered": True, "learnt": 0.9}, "b": {"covered": False, "learnt": 0.1}}},
             {"coverage": {"a": {"covered": False, "learnt": 0.5}, "b": {"covered": True, "learnt": None}}}]

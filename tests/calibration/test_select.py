@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration import select
-from calibration.score import COIN_FLIP_LOG_SCORE
-from online.params import HORIZONS_S, default_config, replace
+from bayesmm.calibration import select
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE
+from bayesmm.online.params import HORIZONS_S, default_config, replace
 
 BOOK = replace(default_config(), book=dict(imbalance_weight=(-2.0, -1.0, -0.5, -0.2), ofi_weight=(0.3, 0.3, 0.3, 0.3),
                                            imbalance_var=(0.1, 0.1, 0.1, 0.1), trend_var=(0.2, 0.2, 0.2, 0.2)))
@@ -30,7 +30,7 @@ def _points(seed: int, n: int, book_informs: bool) -> list[select.Points]:
 
 def test_both_scales_zero_is_a_coin_flip():
     """scaled_book(cfg, 0, 0) sets every weight and variance to 0: every forecast is exactly 1/2."""
-    from online.book import horizon_log_odds
+    from bayesmm.online.book import horizon_log_odds
 
     cfg = select.scaled_book(BOOK, 0.0, 0.0)
     z = np.asarray(horizon_log_odds(np.array([3.0, -5.0]), np.array([[0.9, -0.2, 0.5, 1.0], [-1.0, 1, 1, 1]]), cfg))

@@ -1,4 +1,4 @@
-"""The sweep's space file and objective (calibration/space.py): parsing, errors that name the entry,
+"""The sweep's space file and objective (bayesmm/calibration/space.py): parsing, errors that name the entry,
 grid and random sets, the spec's objective and the Pareto front, against hand-computed values."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.space import Objective, SpaceError, apply, load_space, space_from_dict
-from calibration.sweep import best_index, pareto_front
-from online.params import default_config
+from bayesmm.calibration.space import Objective, SpaceError, apply, load_space, space_from_dict
+from bayesmm.calibration.sweep import best_index, pareto_front
+from bayesmm.online.params import default_config
 
 EXAMPLE = "examples/sweep-selloff.toml"
 

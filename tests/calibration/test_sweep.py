@@ -1,4 +1,4 @@
-"""The sweep (calibration/sweep.py): its numbers are the closed loop's own (each set scored in a
+"""The sweep (bayesmm/calibration/sweep.py): its numbers are the closed loop's own (each set scored in a
 batch equals an independent `run_scenario` / `backtest` of that configuration), the search finds a
 known optimum, the overfitting check flags an in-sample-only winner, and the command line writes
 the table, the frontier and a config that records the sweep."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.space import Objective, Space, apply, space_from_dict
-from calibration.sweep import (
+from bayesmm.calibration.space import Objective, Space, apply, space_from_dict
+from bayesmm.calibration.sweep import (
     HOLDOUT_FIRST_SEED,
     METRICS,
     Evaluator,
@@ -18,14 +18,14 @@ from calibration.sweep import (
     session_target,
     sweep,
 )
-from online.params import default_config
+from bayesmm.online.params import default_config
 
 SMALL = {"quoter": {"gamma_per_bps_qty": {"low": 0.005, "high": 0.2, "log": True, "points": 2},
                     "p_reduce": {"choices": [0.8, 0.95]}}}
 
 
 def test_a_set_in_a_batch_scores_what_an_independent_run_of_its_config_scores():
-    from sim.batch import run_scenario
+    from bayesmm.sim.batch import run_scenario
 
     target = scenario_target("hype_selloff", seeds=3, duration_s=12.0)
     sets = space_from_dict(SMALL).grid()  # 4 sets in a batch of 6: two padded lanes
@@ -39,8 +39,8 @@ def test_a_set_in_a_batch_scores_what_an_independent_run_of_its_config_scores():
 
 
 def test_a_set_on_a_recorded_session_scores_what_backtest_scores(perp_session):
-    from calibration.venue import bot_config
-    from sim.backtest import backtest
+    from bayesmm.calibration.venue import bot_config
+    from bayesmm.sim.backtest import backtest
 
     session = perp_session[0].between(0, 60)
     target = session_target(session, name="perp")
@@ -71,7 +71,7 @@ def _quadratic(evaluator, sets):
 def _fake_target(first_seed=0):
     from types import SimpleNamespace
 
-    from calibration.sweep import Target
+    from bayesmm.calibration.sweep import Target
 
     return Target("fake", default_config(), scenario=SimpleNamespace(num_steps=1), seeds=1, first_seed=first_seed)
 
@@ -119,14 +119,14 @@ def test_a_winner_that_wins_only_in_sample_is_flagged():
 
 
 def test_when_no_set_beats_the_base_the_base_is_kept():
-    from calibration.sweep import winner_config
+    from bayesmm.calibration.sweep import winner_config
 
     sp = space_from_dict({"quoter": {"gamma_per_bps_qty": {"choices": [0.5, 1.0]}}})
     # the base's gamma 0.01 scores 1 + 0.25 + 0.0025; the sets 1 + 1.2^2 + 0.0025 and 1 + 1.5^2 + 0.0025
     r = sweep([_fake_target()], sp, search="grid", batch=2, progress=False, evaluate=_quadratic, holdout=[])
     assert r.report["winner"] == {} and "base is kept" in r.report["kept_base"]
     assert r.report["best_set"] == {"quoter.gamma_per_bps_qty": 0.5}
-    from online.params import config_to_dict
+    from bayesmm.online.params import config_to_dict
 
     assert config_to_dict(winner_config(default_config(), r)) == config_to_dict(default_config())
 
@@ -134,8 +134,8 @@ def test_when_no_set_beats_the_base_the_base_is_kept():
 def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_path, capsys):
     import pandas as pd
 
+    from bayesmm.calibration.config import load_config, load_provenance
     from bayesmm.cli import main
-    from calibration.config import load_config, load_provenance
     from tests.conftest import ROOT
 
     space = tmp_path / "space.toml"
@@ -158,7 +158,7 @@ def test_cli_sweep_writes_table_frontier_and_a_config_recording_the_sweep(tmp_pa
     capsys.readouterr()
     assert main(["check-config", str(out / "config.toml")]) == 0  # its golden vectors are beside it
     assert "bit-identical" in capsys.readouterr().out and (out / "golden.parquet").exists()
-    from calibration.report import _sweep_section
+    from bayesmm.calibration.report import _sweep_section
 
     html = "".join(_sweep_section(out))  # the calibration report's section when DIR/sweep exists
     assert "Sweep (spec section 8)" in html and "data:image/png;base64," in html and "held out" in html

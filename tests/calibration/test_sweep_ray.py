@@ -1,4 +1,4 @@
-"""The sweep on Ray (calibration/sweep_backends.py), on a local `ray.init`: the same grid gives the
+"""The sweep on Ray (bayesmm/calibration/sweep_backends.py), on a local `ray.init`: the same grid gives the
 same numbers as the local backend, and a batch whose worker dies mid-sweep is retried, not lost.
 Ray is the optional `ray` extra (requirements-ray.lock, installed by `make test`)."""
 
@@ -9,9 +9,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (make ray)")
 
-from calibration.space import space_from_dict  # noqa: E402
-from calibration.sweep import evaluate_batch, scenario_target, sweep  # noqa: E402
-from calibration.sweep_backends import SweepError  # noqa: E402
+from bayesmm.calibration.space import space_from_dict  # noqa: E402
+from bayesmm.calibration.sweep import evaluate_batch, scenario_target, sweep  # noqa: E402
+from bayesmm.calibration.sweep_backends import SweepError  # noqa: E402
 
 GRID = {"quoter": {"gamma_per_bps_qty": {"low": 0.005, "high": 0.2, "log": True, "points": 4},
                    "p_reduce": {"low": 0.8, "high": 0.95, "points": 4}}}  # 16 sets
@@ -73,7 +73,7 @@ def test_a_batch_that_always_fails_is_an_error_naming_it(local_ray, target):
         raise RuntimeError("boom")
 
     with pytest.raises(SweepError, match=r"(?s)batch 0 \(4 sets\) failed 2 times.*boom"):
-        from calibration.sweep_backends import RayBackend
+        from bayesmm.calibration.sweep_backends import RayBackend
 
         be = RayBackend(retries=1)
         list(be.run(always, None, [[{"a": 1}] * 4]))
@@ -86,8 +86,8 @@ def test_a_seeded_optuna_sweep_proposes_the_same_sets_on_either_backend(local_ra
     the proposals diverged after the first batch of 16."""
     import pyarrow.parquet as pq
 
-    from calibration.space import load_space
-    from calibration.sweep import write_outputs
+    from bayesmm.calibration.space import load_space
+    from bayesmm.calibration.sweep import write_outputs
     from tests.conftest import ROOT
 
     space = load_space(ROOT / "examples" / "sweep-selloff.toml")

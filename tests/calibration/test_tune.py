@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.calibrate import _scores
-from calibration.score import COIN_FLIP_LOG_SCORE
-from calibration.tune import TUNABLE, tune
-from events.features import EventArrays
-from events.kinds import KIND_ID
-from online.params import default_config
+from bayesmm.calibration.calibrate import _scores
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE
+from bayesmm.calibration.tune import TUNABLE, tune
+from bayesmm.events.features import EventArrays
+from bayesmm.events.kinds import KIND_ID
+from bayesmm.online.params import default_config
 
 
 def _stream(seed: int, seconds: int = 400) -> EventArrays:

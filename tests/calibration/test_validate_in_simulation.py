@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from calibration.calibrate import report_json
-from calibration.validate import validate_in_simulation
+from bayesmm.calibration.calibrate import report_json
+from bayesmm.calibration.validate import validate_in_simulation
 from tests.conftest import ROOT
 
 

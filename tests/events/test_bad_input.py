@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import IngestError, ingest
+from bayesmm.events import IngestError, ingest
 from tests.conftest import DATA
 
 S = 1_000_000_000
@@ -301,7 +301,7 @@ def test_unknown_field_is_counted_per_kind_and_name(write_recording, tmp_path, v
     `unknown_field <kind>.<name>`, recorded in the session's repairs and printed by `bayesmm ingest`;
     the session and every other count are those of the undamaged recording."""
     from bayesmm.cli import main
-    from events import read_session
+    from bayesmm.events import read_session
 
     base_lines = _binance_lines() if venue == "binance" else _hl_lines()
     base, base_report = ingest(write_recording(base_lines, "base.txt"), venue=venue)
@@ -361,9 +361,9 @@ def test_unknown_field_names_are_shown_bounded(write_recording):
 
 def test_unknown_fill_field_in_a_fills_file(tmp_path):
     """The info endpoint's userFills JSON: a new field of a fill is counted like the stream's."""
-    from events.builder import EventBuilder
-    from events.hyperliquid import read_fills_json
-    from events.lines import IngestReport
+    from bayesmm.events.builder import EventBuilder
+    from bayesmm.events.hyperliquid import read_fills_json
+    from bayesmm.events.lines import IngestReport
 
     path = tmp_path / "fills.json"
     path.write_text(json.dumps([{**_hl_fill(1, 100.0), NEW: 1}, _hl_fill(2, 101.0), {**_hl_fill(3, 5.0), "coin": "ETH",
@@ -383,9 +383,9 @@ def test_real_recordings_have_no_unknown_fields(name, perp_session):
 
 
 def test_real_fills_have_no_unknown_fields():
-    from events.builder import EventBuilder
-    from events.hyperliquid import read_fills_json
-    from events.lines import IngestReport
+    from bayesmm.events.builder import EventBuilder
+    from bayesmm.events.hyperliquid import read_fills_json
+    from bayesmm.events.lines import IngestReport
 
     report = IngestReport()
     assert read_fills_json(str(DATA / "hyperliquid-userfills-2023-sdk.json"), EventBuilder(), report, None) == 500

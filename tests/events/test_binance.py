@@ -70,7 +70,7 @@ def test_perp_book_imbalance_from_depth(perp_session):
 
 def test_spot_as_cross_venue(tmp_path):
     """Spot mids become cv_tick events with the spot venue name, one per spot mid change."""
-    from events import ingest
+    from bayesmm.events import ingest
 
     session, _ = ingest(PERP, cross_venue=SPOT)
     spot_only, _ = ingest(SPOT)

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bayesmm.cli import main
-from events import ingest, to_arrays
-from events.errors import IngestError
-from online.params import default_config, replace
-from online.replay import as_events, run
+from bayesmm.events import ingest, to_arrays
+from bayesmm.events.errors import IngestError
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.replay import as_events, run
 from tests.conftest import SPOT
 from tests.events.test_damage_properties import assert_same
 
@@ -92,7 +92,7 @@ def test_crashes_ingest_and_the_belief_recovers(tmp_path, size, duration_s, caps
     if moves:
         assert report.counts["large_move_largest_bps"] >= int(abs(size) * 1e4 * 0.9)
         out = tmp_path / "s.parquet"
-        from events import write_session
+        from bayesmm.events import write_session
 
         write_session(session, out)
         assert main(["inspect", str(out)]) == 0
@@ -118,7 +118,7 @@ def test_backtest_through_a_crash(tmp_path, size, duration_s):
     the fills' P&L recomputed from their quantities and values, less the fees (to 1e-9); and the
     belief reads the crash as volatility - the volatile regime's probability during the crash above
     its level over the minute before."""
-    from sim.backtest import backtest
+    from bayesmm.sim.backtest import backtest
 
     start = 100.0
     session, _ = ingest(_write(tmp_path, _crash(size, start, duration_s)), progress=False)
@@ -145,7 +145,7 @@ def test_backtest_through_a_crash(tmp_path, size, duration_s):
 def _never_crosses(beliefs, a, cfg) -> None:
     """The quoter on the belief after every tenth event, flat and at a position of +-3 units: every
     bid below the mid and every ask above it, whatever the crash did to the belief."""
-    from online.quoter import Market, quote, quoter_init
+    from bayesmm.online.quoter import Market, quote, quoter_init
 
     rows = np.flatnonzero(a.valid > 0)[::10]
     b = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], beliefs)

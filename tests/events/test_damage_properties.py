@@ -58,11 +58,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import IngestError, ingest, to_arrays
-from events.binance import KNOWN_FIELDS as BINANCE_FIELDS
-from events.hyperliquid import KNOWN_FIELDS as HL_FIELDS
-from events.lines import DEFAULT_TOLERANCE_NS, field_label
-from events.session import COLUMNS
+from bayesmm.events import IngestError, ingest, to_arrays
+from bayesmm.events.binance import KNOWN_FIELDS as BINANCE_FIELDS
+from bayesmm.events.hyperliquid import KNOWN_FIELDS as HL_FIELDS
+from bayesmm.events.lines import DEFAULT_TOLERANCE_NS, field_label
+from bayesmm.events.session import COLUMNS
 from tests.conftest import HL, SPOT
 
 N_LINES = 200
@@ -278,8 +278,8 @@ _FLOATS = ("price", "size", "bid_px", "ask_px", "bid_sz", "ask_sz", "imbalance",
 
 @functools.cache
 def _replay():
-    from online.params import default_config
-    from online.replay import as_events, run
+    from bayesmm.online.params import default_config
+    from bayesmm.online.replay import as_events, run
 
     params = default_config(np.float64)
     return lambda arrays: run(as_events(arrays, np.float64), params)
@@ -289,8 +289,8 @@ def _replay():
 def _quoter():
     import jax
 
-    from online.params import default_config
-    from online.quoter import quote, quoter_init
+    from bayesmm.online.params import default_config
+    from bayesmm.online.quoter import quote, quoter_init
 
     cfg = default_config(np.float64)
     return jax.jit(lambda beliefs, market, position: quote(beliefs, market, position, quoter_init(), cfg)[0])
@@ -299,8 +299,8 @@ def _quoter():
 def check_quote(arrays, beliefs, n: int, what: str) -> None:
     """The quote (stages 2-6, the default config) after the session's last event with a book, long
     and short: every figure finite (a quote is what reaches the venue)."""
-    from online.belief import Beliefs
-    from online.quoter import Market
+    from bayesmm.online.belief import Beliefs
+    from bayesmm.online.quoter import Market
 
     booked = np.flatnonzero(np.asarray(arrays.mid)[:n] > 0)
     if booked.size == 0:

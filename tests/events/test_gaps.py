@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from bayesmm.cli import main
-from events import ingest, to_arrays
-from events.session import Session
-from models.data import bin_sessions
-from online.params import default_config
-from online.replay import as_events, run
+from bayesmm.events import ingest, to_arrays
+from bayesmm.events.session import Session
+from bayesmm.models.data import bin_sessions
+from bayesmm.online.params import default_config
+from bayesmm.online.replay import as_events, run
 from tests.conftest import HL
 
 HOURS_NS = 3 * 3600 * 10**9

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from events import ingest
+from bayesmm.events import ingest
 from tests.conftest import HL, raw_messages
 
 
@@ -105,7 +105,7 @@ def test_real_userfills_of_another_day_and_other_coins(tmp_path):
     belongs to the session, and the report says where every one went (independently counted here)."""
     import json as _json
 
-    from events import ingest
+    from bayesmm.events import ingest
     from tests.conftest import DATA, HL
 
     path = DATA / "hyperliquid-userfills-2023-sdk.json"
@@ -128,8 +128,8 @@ def test_older_schema_partial_fills_and_repeats(tmp_path, write_recording):
     repeated with other values is an error naming both entries."""
     import json as _json
 
-    from events import ingest
-    from events.errors import IngestError
+    from bayesmm.events import ingest
+    from bayesmm.events.errors import IngestError
     from tests.conftest import HL
 
     with gzip.open(HL, "rt") as f:

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from events import Session, SessionError, read_session, to_arrays, validate, write_session
-from events.builder import EventBuilder
-from events.session import SessionMeta
+from bayesmm.events import Session, SessionError, read_session, to_arrays, validate, write_session
+from bayesmm.events.builder import EventBuilder
+from bayesmm.events.session import SessionMeta
 
 
 def small_session() -> Session:
@@ -102,8 +102,8 @@ def test_features_by_hand():
 
 
 def test_kind_codes_follow_the_kind_list_and_name_an_unknown_kind():
-    from events.features import kind_codes
-    from events.kinds import KINDS
+    from bayesmm.events.features import kind_codes
+    from bayesmm.events.kinds import KINDS
 
     names = [KINDS[i] for i in (3, 0, 0, len(KINDS) - 1, 1)]
     np.testing.assert_array_equal(kind_codes(pa.array(names)), [3, 0, 0, len(KINDS) - 1, 1])

@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from calibration.derive import book_config
-from events import ingest, to_arrays
-from events.features import touch_ofi
-from models.book import (
+from bayesmm.calibration.derive import book_config
+from bayesmm.events import ingest, to_arrays
+from bayesmm.events.features import touch_ofi
+from bayesmm.models.book import (
     book_data,
     book_features,
     book_model,
@@ -20,12 +20,12 @@ from models.book import (
     predictive_new_session,
     simulate_book,
 )
-from models.fit import fit, flat_draws
-from online.belief import init
-from online.book import features as filter_features
-from online.fused import scan_states
-from online.params import HORIZONS_S, default_config, replace
-from online.replay import as_events, run
+from bayesmm.models.fit import fit, flat_draws
+from bayesmm.online.belief import init
+from bayesmm.online.book import features as filter_features
+from bayesmm.online.fused import scan_states
+from bayesmm.online.params import HORIZONS_S, default_config, replace
+from bayesmm.online.replay import as_events, run
 from tests.conftest import SPOT
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
-from models.drift import kalman_loglik, kalman_loglik_forward_grad
+from bayesmm.models.drift import kalman_loglik, kalman_loglik_forward_grad
 
 RNG = np.random.default_rng(3)
 DT = jnp.asarray(RNG.uniform(0.5, 2.0, 8))
@@ -62,7 +62,7 @@ def test_microstructure_loglik_is_the_dense_gaussian_density_of_the_moves():
     covariance D C D + diag(s^2 dt) + n^2 (2 I - adjacency within a session); the bins without a move
     are unobserved, so the likelihood is the marginal density of the others: the dense covariance's
     rows and columns of the moved bins."""
-    from models.drift import microstructure_loglik
+    from bayesmm.models.drift import microstructure_loglik
 
     theta, sigma_mu, noise = 0.3, 0.8, 0.7
     s_bin = np.asarray(RNG.uniform(0.5, 3.0, 8))

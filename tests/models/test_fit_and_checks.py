@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from models.checks import ppc
-from models.fit import FitDiagnosticsError, Thresholds, check, diagnostics, fit, load_fit, save_fit
-from models.toxicity import simulate_toxicity, toxicity_model
+from bayesmm.models.checks import ppc
+from bayesmm.models.fit import FitDiagnosticsError, Thresholds, check, diagnostics, fit, load_fit, save_fit
+from bayesmm.models.toxicity import simulate_toxicity, toxicity_model
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +80,9 @@ def test_svi_keeps_the_best_of_its_restarts(tox_fit):
 def test_bin_session_tape_fills():
     """Hand-made: mid 100 -> 100.1 at 1.5 s; a taker sell at 0.5 s is a passive buy whose AS over
     a 1 s horizon is +(100 - 100.1)/100 x 1e4 = -10 bps (the mid rose: a gain)."""
-    from events.builder import EventBuilder
-    from events.session import Session, SessionMeta
-    from models.data import bin_session
+    from bayesmm.events.builder import EventBuilder
+    from bayesmm.events.session import Session, SessionMeta
+    from bayesmm.models.data import bin_session
 
     b = EventBuilder()
     b.book_update(0, 99.95, 100.05, 1, 1, 0.0, 2.0)
@@ -109,7 +109,7 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
     divergences, with PPC plots beside each fit, and the report is honest about what 6 minutes cannot
     tell: the switch rates keep most of their prior variance, while the return volatility is pinned
     down. Every model's chains agree (the regime HMM's too: `test_regime_chains_agree_on_the_real_perp_session`)."""
-    from models.workflow import fit_session
+    from bayesmm.models.workflow import fit_session
 
     report = fit_session(perp_session[0], ("drift", "volatility", "toxicity", "regime"), tmp_path, draws=300,
                          warmup=400, chains=2, progress=False)
@@ -133,8 +133,8 @@ def test_regime_chains_agree_on_the_real_perp_session(tmp_path):
     The width is fixed here: NUTS's 1 s fit sits at the edge of its path check (regime-duration
     p-value 0.99, inside the range, so the bin rule keeps 1 s) with r_hat 1.04 - the tape's bursts
     still pull its regimes at 1 s."""
-    from events import ingest
-    from models.workflow import fit_session
+    from bayesmm.events import ingest
+    from bayesmm.models.workflow import fit_session
     from tests.conftest import PERP, SPOT
 
     session, _ = ingest(PERP, cross_venue=SPOT)
@@ -151,8 +151,8 @@ def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_
     """`bayesmm fit --method svi` on the real sample: the SV model runs centred with its structured
     guide (recorded in the fit), its return-volatility level is pinned down by 6 minutes of returns
     while its persistence is not, and the PPC plot is written."""
-    from models.fit import load_fit
-    from models.workflow import fit_session
+    from bayesmm.models.fit import load_fit
+    from bayesmm.models.workflow import fit_session
 
     report = fit_session(perp_session[0], ("volatility",), tmp_path, method="svi", draws=300, progress=False)
     r = report["volatility"]
@@ -170,7 +170,7 @@ def test_repeated_fits_release_their_compiled_code():
     limit and crashed LLVM. `fit` releases them once the process holds half the limit (the policy:
     tests/test_compilation_cache.py); here, that a release gives the mappings back: three fits, each
     followed by a release, leave the count where one left it."""
-    from models.fit import release_compiled_code
+    from bayesmm.models.fit import release_compiled_code
 
     d = simulate_toxicity(jax.random.key(1), 200, 0.3, 0.0, 3.0, 15.0, 8.0)
 
@@ -194,7 +194,7 @@ def test_prior_summary_share_lies_in_0_1_for_a_posterior_in_the_prior_tail():
     import numpyro
     import numpyro.distributions as dist
 
-    from models.fit import prior_summary
+    from bayesmm.models.fit import prior_summary
 
     def model():
         numpyro.sample("rate_per_s", dist.LogNormal(np.log(0.2), 1.5))
@@ -211,8 +211,8 @@ def test_regime_fit_coarsens_its_bins_when_its_paths_fail(tmp_path):
     regime posterior draws change state far faster than its generator replicates (the tape's
     bursts: p-value > 0.99), so the model is refitted at 10 s, where the check passes and is kept;
     the saved fit holds 10 s bins. A width the caller fixes is not second-guessed."""
-    from events import ingest
-    from models.workflow import fit_session
+    from bayesmm.events import ingest
+    from bayesmm.models.workflow import fit_session
     from tests.conftest import SPOT
 
     session, _ = ingest(SPOT)
@@ -258,7 +258,7 @@ def test_warm_started_nuts_draws_the_closed_form_posterior(dense_mass):
 def test_warm_start_spreads_the_chains_and_sets_the_mass_matrix():
     """Each chain its own start, drawn around the SVI means with WARM_START_SPREAD x their sds;
     the mass matrix starts at the SVI variances (per site, or one sorted dense block)."""
-    from models.fit import WARM_START_SPREAD, _warm_start
+    from bayesmm.models.fit import WARM_START_SPREAD, _warm_start
 
     params = {"a_auto_loc": np.array([1.0, -2.0]), "a_auto_scale": np.array([0.1, 0.5]),
               "b_auto_loc": np.array(3.0), "b_auto_scale": np.array(0.2)}

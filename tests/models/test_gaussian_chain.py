@@ -10,7 +10,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
-from models.gaussian_chain import AR1GivenPseudoObservations, GaussianMarkovChain
+from bayesmm.models.gaussian_chain import AR1GivenPseudoObservations, GaussianMarkovChain
 
 LOC = jnp.array([0.1, -0.2, 0.3, 0.0, 0.5])
 COEF = jnp.array([0.0, 0.9, -0.5, 0.3, 0.7])

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.drift import ou_drift_model, simulate_drift
-from models.fit import fit, interval
-from models.toxicity import simulate_toxicity, toxicity_model
-from models.volatility import SVStructuredGuide, simulate_sv, sv_model
+from bayesmm.models.drift import ou_drift_model, simulate_drift
+from bayesmm.models.fit import fit, interval
+from bayesmm.models.toxicity import simulate_toxicity, toxicity_model
+from bayesmm.models.volatility import SVStructuredGuide, simulate_sv, sv_model
 
 
 def _covered(idata, truth: dict) -> dict:
@@ -113,7 +113,7 @@ def test_volatility_recovery_with_no_moves_and_fill_clustering():
 
 
 def _regime_truth() -> dict:
-    """The HMM parameters implied by `regime_dominated_session`'s market, derived from sim.market's
+    """The HMM parameters implied by `regime_dominated_session`'s market, derived from bayesmm.sim.market's
     settings: trend 2 bps/s; vol levels (3, 3, 2, 6) -> sigma_trend = 2 (1 + 0.5), sigma_vol = 3 (1 + 1);
     every regime exits at 1/300 per s; our fills are a 1/4 thinning of 1 uninformed taker/s per side
     plus informed takers at (0.6, 0.6, 0, 0.3)/s, so fill rates are (2.6, 2.6, 2, 2.3)/4 per s, and in
@@ -171,7 +171,7 @@ def test_regime_hmm_recovers_the_market():
       hits are positively correlated and this threshold is, if anything, strict."""
     from scipy.stats import binom
 
-    from models.regime import regime_dominated_session, regime_hmm_model, smoothed_regimes_at_medians
+    from bayesmm.models.regime import regime_dominated_session, regime_hmm_model, smoothed_regimes_at_medians
 
     truth = _regime_truth()
     hits, oracle_hits = {}, {}

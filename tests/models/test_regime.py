@@ -13,7 +13,7 @@ from numpyro.contrib.funsor import config_enumerate, enum
 from numpyro.handlers import seed
 from numpyro.infer.util import potential_energy
 
-from models.regime import (
+from bayesmm.models.regime import (
     NUM_STATES,
     draw_path,
     forward_log_evidence,
@@ -23,7 +23,7 @@ from models.regime import (
     regime_hmm_model,
     scaled_log_evidence,
 )
-from online.kernels import transition_matrix
+from bayesmm.online.kernels import transition_matrix
 
 
 def _brute_force_log_evidence(ll, a, init):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.drift import ou_drift_model, simulate_drift
-from models.sbc import prior_sampler, rank_uniformity_p_value, run_sbc
-from models.toxicity import simulate_toxicity, toxicity_model
+from bayesmm.models.drift import ou_drift_model, simulate_drift
+from bayesmm.models.sbc import prior_sampler, rank_uniformity_p_value, run_sbc
+from bayesmm.models.toxicity import simulate_toxicity, toxicity_model
 
 ALPHA = 0.001
 MAX_FILLS = 160

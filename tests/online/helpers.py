@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from events.kinds import KIND_ID
-from online.belief import Event
-from online.replay import as_events
+from bayesmm.events.kinds import KIND_ID
+from bayesmm.online.belief import Event
+from bayesmm.online.replay import as_events
 
 
 def stream(rows, dtype=np.float64) -> Event:

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from online import adapt
-from online.params import HORIZONS_S, default_config, replace
+from bayesmm.online import adapt
+from bayesmm.online.params import HORIZONS_S, default_config, replace
 
 jax.config.update("jax_enable_x64", True)
 

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from online.params import default_config
-from online.replay import Filter, as_events, run
+from bayesmm.online.params import default_config
+from bayesmm.online.replay import Filter, as_events, run
 from tests.online.test_invariants import _random_stream
 
 _HOST_CALLS = ("callback", "py_func", "host_compute", "outfeed", "infeed", "send(", "recv(")
@@ -51,9 +51,9 @@ def test_replay_and_filter_stay_on_the_device():
 
 
 def test_vmapped_closed_loop_stays_on_the_device():
-    import sim  # noqa: F401  (float64)
-    from sim.run import simulate_and_run
-    from sim.scenarios import loop_params, make_scenario
+    import bayesmm.sim  # noqa: F401  (float64)
+    from bayesmm.sim.run import simulate_and_run
+    from bayesmm.sim.scenarios import loop_params, make_scenario
 
     s = make_scenario("hype_selloff")
     steps = 40

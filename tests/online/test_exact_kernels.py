@@ -9,9 +9,9 @@ from scipy.linalg import expm as scipy_expm
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from online.kernels import transition_matrix
-from online.params import default_config, replace, symmetric_generator
-from online.replay import run
+from bayesmm.online.kernels import transition_matrix
+from bayesmm.online.params import default_config, replace, symmetric_generator
+from bayesmm.online.replay import run
 from tests.online.helpers import stream
 
 

@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from events import ingest, to_arrays
-from online.belief import Event
-from online.fused import transition_matrices
-from online.kernels import transition_matrix
-from online.params import default_config, replace
-from online.replay import as_events, run, run_reference
+from bayesmm.events import ingest, to_arrays
+from bayesmm.online.belief import Event
+from bayesmm.online.fused import transition_matrices
+from bayesmm.online.kernels import transition_matrix
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.replay import as_events, run, run_reference
 from tests.conftest import HL, PERP, SPOT
 from tests.online.test_invariants import _random_stream
 
@@ -62,12 +62,12 @@ def test_fast_replay_equals_the_reference_on_a_simulated_market():
     """The feed a recorder would write of a simulated trending market (`sim.session`: book, mid
     ticks, the tape; 150 s), read by the belief the market's truth implies (`sim.truth`: the
     regimes' own drifts, rates and tape law, the Markov decay)."""
-    import sim  # noqa: F401  (float64)
-    from calibration.validate import sim_market
-    from sim.exchange import exchange_params
-    from sim.market import simulate
-    from sim.session import session_from_path
-    from sim.truth import matched_config
+    import bayesmm.sim  # noqa: F401  (float64)
+    from bayesmm.calibration.validate import sim_market
+    from bayesmm.sim.exchange import exchange_params
+    from bayesmm.sim.market import simulate
+    from bayesmm.sim.session import session_from_path
+    from bayesmm.sim.truth import matched_config
 
     m = sim_market("trending")
     ev = as_events(to_arrays(session_from_path(simulate(jax.random.key(5), m, 1500), m)), np.float64)

@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.belief import Event, init, update
-from online.params import default_config
-from online.replay import as_events, run
+from bayesmm.online.belief import Event, init, update
+from bayesmm.online.params import default_config
+from bayesmm.online.replay import as_events, run
 
 N = 2048  # fixed length so the scan compiles once
 P64 = default_config()
@@ -78,7 +78,7 @@ def test_one_jump_cannot_pin_the_belief():
     minute. The bound: the robust update lets each return in with weight w, w z^2 < nu + 1 = 5, so
     the Kalman mean moves by at most K sqrt(5 sigma^2 span) / dt per tick; the regime and
     volatility states forget at 1/60 per s."""
-    from online.params import replace
+    from bayesmm.online.params import replace
     from tests.online.helpers import stream
 
     rows = [{"kind": "mid_tick", "ret_bps": 0.5 * (-1) ** i, "ret_dt_s": 1.0, "dt_s": 1.0} for i in range(60)]
@@ -104,7 +104,7 @@ def test_adversarial_million_event_stream():
     ln(10 / ln 19) / 0.02 = 61 s it cannot hold p_down outside (0.05, 0.95) alone. (Inside (0.05,
     0.95) outright is not asked: the calm stream's own random ticks move the Kalman drift, as
     they would without any jump.)"""
-    from online.belief import Event
+    from bayesmm.online.belief import Event
 
     rng = np.random.default_rng(11)
     n = 1_000_000

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
 
-from online.belief import markov_decayed
-from online.params import default_config, replace
-from online.replay import run
+from bayesmm.online.belief import markov_decayed
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.replay import run
 from tests.online.helpers import stream
 
 Q = 1 / 30.0  # the sign flips at this rate, 1/s (whipsaw's)

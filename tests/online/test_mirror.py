@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.belief import snapshot
-from online.orders import Orders, desired_from_quote, emergency_cancel, reconcile
-from online.params import default_config, replace
-from online.quoter import Market, QuoterState, quote
+from bayesmm.online.belief import snapshot
+from bayesmm.online.orders import Orders, desired_from_quote, emergency_cancel, reconcile
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.quoter import Market, QuoterState, quote
 
 MID = 100.0
 CFG = replace(default_config(), venue=dict(tick_size_px=0.01, max_sig_figs=0.0, price_decimals=2.0, sz_decimals=3.0),

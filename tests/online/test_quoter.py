@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.belief import snapshot
-from online.orders import Orders, apply_actions, desired_from_quote, emergency_cancel, reconcile
-from online.params import default_config, replace
-from online.quoter import (
+from bayesmm.online.belief import snapshot
+from bayesmm.online.orders import Orders, apply_actions, desired_from_quote, emergency_cancel, reconcile
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.quoter import (
     Market,
     QuoterState,
     drift_shift_bps,
@@ -185,7 +185,7 @@ def test_grid_rounding_is_relative():
     1e-9; a price between two ticks goes away from the market (bid down, ask up) by one tick."""
     import jax.numpy as jnp
 
-    from online.quoter import round_price
+    from bayesmm.online.quoter import round_price
 
     cfg = replace(default_config(), venue=dict(tick_size_px=1e-6, max_sig_figs=0.0, price_decimals=8.0))
     on_grid = jnp.asarray([100.000021, 100.000049, 100.000077, 100.000001, 3.000001])  # the first three: px / step
@@ -219,7 +219,7 @@ def test_vmap_over_parameter_sets_and_scan_with_the_belief():
     assert qs.bid_depth_bps.shape == (3,) and float(qs.bid_depth_bps[2]) == pytest.approx(7.02)
     assert float(qs.drift_shift_bps[0]) < 0 and float(qs.drift_shift_bps[1]) == 0
 
-    from online.belief import init, readout, update
+    from bayesmm.online.belief import init, readout, update
 
     bp = qp = replace(default_config(), evidence=dict(theta_decay_per_s=0.0))
     ev = stream(fills(8, gap_s=0.5))

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from online.belief import init, update
-from online.params import default_config, replace
-from online.replay import Filter, run
+from bayesmm.online.belief import init, update
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.replay import Filter, run
 from tests.online.helpers import fills, row, stream
 
 NO_DECAY = replace(default_config(), evidence=dict(theta_decay_per_s=0.0))

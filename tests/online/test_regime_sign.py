@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logit
 
-from online.belief import Event
-from online.params import default_config, replace, symmetric_generator
-from online.replay import as_events, run
+from bayesmm.online.belief import Event
+from bayesmm.online.params import default_config, replace, symmetric_generator
+from bayesmm.online.replay import as_events, run
 
 N = 512  # fixed length: one compilation
 ONLY_REGIME = replace(default_config(), drift=dict(regime_weight=1.0, return_weight=0.0),

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from online.baseline import CurrentSystemParams, current_system_run
-from online.belief import Event
-from online.params import config_from_dict, config_to_dict, default_config, replace
-from online.replay import Filter, as_events, run
+from bayesmm.online.baseline import CurrentSystemParams, current_system_run
+from bayesmm.online.belief import Event
+from bayesmm.online.params import config_from_dict, config_to_dict, default_config, replace
+from bayesmm.online.replay import Filter, as_events, run
 from tests.online.helpers import fills, stream
 from tests.online.test_invariants import _random_stream
 
@@ -20,7 +20,7 @@ P = default_config()
 
 @pytest.fixture(scope="module")
 def perp_events(perp_session):
-    from events import to_arrays
+    from bayesmm.events import to_arrays
 
     return to_arrays(perp_session[0])
 
@@ -137,7 +137,7 @@ def test_static_kind_paths_equal_the_dispatching_update():
     the kind's branch only, no `lax.switch`) equals the dispatching `update`, event by event, on a
     drawn stream of every kind (invalid events, restarts and long gaps included), to 1e-12 in float64
     - under `vmap`, where the switch would run every branch, as the loop runs it."""
-    from online.belief import init, observe, update
+    from bayesmm.online.belief import init, observe, update
 
     ev = as_events(_random_stream(11, "mixed"), np.float64)
     ev = ev._replace(segment_start=np.asarray(np.arange(len(ev.t_s)) % 97 == 0, np.float64))

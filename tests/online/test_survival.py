@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online.params import default_config, replace
-from online.replay import run
+from bayesmm.online.params import default_config, replace
+from bayesmm.online.replay import run
 from tests.online.helpers import stream
 
 LAM_U, LAM_I, KAPPA = 1.0, 0.8, 0.2  # per s, per s, per bps

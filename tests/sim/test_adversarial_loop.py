@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from events.builder import EventBuilder
-from events.session import Session, SessionMeta, validate
+from bayesmm.events.builder import EventBuilder
+from bayesmm.events.session import Session, SessionMeta, validate
 
 
 def _adversarial_session(duration_s: float = 1200.0, seed: int = 5, jump: float = 0.5,
@@ -59,9 +59,9 @@ def _adversarial_session(duration_s: float = 1200.0, seed: int = 5, jump: float 
 
 
 def test_closed_loop_on_an_adversarial_feed_stays_finite_and_unpinned():
-    from calibration.venue import bot_config
-    from sim.backtest import backtest
-    from sim.metrics import undefined_reasons
+    from bayesmm.calibration.venue import bot_config
+    from bayesmm.sim.backtest import backtest
+    from bayesmm.sim.metrics import undefined_reasons
 
     near_certain = {}
     for jump in (0.5, 0.0):

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import sim  # noqa: F401  (float64)
-from online.params import default_config, replace
-from sim.batch import run_scenario
-from sim.market import simulate
-from sim.run import closed_loop_jit, simulate_and_run
-from sim.scenarios import loop_params, make_scenario
-from sim.scoring import brier, ece, oracle_filter, score_runs
+import bayesmm.sim  # noqa: F401  (float64)
+from bayesmm.online.params import default_config, replace
+from bayesmm.sim.batch import run_scenario
+from bayesmm.sim.market import simulate
+from bayesmm.sim.run import closed_loop_jit, simulate_and_run
+from bayesmm.sim.scenarios import loop_params, make_scenario
+from bayesmm.sim.scoring import brier, ece, oracle_filter, score_runs
 
 SEEDS = 100
 

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import sim  # noqa: F401  (float64)
-from sim.exchange import Ladder, exchange_params
-from sim.feed import MAX_TRADES, FeedPath, _prints_by_price, queue_fills
+import bayesmm.sim  # noqa: F401  (float64)
+from bayesmm.sim.exchange import Ladder, exchange_params
+from bayesmm.sim.feed import MAX_TRADES, FeedPath, _prints_by_price, queue_fills
 
 MID = 100.0
 
@@ -77,9 +77,9 @@ def test_the_tape_counts_every_print_per_side(perp_session):
     """The closed loop's belief reads the tape from the path's per-step print counts: on the bundled
     perp session they add up to the session's prints of each aggressor side inside the grid (those
     after the first book and up to the last step's end), step by step where each print falls."""
-    from events.features import to_arrays
-    from events.kinds import TRADE_PRINT
-    from sim.feed import feed_path
+    from bayesmm.events.features import to_arrays
+    from bayesmm.events.kinds import TRADE_PRINT
+    from bayesmm.sim.feed import feed_path
 
     session = perp_session[0]
     path, report = feed_path(session)

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import sim  # noqa: F401
-from sim.exchange import Ladder, exchange_params, match
-from sim.market import market_params, simulate
-from sim.scenarios import make_scenario
-from sim.truth import matched_config
+import bayesmm.sim  # noqa: F401
+from bayesmm.sim.exchange import Ladder, exchange_params, match
+from bayesmm.sim.market import market_params, simulate
+from bayesmm.sim.scenarios import make_scenario
+from bayesmm.sim.truth import matched_config
 
 
 def test_market_moments_match_parameters():
@@ -112,8 +112,8 @@ def test_the_regime_filter_is_the_truth_implied_sign_reader(market):
     with the market's own parameters reads the hidden sign of the drift (Brier score) better than
     the spec's defaults and better than the additive evidence with its truth-implied per-print
     weight, which sums the uninformed prints between trends (sim.truth.matched_config)."""
-    from calibration.validate import hidden_sign_brier, sim_market, sim_session
-    from online.params import default_config
+    from bayesmm.calibration.validate import hidden_sign_brier, sim_market, sim_session
+    from bayesmm.online.params import default_config
 
     m = sim_market(market)
     session, path = sim_session(jax.random.key(2), m, 1200.0)
@@ -127,7 +127,7 @@ def test_the_regime_filter_is_the_truth_implied_sign_reader(market):
 @pytest.mark.parametrize(("n", "p"), [(0.0, 0.3), (3.0, 0.25), (20.0, 0.9), (5.0, 1.0), (7.0, 0.0)])
 def test_binomial_small_matches_the_distribution(n, p):
     """Mean and variance of 20,000 draws within 6 standard errors of n p and n p (1 - p)."""
-    from sim.sampling import binomial_small
+    from bayesmm.sim.sampling import binomial_small
 
     draws = np.asarray(jax.vmap(lambda k: binomial_small(k, n, p))(jax.random.split(jax.random.key(0), 20_000)))
     assert draws.min() >= 0 and draws.max() <= n
@@ -139,7 +139,7 @@ def test_binomial_small_matches_the_distribution(n, p):
 
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.8, 6.0])
 def test_poisson_small_matches_the_distribution(rate):
-    from sim.sampling import poisson_small
+    from bayesmm.sim.sampling import poisson_small
 
     draws = np.asarray(jax.vmap(lambda k: poisson_small(k, rate))(jax.random.split(jax.random.key(1), 20_000)))
     assert draws.mean() == pytest.approx(rate, abs=6 * math.sqrt(rate / 20_000) + 1e-12)

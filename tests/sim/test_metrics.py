@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sim.metrics import MIN_SAMPLES, _sharpe, undefined_reasons
+from bayesmm.sim.metrics import MIN_SAMPLES, _sharpe, undefined_reasons
 
 
 def test_sharpe_needs_samples_and_dispersion():

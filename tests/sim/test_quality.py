@@ -1,4 +1,4 @@
-"""The filter-quality table (sim/quality.py, `bayesmm simulate --report`) on the incident scenario:
+"""The filter-quality table (bayesmm/sim/quality.py, `bayesmm simulate --report`) on the incident scenario:
 every row finite, the oracle near-perfect on a scenario that trends down throughout, and the old system's p_down stays
 near 1/2 all through the selloff - the failure the spec was written about (section 2: its
 drift_confidence reached 0.099 after 1,100 observations, so p_down moves at most ~0.05 from 1/2)."""
@@ -9,7 +9,7 @@ import numpy as np
 
 
 def test_quality_table_on_the_incident():
-    from sim.quality import _current_system_p_down, format_table, quality_table
+    from bayesmm.sim.quality import _current_system_p_down, format_table, quality_table
 
     rows = quality_table(["hype_selloff"], seeds=4, first_seed=1000, oracle_seeds=2, oracle_particles=200)
     by = {r["filter"]: r for r in rows}
@@ -24,8 +24,8 @@ def test_quality_table_on_the_incident():
     # no ratio to a near-zero oracle score (it would be ~1e5): the excess is reported instead
     assert by["truth-implied"]["brier_vs_oracle"] is None and np.isfinite(by["truth-implied"]["brier_over_oracle"])
 
-    from sim.batch import run_scenario
-    from sim.scenarios import make_scenario
+    from bayesmm.sim.batch import run_scenario
+    from bayesmm.sim.scenarios import make_scenario
 
     paths, _, _ = run_scenario(make_scenario("hype_selloff"), "bayesian", seeds=2, first_seed=1000)
     cs = _current_system_p_down(paths)  # 1,500 mid returns per path: confidence 1 - (1 - 1e-4)^1500 = 0.139
@@ -38,7 +38,7 @@ def test_truth_implied_filter_meets_the_goal_in_every_scenario():
     scenario (32 held-out seeds; where the oracle's Brier is ~0 - the selloff - its excess is
     under 0.01 instead). Before the tape, the chain's decay and lambda_AS = lambda_burst = 0
     (`sim.truth`): hype_selloff ECE 0.058, whipsaw Brier 1.54 x, vol_spike ECE 0.033."""
-    from sim.quality import format_table, quality_table
+    from bayesmm.sim.quality import format_table, quality_table
 
     rows = quality_table()
     print(format_table(rows))

@@ -1,0 +1,199 @@
+"""The recording line format `<ts_ns> <json>` (gzip or plain): reading, ordering, de-duplication.
+
+Lines are read whole into memory (a recording of hours is a few GB at most; research sessions
+are far smaller), ordered by their timestamp, and exact duplicates dropped. Small steps back in
+time (within `tolerance_ns`) are repaired by a stable sort and counted; larger ones are errors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bayesmm.events.errors import IngestError
+
+DEFAULT_TOLERANCE_NS = 1_000_000_000  # 1 s: reorder steps back smaller than this, reject larger
+
+
+MAX_UNKNOWN_NAMES = 100  # distinct unknown-field names listed one by one in a report
+MAX_NAME = 40  # characters of an unknown field's name shown in its count's key
+
+
+def field_label(name: str) -> str:
+    """A field name as shown in a count's key: as it is when short and printable, else escaped
+    (`ascii`) and cut to MAX_NAME characters with the length said."""
+    if 0 < len(name) <= MAX_NAME and name.isprintable() and name.strip() == name:
+        return name
+    label = ascii(name[:MAX_NAME])
+    return label if len(name) <= MAX_NAME else f"{label}...({len(name):,} characters)"
+
+
+class FieldNotes:
+    """The unknown fields of the message being read, counted (`IngestReport.unknown_fields`) only
+    once the message is accepted: a refused (or, with --lenient, skipped) line leaves no count
+    behind, as if it had been deleted. One per parser."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, dict, frozenset]] = []
+
+    def check(self, kind: str, obj: dict, known: frozenset) -> None:
+        """Note `obj` (a message of `kind`) if it has a field outside `known`."""
+        if not obj.keys() <= known:
+            self._pending.append((kind, obj, known))
+
+    def read(self, dispatch, report: IngestReport, *args) -> None:
+        """`dispatch(*args)` (which raises `IngestError` for a bad message), then count its notes."""
+        self._pending.clear()  # left by a message refused half-way
+        dispatch(*args)
+        for kind, obj, known in self._pending:
+            report.unknown_fields(kind, obj, known)
+        self._pending.clear()
+
+
+@dataclass
+class IngestReport:
+    """What a reader did besides converting: repairs, skips (lenient mode) and their first examples.
+
+    Attributes:
+        counts: name -> count, e.g. "reordered_lines", "duplicate_lines", "skipped:price",
+            "unknown_field bookTicker.X" (a field the reader does not know, see `unknown_fields`).
+        examples: the first few error messages of skipped lines, so a lenient run says what it skipped.
+        lenient: whether bad lines were skipped instead of raising.
+    """
+
+    counts: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    lenient: bool = False
+
+    def skip(self, err: IngestError) -> None:
+        """Count a skipped line under its field (lenient mode), or raise it (strict mode)."""
+        if not self.lenient:
+            raise err
+        self.counts[f"skipped:{err.field}"] += 1
+        if len(self.examples) < 10:
+            self.examples.append(str(err))
+
+    def unknown_fields(self, kind: str, obj: dict, known: frozenset) -> None:
+        """Count each field of `obj` (a message of `kind`) that is not in `known`, once per occurrence,
+        as `unknown_field <kind>.<field>`: a note, not an error (venues add fields over time), but
+        never dropped unseen. Odd or long names are shown clipped and escaped; past
+        MAX_UNKNOWN_NAMES distinct names, new ones are counted together as `<kind>.(other names)`."""
+        for name in sorted(obj.keys() - known):
+            key = f"unknown_field {kind}.{field_label(name)}"
+            if key not in self.counts and sum(k.startswith("unknown_field ") for k in self.counts) >= MAX_UNKNOWN_NAMES:
+                key = f"unknown_field {kind}.(other names)"
+            self.counts[key] += 1
+
+    def summary(self) -> dict[str, int]:
+        """Counts as a plain sorted dict (what goes into the session metadata)."""
+        return {k: int(v) for k, v in sorted(self.counts.items()) if v}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (provenance for the session metadata)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_raw(path: str | Path, report: IngestReport | None = None) -> bytes:
+    """The file's bytes, gunzipped if it starts with the gzip magic number."""
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(str(path), 0, "path", "no such file")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            if report is None or not report.lenient:
+                raise IngestError(str(path), 0, "gzip", f"corrupt or truncated gzip stream: {exc} (--lenient keeps "
+                                                        "the intact part)") from exc
+            data = _gzip_prefix(data)
+            report.counts["gzip_truncated (the intact prefix was kept, its last partial line dropped)"] += 1
+            data = data[: data.rfind(b"\n") + 1]
+    return data
+
+
+def _gzip_prefix(data: bytes) -> bytes:
+    """As much of a damaged gzip stream as decompresses."""
+    import zlib
+
+    d = zlib.decompressobj(wbits=31)
+    out = []
+    for i in range(0, len(data), 1 << 16):
+        try:
+            out.append(d.decompress(data[i:i + (1 << 16)]))
+        except zlib.error:
+            break
+    return b"".join(out)
+
+
+def read_lines(
+    path: str | Path,
+    report: IngestReport,
+    tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+) -> list[tuple[int, int, bytes]]:
+    """Split a recording into (ts_ns, line number, json payload), time-ordered and de-duplicated.
+
+    Args:
+        path: the recording (gzip or plain).
+        report: receives repair counts; in lenient mode malformed lines are counted there and skipped.
+        tolerance_ns: the largest step back in time that is repaired by reordering, ns.
+
+    Returns:
+        The lines sorted by ts_ns (stable, so equal stamps keep file order), without exact duplicates.
+    """
+    path = str(path)
+    out: list[tuple[int, int, bytes]] = []
+    raw_lines = read_raw(path, report).split(b"\n")
+    report.counts["raw_messages"] += sum(1 for r in raw_lines if r.strip())
+    for lineno, raw in enumerate(raw_lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        head, sep, payload = line.partition(b" ")
+        try:
+            if not sep or not payload.strip():
+                raise IngestError(path, lineno, "line", f"expected '<ts_ns> <json>', got {line[:60]!r}")
+            if not head.isdigit():
+                raise IngestError(path, lineno, "ts_ns", f"not a non-negative integer: {head[:30]!r}")
+            if len(head) > 19 or int(head) > 2**63 - 1:
+                raise IngestError(path, lineno, "ts_ns", f"out of range (ns since 1970 fit in 19 digits): "
+                                                         f"{head[:30].decode(errors='replace')}")
+        except IngestError as err:
+            report.skip(err)
+            continue
+        out.append((int(head), lineno, payload.strip()))
+    if not out:
+        return out
+    ts = np.fromiter((r[0] for r in out), dtype=np.int64, count=len(out))
+    running_max = np.maximum.accumulate(ts)
+    behind = running_max - ts
+    if behind.max() > 0:
+        keep = behind <= tolerance_ns
+        for i in np.flatnonzero(~keep):
+            report.skip(IngestError(path, out[i][1], "ts_ns", f"time runs backwards by {behind[i] / 1e9:.3f} s "
+                                    f"(tolerance {tolerance_ns / 1e9:.3f} s)"))
+        report.counts["reordered_lines"] += int(np.count_nonzero(keep & (behind > 0)))
+        order = np.argsort(ts, kind="stable")
+        out = [out[i] for i in order if keep[i]]
+    deduped: list[tuple[int, int, bytes]] = []
+    seen: set[bytes] = set()
+    current_ts = -1
+    for rec in out:
+        if rec[0] != current_ts:
+            current_ts, seen = rec[0], set()
+        if rec[2] in seen:
+            report.counts["duplicate_lines"] += 1
+            continue
+        seen.add(rec[2])
+        deduped.append(rec)
+    return deduped
