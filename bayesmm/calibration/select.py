@@ -65,7 +65,8 @@ def held_out_points(route_cfgs: dict[str, Config], arrays, t_range, flow_window_
     each route's drift log-odds there (its config replayed on the whole session: the filter is
     causal) and the book's features."""
     lo, hi = t_range
-    logs = {r: np.asarray(run(as_events(arrays, np.float64), c).drift_log_odds) for r, c in route_cfgs.items()}
+    logs = {r: np.asarray(run(as_events(arrays, np.float64), c, adapt=False).drift_log_odds)  # no forecast needed
+            for r, c in route_cfgs.items()}
     feats = book_features(arrays, flow_window_s)
     out = []
     for h in horizons_s:

@@ -163,6 +163,9 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     n_points = sum(sum(len(r) for r in p.rows) for p in preps)
     if n_points == 0:
         raise ValueError("no scoring points: the sessions are shorter than the horizons, or never move")
+    if np.any(np.asarray(cfg.book.adapt_trend_var) > 0) or np.any(np.asarray(cfg.book.adapt_scale_var) > 0):
+        raise ValueError("tune replays without the forecasts' online learning (online.adapt): its config's "
+                         "book.adapt_trend_var and adapt_scale_var must be 0")
     x0 = jnp.asarray([float(_to_x(t, float(getattr(getattr(cfg, t.group), t.field)))) for t in tunables])
     neutral = jnp.asarray([float(_to_x(t, t.neutral)) for t in tunables])
     scale = jnp.asarray([t.scale for t in tunables])
@@ -170,7 +173,8 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     columns = [horizon_column(h) for h in horizons_s]
 
     def points(x, prep):
-        return _point_log_scores(run(prep.events, with_values(cfg, tunables, x)).log_odds_h, prep, columns)
+        return _point_log_scores(run(prep.events, with_values(cfg, tunables, x), adapt=False).log_odds_h, prep,
+                                 columns)
 
     def score(x):
         return sum(jnp.sum(w * points(x, p)) for w, p in zip(weights, preps, strict=True))

@@ -159,32 +159,44 @@ def read_lines(
         line = raw.strip()
         if not line:
             continue
-        head, sep, payload = line.partition(b" ")
         try:
-            if not sep or not payload.strip():
-                raise IngestError(path, lineno, "line", f"expected '<ts_ns> <json>', got {line[:60]!r}")
-            if not head.isdigit():
-                raise IngestError(path, lineno, "ts_ns", f"not a non-negative integer: {head[:30]!r}")
-            if len(head) > 19 or int(head) > 2**63 - 1:
-                raise IngestError(path, lineno, "ts_ns", f"out of range (ns since 1970 fit in 19 digits): "
-                                                         f"{head[:30].decode(errors='replace')}")
+            out.append(_stamp_and_payload(path, lineno, line))
         except IngestError as err:
             report.skip(err)
-            continue
-        out.append((int(head), lineno, payload.strip()))
-    if not out:
-        return out
+    return _without_duplicates(_in_time_order(path, out, report, tolerance_ns), report) if out else out
+
+
+def _stamp_and_payload(path: str, lineno: int, line: bytes) -> tuple[int, int, bytes]:
+    """(ts_ns, line number, payload) of one '<ts_ns> <json>' line, or an IngestError naming what is wrong."""
+    head, sep, payload = line.partition(b" ")
+    if not sep or not payload.strip():
+        raise IngestError(path, lineno, "line", f"expected '<ts_ns> <json>', got {line[:60]!r}")
+    if not head.isdigit():
+        raise IngestError(path, lineno, "ts_ns", f"not a non-negative integer: {head[:30]!r}")
+    if len(head) > 19 or int(head) > 2**63 - 1:
+        raise IngestError(path, lineno, "ts_ns", f"out of range (ns since 1970 fit in 19 digits): "
+                                                 f"{head[:30].decode(errors='replace')}")
+    return int(head), lineno, payload.strip()
+
+
+def _in_time_order(path: str, out: list, report: IngestReport, tolerance_ns: int) -> list:
+    """The lines sorted by time (stable); a line more than `tolerance_ns` behind the latest before it
+    is skipped and counted, one within it is reordered and counted."""
     ts = np.fromiter((r[0] for r in out), dtype=np.int64, count=len(out))
-    running_max = np.maximum.accumulate(ts)
-    behind = running_max - ts
-    if behind.max() > 0:
-        keep = behind <= tolerance_ns
-        for i in np.flatnonzero(~keep):
-            report.skip(IngestError(path, out[i][1], "ts_ns", f"time runs backwards by {behind[i] / 1e9:.3f} s "
-                                    f"(tolerance {tolerance_ns / 1e9:.3f} s)"))
-        report.counts["reordered_lines"] += int(np.count_nonzero(keep & (behind > 0)))
-        order = np.argsort(ts, kind="stable")
-        out = [out[i] for i in order if keep[i]]
+    behind = np.maximum.accumulate(ts) - ts
+    if behind.max() <= 0:
+        return out
+    keep = behind <= tolerance_ns
+    for i in np.flatnonzero(~keep):
+        report.skip(IngestError(path, out[i][1], "ts_ns", f"time runs backwards by {behind[i] / 1e9:.3f} s "
+                                f"(tolerance {tolerance_ns / 1e9:.3f} s)"))
+    report.counts["reordered_lines"] += int(np.count_nonzero(keep & (behind > 0)))
+    order = np.argsort(ts, kind="stable")
+    return [out[i] for i in order if keep[i]]
+
+
+def _without_duplicates(out: list, report: IngestReport) -> list:
+    """The lines without exact repeats of a payload at the same stamp (counted as duplicate_lines)."""
     deduped: list[tuple[int, int, bytes]] = []
     seen: set[bytes] = set()
     current_ts = -1

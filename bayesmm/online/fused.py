@@ -303,7 +303,8 @@ def adapted(a: adapt_mod.AdaptState, t_old_s, e: EventTerms, new: BeliefState, p
     return new._replace(adapt=a._replace(last_eta=eta, last_var=var))
 
 
-def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[BeliefState, BeliefState]:
+def scan_states(state: BeliefState, events: Event, params: Config, adapt: bool = True
+                ) -> tuple[BeliefState, BeliefState]:
     """(the state after the last event, the states after each event, leading axis the events) from
     `state`: `event_terms` for the batch, then `lax.scan(step)`.
 
@@ -326,6 +327,10 @@ def scan_states(state: BeliefState, events: Event, params: Config) -> tuple[Beli
     last, flat_states = lax.scan(body, flat_state, flat_terms)
     states = jax.vmap(unravel_state)(flat_states)._replace(book_flow=flows)
     last = unravel_state(last)._replace(book_flow=flows[-1] if flows.shape[0] else state.book_flow)
+    if not adapt:  # nothing learnt online: every state keeps the starting belief (`online.replay.run`)
+        n = flows.shape[0]
+        kept = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), state.adapt)
+        return last._replace(adapt=state.adapt), states._replace(adapt=kept)
     last_adapt, states = adapt_states(state, states, terms, params)
     return last._replace(adapt=last_adapt), states
 

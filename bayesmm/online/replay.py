@@ -5,6 +5,8 @@ as written, the reference the fast path is held to."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,20 +29,23 @@ def as_events(arrays, dtype=None) -> Event:
     return Event(*(jnp.asarray(getattr(arrays, f), jnp.int32 if f == "kind" else dtype) for f in _EVENT_FIELDS))
 
 
-@jax.jit
-def run(events: Event, params: Config) -> Beliefs:
+@partial(jax.jit, static_argnames="adapt")
+def run(events: Event, params: Config, adapt: bool = True) -> Beliefs:
     """The belief after every event of a session, from `init(params)`.
 
     Returns a `Beliefs` whose leaves have a leading axis of length num_events (row i = the state
     after event i). `vmap` it over a batch of parameter sets to sweep them; `grad` through it to
     tune them. The same computation as `Filter.push_many` from the prior (`scan_from`), and equal to
     the reference, `run_reference` (`lax.scan` of `belief.update`), to ~1e-13 in float64.
+    `adapt` False skips what the forecasts learn online (`online.adapt`): the same numbers where the
+    config's `book.adapt_*_var` are 0, without the second scan (the tuner's replays, whose gradient
+    would carry its state through every event).
     """
-    return scan_from(init(params), events, params)[1]
+    return scan_from(init(params), events, params, adapt)[1]
 
 
-@jax.jit
-def scan_from(state: BeliefState, events: Event, params: Config) -> tuple[BeliefState, Beliefs]:
+@partial(jax.jit, static_argnames="adapt")
+def scan_from(state: BeliefState, events: Event, params: Config, adapt: bool = True) -> tuple[BeliefState, Beliefs]:
     """(the state after the last event, the beliefs after each) from `state`, by the fast path
     (`online.fused`: the state-free part of every event's update computed for the batch at once, a
     flat masked scan over the rest).
@@ -49,7 +54,7 @@ def scan_from(state: BeliefState, events: Event, params: Config) -> tuple[Belief
     rather than inside the scan: the same function of the same state, but one batched computation
     instead of ~20 small per-event kernels (issue 18 measured the in-scan read-out at about half of
     the replay's time)."""
-    last, states = scan_states(state, events, params)
+    last, states = scan_states(state, events, params, adapt)
     return last, jax.vmap(readout, in_axes=(0, None))(states, params)
 
 

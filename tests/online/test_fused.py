@@ -125,3 +125,13 @@ def test_batched_transition_matrices_equal_the_reference_expm():
 def test_empty_batch():
     ev = as_events(Event(*(np.zeros(0) for _ in Event._fields)), np.float64)
     assert run(ev, P).p_down.shape == (0,)
+
+
+def test_replay_without_online_learning_is_exact_where_nothing_is_learnt():
+    """`run(..., adapt=False)` (the tuner's replays) equals the full replay where the config's
+    `book.adapt_*_var` are 0, and differs where they are not (the check is not of a no-op)."""
+    ev = as_events(_with_restarts(_random_stream(5, "mixed"), 97), np.float64)
+    cfg = SETTINGS["gaussian_markov_pooled"]
+    off = replace(cfg, book=dict(adapt_trend_var=(0.0,) * 4, adapt_scale_var=(0.0,) * 4))
+    _assert_equal(run(ev, off, adapt=False), run(ev, off))
+    assert not np.allclose(np.asarray(run(ev, cfg, adapt=False).log_odds_h), np.asarray(run(ev, cfg).log_odds_h))
