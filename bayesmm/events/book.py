@@ -147,6 +147,7 @@ class _Pending:
         self.origin = (path, line, what)
         self.rows: list[int] = []
         self.lines: dict[tuple[str, int], str] = {}
+        self.spans: dict[tuple[str, int], list[int]] = {}  # each line's rows: [first, end)
         self.support = 0
 
 
@@ -173,6 +174,21 @@ class BookEmitter:
         self.last_mid = math.nan  # the confirmed level
         self._emitted_mid = math.nan  # the mid of the last mid_tick emitted
         self._pending: _Pending | None = None
+        self._line: tuple[str, int] | None = None  # the line being read, and its first row
+        self._line_first = 0
+        self._refused: set[tuple[str, int]] = set()  # damaged lines: the rest of such a line emits nothing
+
+    def _enter(self, path: str, line: int) -> bool:
+        """Note the line an emission comes from; False when that line was refused as damage (its other
+        events are dropped with it, as if the line had been deleted)."""
+        if (path, line) != self._line:
+            self._line, self._line_first = (path, line), len(self.builder.rows)
+        return (path, line) not in self._refused
+
+    def _extend(self) -> None:
+        """The pending move's lines' spans cover what the current line has emitted so far."""
+        if self._pending is not None and self._line in self._pending.spans:
+            self._pending.spans[self._line][1] = len(self.builder.rows)
 
     @staticmethod
     def _near(x: float, level: float) -> bool:
@@ -182,8 +198,12 @@ class BookEmitter:
         """The pending move was damage: take its events back out, restore the mid, and refuse (or,
         leniently, skip) each of its lines."""
         pend, self._pending = self._pending, None
-        for i in sorted(pend.rows, reverse=True):
+        rows = set(pend.rows).union(*(range(a, b) for a, b in pend.spans.values()))
+        for i in sorted(rows, reverse=True):
             del self.builder.rows[i]
+        if self._line in pend.spans:  # the line being read is refused: its later events go too
+            self._line_first = len(self.builder.rows)
+        self._refused.update(pend.spans)
         self._emitted_mid = pend.emitted_before
         path, line, what = pend.origin
         errors = [IngestError(path, line, "bid/ask" if what == "book" else what,
@@ -202,6 +222,7 @@ class BookEmitter:
         pend = self._pending
         pend.rows.extend(range(first_row, len(self.builder.rows)))
         pend.lines.setdefault((path, line), what)
+        pend.spans.setdefault((path, line), [self._line_first, len(self.builder.rows)])
 
     def _confirm_if_supported(self) -> None:
         pend = self._pending
@@ -235,7 +256,11 @@ class BookEmitter:
         if not (math.isfinite(mid) and (ask - bid) / mid <= MAX_SPREAD):
             raise IngestError(path, line, "bid/ask", f"implausible book: bid {bid}, ask {ask} (spread over "
                               f"{MAX_SPREAD:.0%} of the mid)")
+        if not self._enter(path, line):
+            return
         pending = self._classify(mid, path, line, "book")
+        if (path, line) in self._refused:
+            return
         first = len(self.builder.rows)
         self.builder.book_update(t_ns, bid, ask, bid_sz, ask_sz, imb, depth)
         if mid != self._emitted_mid:
@@ -246,6 +271,7 @@ class BookEmitter:
             self._confirm_if_supported()
         else:
             self.last_mid = mid
+        self._extend()
 
     def check_trade(self, px: float, path: str, line: int, field: str) -> None:
         """A trade print is checked before its line is accepted: one far (over MAX_JUMP) from both the
@@ -258,12 +284,17 @@ class BookEmitter:
 
     def trade(self, t_ns: int, px: float, size: float, side: int, path: str, line: int, field: str) -> None:
         """Emit a trade print; one far from the level starts (or supports) a large move (class docstring)."""
+        if not self._enter(path, line):
+            return
         pending = self._classify(px, path, line, field) if math.isfinite(self.last_mid) else False
+        if (path, line) in self._refused:
+            return
         first = len(self.builder.rows)
         self.builder.trade_print(t_ns, px, size, side)
         if pending:
             self._record(path, line, field, first)
             self._confirm_if_supported()
+        self._extend()
 
     def finish(self) -> None:
         """At the recording's end a move still pending was never confirmed: damage."""

@@ -183,3 +183,27 @@ def test_confirmed_moves_are_accepted_and_isolated_values_refused(tmp_path, size
     lenient, _ = ingest(path, progress=False, lenient=True)
     without, _ = ingest(_write(tmp_path, SHORT[:where] + SHORT[where + 1:], "without.txt"), progress=False)
     assert_same(lenient, without, "lenient vs the line deleted")
+
+
+def test_a_damaged_trade_refuses_its_whole_line(tmp_path):
+    """A Hyperliquid trades message of 21 prints, the first at 1e300: nothing confirms that level, so
+    the line is damage. Without --lenient it is refused naming line 52; with it, the session equals
+    the one with line 52 deleted - the message's 20 ordinary prints go with it, not only the absurd
+    one (a skipped line is never half-applied)."""
+    from tests.conftest import HL
+
+    with gzip.open(HL, "rt") as f:
+        lines = f.read().splitlines()
+    ts, payload = lines[51].split(" ", 1)
+    msg = json.loads(payload)
+    assert msg["channel"] == "trades" and len(msg["data"]) == 21
+    msg["data"][0]["px"] = "9" * 300
+    damaged = lines[:51] + [f"{ts} {json.dumps(msg)}"] + lines[52:]
+    (tmp_path / "damaged.txt").write_text("\n".join(damaged) + "\n")
+    (tmp_path / "deleted.txt").write_text("\n".join(lines[:51] + lines[52:]) + "\n")
+    with pytest.raises(IngestError) as err:
+        ingest(tmp_path / "damaged.txt", venue="hyperliquid")
+    assert err.value.line == 52 and err.value.field == "px"
+    lenient, report = ingest(tmp_path / "damaged.txt", venue="hyperliquid", lenient=True)
+    assert report.counts["skipped:px"] == 1
+    assert_same(lenient, ingest(tmp_path / "deleted.txt", venue="hyperliquid")[0], "lenient vs line 52 deleted")
