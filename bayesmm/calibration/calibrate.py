@@ -357,22 +357,13 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     jax.config.update("jax_enable_x64", True)
     if not 2 <= folds <= 10:
         raise ValueError(f"folds must be between 2 and 10 (blocks of each session), got {folds}")
-    sessions = sessions_list(sessions)
-    test_sessions = list(test_sessions)
-    out = Path(out_dir)
+    sessions, test_sessions, out = sessions_list(sessions), list(test_sessions), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stage = _Stages(quiet)
-    base = session_config(sessions[0], base or default_config())
+    stage, base = _Stages(quiet), session_config(sessions[0], base or default_config())
     names = [m for m in models if _fittable(m, sessions)]
     report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
                     "seed": seed, "svi_restarts": svi_restarts, "folds": folds, "horizons_s": list(horizons_s),
-                    "gate": asdict(gate),
-                    "sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
-                                  "span_s": s.span_s(), "sha256": _session_sha256(s), "counts": s.counts(),
-                                  "segments": s.segments(), "repairs": dict(s.meta.repairs),
-                                  "sources": [dict(x) for x in s.meta.sources]} for s in sessions],
-                    "test_sessions": [{"sha256": _session_sha256(s), "span_s": s.span_s(),
-                                       "sources": [dict(x) for x in s.meta.sources]} for s in test_sessions]}
+                    "gate": asdict(gate), **_sessions_record(sessions, test_sessions)}
 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
@@ -380,17 +371,10 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
                                                                       draws, warmup, chains, seed, not quiet, base,
                                                                       svi_restarts=svi_restarts)
     failures = gate_failures(fit_report, gate)
-    report["fits"] = {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
-                      for k, v in fit_report.items()}
-    report["gate_failures"] = failures
+    report |= {"fits": {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
+                        for k, v in fit_report.items()}, "gate_failures": failures}
     if failures and not force:
-        report["refused"] = True
-        write_atomic(out / "calibration.json", report_json(report))
-        from bayesmm.calibration.report import write_report
-
-        write_report(out)
-        raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
-                                 + "\n  ".join(failures))
+        _refuse(report, out, failures)
 
     stage("derive: online parameters from the posteriors (and from the priors, to say what the data taught)")
     report["derive"] = derive_mod.table(derived, prior_derived)
@@ -398,8 +382,8 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     stage("tune: evidence weights by the filter's predictive log score")
     with _progress("tune (L-BFGS iterations)", quiet) as progress:
         cfg_tune, tuned = tune(tune_base(base, cfg_derive), arrays, horizons_s, seed=seed, progress=progress)
-    report["tune"] = {k: {"value": v, "q05": tuned.interval[k][0], "q95": tuned.interval[k][1]}
-                      for k, v in tuned.values.items()}
+    report["tune"] = {k: {"value": v, "q05": lo, "q95": hi} for k, v in tuned.values.items()
+                      for lo, hi in [tuned.interval[k]]}
     report["tune_train_log_score"] = tuned.train_log_score
 
     stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
@@ -409,39 +393,70 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     report["selection"], final = _select(route_cfgs, cfg_derive, fold_cfgs, blocks, arrays, horizons_s)
 
     stage("validate: scores in sample, held out, and on the test sessions")
-    configs = {"defaults": default_config(), **route_cfgs, "calibrated": final}
-    peer = peer_mod.fit_peer(arrays, horizons_s)
-    report["peer"] = peer.summary()
-    report["scores"] = {
-        "training (all)": {**{k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
-                           "peer": peer_mod.scores(peer, arrays, horizons_s)},
-        "held-out blocks (routes recomputed without them)": {
-            "defaults": _scores(default_config(), arrays, horizons_s),
-            **{r: v["heldout"] for r, v in report["selection"]["routes"].items()}},
-    }
-    report["failures_in_sample"] = [f"{route}: log score {v['log_score']:.4f} at {h} is below a coin flip's "
-                                    f"{COIN_FLIP_LOG_SCORE:.4f} on its own training data (a model failure)"
-                                    for route, by_h in report["scores"]["training (all)"].items()
-                                    if route not in ("defaults",) for h, v in by_h.items()
-                                    if v["n"] and v["log_score"] < COIN_FLIP_LOG_SCORE - TOLERANCE]
-    if test_sessions:
-        test_arrays = [to_arrays(s) for s in test_sessions]
-        report["scores"]["test sessions (out of sample)"] = {
-            **{k: _scores(c, test_arrays, horizons_s, reliability_bins=10) for k, c in configs.items()},
-            "peer": peer_mod.scores(peer, test_arrays, horizons_s, reliability_bins=10)}
-        report["belief_on_test"] = belief_trace(final, test_arrays)
-    report["routes"] = routes_table(report["derive"], report["tune"])
-    report["config"] = config_to_dict(final)
+    report |= _validation({"defaults": default_config(), **route_cfgs, "calibrated": final}, arrays, test_sessions,
+                          report["selection"], horizons_s)
+    report |= {"routes": routes_table(report["derive"], report["tune"]), "config": config_to_dict(final)}
     if not export:
         return {**report, "final_config": final, **{f"{r}_config": c for r, c in route_cfgs.items()},
                 "derived": derived, "prior_derived": prior_derived}
 
     stage("export: config, schema, golden vectors, report")
-    report["forced"] = bool(failures) and force
-    report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report |= {"forced": bool(failures) and force, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    return _export(report, final, sessions[0], out, failures if force else [])
+
+
+def _refuse(report: dict, out: Path, failures: list[str]) -> None:
+    """Write calibration.json and the report of a calibration the gate refused, and raise."""
+    report["refused"] = True
+    write_atomic(out / "calibration.json", report_json(report))
+    from bayesmm.calibration.report import write_report
+
+    write_report(out)
+    raise CalibrationRefused("the fits failed the gate (pass --force to export anyway, marked as forced):\n  "
+                             + "\n  ".join(failures))
+
+
+def _sessions_record(sessions, test_sessions) -> dict:
+    """What calibration.json records of the sessions it fitted and scored (provenance)."""
+    return {"sessions": [{"instrument": s.meta.instrument, "venue": s.meta.venue, "events": len(s),
+                          "span_s": s.span_s(), "sha256": _session_sha256(s), "counts": s.counts(),
+                          "segments": s.segments(), "repairs": dict(s.meta.repairs),
+                          "sources": [dict(x) for x in s.meta.sources]} for s in sessions],
+            "test_sessions": [{"sha256": _session_sha256(s), "span_s": s.span_s(),
+                               "sources": [dict(x) for x in s.meta.sources]} for s in test_sessions]}
+
+
+def _validation(configs: dict, arrays, test_sessions, selection: dict, horizons_s) -> dict:
+    """The validate stage's entries: the peer, every config's scores in sample, held out (the
+    selection's) and on the test sessions, the routes that fail a coin flip in sample, and the
+    export's forecasts over time on the test sessions."""
+    peer = peer_mod.fit_peer(arrays, horizons_s)
+    scores = {"training (all)": {**{k: _scores(c, arrays, horizons_s) for k, c in configs.items()},
+                                 "peer": peer_mod.scores(peer, arrays, horizons_s)},
+              "held-out blocks (routes recomputed without them)": {
+                  "defaults": _scores(configs["defaults"], arrays, horizons_s),
+                  **{r: v["heldout"] for r, v in selection["routes"].items()}}}
+    out = {"peer": peer.summary(), "scores": scores,
+           "failures_in_sample": [f"{route}: log score {v['log_score']:.4f} at {h} is below a coin flip's "
+                                  f"{COIN_FLIP_LOG_SCORE:.4f} on its own training data (a model failure)"
+                                  for route, by_h in scores["training (all)"].items()
+                                  if route not in ("defaults",) for h, v in by_h.items()
+                                  if v["n"] and v["log_score"] < COIN_FLIP_LOG_SCORE - TOLERANCE]}
+    if test_sessions:
+        test_arrays = [to_arrays(s) for s in test_sessions]
+        scores["test sessions (out of sample)"] = {
+            **{k: _scores(c, test_arrays, horizons_s, reliability_bins=10) for k, c in configs.items()},
+            "peer": peer_mod.scores(peer, test_arrays, horizons_s, reliability_bins=10)}
+        out["belief_on_test"] = belief_trace(configs["calibrated"], test_arrays)
+    return out
+
+
+def _export(report: dict, final: Config, session, out: Path, forced_reasons: list[str]) -> dict:
+    """Write config.schema.json, config.toml (with provenance), golden.parquet, calibration.json and
+    the report into `out`; returns the report with the golden vectors' summary."""
     write_atomic(out / "config.schema.json", json.dumps(config_schema(), indent=2))
-    write_config(final, out / "config.toml", provenance(report, failures if force else []))
-    table = golden.build(final, sessions[0])
+    write_config(final, out / "config.toml", provenance(report, forced_reasons))
+    table = golden.build(final, session)
     golden.write(table, out / "golden.parquet")
     report["golden"] = {"rows": table.num_rows, "streams": golden.read(out / "golden.parquet")[1]["streams"],
                         "config_sha256": golden.config_hash(final)}

@@ -154,28 +154,9 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
         num_draws: posterior draws per parameter (resampled with replacement where a fit has fewer).
     """
     rng = np.random.default_rng(seed)
-    out: list[Derived] = []
     by_model = {m: _Draws(f, num_draws, rng) for m, f in fits.items()}
     get = lambda model, name: by_model[model](name)  # noqa: E731
-    sigma_long = None
-    if "volatility" in fits:
-        mu_h, phi, xi = get("volatility", "log_var_mean"), get("volatility", "persistence"), \
-            get("volatility", "vol_of_vol")
-        post = fits["volatility"].posterior
-        p0 = get("volatility", "no_move_prob") if "no_move_prob" in post else 0.0
-        df = get("volatility", "return_df") if "return_df" in post else None
-        t_var = 1.0 if df is None else df / (df - 2.0)  # a Student-t's variance over its scale^2
-        sigma_long = np.sqrt((1.0 - p0) * t_var * np.exp(mu_h + xi**2 / (2.0 * (1.0 - phi**2))))
-        out.append(Derived("volatility.sigma_long_bps_sqrt_s", sigma_long,
-                           "volatility model: sqrt((1 - no_move_prob) exp(log_var_mean + vol_of_vol^2 / "
-                           "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"
-                           + (", times df / (df - 2) (Student-t returns)" if df is not None else "")))
-        bin_s = _bin_width_s(fits["volatility"], data.get("volatility", {}))
-        out.append(Derived("volatility.forget_per_s", -np.log(np.clip(phi, 1e-3, 1.0)) / bin_s,
-                           "volatility model: -ln(persistence) / bin width, the log-OU rate (a persistence at or "
-                           "below 0 - a short session - counts as 0.001: forgotten within a bin or so)"))
-        if df is not None:
-            out.append(Derived("volatility.return_df", df, "volatility model: return_df (Student-t returns)"))
+    out, sigma_long = _from_volatility(get, fits, data) if "volatility" in fits else ([], None)
     if "drift" in fits:
         out.append(Derived("drift.theta_mu_per_s", get("drift", "theta_per_s"), "drift model: theta_per_s"))
         out.append(Derived("drift.sigma_mu_bps_s_sqrt_s", get("drift", "sigma_mu_bps_s_sqrt_s"),
@@ -188,76 +169,123 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
         out.append(Derived("toxicity.as_prior_bps", as_mean,
                            "toxicity model: pi x as_informed_mean_bps + (1 - pi) x as_uninformed_mean_bps"))
     if "regime" in fits:
-        q = get("regime", "generator_per_s")  # (draws, 4, 4)
-        leave = 0.5 * (-q[:, 0, 0] - q[:, 1, 1])
-        out.append(Derived("evidence.theta_decay_per_s", 2.0 * leave,
-                           "regime model: 2 x the mean rate of leaving a trending regime (-Q[0,0] - Q[1,1]) / 2"))
-        ones = np.ones(len(leave))
-        out.append(Derived("evidence.markov_decay", ones,
-                           "regime model, by construction: the decay is the two-state chain's 2q, so the chain's "
-                           "own rule between events, p' = 1/2 + (p - 1/2) exp(-theta dt) (weight 1)"))
-        out.append(Derived("evidence.lambda_as", 0.0 * ones,
-                           "by construction: a fill's AS is the mid's move after it, which the filter reads as "
-                           "returns; weighing it again counts the move twice"))
-        out.append(Derived("evidence.lambda_burst", 0.0 * ones,
-                           "by construction: a burst's fills are weighed one by one (lambda x their effective "
-                           "share); an extra weight per burst fill counts them twice"))
-        out.append(Derived("regime.rates_per_s", q, "regime model: generator_per_s"))
-        m = get("regime", "trend_drift_bps_s")
-        out.append(Derived("regime.drift_bps_s", np.stack([-m, m, 0 * m, 0 * m], axis=1),
-                           "regime model: (-trend_drift_bps_s, +trend_drift_bps_s, 0, 0)"))
-        sig_mr = get("regime", "sigma_mr_bps_sqrt_s")
-        sig_t = sig_mr * (1.0 + get("regime", "trend_vol_excess"))
-        sig_v = sig_t * (1.0 + get("regime", "vol_excess"))
-        sig = np.stack([sig_t, sig_t, sig_mr, sig_v], axis=1)
-        norm = sigma_long[:, None] if sigma_long is not None else np.sqrt(np.mean(sig**2, axis=1, keepdims=True))
-        out.append(Derived("regime.vol_mult", sig / norm, "regime model: each regime's sigma over sigma_long"
-                           + (" (volatility model)" if sigma_long is not None else " (the regimes' rms)")))
-        rho = get("regime", "fill_asymmetry")
-        n = np.asarray(data["regime"]["n_buy"]) + np.asarray(data["regime"]["n_sell"])
-        share = _effective_share(n, get("regime", "side_concentration"))
-        lam = np.log((0.5 + rho) / np.maximum(0.5 - rho, 1e-9)) * share
-        key = "evidence.lambda_trade" if from_tape else "evidence.lambda_fill"
-        out.append(Derived(key, lam, "regime model: ln((1/2 + fill_asymmetry) / (1/2 - fill_asymmetry)) x the "
-                                     "effective share of dependent fills (side_concentration)"
-                                + ("; the tape's prints stand in for own fills" if from_tape else "")))
-        p_buy = np.stack([0.5 + rho, 0.5 - rho, 0.5 + 0 * rho, 0.5 + 0 * rho], axis=1)
-        p_buy = np.clip(p_buy, 0.01, 0.99)
-        if from_tape:
-            out.append(Derived("regime.p_taker_buy", 1.0 - p_buy,
-                               "regime model: 1 - (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2): the "
-                               "aggressor of the tape's print is the other side of the fill it makes"))
-            rate = get("regime", "fill_rate_per_s").mean(axis=1, keepdims=True) * np.ones((1, 4))
-            out.append(Derived("regime.fill_rate_per_s", rate, "regime model: the mean fill rate, equal across "
-                               "regimes: no own fills are observed, so their absence must say nothing"))
-        else:
-            out.append(Derived("regime.p_buy_fill", p_buy,
-                               "regime model: (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2)"))
-            out.append(Derived("regime.fill_rate_per_s", get("regime", "fill_rate_per_s"),
-                               "regime model: fill_rate_per_s"))
         post = fits["regime"].posterior
-        if "imbalance_trend" in post:
-            lam_imb = 2.0 * get("regime", "imbalance_trend") / get("regime", "imbalance_sd") ** 2
-            out.append(Derived("evidence.lambda_imbalance", lam_imb,
-                               "regime model: 2 imbalance_trend / imbalance_sd^2, the log-odds of down vs up trend "
-                               "per unit of book imbalance (imbalance_offset dropped: the filter's term is symmetric)"))
-        if "cv_sd_bps_sqrt_s" in post and "cv_beta" in post:
-            b, s_cv = get("regime", "cv_beta"), get("regime", "cv_sd_bps_sqrt_s")
-            var = b**2 * sig_t**2 + s_cv**2
-            out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * b * m / var,
-                               "regime model: 2 cv_beta trend_drift / (cv_beta^2 sigma_trend^2 + cv_sd^2), the "
-                               "log-odds of down vs up trend per bps of the other venue's move where this venue's "
-                               "mid has not moved (where it has, the model reads the other venue's move as the same "
-                               "move: no evidence beyond it; `models.regime.cv_law`)"))
-        elif "cv_sd_bps_sqrt_s" in post:  # a fit from before the two venues' moves were linked
-            out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * m / get("regime", "cv_sd_bps_sqrt_s") ** 2,
-                               "regime model: 2 trend_drift_bps_s / cv_sd_bps_sqrt_s^2, the log-odds of down vs up "
-                               "trend per bps of the other venue's move"))
+        out += _regime_dynamics(get)
+        sig_t, regime_vol = _regime_vol(get, sigma_long)
+        out.append(regime_vol)
+        out += _regime_fills(get, data, from_tape)
+        out += _regime_book_and_venues(get, post, sig_t)
         a_t, a_mr, a_v = get("regime", "as_trend_bps"), get("regime", "as_mr_bps"), get("regime", "as_vol_bps")
         out.append(Derived("regime.as_mean_bps", np.stack([a_t, a_t, a_mr, a_v], axis=1),
                            "regime model: (as_trend, as_trend, as_mr, as_vol)"))
         out.append(Derived("regime.as_sd_bps", get("regime", "as_sd_bps")[:, None] * np.ones((1, 4)),
                            "regime model: as_sd_bps (one for all regimes)"))
+    return out
+
+
+def _from_volatility(get, fits: dict, data: dict) -> tuple[list[Derived], np.ndarray]:
+    """The volatility model's parameters, and sigma_long's draws (the regimes' volatility is read
+    against it)."""
+    out = []
+    mu_h, phi, xi = get("volatility", "log_var_mean"), get("volatility", "persistence"), get("volatility", "vol_of_vol")
+    post = fits["volatility"].posterior
+    p0 = get("volatility", "no_move_prob") if "no_move_prob" in post else 0.0
+    df = get("volatility", "return_df") if "return_df" in post else None
+    t_var = 1.0 if df is None else df / (df - 2.0)  # a Student-t's variance over its scale^2
+    sigma_long = np.sqrt((1.0 - p0) * t_var * np.exp(mu_h + xi**2 / (2.0 * (1.0 - phi**2))))
+    out.append(Derived("volatility.sigma_long_bps_sqrt_s", sigma_long,
+                       "volatility model: sqrt((1 - no_move_prob) exp(log_var_mean + vol_of_vol^2 / "
+                       "(2 (1 - persistence^2)))), the stationary mean of sigma^2 over moving bins"
+                       + (", times df / (df - 2) (Student-t returns)" if df is not None else "")))
+    bin_s = _bin_width_s(fits["volatility"], data.get("volatility", {}))
+    out.append(Derived("volatility.forget_per_s", -np.log(np.clip(phi, 1e-3, 1.0)) / bin_s,
+                       "volatility model: -ln(persistence) / bin width, the log-OU rate (a persistence at or "
+                       "below 0 - a short session - counts as 0.001: forgotten within a bin or so)"))
+    if df is not None:
+        out.append(Derived("volatility.return_df", df, "volatility model: return_df (Student-t returns)"))
+    return out, sigma_long
+
+
+def _regime_dynamics(get) -> list[Derived]:
+    """The regime model's chain: the evidence's decay (and the weights fixed by construction), the
+    generator, the regimes' drifts."""
+    q = get("regime", "generator_per_s")  # (draws, 4, 4)
+    leave = 0.5 * (-q[:, 0, 0] - q[:, 1, 1])
+    ones = np.ones(len(leave))
+    m = get("regime", "trend_drift_bps_s")
+    return [Derived("evidence.theta_decay_per_s", 2.0 * leave,
+                    "regime model: 2 x the mean rate of leaving a trending regime (-Q[0,0] - Q[1,1]) / 2"),
+            Derived("evidence.markov_decay", ones,
+                    "regime model, by construction: the decay is the two-state chain's 2q, so the chain's "
+                    "own rule between events, p' = 1/2 + (p - 1/2) exp(-theta dt) (weight 1)"),
+            Derived("evidence.lambda_as", 0.0 * ones,
+                    "by construction: a fill's AS is the mid's move after it, which the filter reads as "
+                    "returns; weighing it again counts the move twice"),
+            Derived("evidence.lambda_burst", 0.0 * ones,
+                    "by construction: a burst's fills are weighed one by one (lambda x their effective "
+                    "share); an extra weight per burst fill counts them twice"),
+            Derived("regime.rates_per_s", q, "regime model: generator_per_s"),
+            Derived("regime.drift_bps_s", np.stack([-m, m, 0 * m, 0 * m], axis=1),
+                    "regime model: (-trend_drift_bps_s, +trend_drift_bps_s, 0, 0)")]
+
+
+def _regime_vol(get, sigma_long) -> tuple[np.ndarray, Derived]:
+    """(the trends' sigma draws, each regime's volatility over sigma_long: the volatility model's, else
+    the regimes' rms)."""
+    sig_mr = get("regime", "sigma_mr_bps_sqrt_s")
+    sig_t = sig_mr * (1.0 + get("regime", "trend_vol_excess"))
+    sig_v = sig_t * (1.0 + get("regime", "vol_excess"))
+    sig = np.stack([sig_t, sig_t, sig_mr, sig_v], axis=1)
+    norm = sigma_long[:, None] if sigma_long is not None else np.sqrt(np.mean(sig**2, axis=1, keepdims=True))
+    return sig_t, Derived("regime.vol_mult", sig / norm, "regime model: each regime's sigma over sigma_long"
+                          + (" (volatility model)" if sigma_long is not None else " (the regimes' rms)"))
+
+
+def _regime_fills(get, data: dict, from_tape: bool) -> list[Derived]:
+    """The fills' evidence: the side's log-likelihood ratio (the tape's prints standing in for own fills
+    where there are none), each regime's side probabilities and fill rate."""
+    rho = get("regime", "fill_asymmetry")
+    n = np.asarray(data["regime"]["n_buy"]) + np.asarray(data["regime"]["n_sell"])
+    share = _effective_share(n, get("regime", "side_concentration"))
+    lam = np.log((0.5 + rho) / np.maximum(0.5 - rho, 1e-9)) * share
+    key = "evidence.lambda_trade" if from_tape else "evidence.lambda_fill"
+    out = [Derived(key, lam, "regime model: ln((1/2 + fill_asymmetry) / (1/2 - fill_asymmetry)) x the "
+                             "effective share of dependent fills (side_concentration)"
+                   + ("; the tape's prints stand in for own fills" if from_tape else ""))]
+    p_buy = np.clip(np.stack([0.5 + rho, 0.5 - rho, 0.5 + 0 * rho, 0.5 + 0 * rho], axis=1), 0.01, 0.99)
+    if from_tape:
+        rate = get("regime", "fill_rate_per_s").mean(axis=1, keepdims=True) * np.ones((1, 4))
+        return out + [Derived("regime.p_taker_buy", 1.0 - p_buy,
+                              "regime model: 1 - (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2): the "
+                              "aggressor of the tape's print is the other side of the fill it makes"),
+                      Derived("regime.fill_rate_per_s", rate, "regime model: the mean fill rate, equal across "
+                              "regimes: no own fills are observed, so their absence must say nothing")]
+    return out + [Derived("regime.p_buy_fill", p_buy,
+                          "regime model: (1/2 + fill_asymmetry, 1/2 - fill_asymmetry, 1/2, 1/2)"),
+                  Derived("regime.fill_rate_per_s", get("regime", "fill_rate_per_s"), "regime model: fill_rate_per_s")]
+
+
+def _regime_book_and_venues(get, post, sig_t) -> list[Derived]:
+    """The book imbalance's and the other venue's evidence, where the regime model has them."""
+    out = []
+    m = get("regime", "trend_drift_bps_s")
+    if "imbalance_trend" in post:
+        lam_imb = 2.0 * get("regime", "imbalance_trend") / get("regime", "imbalance_sd") ** 2
+        out.append(Derived("evidence.lambda_imbalance", lam_imb,
+                           "regime model: 2 imbalance_trend / imbalance_sd^2, the log-odds of down vs up trend "
+                           "per unit of book imbalance (imbalance_offset dropped: the filter's term is symmetric)"))
+    if "cv_sd_bps_sqrt_s" in post and "cv_beta" in post:
+        b, s_cv = get("regime", "cv_beta"), get("regime", "cv_sd_bps_sqrt_s")
+        var = b**2 * sig_t**2 + s_cv**2
+        out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * b * m / var,
+                           "regime model: 2 cv_beta trend_drift / (cv_beta^2 sigma_trend^2 + cv_sd^2), the "
+                           "log-odds of down vs up trend per bps of the other venue's move where this venue's "
+                           "mid has not moved (where it has, the model reads the other venue's move as the same "
+                           "move: no evidence beyond it; `models.regime.cv_law`)"))
+    elif "cv_sd_bps_sqrt_s" in post:  # a fit from before the two venues' moves were linked
+        out.append(Derived("evidence.lambda_cv_per_bps", 2.0 * m / get("regime", "cv_sd_bps_sqrt_s") ** 2,
+                           "regime model: 2 trend_drift_bps_s / cv_sd_bps_sqrt_s^2, the log-odds of down vs up "
+                           "trend per bps of the other venue's move"))
     return out
 
 

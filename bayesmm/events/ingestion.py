@@ -149,22 +149,11 @@ def ingest(
         The validated session and the report of what was repaired or skipped.
     """
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
-    if not paths:
-        raise IngestError("-", 0, "paths", "no recording given")
-    if not (as_horizon_s > 0):
-        raise IngestError("-", 0, "as_horizon_s", f"must be > 0, got {as_horizon_s!r}")
-    if not (max_gap_s > 0):
-        raise IngestError("-", 0, "max_gap_s", f"must be > 0, got {max_gap_s!r}")
+    _check_arguments(paths, as_horizon_s, max_gap_s)
     report = IngestReport(lenient=lenient)
     venue = venue or detect_venue(paths[0])
     builder = EventBuilder()
-    sources, symbol, venue_name = [], None, venue
-    for path in paths:
-        parser = parse_recording(path, venue, report, builder, tolerance_ns, progress)
-        if symbol is not None and parser.symbol != symbol:
-            raise IngestError(str(path), 0, "instrument", f"{parser.symbol!r} does not match {symbol!r}")
-        symbol, venue_name = parser.symbol, parser.venue()
-        sources.append({"path": Path(path).name, "sha256": sha256_file(path), "role": "market"})
+    symbol, venue_name, sources = _read_market(paths, venue, report, builder, tolerance_ns, progress)
     if fills is not None:
         times = [r[0] for r in builder.rows]
         span = (min(times), max(times)) if times else None
@@ -172,23 +161,11 @@ def ingest(
         sources.append({"path": Path(fills).name, "sha256": sha256_file(fills), "role": "own_fills"})
     report.counts["adverse_selection_events"] += add_adverse_selection(builder, as_horizon_s, report, max_gap_s)
     if cross_venue is not None:
-        other = EventBuilder()
-        other_venue = detect_venue(cross_venue)
-        parser = parse_recording(cross_venue, other_venue, report, other, tolerance_ns, progress)
-        name = parser.venue()
-        for r in other.rows:
-            if r[1] == MID_TICK:
-                builder.cv_tick(r[0], name, r[2])
-        report.counts["cv_ticks"] += sum(1 for r in builder.rows if r[1] == CV_TICK)
+        _add_cross_venue(cross_venue, report, builder, tolerance_ns, progress)
         sources.append({"path": Path(cross_venue).name, "sha256": sha256_file(cross_venue), "role": "cross_venue"})
     if not len(builder):
         raise IngestError(str(paths[0]), 0, "events", "the recording(s) produced no events")
-    tick = tick_size if tick_size is not None else infer_tick_size(builder)
-    if not (tick > 0):
-        books = sum(1 for r in builder.rows if r[1] == BOOK_UPDATE)
-        why = ("the recording has no book (the tick size is inferred from the steps of the best bid)" if not books
-               else f"its {books} book(s) never change the best bid" if tick != tick else f"got {tick}")
-        raise IngestError(str(paths[0]), 0, "tick_size", f"cannot infer the tick size: {why}; pass --tick-size")
+    tick = _tick_size(builder, tick_size, paths[0])
     count_gaps(np.array([r[0] for r in builder.rows], dtype=np.int64), max_gap_s, report)
     meta = SessionMeta(instrument=symbol or "unknown", venue=venue_name, tick_size=tick, fee_bps=fee_bps,
                        as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary(),
@@ -196,3 +173,47 @@ def ingest(
     session = Session(builder.table(), meta)
     validate(session)
     return session, report
+
+
+def _check_arguments(paths: list, as_horizon_s: float, max_gap_s: float) -> None:
+    if not paths:
+        raise IngestError("-", 0, "paths", "no recording given")
+    if not (as_horizon_s > 0):
+        raise IngestError("-", 0, "as_horizon_s", f"must be > 0, got {as_horizon_s!r}")
+    if not (max_gap_s > 0):
+        raise IngestError("-", 0, "max_gap_s", f"must be > 0, got {max_gap_s!r}")
+
+
+def _read_market(paths: list, venue: str, report: IngestReport, builder: EventBuilder, tolerance_ns: int,
+                 progress: bool) -> tuple[str | None, str, list[dict]]:
+    """Parse the market recordings (one instrument) into `builder`: (symbol, venue name, sources)."""
+    sources, symbol, venue_name = [], None, venue
+    for path in paths:
+        parser = parse_recording(path, venue, report, builder, tolerance_ns, progress)
+        if symbol is not None and parser.symbol != symbol:
+            raise IngestError(str(path), 0, "instrument", f"{parser.symbol!r} does not match {symbol!r}")
+        symbol, venue_name = parser.symbol, parser.venue()
+        sources.append({"path": Path(path).name, "sha256": sha256_file(path), "role": "market"})
+    return symbol, venue_name, sources
+
+
+def _add_cross_venue(path, report: IngestReport, builder: EventBuilder, tolerance_ns: int, progress: bool) -> None:
+    """Another venue's recording: its mids become cv_tick events in `builder` (counted as cv_ticks)."""
+    other = EventBuilder()
+    parser = parse_recording(path, detect_venue(path), report, other, tolerance_ns, progress)
+    name = parser.venue()
+    for r in other.rows:
+        if r[1] == MID_TICK:
+            builder.cv_tick(r[0], name, r[2])
+    report.counts["cv_ticks"] += sum(1 for r in builder.rows if r[1] == CV_TICK)
+
+
+def _tick_size(builder: EventBuilder, given: float | None, path) -> float:
+    """The price grid: `given`, else inferred from the best bid's steps; an IngestError saying why not."""
+    tick = given if given is not None else infer_tick_size(builder)
+    if not (tick > 0):
+        books = sum(1 for r in builder.rows if r[1] == BOOK_UPDATE)
+        why = ("the recording has no book (the tick size is inferred from the steps of the best bid)" if not books
+               else f"its {books} book(s) never change the best bid" if tick != tick else f"got {tick}")
+        raise IngestError(str(path), 0, "tick_size", f"cannot infer the tick size: {why}; pass --tick-size")
+    return tick

@@ -203,7 +203,27 @@ def validate(session: Session, where: str = "session") -> None:
     time non-decreasing, finite positive prices, books not crossed, sides in {-1, +1} where they
     matter, positive sizes, and that every adverse_selection event refers to an earlier own_fill.
     """
-    table = session.table
+    _check_schema(session.table, where)
+    _check_meta(session.meta, where)
+    if session.table.num_rows == 0:
+        return
+    col = {c: session.table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
+    kind = col["kind"].astype(str)
+    bad = ~np.isin(kind, KINDS)
+    if bad.any():
+        i = _first_bad(bad)
+        raise SessionError(i, "kind", f"unknown kind {_py(kind[i])!r}", where)
+    t = col["t_ns"]
+    back = np.diff(t) < 0
+    if back.any():
+        i = _first_bad(back) + 1
+        raise SessionError(i, "t_ns", f"time runs backwards: {_py(t[i])} < {_py(t[i - 1])}", where)
+    _check_rows(col, kind, where)
+    _check_adverse_selection(col, kind, where)
+
+
+def _check_schema(table: pa.Table, where: str) -> None:
+    """Exactly the schema's columns, each of its type (a large string reads as a string)."""
     names = table.schema.names
     unknown = [c for c in names if c not in COLUMNS]
     if unknown:
@@ -215,28 +235,21 @@ def validate(session: Session, where: str = "session") -> None:
         got = table.schema.field(f.name).type
         if got != f.type and not (pa.types.is_large_string(got) and f.type == pa.string()):
             raise SessionError(-1, f.name, f"type {got} (expected {f.type})", where)
-    m = session.meta
-    if not (np.isfinite(m.tick_size) and m.tick_size > 0):
-        raise SessionError(-1, "tick_size", f"must be > 0, got {m.tick_size!r}", where)
-    if not (np.isfinite(m.as_horizon_s) and m.as_horizon_s > 0):
-        raise SessionError(-1, "as_horizon_s", f"must be > 0, got {m.as_horizon_s!r}", where)
-    if not (np.isfinite(m.max_gap_s) and m.max_gap_s > 0):
-        raise SessionError(-1, "max_gap_s", f"must be > 0, got {m.max_gap_s!r}", where)
+
+
+def _check_meta(m: SessionMeta, where: str) -> None:
+    """The session's constants: positive tick, horizon and gap length, a finite fee."""
+    for name in ("tick_size", "as_horizon_s", "max_gap_s"):
+        value = getattr(m, name)
+        if not (np.isfinite(value) and value > 0):
+            raise SessionError(-1, name, f"must be > 0, got {value!r}", where)
     if not np.isfinite(m.fee_bps):
         raise SessionError(-1, "fee_bps", f"must be finite, got {m.fee_bps!r}", where)
-    if table.num_rows == 0:
-        return
-    col = {c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
-    kind = col["kind"].astype(str)
-    bad = ~np.isin(kind, KINDS)
-    if bad.any():
-        i = _first_bad(bad)
-        raise SessionError(i, "kind", f"unknown kind {_py(kind[i])!r}", where)
-    t = col["t_ns"]
-    back = np.diff(t) < 0
-    if back.any():
-        i = _first_bad(back) + 1
-        raise SessionError(i, "t_ns", f"time runs backwards: {_py(t[i])} < {_py(t[i - 1])}", where)
+
+
+def _check_rows(col: dict, kind: np.ndarray, where: str) -> None:
+    """Each kind's fields: finite positive prices and sizes, sides +-1, uncrossed books, imbalance in
+    [-1, 1], fill ids, finite AS, no infinity anywhere, a venue on other venues' ticks."""
 
     def need(rows: np.ndarray, name: str, ok: np.ndarray, what: str) -> None:
         bad = rows & ~ok
@@ -261,16 +274,19 @@ def validate(session: Session, where: str = "session") -> None:
         need(book, "ask_px", col["ask_px"] > col["bid_px"], "crossed or locked book (ask <= bid)")
         imb = col["imbalance"]
         need(book, "imbalance", np.isnan(imb) | (np.abs(imb) <= 1.0), "must be in [-1, 1] or NaN")
-        fills = kind == "own_fill"
-        need(fills, "fill_id", col["fill_id"] >= 0, "own fills need a fill_id >= 0")
-        adverse = kind == "adverse_selection"
-        need(adverse, "as_bps", np.isfinite(col["as_bps"]), "must be finite")
+        need(kind == "own_fill", "fill_id", col["fill_id"] >= 0, "own fills need a fill_id >= 0")
+        need(kind == "adverse_selection", "as_bps", np.isfinite(col["as_bps"]), "must be finite")
         everywhere = np.ones(len(kind), bool)
         for name in ("price", "size", "bid_px", "ask_px", "bid_sz", "ask_sz", "imbalance", "depth_qty", "as_bps"):
             need(everywhere, name, ~np.isinf(col[name]), "must not be infinite (NaN marks an absent value)")
         need(kind == "cv_tick", "venue", col["venue"].astype(str) != "", "cv_tick needs a venue")
+
+
+def _check_adverse_selection(col: dict, kind: np.ndarray, where: str) -> None:
+    """Every adverse_selection event refers to an own_fill earlier in the session."""
+    adverse = kind == "adverse_selection"
     if adverse.any():
-        fill_rows = np.flatnonzero(fills)
+        fill_rows = np.flatnonzero(kind == "own_fill")
         first_row = dict(zip(col["fill_id"][fill_rows][::-1].tolist(), fill_rows[::-1].tolist(), strict=True))
         for i in np.flatnonzero(adverse):
             j = first_row.get(int(col["fill_id"][i]))

@@ -69,12 +69,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         svi_restarts: SVI optimisations from different starting points (`init_strategy` under the
             keys `seed`, then `seed` folded with 1, 2, ...); the one with the lowest final loss
             (the mean negative ELBO of its last tenth of steps) is kept, every one's final loss is
-            recorded (`sample_stats.attrs["svi_restart_losses"]`). Why: the ELBO of the regime HMM
-            has local optima in which the states swap roles. On an hour of the mean-reverting
-            validation market (`calibration.validate`, seed 0), the first start ended 228 nats
-            worse than the third, with the volatile state's excess volatility 0.06 (truth 1.0),
-            the trend drift 3.2 bps/s (truth 2.0) and trends that last one bin; the third
-            recovered 1.01, 1.9 and the quiet sigma 2.00 (truth 2.0).
+            recorded (`sample_stats.attrs["svi_restart_losses"]`). `_best_svi` says why.
         guide: the SVI guide: None for AutoNormal (independent normals in the unconstrained space),
             or a function (model, init_loc_fn) -> guide, e.g. `models.volatility.SVStructuredGuide`
             (with `centred=True` in the SV model's data).
@@ -94,79 +89,92 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             approximation with the standard deviations tripled (starts overdispersed with respect
             to it, as r_hat needs), and the mass matrix starts at the approximation's variances
             (diagonal; the diagonal of a dense one) instead of the identity; adaptation then goes
-            on as usual. Why: from the prior median with a unit mass matrix the regime HMM's warmup
-            took 72 leapfrog steps per iteration on 20,000 bins (78% of a chain's time) against 15
-            per draw after it; warm, 13 (benchmarks/bench_fit.py, `regime_aim`). What it gives
-            up: the chains start near one optimum of the ELBO, so their agreement no longer tests
-            whether the posterior has other modes far from it (`svi_restarts` > 1 looks for them).
-            The SVI fit's time is counted in the fit's `warmup_s` and recorded as `warm_start_s`.
+            on as usual. The SVI fit's time is counted in `warmup_s` and recorded as `warm_start_s`;
+            `_warm_start` says why and what it gives up.
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
             A model's pointwise log-likelihood, the deterministic site "log_lik" (models given
             `pointwise=True`), goes to the `log_likelihood` group, where ArviZ's `loo` reads it.
 
-    Each fit compiles its own sampler, and JAX keeps compiled code alive in its caches. On CPU that
-    code holds memory mappings (~8,000 per NUTS fit here, ~10,000 per SVI fit with its checks);
-    after ~8 fits in one process the kernel's limit (vm.max_map_count, 65,530 by default) was
-    reached and LLVM crashed the process. So a fit ends with `release_compiled_code()`, which clears
-    JAX's caches once the process holds half the limit - not after every fit: what stays compiled
-    (NumPyro's model initialisation runs op by op, and each op's program is reused by the next fit)
-    makes the next fit faster (`benchmarks/bench_compile_cache.py`).
+    A fit ends with `release_compiled_code()` (its docstring says why).
     """
     key = jax.random.key(seed)
     kwargs = model_kwargs(data)
     observed = {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray | jnp.ndarray)}
     if method == "nuts":
-        t0 = time.perf_counter()
-        init_params, inverse_mass, warm = None, None, {}
-        if warm_start:
-            svi_key, key = jax.random.split(key)
-            _, res, finals, _ = _best_svi(model, kwargs, svi_key, None, init_strategy, svi_steps, svi_restarts,
-                                          progress)
-            init_params, inverse_mass = _warm_start(res.params, chains, dense_mass, jax.random.fold_in(svi_key, 7))
-            warm = {"warm_start_s": time.perf_counter() - t0, "svi_restart_losses": finals}
-        kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy, inverse_mass_matrix=inverse_mass)
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                    chain_method=chain_method, progress_bar=progress)
-        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, init_params=init_params, **kwargs)
-        warmup_steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
-        t1 = time.perf_counter()
-        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=("diverging", "energy", "num_steps"), **kwargs)
-        jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait before timing
-        timing = {"warmup_s": t1 - t0, "sampling_s": time.perf_counter() - t1,
-                  "warmup_leapfrog_steps": int(warmup_steps.sum())} | warm
-        samples = mcmc.get_samples(group_by_chain=True)
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"]),
-                        "n_steps": np.asarray(extra["num_steps"])}
+        samples, sample_stats, timing = _run_nuts(model, kwargs, key, draws, warmup, chains, progress, svi_steps,
+                                                  chain_method, dense_mass, init_strategy, svi_restarts, warm_start)
     elif method == "svi":
-        t0 = time.perf_counter()
-        guide_fn, res, finals, best = _best_svi(model, kwargs, key, guide, init_strategy, svi_steps, svi_restarts,
-                                                progress)
-        from numpyro.infer import Predictive
-
-        post = Predictive(guide_fn, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
-        det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
-        samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
-        sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
-        timing = {"optimisation_s": time.perf_counter() - t0, "svi_restart_losses": finals, "svi_restart_kept": best}
+        samples, sample_stats, timing = _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy,
+                                                 guide, svi_restarts)
     else:
         raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
-    keep = {k: np.asarray(v) for k, v in samples.items() if np.asarray(v).size > 0  # (empty: factor sites)
-            and k != "log_lik"
-            and ((var_names is None and np.asarray(v)[0, 0].size <= 100) or (var_names is not None and k in var_names))}
-    extra = {"log_likelihood": {"bins": np.asarray(samples["log_lik"])}} if "log_lik" in samples else {}
-    idata = az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed, **extra)
+    idata = _inference_data(samples, sample_stats, observed, var_names)
     idata.sample_stats.attrs.update(timing)  # wall seconds (compilation included) and warmup work
-    idata.posterior.attrs["method"] = method
+    idata.posterior.attrs.update(method=method, model=getattr(model, "__name__", str(model)))
     if method == "svi":
         idata.posterior.attrs["guide"] = "AutoNormal" if guide is None else getattr(guide, "__name__", str(guide))
-    idata.posterior.attrs["model"] = getattr(model, "__name__", str(model))
     release_compiled_code()
     return idata
 
 
+def _run_nuts(model, kwargs, key, draws, warmup, chains, progress, svi_steps, chain_method, dense_mass,
+              init_strategy, svi_restarts, warm_start):
+    """NUTS (`fit`'s arguments): (samples by chain, sample stats, timing)."""
+    t0 = time.perf_counter()
+    init_params, inverse_mass, warm = None, None, {}
+    if warm_start:
+        svi_key, key = jax.random.split(key)
+        _, res, finals, _ = _best_svi(model, kwargs, svi_key, None, init_strategy, svi_steps, svi_restarts, progress)
+        init_params, inverse_mass = _warm_start(res.params, chains, dense_mass, jax.random.fold_in(svi_key, 7))
+        warm = {"warm_start_s": time.perf_counter() - t0, "svi_restart_losses": finals}
+    kernel = NUTS(model, dense_mass=dense_mass, init_strategy=init_strategy, inverse_mass_matrix=inverse_mass)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+                chain_method=chain_method, progress_bar=progress)
+    mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, init_params=init_params, **kwargs)
+    warmup_steps = np.asarray(mcmc.get_extra_fields()["num_steps"])
+    t1 = time.perf_counter()
+    mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=("diverging", "energy", "num_steps"), **kwargs)
+    jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: wait before timing
+    timing = {"warmup_s": t1 - t0, "sampling_s": time.perf_counter() - t1,
+              "warmup_leapfrog_steps": int(warmup_steps.sum())} | warm
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    sample_stats = {"diverging": np.asarray(extra["diverging"]), "energy": np.asarray(extra["energy"]),
+                    "n_steps": np.asarray(extra["num_steps"])}
+    return mcmc.get_samples(group_by_chain=True), sample_stats, timing
+
+
+def _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy, guide, svi_restarts):
+    """SVI (`fit`'s arguments), the best of its restarts, then `draws` guide samples and the model's
+    deterministic sites at them: (samples as one chain, sample stats, timing)."""
+    from numpyro.infer import Predictive
+
+    t0 = time.perf_counter()
+    guide_fn, res, finals, best = _best_svi(model, kwargs, key, guide, init_strategy, svi_steps, svi_restarts,
+                                            progress)
+    post = Predictive(guide_fn, params=res.params, num_samples=draws)(jax.random.key(seed + 1), **kwargs)
+    det = Predictive(model, posterior_samples=post, return_sites=None)(jax.random.key(seed + 2), **kwargs)
+    samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
+    sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
+    timing = {"optimisation_s": time.perf_counter() - t0, "svi_restart_losses": finals, "svi_restart_kept": best}
+    return samples, sample_stats, timing
+
+
+def _inference_data(samples: dict, sample_stats: dict, observed: dict, var_names) -> az.InferenceData:
+    """InferenceData of the kept sites (`fit`'s `var_names`), the pointwise log-likelihood in its group."""
+    keep = {k: np.asarray(v) for k, v in samples.items() if np.asarray(v).size > 0  # (empty: factor sites)
+            and k != "log_lik"
+            and ((var_names is None and np.asarray(v)[0, 0].size <= 100) or (var_names is not None and k in var_names))}
+    extra = {"log_likelihood": {"bins": np.asarray(samples["log_lik"])}} if "log_lik" in samples else {}
+    return az.from_dict(posterior=keep, sample_stats=sample_stats, observed_data=observed, **extra)
+
+
 def _best_svi(model, kwargs: dict, key, guide, init_strategy, steps: int, restarts: int, progress: bool):
-    """`restarts` SVI optimisations (`fit`'s `svi_restarts`): (guide, result, final losses, index kept)."""
+    """`restarts` SVI optimisations (`fit`'s `svi_restarts`): (guide, result, final losses, index kept).
+    Why restarts: the ELBO of the regime HMM has local optima in which the states swap roles. On an
+    hour of the mean-reverting validation market (`calibration.validate`, seed 0), the first start
+    ended 228 nats worse than the third, with the volatile state's excess volatility 0.06 (truth
+    1.0), the trend drift 3.2 bps/s (truth 2.0) and trends that last one bin; the third recovered
+    1.01, 1.9 and the quiet sigma 2.00 (truth 2.0)."""
     if restarts < 1:
         raise ValueError(f"svi_restarts must be >= 1, got {restarts}")
     finals, best, best_score = [], None, np.inf
@@ -188,7 +196,12 @@ WARM_START_SPREAD = 3.0
 def _warm_start(params: dict, chains: int, dense_mass: bool, key):
     """(init_params, inverse mass matrix) for NUTS from an AutoNormal guide's parameters: per chain,
     loc + WARM_START_SPREAD x scale x N(0, 1) on the unconstrained scale (leading chain axis when
-    chains > 1), and the scales squared as NumPyro's per-site (or, dense, one sorted block) matrix."""
+    chains > 1), and the scales squared as NumPyro's per-site (or, dense, one sorted block) matrix.
+    Why: from the prior median with a unit mass matrix the regime HMM's warmup took 72 leapfrog
+    steps per iteration on 20,000 bins (78% of a chain's time) against 15 per draw after it; warm,
+    13 (benchmarks/bench_fit.py, `regime_aim`). What it gives up: the chains start near one optimum
+    of the ELBO, so their agreement no longer tests whether the posterior has other modes far from
+    it (`svi_restarts` > 1 looks for them)."""
     locs = {k[: -len("_auto_loc")]: jnp.asarray(v) for k, v in params.items() if k.endswith("_auto_loc")}
     scales = {k[: -len("_auto_scale")]: jnp.asarray(v) for k, v in params.items() if k.endswith("_auto_scale")}
     keys = dict(zip(sorted(locs), jax.random.split(key, len(locs)), strict=True))
@@ -203,8 +216,15 @@ def _warm_start(params: dict, chains: int, dense_mass: bool, key):
 
 def release_compiled_code(share: float = 0.5) -> bool:
     """Clear JAX's in-memory caches of compiled code when this process's memory mappings exceed
-    `share` of the kernel's limit (`fit`'s docstring says why); always where /proc cannot say.
-    Returns whether it cleared. (The persistent cache on disk, `bayesmm.compilation_cache`, is kept.)"""
+    `share` of the kernel's limit; always where /proc cannot say. Returns whether it cleared. (The
+    persistent cache on disk, `bayesmm.compilation_cache`, is kept.)
+
+    Why: each fit compiles its own sampler, and JAX keeps compiled code alive in its caches. On CPU
+    that code holds memory mappings (~8,000 per NUTS fit here, ~10,000 per SVI fit with its checks);
+    after ~8 fits in one process the kernel's limit (vm.max_map_count, 65,530 by default) was reached
+    and LLVM crashed the process. Not after every fit: what stays compiled (NumPyro's model
+    initialisation runs op by op, and each op's program is reused by the next fit) makes the next fit
+    faster (`benchmarks/bench_compile_cache.py`)."""
     try:
         with open("/proc/self/maps") as f:
             held = sum(1 for _ in f)

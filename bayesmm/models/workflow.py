@@ -193,23 +193,34 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
         if tried:
             tried[width] = result["mean_regime_duration_s"]["ppp"]
         plot_ppc(result, out_dir / f"{name}_ppc.png", f"{name}: posterior predictive checks ({method})")
-        summary = {}
-        for var in idata.posterior.data_vars:
-            x = idata.posterior[var].values
-            if x[0, 0].size == 1:
-                x = x.ravel()
-                summary[var] = {"mean": float(x.mean()), "median": float(np.median(x)), "sd": float(x.std()),
-                                "q05": float(np.quantile(x, 0.05)), "q95": float(np.quantile(x, 0.95))}
-        report[name] = {"diagnostics": diagnostics(idata), "failures": failures, "summary": summary,
-                        "prior": (prior := prior_summary(model, data, idata, seed=seed)),
-                        "contraction": {k: v["contraction"] for k, v in prior.items()},
-                        "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"], "gated": v["gated"], "why": v["why"]}
-                                for k, v in result.items()},
-                        "num_bins": int(len(data.get("ret_bps", data.get("as_bps", data.get("down"))))),
-                        "bin_s": width,
+        report[name] = {"diagnostics": diagnostics(idata), "failures": failures,
+                        **_checked(model, data, idata, result, seed), "bin_s": width,
                         **({"bins_tried": {f"{w:g}": p for w, p in tried.items()}} if tried else {})}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def posterior_summary(idata) -> dict:
+    """{scalar site: mean, median, sd, 5% and 95% quantiles} of a fit's posterior."""
+    summary = {}
+    for var in idata.posterior.data_vars:
+        x = idata.posterior[var].values
+        if x[0, 0].size == 1:
+            x = x.ravel()
+            summary[var] = {"mean": float(x.mean()), "median": float(np.median(x)), "sd": float(x.std()),
+                            "q05": float(np.quantile(x, 0.05)), "q95": float(np.quantile(x, 0.95))}
+    return summary
+
+
+def _checked(model, data: dict, idata, ppc_result: dict, seed: int) -> dict:
+    """What a checked fit reports beside its diagnostics: the posterior summary, the prior against the
+    posterior, the PPCs and the number of bins."""
+    prior = prior_summary(model, data, idata, seed=seed)
+    return {"summary": posterior_summary(idata), "prior": prior,
+            "contraction": {k: v["contraction"] for k, v in prior.items()},
+            "ppc": {k: {"observed": v["observed"], "ppp": v["ppp"], "gated": v["gated"], "why": v["why"]}
+                    for k, v in ppc_result.items()},
+            "num_bins": int(len(data.get("ret_bps", data.get("as_bps", data.get("down")))))}
 
 
 def compare_variants(session, names, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,

@@ -155,6 +155,23 @@ def _first(conditions, values):
     return out
 
 
+def _emission_and_evidence(events: Event, p: Config, mask, is_mid, ret, ret_dt, ret_span, side, as_bps):
+    """Each event's regime log-likelihood (its kind's emission: a return's, a print's side, a fill's
+    side and arrival, an AS) and its state-free log-likelihood ratio of down (tape, AS, other venue)."""
+    r, e = p.regime, p.evidence
+    mid_lik = return_log_lik(ret[:, None], ret_dt[:, None], ret_span[:, None], p)
+    trade_lik = jnp.log(jnp.where(side[:, None] > 0, r.p_taker_buy, 1.0 - r.p_taker_buy))
+    fill_lik = jnp.log(jnp.where(side[:, None] > 0, r.p_buy_fill, 1.0 - r.p_buy_fill)) + jnp.log(r.fill_rate_per_s)
+    as_lik = norm.logpdf(as_bps[:, None], r.as_mean_bps, r.as_sd_bps)
+    is_as = mask(ADVERSE_SELECTION)
+    emission = _first([is_mid[:, None], mask(TRADE_PRINT)[:, None], mask(OWN_FILL)[:, None], is_as[:, None]],
+                      [mid_lik, trade_lik, fill_lik, as_lik])
+    cv_ret = jnp.where(mask(CV_TICK), events.cv_ret_bps, 0.0)
+    evidence = _first([mask(TRADE_PRINT), is_as, mask(CV_TICK)],
+                      [-e.lambda_trade * side, as_term(side, as_bps, p), -e.lambda_cv_per_bps * cv_ret])
+    return emission, evidence
+
+
 def event_terms(events: Event, params: Config) -> EventTerms:
     """The state-free part of `belief.update` for a batch of events (module docstring); every value
     is finite whatever the event's kind (a masked-out value would otherwise poison a gradient)."""
@@ -181,22 +198,12 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     ret = jnp.where(is_mid, events.ret_bps, 0.0)
     ret_dt = jnp.where(has_dt, events.ret_dt_s, 1.0)
     ret_span = ret_dt + p.drift.return_noise_s
-    mid_lik = return_log_lik(ret[:, None], ret_dt[:, None], ret_span[:, None], p)
     # trade print, own fill, adverse selection
     side = jnp.where(mask(TRADE_PRINT) | mask(OWN_FILL) | mask(ADVERSE_SELECTION) | mask(OWN_QUOTE),
                      events.side, 0.0)
-    r = p.regime
-    trade_lik = jnp.log(jnp.where(side[:, None] > 0, r.p_taker_buy, 1.0 - r.p_taker_buy))
-    fill_lik = jnp.log(jnp.where(side[:, None] > 0, r.p_buy_fill, 1.0 - r.p_buy_fill)) + jnp.log(r.fill_rate_per_s)
     is_as = mask(ADVERSE_SELECTION)
     a = jnp.where(is_as, events.as_bps, 0.0)
-    as_lik = norm.logpdf(a[:, None], r.as_mean_bps, r.as_sd_bps)
-    emission = _first([is_mid[:, None], mask(TRADE_PRINT)[:, None], mask(OWN_FILL)[:, None], is_as[:, None]],
-                      [mid_lik, trade_lik, fill_lik, as_lik])
-    e = p.evidence
-    cv_ret = jnp.where(mask(CV_TICK), events.cv_ret_bps, 0.0)
-    evidence = _first([mask(TRADE_PRINT), is_as, mask(CV_TICK)],
-                      [-e.lambda_trade * side, as_term(side, a, p), -e.lambda_cv_per_bps * cv_ret])
+    emission, evidence = _emission_and_evidence(events, p, mask, is_mid, ret, ret_dt, ret_span, side, a)
     is_quote = mask(OWN_QUOTE)
     depth = jnp.where(is_quote, events.depth_bps, NO_QUOTE_BPS)
     f = lambda b: b.astype(dtype)  # noqa: E731
@@ -232,20 +239,7 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True, with_
     def fresh_or(name, passed):
         return jnp.where(restart, getattr(prior, name), passed)
 
-    # directional evidence: decay (linear, blended with the Markov chain's), the survival term, the event
-    lo = s.log_odds_ev
-    linear = lo * e.decay
-    stale = linear + p.evidence.markov_decay * (markov_decayed(lo, e.theta_dt) - linear)
-    lo = fresh_or("log_odds_ev", add_evidence(stale, survival_rate(s, p) * e.span_s, p))
-    # the ring buffer of recent fills, and this fill's burst term
-    slot = jnp.arange(BURST_BUFFER) == fresh_or("fill_head", s.fill_head)
-    write = (e.is_fill > 0) & slot
-    age = jnp.where(write, 0.0, fresh_or("fill_age_s", s.fill_age_s + e.dt_s))
-    sides = jnp.where(write, e.side, fresh_or("fill_side", s.fill_side))
-    head = fresh_or("fill_head", s.fill_head)
-    head = jnp.where(e.is_fill > 0, (head + 1) % BURST_BUFFER, head)
-    burst = burst_term(_same_side_in_window(s._replace(fill_age_s=age, fill_side=sides), e.side, p), p)
-    lo = add_evidence(lo, jnp.where(e.is_fill > 0, (p.evidence.lambda_fill + burst) * e.side, e.evidence), p)
+    lo, age, sides, head = _directional(s, e, p, fresh_or)
     # drift (OU Kalman) and volatility (inverse gamma) on the mid's return
     alpha0, beta0 = _vol_prior(p)
     mean = fresh_or("drift_mean_bps_s", s.drift_mean_bps_s * e.ou_decay)
@@ -262,13 +256,7 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True, with_
     informed = fresh_or("tox_informed", tox.prior_informed + (s.tox_informed - tox.prior_informed) * e.tox_decay)
     uninformed = fresh_or("tox_uninformed",
                           tox.prior_uninformed + (s.tox_uninformed - tox.prior_uninformed) * e.tox_decay)
-    # regimes: predict over dt, condition on the survival term and the emission, normalise once
-    lp = s.regime_log_probs
-    m = jnp.max(lp)
-    pushed = jnp.sum(e.transition * jnp.exp(lp - m)[:, None], axis=0)
-    predicted = jnp.log(jnp.maximum(pushed, jnp.finfo(pushed.dtype).tiny)) + m
-    joint = fresh_or("regime_log_probs", predicted) + e.regime_log_lik
-    joint = joint - jax.scipy.special.logsumexp(joint)
+    joint = _regimes(s, e, fresh_or)
     depth = fresh_or("quote_depth_bps", s.quote_depth_bps)
     quote_slot = jnp.arange(2) == jnp.where(e.side > 0, 0, 1)
     new = BeliefState(
@@ -293,6 +281,36 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True, with_
         adapt=s.adapt,
     )
     return adapted(s.adapt, s.t_s, e, new, p) if with_adapt else new
+
+
+def _directional(s: BeliefState, e: EventTerms, p: Config, fresh_or):
+    """(evidence log-odds, fill ages, fill sides, ring head) after the event: the log-odds decayed
+    (linear, blended with the Markov chain's), the survival term, the event's evidence; the ring
+    buffer of recent fills and this fill's burst term."""
+    lo = s.log_odds_ev
+    linear = lo * e.decay
+    stale = linear + p.evidence.markov_decay * (markov_decayed(lo, e.theta_dt) - linear)
+    lo = fresh_or("log_odds_ev", add_evidence(stale, survival_rate(s, p) * e.span_s, p))
+    slot = jnp.arange(BURST_BUFFER) == fresh_or("fill_head", s.fill_head)
+    write = (e.is_fill > 0) & slot
+    age = jnp.where(write, 0.0, fresh_or("fill_age_s", s.fill_age_s + e.dt_s))
+    sides = jnp.where(write, e.side, fresh_or("fill_side", s.fill_side))
+    head = fresh_or("fill_head", s.fill_head)
+    head = jnp.where(e.is_fill > 0, (head + 1) % BURST_BUFFER, head)
+    burst = burst_term(_same_side_in_window(s._replace(fill_age_s=age, fill_side=sides), e.side, p), p)
+    lo = add_evidence(lo, jnp.where(e.is_fill > 0, (p.evidence.lambda_fill + burst) * e.side, e.evidence), p)
+    return lo, age, sides, head
+
+
+def _regimes(s: BeliefState, e: EventTerms, fresh_or):
+    """The regime log-posterior after the event: predicted over dt, conditioned on the survival term
+    and the emission, normalised once."""
+    lp = s.regime_log_probs
+    m = jnp.max(lp)
+    pushed = jnp.sum(e.transition * jnp.exp(lp - m)[:, None], axis=0)
+    predicted = jnp.log(jnp.maximum(pushed, jnp.finfo(pushed.dtype).tiny)) + m
+    joint = fresh_or("regime_log_probs", predicted) + e.regime_log_lik
+    return joint - jax.scipy.special.logsumexp(joint)
 
 
 def adapted(a: adapt_mod.AdaptState, t_old_s, e: EventTerms, new: BeliefState, p: Config) -> BeliefState:

@@ -177,105 +177,29 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
     ex, cfg = p.exchange, p.config
     dt_step = path.t_s[0]
-    mid0 = path.mid_px[0] * jnp.exp(-path.ret_bps[0] / 1e4)
-    carry0 = _Carry(
-        belief=init(cfg), qstate=quoter_init(), resting=empty_orders(ORDER_SLOTS), pending=_no_actions(),
-        pending_t=jnp.asarray(_INF), cancel_mask=jnp.zeros(ORDER_SLOTS), cancel_t=jnp.asarray(_INF),
-        position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
-        fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
-        buf_t=jnp.zeros(AS_BUFFER), buf_side=jnp.zeros(AS_BUFFER), buf_mid=jnp.zeros(AS_BUFFER),
-        buf_px=jnp.zeros(AS_BUFFER), buf_active=jnp.zeros(AS_BUFFER),
-    )
+    carry0 = _start(p, path.mid_px[0] * jnp.exp(-path.ret_bps[0] / 1e4))
 
     def step(c: _Carry, inp):
         row, sweep, k = inp
         t, mid = row.t_s, row.mid_px
-        # 1. actions sent earlier reach the exchange: the cycle's reconcile, an emergency cancel
-        go = t >= c.pending_t
-        resting = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), apply_actions(c.resting, c.pending),
-                                         c.resting)
-        pending_t = jnp.where(go, _INF, c.pending_t)
-        cut = t >= c.cancel_t
-        resting = resting._replace(active=resting.active * (1.0 - jnp.where(cut, c.cancel_mask, 0.0)))
-        cancel_t = jnp.where(cut, _INF, c.cancel_t)
-        # 2. the exchange matches what rests
+        resting, pending_t, cancel_t = _deliver(c, t)
         view, bid_slot, ask_slot = ladder_view(resting)
         live, f = fill_fn(k, view, row, sweep, p.taker_size, ex)
         resting = _write_back(resting, live, bid_slot, ask_slot)
         fee = cfg.venue.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
         position = c.position + f.bid_qty - f.ask_qty
         cash = c.cash - f.bid_value + f.ask_value - fee
-        # 3. adverse selection due (measured from the mids the loop has seen)
-        due = (c.buf_active > 0) & (t - c.buf_t >= cfg.evidence.as_horizon_s - 1e-9)
-        as_events, buf_active = [], c.buf_active
-        as_sum = fill_pnl = fill_pnl_sq = as_count = jnp.asarray(0.0)
-        for _ in range(AS_PER_STEP):
-            idx = jnp.argmax(due)
-            ok = due[idx]
-            side, m0 = c.buf_side[idx], c.buf_mid[idx]
-            as_bps = side * (m0 - mid) / m0 * 1e4
-            edge = side * (m0 - c.buf_px[idx]) / m0 * 1e4
-            pnl = edge - as_bps - cfg.venue.maker_fee_bps
-            as_events.append(_event(ADVERSE_SELECTION, side=side, as_bps=as_bps, spread=row.spread_bps,
-                                    valid=ok.astype(jnp.float64)))
-            okf = ok.astype(jnp.float64)
-            as_sum, as_count = as_sum + okf * as_bps, as_count + okf
-            fill_pnl, fill_pnl_sq = fill_pnl + okf * pnl, fill_pnl_sq + okf * pnl**2
-            due = due.at[idx].set(False)
-            buf_active = buf_active.at[idx].set(jnp.where(ok, 0.0, buf_active[idx]))
-        # 4. own fills: one event per filling taker (up to MAX_FILL_EVENTS per side) into the buffer
-        fill_events, buf = [], (c.buf_t, c.buf_side, c.buf_mid, c.buf_px, buf_active)
-        for side, count, qty, value in ((1.0, f.bid_count, f.bid_qty, f.bid_value),
-                                        (-1.0, f.ask_count, f.ask_qty, f.ask_value)):
-            px = value / jnp.maximum(qty, 1e-300)
-            for j in range(MAX_FILL_EVENTS):
-                ok = j < count
-                fill_events.append(_event(OWN_FILL, side=side, valid=ok.astype(jnp.float64)))
-                slot = jnp.argmin(buf[4])
-                okf = ok & (buf[4][slot] == 0)
-                buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot]))
-                            for b, v in zip(buf, (t, side, mid, px, 1.0), strict=True))
-        unfed = _beyond_cap((f.bid_count, f.ask_count), MAX_FILL_EVENTS)
-        # 4b. the public tape: one trade_print per taker (aggressor side), up to MAX_PRINT_EVENTS per side
+        as_events, buf_active, due = _adverse_selection_due(c, row, cfg)
+        fill_events, buf = _own_fill_events(f, (c.buf_t, c.buf_side, c.buf_mid, c.buf_px, buf_active), t, mid)
         print_events = [_event(TRADE_PRINT, side=side, valid=(j < count).astype(jnp.float64))
                         for side, count in ((1.0, row.taker_buys), (-1.0, row.taker_sells))
                         for j in range(MAX_PRINT_EVENTS)]
-        unfed_prints = _beyond_cap((row.taker_buys, row.taker_sells), MAX_PRINT_EVENTS)
-        # 5. the belief, event by event: first what rested through the step (NaN depth: nothing), then
-        # the step's time passes at its mid tick; the rest are at that instant, each slot's kind known
-        # (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is
-        belief = c.belief
-        for side, px, qty in ((1.0, view.bid_px, view.bid_qty), (-1.0, view.ask_px, view.ask_qty)):
-            belief = observe(belief, _event(OWN_QUOTE, side=side, depth=touch_depth_bps(px, qty, mid, side)), cfg,
-                             OWN_QUOTE)
-        belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg,
-                        kind=MID_TICK)
-        belief = observe(belief, _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps), cfg, BOOK_UPDATE)
-        for kind, group in ((TRADE_PRINT, print_events), (ADVERSE_SELECTION, as_events), (OWN_FILL, fill_events)):
-            belief = jax.lax.scan(lambda s, e, kind=kind: (observe(s, e, cfg, kind), None), belief,
-                                  _stack(group))[0]
+        belief = _believe(c, view, row, dt_step, cfg, (print_events, as_events, fill_events))
         b = readout(belief, cfg)
-        # 6. emergency cancel of the swept side, between quote cycles (stage 7: `online.orders`); the
-        # cycle's orders still in flight on that side are withdrawn too
-        spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
-        mask = emergency_cancel(resting, b.burst, b.burst_side)
-        emergency = jnp.any(mask > 0) & (cancel_t >= _INF) & (cfg.orders.use_emergency_cancel > 0)
-        cancel_mask = jnp.where(emergency, mask, c.cancel_mask)
-        cancel_t = jnp.where(emergency, t + ex.cancel_latency_s * spike, cancel_t)
-        withdrawn = emergency & (c.pending.place_side == b.burst_side)
-        pending = c.pending._replace(place=jnp.where(withdrawn, 0.0, c.pending.place))
-        # 7. the quote cycle: the desired ladder reconciled with what rests (`online.orders.reconcile`:
-        # orders within the price tolerance are kept, resized beyond the size tolerance, the rest
-        # cancelled and placed), sent with the entry latency
+        cancel_mask, cancel_t, pending, emergency, mask = _emergency(c, resting, row, b, t, cancel_t, cfg, ex)
         cycle = t - c.last_quote_t >= cfg.orders.quote_cycle_s - 1e-9
-        half = mid * row.spread_bps / 2e4
-        q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, cfg,
-                          num_levels=NUM_LEVELS)
-        actions = reconcile(resting, *desired_from_quote(q), mid * cfg.orders.price_tolerance_bps / 1e4,
-                            cfg.orders.size_tolerance_qty)
-        pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), actions, pending)
-        pending_t = jnp.where(cycle, t + ex.entry_latency_s * spike, pending_t)
-        qstate = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), qstate, c.qstate)
+        pending, pending_t, qstate, actions = _quote_cycle(c, resting, row, b, position, pending, pending_t, cycle,
+                                                            cfg, ex)
         c = _Carry(belief, qstate, resting, pending, pending_t, cancel_mask, cancel_t, position, cash, c.fees + fee,
                    jnp.where(cycle, t, c.last_quote_t), t, *buf)
         out = LoopOutput(
@@ -285,9 +209,8 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
             ask_depth_bps=touch_depth_bps(live.ask_px, live.ask_qty, mid, -1.0),
             bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_value=f.bid_value, ask_fill_value=f.ask_value,
             bid_fill_count=f.bid_count, ask_fill_count=f.ask_count,
-            unfed_fill_events=unfed, unfed_print_events=unfed_prints, as_sum_bps=as_sum, as_count=as_count,
-            fill_pnl_sum_bps=fill_pnl,
-            fill_pnl_sq_sum=fill_pnl_sq,
+            unfed_fill_events=_beyond_cap((f.bid_count, f.ask_count), MAX_FILL_EVENTS),
+            unfed_print_events=_beyond_cap((row.taker_buys, row.taker_sells), MAX_PRINT_EVENTS), **due,
             orders_placed=jnp.where(cycle, jnp.sum(actions.place), 0.0),
             orders_modified=jnp.where(cycle, jnp.sum(actions.modify), 0.0),
             orders_cancelled=jnp.where(cycle, jnp.sum(actions.cancel), 0.0) + jnp.where(emergency, jnp.sum(mask), 0.0),
@@ -307,3 +230,117 @@ def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, s
 
 
 closed_loop_jit = jax.jit(closed_loop, static_argnames=("fill_fn",))
+
+
+def _start(p: LoopParams, mid0) -> _Carry:
+    """The loop's state before the first step: the prior belief, nothing resting or pending, the
+    initial position bought at the mid before the path (cash = -position x mid0)."""
+    return _Carry(
+        belief=init(p.config), qstate=quoter_init(), resting=empty_orders(ORDER_SLOTS), pending=_no_actions(),
+        pending_t=jnp.asarray(_INF), cancel_mask=jnp.zeros(ORDER_SLOTS), cancel_t=jnp.asarray(_INF),
+        position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
+        fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
+        buf_t=jnp.zeros(AS_BUFFER), buf_side=jnp.zeros(AS_BUFFER), buf_mid=jnp.zeros(AS_BUFFER),
+        buf_px=jnp.zeros(AS_BUFFER), buf_active=jnp.zeros(AS_BUFFER),
+    )
+
+
+def _deliver(c: _Carry, t):
+    """Phase 1: actions sent earlier reach the exchange (the cycle's reconcile, an emergency cancel):
+    (resting orders, pending actions' arrival time, the cancel's arrival time)."""
+    go = t >= c.pending_t
+    resting = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), apply_actions(c.resting, c.pending), c.resting)
+    pending_t = jnp.where(go, _INF, c.pending_t)
+    cut = t >= c.cancel_t
+    resting = resting._replace(active=resting.active * (1.0 - jnp.where(cut, c.cancel_mask, 0.0)))
+    return resting, pending_t, jnp.where(cut, _INF, c.cancel_t)
+
+
+def _adverse_selection_due(c: _Carry, row, cfg):
+    """Phase 3: the fills whose AS horizon has passed, measured from the mids the loop has seen:
+    (AS events, the fill buffer's active flags, {as_sum_bps, as_count, fill_pnl_sum_bps, fill_pnl_sq_sum})."""
+    t, mid = row.t_s, row.mid_px
+    due = (c.buf_active > 0) & (t - c.buf_t >= cfg.evidence.as_horizon_s - 1e-9)
+    as_events, buf_active = [], c.buf_active
+    as_sum = fill_pnl = fill_pnl_sq = as_count = jnp.asarray(0.0)
+    for _ in range(AS_PER_STEP):
+        idx = jnp.argmax(due)
+        ok = due[idx]
+        side, m0 = c.buf_side[idx], c.buf_mid[idx]
+        as_bps = side * (m0 - mid) / m0 * 1e4
+        edge = side * (m0 - c.buf_px[idx]) / m0 * 1e4
+        pnl = edge - as_bps - cfg.venue.maker_fee_bps
+        as_events.append(_event(ADVERSE_SELECTION, side=side, as_bps=as_bps, spread=row.spread_bps,
+                                valid=ok.astype(jnp.float64)))
+        okf = ok.astype(jnp.float64)
+        as_sum, as_count = as_sum + okf * as_bps, as_count + okf
+        fill_pnl, fill_pnl_sq = fill_pnl + okf * pnl, fill_pnl_sq + okf * pnl**2
+        due = due.at[idx].set(False)
+        buf_active = buf_active.at[idx].set(jnp.where(ok, 0.0, buf_active[idx]))
+    return as_events, buf_active, {"as_sum_bps": as_sum, "as_count": as_count, "fill_pnl_sum_bps": fill_pnl,
+                                   "fill_pnl_sq_sum": fill_pnl_sq}
+
+
+def _own_fill_events(f, buf: tuple, t, mid):
+    """Phase 4: one own_fill event per filling taker (up to MAX_FILL_EVENTS per side), each written
+    into the fill buffer (time, side, mid, price, active) for its AS later: (events, buffer)."""
+    events = []
+    for side, count, qty, value in ((1.0, f.bid_count, f.bid_qty, f.bid_value),
+                                    (-1.0, f.ask_count, f.ask_qty, f.ask_value)):
+        px = value / jnp.maximum(qty, 1e-300)
+        for j in range(MAX_FILL_EVENTS):
+            ok = j < count
+            events.append(_event(OWN_FILL, side=side, valid=ok.astype(jnp.float64)))
+            slot = jnp.argmin(buf[4])
+            okf = ok & (buf[4][slot] == 0)
+            buf = tuple(b.at[slot].set(jnp.where(okf, v, b[slot])) for b, v in zip(buf, (t, side, mid, px, 1.0),
+                                                                                   strict=True))
+    return events, buf
+
+
+def _believe(c: _Carry, view: Ladder, row, dt_step, cfg, groups):
+    """Phase 5: the belief, event by event: first what rested through the step (NaN depth: nothing),
+    then the step's time passes at its mid tick; the rest are at that instant, each slot's kind known
+    (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is.
+    `groups`: the step's (trade prints, AS events, own fills)."""
+    t, mid = row.t_s, row.mid_px
+    belief = c.belief
+    for side, px, qty in ((1.0, view.bid_px, view.bid_qty), (-1.0, view.ask_px, view.ask_qty)):
+        belief = observe(belief, _event(OWN_QUOTE, side=side, depth=touch_depth_bps(px, qty, mid, side)), cfg,
+                         OWN_QUOTE)
+    belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg, kind=MID_TICK)
+    belief = observe(belief, _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps), cfg, BOOK_UPDATE)
+    for kind, group in zip((TRADE_PRINT, ADVERSE_SELECTION, OWN_FILL), groups, strict=True):
+        belief = jax.lax.scan(lambda s, e, kind=kind: (observe(s, e, cfg, kind), None), belief, _stack(group))[0]
+    return belief
+
+
+def _emergency(c: _Carry, resting: Orders, row, b, t, cancel_t, cfg, ex):
+    """Phase 6: emergency cancel of the swept side between quote cycles (stage 7: `online.orders`);
+    the cycle's orders still in flight on that side are withdrawn too: (cancel mask, its arrival,
+    pending actions, whether it fired, the mask it fired with)."""
+    spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
+    mask = emergency_cancel(resting, b.burst, b.burst_side)
+    emergency = jnp.any(mask > 0) & (cancel_t >= _INF) & (cfg.orders.use_emergency_cancel > 0)
+    cancel_mask = jnp.where(emergency, mask, c.cancel_mask)
+    cancel_t = jnp.where(emergency, t + ex.cancel_latency_s * spike, cancel_t)
+    withdrawn = emergency & (c.pending.place_side == b.burst_side)
+    pending = c.pending._replace(place=jnp.where(withdrawn, 0.0, c.pending.place))
+    return cancel_mask, cancel_t, pending, emergency, mask
+
+
+def _quote_cycle(c: _Carry, resting: Orders, row, b, position, pending, pending_t, cycle, cfg, ex):
+    """Phase 7: on a quote cycle, the desired ladder reconciled with what rests (`online.orders.reconcile`:
+    orders within the price tolerance kept, resized beyond the size tolerance, the rest cancelled and
+    placed), sent with the entry latency: (pending actions, their arrival, quoter state, the actions)."""
+    t, mid = row.t_s, row.mid_px
+    spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
+    half = mid * row.spread_bps / 2e4
+    q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, cfg,
+                      num_levels=NUM_LEVELS)
+    actions = reconcile(resting, *desired_from_quote(q), mid * cfg.orders.price_tolerance_bps / 1e4,
+                        cfg.orders.size_tolerance_qty)
+    pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), actions, pending)
+    pending_t = jnp.where(cycle, t + ex.entry_latency_s * spike, pending_t)
+    qstate = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), qstate, c.qstate)
+    return pending, pending_t, qstate, actions
