@@ -29,15 +29,15 @@ demo: $(STAMP)
 	    --cross-venue $(DATA)/binance-spot-btcusdt-20240808.gz --out $(OUT)/session.parquet
 	$(BIN)/bayesmm inspect $(OUT)/session.parquet --plot $(OUT)/session.png
 	$(BIN)/bayesmm replay $(OUT)/session.parquet --out $(OUT)/beliefs.parquet --plot $(OUT)/beliefs.png
-	$(BIN)/bayesmm quote --session $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
-	$(BIN)/bayesmm simulate --scenario hype_selloff --quoter bayesian current_system glft --seeds 100 --json \
+	$(BIN)/bayesmm quote $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
+	$(BIN)/bayesmm simulate hype_selloff --quoter bayesian current_system glft --seeds 100 --json \
 	    --plot '$(OUT)/selloff_{quoter}.png' > $(OUT)/selloff.json
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
 	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
 	# calibrate on the earlier spot recording, score out of sample on the later one
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240808.gz --quiet --out $(OUT)/spot-20240808.parquet
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
-	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --test $(OUT)/spot-20240809.parquet --out $(OUT) --quiet
+	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --holdout $(OUT)/spot-20240809.parquet --out $(OUT) --quiet
 	$(BIN)/bayesmm check-config $(OUT)/config.toml
 	# spec section 8: the quoter's thresholds by a sweep on the incident scenario, on top of the calibrated config
 	$(BIN)/bayesmm sweep hype_selloff --space examples/sweep-selloff.toml --config $(OUT)/config.toml \

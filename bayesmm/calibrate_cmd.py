@@ -68,7 +68,7 @@ def cmd_calibrate(args) -> int:
     from bayesmm.events import read_session
 
     sessions = [read_session(p) for p in args.sessions]
-    tests = [read_session(p) for p in args.test]
+    tests = [read_session(p) for p in args.holdout]
     gate = Gate(max_rhat=args.max_rhat, min_ess=args.min_ess, max_divergences=args.max_divergences,
                 ppc_low=args.ppc_low, ppc_high=args.ppc_high)
     base = load_config(args.config) if args.config else None
@@ -220,8 +220,9 @@ def add_parsers(sub) -> None:
     q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
                                          "select, validate, export)")
     q.add_argument("sessions", nargs="+", help="session Parquet files of one instrument (fitted jointly)")
-    q.add_argument("--out", required=True, help="output directory")
-    q.add_argument("--test", nargs="*", default=[], help="later sessions to score out of sample (not used to fit)")
+    q.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    q.add_argument("--holdout", nargs="*", default=[], metavar="SESSION",
+                   help="held-out later sessions, scored out of sample (never used to fit)")
     q.add_argument("--method", choices=["svi", "nuts"], default="svi", help="the fits' inference method")
     q.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
                    help="offline models to fit (default: all four; the toxicity model only where fills have AS)")
@@ -253,7 +254,7 @@ def add_parsers(sub) -> None:
     q = sub.add_parser("pairs", help="calibrate on each bundled real pair's earlier session and score the later one, "
                                      "beside the peer: DIR/pairs.md and pairs.json")
     q.add_argument("--data", default="data", help="folder of the bundled recordings (default: data)")
-    q.add_argument("--out", default="out/pairs", help="output folder, one calibration per pair (default: out/pairs)")
+    q.add_argument("--out", default="out/pairs", metavar="DIR", help="output directory, one calibration per pair")
     q.add_argument("--seed", type=int, default=0, help="calibration seed (default 0)")
     q.add_argument("--summary-only", action="store_true", help="only rebuild the table from the folder's calibrations")
     q.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-gap-s", type=float, default=60.0,
                    help="a silence longer than this cuts the session into segments (default 60 s)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
-    q.add_argument("--out", required=True, help="output Parquet file")
+    q.add_argument("--out", required=True, metavar="FILE.parquet", help="output file: the session")
     q.set_defaults(func=cmd_ingest)
 
     q = sub.add_parser("inspect", help="summarise a session, optionally plot it")
@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("session", help="a session file (Parquet, from `bayesmm ingest`)")
     q.add_argument("--config", help="a configuration (config.toml from `bayesmm calibrate`, or .json); default: "
                    "the spec's values")
-    q.add_argument("--out", required=True, help="output Parquet: one row per event (t_s, kind, p_down, ...)")
+    q.add_argument("--out", required=True, metavar="FILE.parquet",
+                   help="output file: one row per event (t_s, kind, p_down, ...)")
     q.add_argument("--plot", help="write a PNG of p_down, drift, sigma, toxicity and regimes over time")
     q.set_defaults(func=cmd_replay)
 

@@ -108,5 +108,5 @@ def add_parser(sub) -> None:
     q.add_argument("--returns", choices=["student", "gaussian"], help="the returns' law for the volatility and regime "
                    "models (default: student, chosen by --compare on the bundled sessions)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
-    q.add_argument("--out", default="fits", help="output folder: <model>.nc, PPC plots, summary.json")
+    q.add_argument("--out", default="fits", metavar="DIR", help="output directory: <model>.nc, PPC plots, summary.json")
     q.set_defaults(func=cmd_fit)

@@ -102,7 +102,7 @@ def cmd_quote(args) -> int:
     cfg = preset(args.quoter, load_config(args.config))
     if args.session:
         if args.at is None:
-            raise ValueError("--session needs --at (HH:MM:SS or seconds since the start)")
+            raise ValueError("a session needs --at (HH:MM:SS or seconds since the start)")
         beliefs, market, t = state_at(args.session, args.at, cfg)
         print(f"state after the last event at or before {args.at} ({t:.3f} s into the session)")
     else:
@@ -131,8 +131,9 @@ def cmd_quote(args) -> int:
 
 def add_parser(sub) -> None:
     q = sub.add_parser("quote", help="print the full quote breakdown for one belief state")
-    q.add_argument("--session", help="a session Parquet: take the belief and market from its replay")
-    q.add_argument("--at", help="with --session: HH:MM:SS (UTC) or seconds since the start")
+    q.add_argument("session", nargs="?", help="a session Parquet: take the belief and market from its replay "
+                                              "(without it: the what-if belief of the options below)")
+    q.add_argument("--at", help="with a session: HH:MM:SS (UTC) or seconds since the start")
     q.add_argument("--p-down", type=float, default=0.98, help="what-if belief: P(the mid falls)")
     q.add_argument("--mu-bps-s", type=float, help="default: (1 - 2 p_down) x 6 bps/s")
     q.add_argument("--sigma-bps-sqrt-s", type=float, default=1.5, help="what-if volatility, bps/sqrt(s)")

@@ -77,7 +77,7 @@ def cmd_simulate(args) -> int:
     if args.report:
         return _quality_report(args)
     if args.scenario is None:
-        raise ValueError("--scenario is required (or --report for the quality table of every scenario)")
+        raise ValueError("name a scenario (or --report for the quality table of every scenario)")
     quoters = list(dict.fromkeys(args.quoter))
     if args.plot and len(quoters) > 1 and "{quoter}" not in args.plot:
         raise ValueError(f"--plot {args.plot}: with several quoters the path needs '{{quoter}}', "
@@ -164,7 +164,7 @@ def cmd_backtest(args) -> int:
             depth = float(np.nanmedian(np.asarray(out.bid_depth_bps)))
             print(f"  warning: the {args.quoter} quoter made no fills: its bid sat a median {depth:.2f} bps from the "
                   f"mid, where the book's half-spread is a median {spread / 2:.2f} bps (quotes too wide for this "
-                  f"instrument? see `bayesmm quote --session ... --at ...`)")
+                  f"instrument? see `bayesmm quote SESSION --at ...`)")
     if args.plot:
         p = plot_run(out, args.plot, f"backtest on {session.meta.venue} {session.meta.instrument}, {args.quoter}")
         if not args.json:
@@ -176,7 +176,7 @@ def add_parsers(sub) -> None:
     from bayesmm.sim.scenarios import SCENARIOS
 
     q = sub.add_parser("simulate", help="closed-loop runs of a quoter on a synthetic scenario")
-    q.add_argument("--scenario", choices=SCENARIOS, help="the scenario (required unless --report)")
+    q.add_argument("scenario", nargs="?", choices=SCENARIOS, help="the scenario (required unless --report)")
     q.add_argument("--quoter", choices=QUOTER_CHOICES, nargs="+", default=["bayesian"],
                    help="one or more quoters, run on the same seeds (--json: one object per quoter when several; "
                         "--plot: a path with '{quoter}' in it)")
@@ -187,7 +187,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--json", action="store_true", help="print one JSON object: metric -> {median, p10, p90}")
     q.add_argument("--plot", help="PNG of the first seed: mid, quotes, fills, position, P&L, p_down")
     q.add_argument("--report", action="store_true", help="the filter-quality table instead (sim/quality.py): per "
-                   "scenario (all, or --scenario), Brier, ECE and regime accuracy of p_down against the hidden drift "
+                   "scenario (all, or the one named), Brier, ECE and regime accuracy of p_down against the hidden "
+                   "drift "
                    "sign for the truth-implied, calibrated (--config), default, oracle and current-system beliefs, "
                    "on held-out seeds (--first-seed, default 1000; --seeds, default 32 with --report)")
     q.set_defaults(func=cmd_simulate)

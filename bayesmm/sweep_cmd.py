@@ -71,8 +71,8 @@ def add_parser(sub) -> None:
     q.add_argument("--space", required=True, help="the parameter space and objective (TOML; see "
                    "examples/sweep-selloff.toml)")
     q.add_argument("--config", help="the base configuration (default: the spec's values)")
-    q.add_argument("--out", required=True, help="output directory: sets.parquet, frontier.png, sweep.json "
-                   "(and config.toml with --write-config)")
+    q.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory: sets.parquet, frontier.png, sweep.json (config.toml with --write-config)")
     q.add_argument("--search", choices=["grid", "random", "optuna"], default="optuna",
                    help="grid: every combination; random; optuna: TPE Bayesian optimisation (default)")
     q.add_argument("--sets", type=int, default=64, help="parameter sets to try (random, optuna; default 64)")
@@ -80,7 +80,8 @@ def add_parser(sub) -> None:
     q.add_argument("--seeds", type=int, default=16, help="seeds per scenario (default 16)")
     q.add_argument("--holdout-seeds", type=int, help="held-out seeds per scenario for the overfitting check "
                    "(default: as many as --seeds)")
-    q.add_argument("--holdout", nargs="+", help="held-out sessions (or scenarios) for the overfitting check")
+    q.add_argument("--holdout", nargs="+", metavar="TARGET",
+                   help="held-out sessions (or scenarios) for the overfitting check")
     q.add_argument("--duration-s", type=float, help="shorten each scenario to this many seconds")
     q.add_argument("--quoter", default="bayesian", choices=["bayesian", "current_system", "glft"],
                    help="the quoter preset swept")

@@ -38,7 +38,7 @@ evidence is forgotten at the log-OU rate -ln(phi) / dt, the rate at which log si
 
 **How evidence goes stale, and what is not counted twice.** The decay 2q is the rate at which a
 two-state chain's sign relaxes to 1/2, so the chain's own rule applies between events
-(`evidence.markov_decay` 1: p' = 1/2 + (p - 1/2) e^{-theta dt}, exact; the spec's log-odds decay is
+(`evidence.markov_decay_weight` 1: p' = 1/2 + (p - 1/2) e^{-theta dt}, exact; the spec's log-odds decay is
 its linearisation near 1/2 and holds a confident belief through a reversal). The AS weight and the
 burst weight are 0: an adverse selection is the mid's move after a fill, which the filter already
 reads as returns, and a burst's fills are already weighed one by one, their dependence taken into
@@ -99,7 +99,7 @@ NOT_INFORMED = {
     "drift.regime_weight": "the regime HMM's verdict on the sign reads the same returns and flow as the "
                            "evidence weights, so how to pool them is no posterior quantity; tuned by the "
                            "second route",
-    "volatility.prior_strength": "how fast the filter may move, not a property of the market",
+    "volatility.prior_strength_obs": "how fast the filter may move, not a property of the market",
     "quoter": "thresholds and trade-offs: the backtest sweep of spec section 8",
     "orders": "order management: not a property of the market",
 }
@@ -164,8 +164,8 @@ def derive(fits: dict, data: dict, from_tape: bool, num_draws: int = 1000, seed:
     if "toxicity" in fits:
         pi = get("toxicity", "pi")
         as_mean = pi * get("toxicity", "as_informed_mean_bps") + (1 - pi) * get("toxicity", "as_uninformed_mean_bps")
-        out.append(Derived("toxicity.prior_informed", 4.0 * pi, "toxicity model: 4 x pi (a prior worth 4 fills)"))
-        out.append(Derived("toxicity.prior_uninformed", 4.0 * (1.0 - pi), "toxicity model: 4 x (1 - pi)"))
+        out.append(Derived("toxicity.prior_informed_fills", 4.0 * pi, "toxicity model: 4 x pi (a prior worth 4 fills)"))
+        out.append(Derived("toxicity.prior_uninformed_fills", 4.0 * (1.0 - pi), "toxicity model: 4 x (1 - pi)"))
         out.append(Derived("toxicity.as_prior_bps", as_mean,
                            "toxicity model: pi x as_informed_mean_bps + (1 - pi) x as_uninformed_mean_bps"))
     if "regime" in fits:
@@ -215,7 +215,7 @@ def _regime_dynamics(get) -> list[Derived]:
     m = get("regime", "trend_drift_bps_s")
     return [Derived("evidence.theta_decay_per_s", 2.0 * leave,
                     "regime model: 2 x the mean rate of leaving a trending regime (-Q[0,0] - Q[1,1]) / 2"),
-            Derived("evidence.markov_decay", ones,
+            Derived("evidence.markov_decay_weight", ones,
                     "regime model, by construction: the decay is the two-state chain's 2q, so the chain's "
                     "own rule between events, p' = 1/2 + (p - 1/2) exp(-theta dt) (weight 1)"),
             Derived("evidence.lambda_as", 0.0 * ones,

@@ -222,6 +222,21 @@ def build_report(directory: str | Path) -> str:
     if not path.exists():
         raise ValueError(f"{d}: no calibration.json (run `bayesmm calibrate ... --out {d}` first)")
     r = json.loads(path.read_text())
+    parts = _header(r) + _data_section(r) + _fits_section(r, d)
+    if "routes" in r:
+        parts += _parameters_section(r)
+    if "scores" in r:
+        parts += _scores_section(r)
+    parts += _simulation_section(r.get("simulation_check"))
+    parts += _sweep_section(d / "sweep")
+    for png in sorted(d.glob("selloff_*.png")):
+        parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>bayesmm calibration report</title>"
+            f"<style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
+
+
+def _header(r: dict) -> list[str]:
+    """Title, status line, the verdict with its warnings, and the exported belief over time."""
     parts = [f"<h1>Calibration report: {_e(r['sessions'][0]['instrument'])} on {_e(r['sessions'][0]['venue'])}</h1>"]
     sel = r.get("selection")
     status = ("<span class='bad'>REFUSED: the fits failed the gate</span>" if r.get("refused") else
@@ -236,8 +251,10 @@ def build_report(directory: str | Path) -> str:
         parts.append("<ul>" + "".join(f"<li class='bad'>{_e(x)}</li>" for x in warn) + "</ul>")
     if r.get("belief_on_test"):
         parts.append("<h2>The exported belief on the test sessions</h2>" + _belief_figure(r["belief_on_test"]))
+    return parts
 
-    parts.append("<h2>Data</h2>")
+
+def _data_section(r: dict) -> list[str]:
     rows = []
     for i, s in enumerate(r["sessions"]):
         counts = ", ".join(f"{k} {v:,}" for k, v in s.get("counts", {}).items() if v)
@@ -248,9 +265,12 @@ def build_report(directory: str | Path) -> str:
     for i, s in enumerate(r.get("test_sessions", [])):
         files = ", ".join(_e(x.get("path", "")) for x in s["sources"])
         rows.append([f"test {i + 1}", files, _num(s["span_s"], ",.1f"), "", "", _e(s["sha256"][:16]) + "..."])
-    parts.append(_table(["session", "files", "span (s)", "events", "segments", "sha256"], rows, left=2))
+    return ["<h2>Data</h2>", _table(["session", "files", "span (s)", "events", "segments", "sha256"], rows, left=2)]
 
-    parts.append("<h2>Fits</h2>")
+
+def _fits_section(r: dict, d: Path) -> list[str]:
+    """Each model's diagnostics and PPC p-values (red outside the gate's band, gated or not), the
+    gate's failures, the PPC figures."""
     rows = []
     for name, f in r["fits"].items():
         dg = f["diagnostics"]
@@ -262,74 +282,94 @@ def build_report(directory: str | Path) -> str:
                          f"{_num(v['ppp'], '.2f')}{'' if v.get('gated', True) else ' (not gated)'}</span>")
                         for k, v in f["ppc"].items())
         rows.append([_e(name), diag, ppc])
-    parts.append(_table(["model", "diagnostics", "posterior predictive p-values"], rows, left=3))
+    parts = ["<h2>Fits</h2>", _table(["model", "diagnostics", "posterior predictive p-values"], rows, left=3)]
     if r.get("gate_failures"):
         parts.append("<p class='bad'>Gate failures:</p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in r["gate_failures"])
                      + "</ul>")
     for png in sorted((d / "fits").glob("*_ppc.png")):
         parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
+    return parts
 
-    if "routes" in r:
-        parts.append("<h2>Parameters: the two routes</h2><p class='note'>derive: posterior median [90%] from the "
-                     "fits, beside the same parameter derived from the models' priors and the share of the prior's "
-                     "90% width (squared, log scale) the data removed (near 0: the interval is the prior's); tune: "
-                     "the optimum of the filter's own log score [90% block bootstrap]. The provenance of "
-                     "each derived value is in config.toml.</p>")
-        rows = []
-        for key, row in r["routes"].items():
-            dv, tv = row.get("derive"), row.get("tune")
-            has_prior = bool(dv) and "prior_median" in dv
-            rows.append([_e(key), f"{_num(dv['median'])} [{_num(dv['q05'])}, {_num(dv['q95'])}]" if dv else "-",
-                         f"{_num(dv['prior_median'])} [{_num(dv['prior_q05'])}, {_num(dv['prior_q95'])}]"
-                         if has_prior else "-",
-                         f"{dv['learnt']:.0%}" if has_prior and dv.get("learnt") is not None else "-",
-                         f"{_num(tv['value'])} [{_num(tv['q05'])}, {_num(tv['q95'])}]" if tv else "-",
-                         "<span class='bad'>disagree</span>" if row.get("disagree") else ""])
-        parts.append(_table(["parameter", "derive", "prior", "learnt", "tune", ""], rows))
-        kept = [[_e(k), _e(v["kept"])] for k, v in r.get("derive", {}).items() if "kept" in v]
-        if kept:
-            parts.append("<h3>Kept at their base values</h3>" + _table(["parameter", "why"], kept, left=2))
 
-    if "scores" in r:
-        parts.append("<h2>Scores</h2><p class='note'>Mean log score of p_down for the sign of the mid move over each "
-                     "horizon (a coin flip scores ln 0.5 = -0.6931; higher is better), and Brier.</p>")
-        for split, by_route in r["scores"].items():
-            horizons = list(next(iter(by_route.values())))
-            rows = [[_e(route)] + [f"{_num(sc[h]['log_score'])} / {_num(sc[h]['brier'], '.3f')}" for h in horizons]
-                    for route, sc in by_route.items()]
-            parts.append(f"<h3>{_e(split)}</h3>" + _table(["filter", *horizons], rows))
-        parts.append(_scores_figure(r["scores"]) + "<p class='note'>Each panel's axis stops 0.15 below a coin flip's "
-                     "score: a route below that is off the plot; its numbers are in the tables above.</p>")
-        test = r["scores"].get("test sessions (out of sample)")
-        if test:
-            parts.append("<h3>Reliability of p_down, out of sample</h3>" + _reliability_figure(test))
+def exported_value(config: dict, key: str):
+    """The exported config's value of a dotted key (group.field), or None where it has none."""
+    group, _, field = key.partition(".")
+    return config.get(group, {}).get(field)
 
-    sim = r.get("simulation_check")
-    parts.append("<h2>Validation in simulation</h2>")
-    if sim:
-        from bayesmm.calibration.coverage import coverage_summary, is_informed
 
-        parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {_e(coverage_summary(sim))}. "
-                     "Marked *: prior-bound (the data removed less of the prior's spread than that).</p>")
-        rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
-                 " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
-                          + ("" if "learnt_threshold" not in sim or is_informed(v, sim["learnt_threshold"]) else "*")
-                          + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),
-                 _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]),
-                 f"{_num(x['brier'].get('truth_exported'))} (x {_num(x.get('truth_shrink'))})",
-                 _num(x["brier"]["defaults"])]
-                for x in sim["runs"]]
-        parts.append(_table(["market", "seed", "route", "shrink", "intervals (red: missed)", "Brier calibrated",
-                             "Brier truth-implied", "truth-implied, exported by the same rule", "Brier defaults"],
-                            rows, left=3))
-    else:
-        parts.append("<p class='note'>Not run with this calibration (`bayesmm calibrate ... --validate-sim N`); the "
-                     "README gives the last run's numbers.</p>")
-    parts += _sweep_section(d / "sweep")
-    for png in sorted(d.glob("selloff_*.png")):
-        parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>bayesmm calibration report</title>"
-            f"<style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
+def _same(a, b) -> bool:
+    return a is not None and b is not None and bool(np.allclose(np.asarray(a, float), np.asarray(b, float),
+                                                                rtol=1e-9, atol=1e-12))
+
+
+def _parameters_section(r: dict) -> list[str]:
+    """Per parameter either route informs: the exported value, each route's value with its interval,
+    the route whose value was exported, and the other's marked not exported."""
+    parts = ["<h2>Parameters: the two routes</h2><p class='note'>exported: the value in config.toml. derive: "
+             "posterior median [90%] from the fits, beside the same parameter derived from the models' priors and "
+             "the share of the prior's 90% width (squared, log scale) the data removed (near 0: the interval is the "
+             "prior's); tune: the optimum of the filter's own log score [90% block bootstrap]. A route's value that "
+             "is not the exported one is marked <i>not exported</i>. The provenance of each exported value is in "
+             "config.toml.</p>"]
+    rows = []
+    for key, row in r["routes"].items():
+        dv, tv = row.get("derive"), row.get("tune")
+        value = exported_value(r.get("config", {}), key)
+        has_prior = bool(dv) and "prior_median" in dv
+
+        def mark(text, route_value, value=value):
+            return text if _same(route_value, value) else f"{text} <i class='note'>not exported</i>"
+
+        rows.append([_e(key), _num(value) if value is not None and np.ndim(value) == 0 else "-",
+                     mark(f"{_num(dv['median'])} [{_num(dv['q05'])}, {_num(dv['q95'])}]", dv["median"]) if dv else "-",
+                     f"{_num(dv['prior_median'])} [{_num(dv['prior_q05'])}, {_num(dv['prior_q95'])}]"
+                     if has_prior else "-",
+                     f"{dv['learnt']:.0%}" if has_prior and dv.get("learnt") is not None else "-",
+                     mark(f"{_num(tv['value'])} [{_num(tv['q05'])}, {_num(tv['q95'])}]", tv["value"]) if tv else "-",
+                     "<span class='bad'>disagree</span>" if row.get("disagree") else ""])
+    parts.append(_table(["parameter", "exported", "derive", "prior", "learnt", "tune", ""], rows))
+    kept = [[_e(k), _e(v["kept"])] for k, v in r.get("derive", {}).items() if "kept" in v]
+    if kept:
+        parts.append("<h3>Kept at their base values</h3>" + _table(["parameter", "why"], kept, left=2))
+    return parts
+
+
+def _scores_section(r: dict) -> list[str]:
+    parts = ["<h2>Scores</h2><p class='note'>Mean log score of p_down for the sign of the mid move over each "
+             "horizon (a coin flip scores ln 0.5 = -0.6931; higher is better), and Brier.</p>"]
+    for split, by_route in r["scores"].items():
+        horizons = list(next(iter(by_route.values())))
+        rows = [[_e(route)] + [f"{_num(sc[h]['log_score'])} / {_num(sc[h]['brier'], '.3f')}" for h in horizons]
+                for route, sc in by_route.items()]
+        parts.append(f"<h3>{_e(split)}</h3>" + _table(["filter", *horizons], rows))
+    parts.append(_scores_figure(r["scores"]) + "<p class='note'>Each panel's axis stops 0.15 below a coin flip's "
+                 "score: a route below that is off the plot; its numbers are in the tables above.</p>")
+    test = r["scores"].get("test sessions (out of sample)")
+    if test:
+        parts.append("<h3>Reliability of p_down, out of sample</h3>" + _reliability_figure(test))
+    return parts
+
+
+def _simulation_section(sim: dict | None) -> list[str]:
+    parts = ["<h2>Validation in simulation</h2>"]
+    if not sim:
+        return parts + ["<p class='note'>Not run with this calibration (`bayesmm calibrate ... --validate-sim N`).</p>"]
+    from bayesmm.calibration.coverage import coverage_summary, is_informed
+
+    parts.append(f"<p>Derived 90% intervals covering the simulator's truth: {_e(coverage_summary(sim))}. "
+                 "Marked *: prior-bound (the data removed less of the prior's spread than that).</p>")
+    rows = [[_e(x["market"]), str(x["seed"]), _e(x["route"]), _num(x["shrink"]),
+             " ".join(("" if v["covered"] else "<span class='bad'>") + _e(k.split(".")[-1])
+                      + ("" if "learnt_threshold" not in sim or is_informed(v, sim["learnt_threshold"]) else "*")
+                      + ("" if v["covered"] else "</span>") for k, v in x["coverage"].items()),
+             _num(x["brier"]["calibrated"]), _num(x["brier"]["truth"]),
+             f"{_num(x['brier'].get('truth_exported'))} (x {_num(x.get('truth_shrink'))})",
+             _num(x["brier"]["defaults"])]
+            for x in sim["runs"]]
+    parts.append(_table(["market", "seed", "route", "shrink", "intervals (red: missed)", "Brier calibrated",
+                         "Brier truth-implied", "truth-implied, exported by the same rule", "Brier defaults"],
+                        rows, left=3))
+    return parts
 
 
 def write_report(directory: str | Path) -> Path:

@@ -9,7 +9,7 @@ import math
 
 from bayesmm.online.params import GROUPS, NUM_REGIMES, RANGES, VECTOR_LENGTH, Range, field_docs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: counts are integers; prior_*_fills, prior_strength_obs, markov_decay_weight, use_ou_drift_shift
 SCHEMA_ID = "https://bayesmm.invalid/config.schema.json"
 
 
@@ -31,6 +31,8 @@ def _field_schema(r: Range, doc: str) -> dict:
     elif r.kind == "matrix":
         row = {"type": "array", "items": {"type": "number"}, "minItems": NUM_REGIMES, "maxItems": NUM_REGIMES}
         s = {"type": "array", "items": row, "minItems": NUM_REGIMES, "maxItems": NUM_REGIMES}
+    elif r.kind == "integer":
+        s = _number(r) | {"type": "integer"}
     else:
         s = _number(r)
     s["description"] = doc

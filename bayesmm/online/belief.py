@@ -264,7 +264,7 @@ class Beliefs(NamedTuple):
 
 
 def _vol_prior(params: Config):
-    alpha0 = params.volatility.prior_strength
+    alpha0 = params.volatility.prior_strength_obs
     return alpha0, params.volatility.sigma_long_bps_sqrt_s**2 * (alpha0 - 1.0)
 
 
@@ -282,8 +282,8 @@ def init(params: Config) -> BeliefState:
         vol_alpha=jnp.asarray(alpha0, dtype),
         vol_beta=jnp.asarray(beta0, dtype),
         fill_count=z,
-        tox_informed=jnp.asarray(params.toxicity.prior_informed, dtype),
-        tox_uninformed=jnp.asarray(params.toxicity.prior_uninformed, dtype),
+        tox_informed=jnp.asarray(params.toxicity.prior_informed_fills, dtype),
+        tox_uninformed=jnp.asarray(params.toxicity.prior_uninformed_fills, dtype),
         as_sum_bps=z,
         as_weight=z,
         regime_log_probs=jnp.full((NUM_REGIMES,), -jnp.log(NUM_REGIMES), dtype),
@@ -391,8 +391,8 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
     mean, var = ou_predict(s.drift_mean_bps_s, s.drift_var, dt, p.drift.theta_mu_per_s, p.drift.sigma_mu_bps_s_sqrt_s)
     log_probs = hmm_predict(s.regime_log_probs, transition_matrix(p.regime.rates_per_s, dt))
     log_probs, _ = hmm_condition(log_probs, -p.regime.fill_rate_per_s * dt)  # no fill arrived in dt
-    linear = s.log_odds_ev * decay  # the spec's rule; markov_decay blends in the chain's (EvidenceParams)
-    stale = linear + p.evidence.markov_decay * (markov_decayed(s.log_odds_ev, x) - linear)
+    linear = s.log_odds_ev * decay  # the spec's rule; markov_decay_weight blends in the chain's (EvidenceParams)
+    stale = linear + p.evidence.markov_decay_weight * (markov_decayed(s.log_odds_ev, x) - linear)
     return s._replace(
         log_odds_ev=add_evidence(stale, survival_rate(s, p) * span, p),
         drift_mean_bps_s=mean,
@@ -400,8 +400,8 @@ def _time_passes(s: BeliefState, ev: Event, p: Config) -> BeliefState:
         vol_alpha=alpha0 + (s.vol_alpha - alpha0) * forget,
         vol_beta=beta0 + (s.vol_beta - beta0) * forget,
         fill_count=s.fill_count * jnp.exp(-dt / p.volatility.fill_window_s),
-        tox_informed=p.toxicity.prior_informed + (s.tox_informed - p.toxicity.prior_informed) * tox,
-        tox_uninformed=p.toxicity.prior_uninformed + (s.tox_uninformed - p.toxicity.prior_uninformed) * tox,
+        tox_informed=p.toxicity.prior_informed_fills + (s.tox_informed - p.toxicity.prior_informed_fills) * tox,
+        tox_uninformed=p.toxicity.prior_uninformed_fills + (s.tox_uninformed - p.toxicity.prior_uninformed_fills) * tox,
         as_sum_bps=s.as_sum_bps * tox,
         as_weight=s.as_weight * tox,
         regime_log_probs=log_probs,

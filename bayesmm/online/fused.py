@@ -253,9 +253,10 @@ def step(s: BeliefState, e: EventTerms, p: Config, with_flow: bool = True, with_
     is_mid = e.is_mid > 0
     # toxicity and the realised AS
     tox = p.toxicity
-    informed = fresh_or("tox_informed", tox.prior_informed + (s.tox_informed - tox.prior_informed) * e.tox_decay)
+    prior_in = tox.prior_informed_fills
+    informed = fresh_or("tox_informed", prior_in + (s.tox_informed - prior_in) * e.tox_decay)
     uninformed = fresh_or("tox_uninformed",
-                          tox.prior_uninformed + (s.tox_uninformed - tox.prior_uninformed) * e.tox_decay)
+                          tox.prior_uninformed_fills + (s.tox_uninformed - tox.prior_uninformed_fills) * e.tox_decay)
     joint = _regimes(s, e, fresh_or)
     depth = fresh_or("quote_depth_bps", s.quote_depth_bps)
     quote_slot = jnp.arange(2) == jnp.where(e.side > 0, 0, 1)
@@ -289,7 +290,7 @@ def _directional(s: BeliefState, e: EventTerms, p: Config, fresh_or):
     buffer of recent fills and this fill's burst term."""
     lo = s.log_odds_ev
     linear = lo * e.decay
-    stale = linear + p.evidence.markov_decay * (markov_decayed(lo, e.theta_dt) - linear)
+    stale = linear + p.evidence.markov_decay_weight * (markov_decayed(lo, e.theta_dt) - linear)
     lo = fresh_or("log_odds_ev", add_evidence(stale, survival_rate(s, p) * e.span_s, p))
     slot = jnp.arange(BURST_BUFFER) == fresh_or("fill_head", s.fill_head)
     write = (e.is_fill > 0) & slot

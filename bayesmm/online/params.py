@@ -117,7 +117,7 @@ class EvidenceParams(NamedTuple):
             (1: as derived from lambda_fill and the quoter's fill model, `online.belief`; 0: the
             spec's filter, which reads own fills without the quotes that made them). Acts only
             where own_quote events say what rests: never on a recording without them.
-        markov_decay: how the evidence goes stale between events (0: the spec's rule, the log-odds
+        markov_decay_weight: how the evidence goes stale between events (0: the spec's rule, the log-odds
             decays at theta_decay_per_s; 1: the probability's distance from 1/2 does - the exact
             forgetting for a sign that flips as a two-state Markov chain at rate theta / 2, which
             pulls a confident belief back much faster than the log-odds rule, `online.belief`;
@@ -138,7 +138,7 @@ class EvidenceParams(NamedTuple):
     max_event_log_odds: float = 3.0
     max_log_odds: float = 10.0
     survival_weight: float = 1.0
-    markov_decay: float = 0.0
+    markov_decay_weight: float = 0.0
 
 
 class VolatilityParams(NamedTuple):
@@ -146,7 +146,7 @@ class VolatilityParams(NamedTuple):
 
     Attributes:
         sigma_long_bps_sqrt_s: long-run volatility, the prior's centre, bps/sqrt(s).
-        prior_strength: inverse-gamma prior alpha_0 (> 1); larger = slower to move.
+        prior_strength_obs: inverse-gamma prior alpha_0 (> 1); larger = slower to move.
         forget_per_s: rate at which volatility evidence is forgotten toward the prior, 1/s.
         fill_window_s: the window of the fill-clustering adjustment, s (5).
         expected_fills_per_window: fills expected in that window in normal conditions.
@@ -161,7 +161,7 @@ class VolatilityParams(NamedTuple):
     """
 
     sigma_long_bps_sqrt_s: float = 1.5
-    prior_strength: float = 3.0
+    prior_strength_obs: float = 3.0
     forget_per_s: float = 1.0 / 60.0
     fill_window_s: float = 5.0
     expected_fills_per_window: float = 2.0
@@ -174,8 +174,8 @@ class ToxicityParams(NamedTuple):
     """Beta toxicity and the realised-AS mean (spec 1C).
 
     Attributes:
-        prior_informed: Beta prior pseudo-count of informed fills (alpha_informed_0).
-        prior_uninformed: Beta prior pseudo-count of uninformed fills.
+        prior_informed_fills: Beta prior pseudo-count of informed fills (alpha_informed_0).
+        prior_uninformed_fills: Beta prior pseudo-count of uninformed fills.
         decay_per_window: multiplicative decay of the evidence per window (0.95).
         window_s: that window, s (30); the decay is applied continuously.
         as_prior_bps: prior of the realised AS mean (the spec's AS_scale of stage 3 "from realised AS
@@ -183,8 +183,8 @@ class ToxicityParams(NamedTuple):
         as_prior_weight: that prior's weight, in fills; the evidence decays like the toxicity's.
     """
 
-    prior_informed: float = 1.0
-    prior_uninformed: float = 3.0
+    prior_informed_fills: float = 1.0
+    prior_uninformed_fills: float = 3.0
     decay_per_window: float = 0.95
     window_s: float = 30.0
     as_prior_bps: float = 20.0
@@ -223,7 +223,7 @@ class QuoterParams(NamedTuple):
     Attributes:
         horizon_s: rolling horizon T - t of the drift shift, s (30).
         drift_cap_mult: drift shift capped at +- this x spread_bps (2).
-        ou_drift_shift: 1 = shift mu (1 - e^{-theta tau}) / theta (OU-consistent, Cartea-Jaimungal,
+        use_ou_drift_shift: 1 = shift mu (1 - e^{-theta tau}) / theta (OU-consistent, Cartea-Jaimungal,
             theta = drift.theta_mu_per_s) instead of mu tau, before the cap.
         gamma_per_bps_qty: risk aversion, 1/(bps x unit).
         kappa_per_bps: fill-intensity decay with depth, 1/bps.
@@ -255,7 +255,7 @@ class QuoterParams(NamedTuple):
 
     horizon_s: float = 30.0
     drift_cap_mult: float = 2.0
-    ou_drift_shift: float = 0.0
+    use_ou_drift_shift: float = 0.0
     gamma_per_bps_qty: float = 0.01
     kappa_per_bps: float = 0.2
     fill_intensity_per_s: float = 1.0
@@ -376,8 +376,9 @@ GROUPS: dict[str, type] = dict(zip(Config._fields, (VenueParams, DriftParams, Ev
 
 class Range(NamedTuple):
     """Allowed values of a field: lo < x (or <= when lo_closed), x < hi (or <= when hi_closed); kind
-    "number", "flag" (boolean in the file), "vector" (NUM_REGIMES numbers, one per regime), "horizons"
-    (NUM_HORIZONS numbers, one per horizon), "matrix" (4x4)."""
+    "number", "integer" (a whole number, written as one), "flag" (boolean in the file), "vector"
+    (NUM_REGIMES numbers, one per regime), "horizons" (NUM_HORIZONS numbers, one per horizon),
+    "matrix" (4x4)."""
 
     lo: float = -math.inf
     hi: float = math.inf
@@ -403,21 +404,23 @@ _NONNEG = Range(0.0)
 _ANY = Range()
 _PROB = Range(0.0, 1.0, lo_closed=False, hi_closed=False)
 _FLAG = Range(0.0, 1.0, kind="flag")
+_COUNT = Range(0.0, 20.0, kind="integer")
 
 RANGES: dict[str, dict[str, Range]] = {
-    "venue": {"tick_size_px": _POS, "max_sig_figs": Range(0.0, 20.0), "price_decimals": Range(0.0, 20.0),
-              "sz_decimals": Range(0.0, 20.0), "maker_fee_bps": Range(-100.0, 100.0)},
+    "venue": {"tick_size_px": _POS, "max_sig_figs": _COUNT, "price_decimals": _COUNT, "sz_decimals": _COUNT,
+              "maker_fee_bps": Range(-100.0, 100.0)},
     "drift": {"theta_mu_per_s": _POS, "sigma_mu_bps_s_sqrt_s": _POS, "return_noise_s": _NONNEG,
               "return_weight": Range(0.0, 10.0), "regime_weight": Range(0.0, 10.0)},
     "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
-                 "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0), "max_burst_age_s": _POS,
+                 "lambda_burst": _NONNEG, "burst_min_fills": Range(1.0, 16.0, kind="integer"), "max_burst_age_s": _POS,
                  "theta_decay_per_s": _NONNEG, "lambda_trade": _ANY, "lambda_imbalance": _ANY,
                  "lambda_cv_per_bps": _ANY, "max_event_log_odds": _POS, "max_log_odds": _POS,
-                 "survival_weight": _NONNEG, "markov_decay": Range(0.0, 1.0)},
-    "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength": Range(1.0, math.inf, lo_closed=False),
+                 "survival_weight": _NONNEG, "markov_decay_weight": Range(0.0, 1.0)},
+    "volatility": {"sigma_long_bps_sqrt_s": _POS, "prior_strength_obs": Range(1.0, math.inf, lo_closed=False),
                    "forget_per_s": _NONNEG, "fill_window_s": _POS, "expected_fills_per_window": _POS,
                    "low_ratio": _POS, "high_ratio": _POS, "return_df": Range(0.0, 1000.0)},
-    "toxicity": {"prior_informed": _POS, "prior_uninformed": _POS, "decay_per_window": Range(0.0, 1.0, False, True),
+    "toxicity": {"prior_informed_fills": _POS, "prior_uninformed_fills": _POS,
+                 "decay_per_window": Range(0.0, 1.0, False, True),
                  "window_s": _POS, "as_prior_bps": _ANY, "as_prior_weight": _POS},
     "regime": {"rates_per_s": Range(kind="matrix"), "drift_bps_s": Range(kind="vector"),
                "vol_mult": Range(0.0, math.inf, lo_closed=False, kind="vector"),
@@ -425,7 +428,7 @@ RANGES: dict[str, dict[str, Range]] = {
                "p_taker_buy": Range(0.0, 1.0, False, False, kind="vector"),
                "as_mean_bps": Range(kind="vector"), "as_sd_bps": Range(0.0, math.inf, False, kind="vector"),
                "fill_rate_per_s": Range(0.0, math.inf, False, kind="vector")},
-    "quoter": {"horizon_s": _POS, "drift_cap_mult": _NONNEG, "ou_drift_shift": _FLAG, "gamma_per_bps_qty": _POS,
+    "quoter": {"horizon_s": _POS, "drift_cap_mult": _NONNEG, "use_ou_drift_shift": _FLAG, "gamma_per_bps_qty": _POS,
                "kappa_per_bps": _POS, "fill_intensity_per_s": _POS, "order_size_qty": _POS,
                "fixed_half_spread_bps": _NONNEG, "expected_as_bps": _NONNEG,
                "regime_premium_bps": Range(0.0, math.inf, kind="vector"), "burst_premium_bps": _NONNEG,
@@ -481,7 +484,7 @@ def _check_value(key: str, value, rng: Range) -> np.ndarray:
         if v is None or v.shape != () or float(v) not in (0.0, 1.0):
             raise ValueError(f"{key} = {value!r}: must be true or false")
         return v
-    shape = {"number": (), "vector": (NUM_REGIMES,), "horizons": (NUM_HORIZONS,),
+    shape = {"number": (), "integer": (), "vector": (NUM_REGIMES,), "horizons": (NUM_HORIZONS,),
              "matrix": (NUM_REGIMES, NUM_REGIMES)}[rng.kind]
     if isinstance(value, bool | str) or (isinstance(value, list | tuple) and any(
             isinstance(x, bool | str) for x in np.ravel(np.asarray(value, dtype=object)))):
@@ -498,6 +501,8 @@ def _check_value(key: str, value, rng: Range) -> np.ndarray:
         bad = [float(x) for x in v.ravel() if not math.isfinite(float(x))]
     if bad:
         raise ValueError(f"{key} = {v.tolist()!r} is out of range: allowed {rng.describe()} (and finite)")
+    if rng.kind == "integer" and float(v) != round(float(v)):
+        raise ValueError(f"{key} = {value!r}: must be a whole number")
     return v
 
 
@@ -573,11 +578,14 @@ def replace(cfg: Config, **groups: dict) -> Config:
 
 
 def config_to_dict(cfg: Config) -> dict:
-    """Nested {group: {field: value}} of plain floats, lists and (for flags) booleans: what the TOML holds."""
+    """Nested {group: {field: value}} of plain floats, lists, integers (for counts) and booleans (for flags):
+    what the TOML holds."""
     out = {}
     for group in Config._fields:
         g = getattr(cfg, group)
-        out[group] = {k: (bool(float(np.asarray(v))) if RANGES[group][k].kind == "flag" else np.asarray(v).tolist())
+        kinds = {k: RANGES[group][k].kind for k in g._fields}
+        out[group] = {k: (bool(float(np.asarray(v))) if kinds[k] == "flag" else
+                          int(round(float(np.asarray(v)))) if kinds[k] == "integer" else np.asarray(v).tolist())
                       for k, v in g._asdict().items()}
     return out
 

@@ -121,7 +121,7 @@ def drift_shift_bps(mu_bps_s, spread_bps, cfg: Config):
     p, theta = cfg.quoter, cfg.drift.theta_mu_per_s
     tau = p.horizon_s
     ou = mu_bps_s * (1.0 - jnp.exp(-theta * tau)) / theta
-    raw = jnp.where(p.ou_drift_shift > 0, ou, mu_bps_s * tau)
+    raw = jnp.where(p.use_ou_drift_shift > 0, ou, mu_bps_s * tau)
     cap = p.drift_cap_mult * spread_bps
     return jnp.clip(raw, -cap, cap) * p.use_drift
 

@@ -12,7 +12,7 @@ checked against it.
   theta_mu. The decay is these rates weighted by the time the market spends in each (P(trend) x
   2q + (1 - P(trend)) x theta_mu): a market without trends (quiet, vol_spike) had 2q = 2e-6, and
   AS and burst evidence piled up without end. How it goes stale is the chain's too
-  (`evidence.markov_decay` 1): the probability's distance from 1/2 relaxes at that rate, not the
+  (`evidence.markov_decay_weight` 1): the probability's distance from 1/2 relaxes at that rate, not the
   log-odds - the log-odds rule is its linearisation, and held a confident belief through a
   reversal (whipsaw, reading the tape: ECE 0.075 with it, 0.018 with the chain's rule).
 - lambda_trade (when the filter reads the public tape): a print is a taker's order, and the same
@@ -98,11 +98,11 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
                               return_noise_s=0.0, **sign),
                    evidence=dict(lambda_fill=0.0 if tape else lam * additive,
                                  lambda_trade=lam * additive if tape else 0.0,
-                                 theta_decay_per_s=float(decay), markov_decay=1.0, lambda_as=0.0,
+                                 theta_decay_per_s=float(decay), markov_decay_weight=1.0, lambda_as=0.0,
                                  lambda_burst=0.0),
                    volatility=dict(sigma_long_bps_sqrt_s=sigma_long, return_df=0.0),  # Gaussian returns
-                   toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed=4.0 * pi + 0.1,
-                                 prior_uninformed=4.0 * (1.0 - pi) + 0.1),
+                   toxicity=dict(as_prior_bps=p_trend * mm * horizon, prior_informed_fills=4.0 * pi + 0.1,
+                                 prior_uninformed_fills=4.0 * (1.0 - pi) + 0.1),
                    regime=dict(rates_per_s=q, drift_bps_s=(-mm, mm, 0.0, 0.0), vol_mult=tuple(vol / sigma_long),
                                p_buy_fill=(0.5,) * 4 if tape else tuple(np.clip(p_buy, 0.01, 0.99)),
                                p_taker_buy=tuple(np.clip(1.0 - p_buy, 0.01, 0.99)) if tape else (0.5,) * 4,

@@ -35,6 +35,23 @@ def test_every_argument_of_every_command_has_help():
     assert not missing, missing
 
 
+def test_one_grammar_for_data_outputs_and_held_out_data():
+    """What a command reads (sessions, scenarios, a config to check) is positional, never an option;
+    held-out data is `--holdout` wherever a command takes it; `--out` says in its metavar whether it
+    names a file (FILE.parquet: the command writes one) or a directory (DIR: several)."""
+    outs, options = {}, set()
+    for name, sub in _subparsers(build_parser()):
+        for action in sub._actions:
+            options.update((name, o) for o in action.option_strings)
+            if "--out" in action.option_strings:
+                outs[name] = action.metavar
+    assert not {o for _, o in options} & {"--session", "--sessions", "--scenario", "--test", "--test-sessions"}
+    assert {n for n, o in options if o == "--holdout"} == {"calibrate", "sweep"}
+    assert set(outs.values()) == {"FILE.parquet", "DIR"}, outs
+    assert outs["ingest"] == outs["replay"] == "FILE.parquet"
+    assert {outs[n] for n in ("fit", "calibrate", "pairs", "sweep")} == {"DIR"}
+
+
 def _one_line_error(capsys, argv) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

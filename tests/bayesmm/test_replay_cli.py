@@ -52,12 +52,13 @@ def test_bad_config_file(hl_session, tmp_path, capsys):
 
 
 def test_quote_cli_manual_and_from_session(hl_session, capsys):
-    """The spec's section-5 state prints reduce-only with a 4.13 ask total; --session/--at picks a replayed state."""
+    """The spec's section-5 state prints reduce-only with a 4.13 ask total; a session with --at picks a replayed
+    state."""
     assert main(["quote", "--p-down", "0.98", "--position", "4.13"]) == 0
     out = capsys.readouterr().out
     assert "REDUCE-ONLY" in out and "drift shift            -14.000 bps" in out
-    assert main(["quote", "--session", str(hl_session), "--at", "1.5", "--quoter", "current_system"]) == 0
+    assert main(["quote", str(hl_session), "--at", "1.5", "--quoter", "current_system"]) == 0
     out = capsys.readouterr().out
     assert "bid depth                7.020 bps" in out and "ask depth                7.020 bps" in out
-    assert main(["quote", "--session", str(hl_session), "--at", "99999"]) == 2
+    assert main(["quote", str(hl_session), "--at", "99999"]) == 2
     assert "outside the session" in capsys.readouterr().err

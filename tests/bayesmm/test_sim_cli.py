@@ -19,7 +19,7 @@ def test_simulate_json_and_plot(tmp_path, capsys):
     from bayesmm.sim.scenarios import make_scenario
 
     png = tmp_path / "s_{quoter}.png"
-    assert main(["simulate", "--scenario", "hype_selloff", "--quoter", "current_system", "glft", "--seeds", "4",
+    assert main(["simulate", "hype_selloff", "--quoter", "current_system", "glft", "--seeds", "4",
                  "--json", "--plot", str(png)]) == 0
     both = json.loads(capsys.readouterr().out)
     assert set(both) == {"current_system", "glft"}
@@ -33,7 +33,7 @@ def test_simulate_json_and_plot(tmp_path, capsys):
     assert both["glft"]["pnl"]["median"] == pytest.approx(alone["pnl"]["median"], rel=1e-12)
     for q in both:
         assert (tmp_path / f"s_{q}.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["simulate", "--scenario", "quiet", "--quoter", "bayesian", "glft", "--plot",
+    assert main(["simulate", "quiet", "--quoter", "bayesian", "glft", "--plot",
                  str(tmp_path / "x.png")]) != 0
     assert "{quoter}" in capsys.readouterr().err
 

@@ -76,8 +76,8 @@ def test_tape_weight_decay_and_generator_from_the_regime_posterior():
     assert rows["evidence.lambda_trade"]["q05"] <= rows["evidence.lambda_trade"]["median"]
     assert "kept" in rows["evidence.lambda_imbalance"] and "quoter" in rows
     # a decay of 2q is the two-state chain's, so is the rule; AS and bursts are not counted twice
-    # (spec defaults: markov_decay 0, lambda_as 0.15, lambda_burst 0.25)
-    assert (float(cfg.evidence.markov_decay), float(cfg.evidence.lambda_as), float(cfg.evidence.lambda_burst)) \
+    # (spec defaults: markov_decay_weight 0, lambda_as 0.15, lambda_burst 0.25)
+    assert (float(cfg.evidence.markov_decay_weight), float(cfg.evidence.lambda_as), float(cfg.evidence.lambda_burst)) \
         == (1.0, 0.0, 0.0)
 
 

@@ -38,7 +38,7 @@ def _tick_stream(seed, n=12):
 def test_kalman_drift_equals_dense_gaussian():
     """Posterior of mu at the last tick = conditioning the OU joint Gaussian of mu(t_1..t_n) on
     ret_i = mu(t_i) dt_i + e_i, e_i ~ N(0, sigma^2 (dt_i + noise)), computed densely."""
-    p = replace(default_config(), volatility=dict(prior_strength=1e12, return_df=0.0),  # the Gaussian law
+    p = replace(default_config(), volatility=dict(prior_strength_obs=1e12, return_df=0.0),  # the Gaussian law
                 drift=dict(theta_mu_per_s=0.01, sigma_mu_bps_s_sqrt_s=0.5))
     rows = _tick_stream(1)
     b = run(stream(rows), p)

@@ -27,7 +27,7 @@ SETTINGS = {
     "default": P,
     "gaussian_markov_pooled": replace(
         P, volatility=dict(return_df=0.0), drift=dict(regime_weight=0.7, return_weight=0.5),
-        evidence=dict(markov_decay=0.6, lambda_trade=0.3, lambda_imbalance=0.8, lambda_cv_per_bps=0.05,
+        evidence=dict(markov_decay_weight=0.6, lambda_trade=0.3, lambda_imbalance=0.8, lambda_cv_per_bps=0.05,
                       survival_weight=0.5),
         regime=dict(p_taker_buy=(0.35, 0.65, 0.5, 0.5)),
         book=dict(flow_window_s=2.0, belief_weight=(0.2, 0.5, 1.0, 0.0), imbalance_weight=(-1.5, -0.6, -0.3, 0.1),

@@ -1,4 +1,4 @@
-"""The Markov decay of the evidence (`evidence.markov_decay` 1, `online.belief.markov_decayed`):
+"""The Markov decay of the evidence (`evidence.markov_decay_weight` 1, `online.belief.markov_decayed`):
 checked against the forward filter of a two-state hidden Markov chain computed here from the
 chain's own transition matrix (scipy's expm), on a tape drawn from that chain."""
 
@@ -24,7 +24,8 @@ LAM = float(np.log1p(LAM_I / LAM_U))  # a print's log-LR of down against up
 def _config(markov: float):
     """The tape's weight and the chain's rate (theta = 2q), nothing else moving the evidence."""
     return replace(default_config(), evidence=dict(lambda_trade=LAM, lambda_fill=0.0, lambda_burst=0.0,
-                                                   theta_decay_per_s=2 * Q, markov_decay=markov, max_log_odds=1e6,
+                                                   theta_decay_per_s=2 * Q,
+                                                   markov_decay_weight=markov, max_log_odds=1e6,
                                                    max_event_log_odds=1e6, survival_weight=0.0))
 
 
@@ -55,9 +56,9 @@ def _hmm_log_odds(rows) -> np.ndarray:
 
 
 def test_markov_decay_is_the_two_state_chains_exact_filter():
-    """400 prints of a sign that flips every 30 s on average: with markov_decay 1 the evidence
+    """400 prints of a sign that flips every 30 s on average: with markov_decay_weight 1 the evidence
     log-odds equal the chain's forward filter to 1e-9 after every print; the spec's log-odds decay
-    (markov_decay 0) does not - it holds a confident belief through a flip (differences of whole
+    (markov_decay_weight 0) does not - it holds a confident belief through a flip (differences of whole
     units of log-odds)."""
     rows = _tape(np.random.default_rng(7), 400)
     ev = stream([{"kind": "trade_print", "side": side, "dt_s": dt} for dt, side in rows])

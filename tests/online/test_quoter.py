@@ -53,7 +53,7 @@ def test_capped_drift_shift():
     """mu = -5 bps/s x 30 s = -150 bps, capped at 2 x 7 bps -> -14 bps (stage 2)."""
     assert float(drift_shift_bps(-5.0, 7.0, quote_params())) == pytest.approx(-14.0, abs=1e-12)
     assert float(drift_shift_bps(0.1, 7.0, quote_params())) == pytest.approx(3.0, abs=1e-12)  # under the cap
-    ou = replace(default_config(), quoter=dict(ou_drift_shift=True, drift_cap_mult=100.0),
+    ou = replace(default_config(), quoter=dict(use_ou_drift_shift=True, drift_cap_mult=100.0),
                  drift=dict(theta_mu_per_s=0.05))
     assert float(drift_shift_bps(-1.0, 7.0, ou)) == pytest.approx(-(1 - math.exp(-1.5)) / 0.05, rel=1e-12)
 

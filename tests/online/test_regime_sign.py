@@ -83,9 +83,9 @@ def test_stage_one_is_mirror_symmetric(seed, pooled, markov):
     regimes swap, volatility and toxicity unchanged, with the regime's verdict pooled with the
     returns, fills, our quotes' survival, tape, book and other venue (all weights on, and the book's
     per-horizon forecast with every feature weighted) or alone, under the spec's log-odds decay, the
-    Markov chain's, or a blend (`evidence.markov_decay`): every horizon's forecast and the fair value
+    Markov chain's, or a blend (`evidence.markov_decay_weight`): every horizon's forecast and the fair value
     mirror too, with what each horizon learns online from its resolved forecasts (`online.adapt`)."""
-    cfg = replace(POOLED if pooled else ONLY_REGIME, evidence=dict(markov_decay=markov))
+    cfg = replace(POOLED if pooled else ONLY_REGIME, evidence=dict(markov_decay_weight=markov))
     cols = _stream(seed)
     a, m = _run(cols, cfg), _run(_mirror(cols), cfg)
     np.testing.assert_allclose(np.asarray(m.log_odds), -np.asarray(a.log_odds), atol=1e-9)

@@ -123,7 +123,7 @@ def test_p_down_calibrated_on_held_out_seeds():
     error of p_down against the true sign of mu <= 0.05; Brier better than climatology; and within
     issue 14's 1.1 x of the oracle's (a particle filter with the true parameters on the same
     returns and tape) - 1.54 x before the filter read the tape and forgot as the chain does
-    (`evidence.markov_decay`)."""
+    (`evidence.markov_decay_weight`)."""
     s = make_scenario("whipsaw")
     paths, outs, _ = run_scenario(s, "bayesian", seeds=40, first_seed=1000)
     y = np.asarray(paths.mu_bps_s) < 0
