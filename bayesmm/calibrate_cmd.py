@@ -70,7 +70,7 @@ def cmd_calibrate(args) -> int:
     sessions = [read_session(p) for p in args.sessions]
     tests = [read_session(p) for p in args.holdout]
     gate = Gate(max_rhat=args.max_rhat, min_ess=args.min_ess, max_divergences=args.max_divergences,
-                ppc_low=args.ppc_low, ppc_high=args.ppc_high)
+                min_bfmi=args.min_bfmi, ppc_low=args.ppc_low, ppc_high=args.ppc_high)
     base = load_config(args.config) if args.config else None
     try:
         report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
@@ -213,6 +213,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _add_gate_options(q) -> None:
+    """The gate's thresholds (`models.gate.Gate`), each with its default."""
+    from bayesmm.models.gate import Gate
+
+    g = Gate()
+    q.add_argument("--max-rhat", type=float, default=g.max_rhat, help="gate: the largest r_hat a NUTS fit may have")
+    q.add_argument("--min-ess", type=float, default=g.min_ess, help="gate: the smallest bulk and tail ESS")
+    q.add_argument("--max-divergences", type=int, default=g.max_divergences, help="gate: divergent transitions allowed")
+    q.add_argument("--min-bfmi", type=float, default=g.min_bfmi, help="gate: the smallest BFMI of a NUTS chain")
+    q.add_argument("--ppc-low", type=float, default=g.ppc_low, help="gate: the lowest posterior predictive p-value")
+    q.add_argument("--ppc-high", type=float, default=g.ppc_high, help="gate: the highest posterior predictive p-value")
+
+
 def add_parsers(sub) -> None:
     from bayesmm.fit_cmd import add_svi_restarts
     from bayesmm.models.workflow import MODEL_NAMES
@@ -235,11 +248,7 @@ def add_parsers(sub) -> None:
                    "choice of route and of each horizon's scales (default 2)")
     q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")
     q.add_argument("--force", action="store_true", help="export even if the fits fail the gate (marked as forced)")
-    q.add_argument("--max-rhat", type=float, default=1.01, help="gate: the largest r_hat a NUTS fit may have")
-    q.add_argument("--min-ess", type=float, default=100.0, help="gate: the smallest bulk and tail ESS")
-    q.add_argument("--max-divergences", type=int, default=0, help="gate: divergent transitions allowed")
-    q.add_argument("--ppc-low", type=float, default=0.01, help="gate: the lowest posterior predictive p-value")
-    q.add_argument("--ppc-high", type=float, default=0.99, help="gate: the highest posterior predictive p-value")
+    _add_gate_options(q)
     q.add_argument("--validate-sim", type=int, default=0, metavar="N",
                    help="also calibrate N simulated recordings of each validation market and check the derived "
                         "intervals and the filter against the simulator's truth (~5 min each on 2 cores)")

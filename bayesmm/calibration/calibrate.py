@@ -32,7 +32,7 @@ import json
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import jax
@@ -57,47 +57,14 @@ from bayesmm.calibration.venue import session_config
 from bayesmm.events.atomic import write_atomic
 from bayesmm.events.features import to_arrays
 from bayesmm.models.fit import SVI_RESTARTS, load_fit
-from bayesmm.models.workflow import MODEL_NAMES, PPC_RANGE, fit_session, model_data, sessions_list
+from bayesmm.models.gate import Gate, gate_failures  # noqa: F401  (re-exported: calibrate's gate)
+from bayesmm.models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
 from bayesmm.online.params import Config, config_to_dict, default_config, replace
 from bayesmm.online.replay import as_events, run
 
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
 class CalibrationRefused(RuntimeError):
     """The fits failed the gate and `force` was not given: nothing was exported."""
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What a fit must pass before its config is exported (options of `calibrate`).
-
-    Attributes: max_rhat (1.01), min_ess (100, bulk and tail), max_divergences (0), and the
-    interval [ppc_low, ppc_high] = [0.01, 0.99] every posterior predictive p-value must lie in.
-    """
-
-    max_rhat: float = 1.01
-    min_ess: float = 100.0
-    max_divergences: int = 0
-    ppc_low: float = PPC_RANGE[0]
-    ppc_high: float = PPC_RANGE[1]
-
-
-def gate_failures(fit_report: dict, gate: Gate) -> list[str]:
-    """Every way the fits fail the gate, as '<model>: <what>' lines (empty when they pass)."""
-    out = []
-    for name, r in fit_report.items():
-        d = r["diagnostics"]
-        if d.get("method") == "nuts":
-            if not d["max_rhat"] <= gate.max_rhat:
-                out.append(f"{name}: r_hat {d['max_rhat']:.3f} > {gate.max_rhat}")
-            for k in ("min_ess_bulk", "min_ess_tail"):
-                if not d[k] >= gate.min_ess:
-                    out.append(f"{name}: {k.removeprefix('min_').replace('_', ' ')} {d[k]:.0f} < {gate.min_ess:g}")
-            if d["divergences"] > gate.max_divergences:
-                out.append(f"{name}: {d['divergences']} divergent transitions")
-        for stat, v in r["ppc"].items():
-            if v.get("gated", True) and not gate.ppc_low <= v["ppp"] <= gate.ppc_high:
-                out.append(f"{name}: PPC p-value of {stat} = {v['ppp']:.2f} outside [{gate.ppc_low}, {gate.ppc_high}]")
-    return out
 
 
 def tune_base(base: Config, derived_cfg: Config) -> Config:
@@ -345,7 +312,7 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
 
 
 def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-              seed: int = 0, folds: int = 2, force: bool = False, gate: Gate = Gate(), base: Config | None = None,
+              seed: int = 0, folds: int = 2, force: bool = False, gate: Gate | None = None, base: Config | None = None,
               horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False,
               export: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
     """Run the six stages (module docstring) and write the outputs into `out_dir`. Returns the
@@ -359,7 +326,7 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
         raise ValueError(f"folds must be between 2 and 10 (blocks of each session), got {folds}")
     sessions, test_sessions, out = sessions_list(sessions), list(test_sessions), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stage, base = _Stages(quiet), session_config(sessions[0], base or default_config())
+    stage, base, gate = _Stages(quiet), session_config(sessions[0], base or default_config()), gate or Gate()
     names = [m for m in models if _fittable(m, sessions)]
     report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
                     "seed": seed, "svi_restarts": svi_restarts, "folds": folds, "horizons_s": list(horizons_s),

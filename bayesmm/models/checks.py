@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-PPC_RANGE = (0.01, 0.99)
-"""The range the posterior predictive p-values of a fit must lie in: for the path check that decides
-a coarser bin, and `calibration.calibrate.Gate`'s default for every gated check."""
+from bayesmm.models.gate import PPC_RANGE  # noqa: F401  (re-exported: the path check's band)
 
 
 def _acf1(x):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import arviz as az
@@ -22,17 +21,6 @@ from numpyro.optim import Adam
 
 class FitDiagnosticsError(RuntimeError):
     """A NUTS fit whose diagnostics fail the thresholds (raised when `strict`)."""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Attributes: max_rhat (1.01), min_ess_bulk and min_ess_tail (100 per fit), max_divergences (0), min_bfmi (0.3)."""
-
-    max_rhat: float = 1.01
-    min_ess_bulk: float = 100.0
-    min_ess_tail: float = 100.0
-    max_divergences: int = 0
-    min_bfmi: float = 0.3
 
 
 def model_kwargs(data: dict) -> dict:
@@ -265,22 +253,12 @@ def diagnostics(idata: az.InferenceData) -> dict:
     return out
 
 
-def check(idata: az.InferenceData, thresholds: Thresholds = Thresholds(), strict: bool = False) -> list[str]:
-    """The list of failed diagnostics (empty when all pass); warns loudly, or raises if `strict`."""
-    d = diagnostics(idata)
-    if d["method"] != "nuts":
-        return []
-    failures = []
-    if d["max_rhat"] > thresholds.max_rhat:
-        failures.append(f"r_hat {d['max_rhat']:.3f} > {thresholds.max_rhat}")
-    if d["min_ess_bulk"] < thresholds.min_ess_bulk:
-        failures.append(f"bulk ESS {d['min_ess_bulk']:.0f} < {thresholds.min_ess_bulk:.0f}")
-    if d["min_ess_tail"] < thresholds.min_ess_tail:
-        failures.append(f"tail ESS {d['min_ess_tail']:.0f} < {thresholds.min_ess_tail:.0f}")
-    if d["divergences"] > thresholds.max_divergences:
-        failures.append(f"{d['divergences']} divergent transitions")
-    if d["min_bfmi"] < thresholds.min_bfmi:
-        failures.append(f"BFMI {d['min_bfmi']:.2f} < {thresholds.min_bfmi}")
+def check(idata: az.InferenceData, gate=None, strict: bool = False) -> list[str]:
+    """The diagnostics of one fit the gate fails (`models.gate`; empty when all pass); warns loudly, or
+    raises if `strict`."""
+    from bayesmm.models.gate import Gate, diagnostic_failures
+
+    failures = diagnostic_failures(diagnostics(idata), gate or Gate())
     if failures:
         msg = f"{idata.posterior.attrs.get('model', 'fit')}: diagnostics failed: " + "; ".join(failures)
         if strict:

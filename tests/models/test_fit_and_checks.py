@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bayesmm.models.checks import ppc
-from bayesmm.models.fit import FitDiagnosticsError, Thresholds, check, diagnostics, fit, load_fit, save_fit
+from bayesmm.models.fit import FitDiagnosticsError, check, diagnostics, fit, load_fit, save_fit
+from bayesmm.models.gate import Gate
 from bayesmm.models.toxicity import simulate_toxicity, toxicity_model
 
 
@@ -29,9 +30,9 @@ def test_inference_data_and_diagnostics(tox_fit, tmp_path):
     assert diag["divergences"] == 0 and diag["max_rhat"] < 1.05 and diag["min_bfmi"] > 0.3
     # a threshold no fit can meet makes the check fail, loudly or strictly
     with pytest.warns(RuntimeWarning, match="diagnostics failed"):
-        assert check(idata, Thresholds(min_ess_bulk=1e9))
-    with pytest.raises(FitDiagnosticsError, match="bulk ESS"):
-        check(idata, Thresholds(min_ess_bulk=1e9), strict=True)
+        assert check(idata, Gate(min_ess=1e9))
+    with pytest.raises(FitDiagnosticsError, match="ess bulk"):
+        check(idata, Gate(min_ess=1e9), strict=True)
     path = save_fit(idata, tmp_path / "tox.nc")
     back = load_fit(path)
     np.testing.assert_array_equal(back.posterior["pi"].values, idata.posterior["pi"].values)
@@ -271,3 +272,31 @@ def test_warm_start_spreads_the_chains_and_sets_the_mass_matrix():
     one, dense = _warm_start(params, 1, True, jax.random.key(1))
     assert one["a"].shape == (2,)
     np.testing.assert_allclose(dense[("a", "b")], np.diag([0.01, 0.25, 0.04]))
+
+
+def test_the_gate_fails_a_fit_for_each_diagnostic():
+    """Draws made to fail each check of the gate, one at a time: chains centred apart (r_hat), a
+    chain stuck near one value (ESS), divergent transitions, and an energy that wanders as a random
+    walk between draws (BFMI = E[(E_n - E_{n-1})^2] / Var(E): tiny for a random walk)."""
+    import arviz as az
+
+    rng = np.random.default_rng(3)
+    n = 1000
+
+    def fit_like(x, energy=None, diverging=0):
+        stats = {"diverging": np.arange(2 * n).reshape(2, n) < diverging,
+                 "energy": rng.normal(size=(2, n)) if energy is None else energy}
+        idata = az.from_dict(posterior={"x": x}, sample_stats=stats)
+        idata.posterior.attrs["method"] = "nuts"
+        return idata
+
+    good = rng.normal(size=(2, n))
+    assert check(fit_like(good)) == []
+    with pytest.warns(RuntimeWarning):
+        assert any(f.startswith("r_hat") for f in check(fit_like(good + np.array([[0.0], [3.0]]))))
+        stuck = np.cumsum(rng.normal(scale=0.01, size=(2, n)), axis=1)
+        assert any(f.startswith("ess") for f in check(fit_like(stuck)))
+        assert check(fit_like(good, diverging=3)) == ["3 divergent transitions"]
+        walk = np.cumsum(rng.normal(size=(2, n)), axis=1)
+        (bfmi,) = check(fit_like(good, energy=walk))
+        assert bfmi.startswith("BFMI") and diagnostics(fit_like(good, energy=walk))["min_bfmi"] < 0.3
