@@ -355,22 +355,16 @@ def scan_states(state: BeliefState, events: Event, params: Config, adapt: bool =
 
 
 def adapt_states(start: BeliefState, states: BeliefState, terms: EventTerms, params: Config):
-    """(the online learning after the last event, `states` with each event's `adapt` filled in): a
-    second scan, over the static forecasts of all the states (`belief.static_forecast`, one batched
-    computation) and the events' times and mid returns. In the states, the belief (mean, cov) and the
-    static forecast are each event's; the pending forecasts are the last event's (the read-out needs
-    neither)."""
+    """(the online learning after the last event, `states` with each event's `adapt` filled in), by
+    `online.adapt.batch` over the static forecasts of all the states (`belief.static_forecast`, one
+    batched computation) and the events' times and mid returns. In the states, the belief (mean, cov)
+    and the static forecast are each event's; the pending forecasts are the last event's (the read-out
+    needs neither)."""
     eta, var = jax.vmap(static_forecast, in_axes=(0, None))(states._replace(adapt=None), params)
     n = eta.shape[0]
     t_old = jnp.concatenate([start.t_s[None], states.t_s])[:n]
     ret = jnp.where(terms.is_mid > 0, terms.ret_bps, 0.0)
-
-    def body(a, row):
-        t0, dt, restart, r, e, v = row
-        a = adapt_mod.step(a, t0, dt, restart > 0, r, params)._replace(last_eta=e, last_var=v)
-        return a, (a.mean, a.cov)
-
-    last, (means, covs) = lax.scan(body, start.adapt, (t_old, terms.dt_s, terms.restart, ret, eta, var))
+    last, means, covs = adapt_mod.batch(start.adapt, t_old, terms.dt_s, terms.restart, ret, eta, var, params)
     filled = last._replace(mean=means, cov=covs, last_eta=eta, last_var=var,
                            **{k: jnp.broadcast_to(getattr(last, k), (n, *jnp.shape(getattr(last, k))))
                               for k in ("pending_eta", "pending_var", "pending_mid_bps", "pending_n", "mid_bps")})

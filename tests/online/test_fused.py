@@ -88,18 +88,24 @@ def test_fast_replay_equals_the_reference_on_drawn_streams(scenario, setting):
 
 def test_fast_gradient_equals_the_reference():
     """The tuner's gradient: d(mean log p of the sign)/d(every parameter) through both paths agree to
-    1e-9 relative (the paths' rounding differs at 1e-15; a gradient amplifies it no more)."""
+    1e-9 relative (the paths' rounding differs at 1e-15; a gradient amplifies it no more) - but for the
+    prior variances of what the forecasts learn online, whose gradient runs through the learning step's
+    eta^2 (1e13 on this stream's 50% moves, log-odds of 5e6) and so amplifies that rounding a billion-fold:
+    to 1e-5 (the tuner replays without the online learning and never takes it)."""
     ev = as_events(_with_restarts(_random_stream(7, "mixed"), 211), np.float64)
     ev = Event(*(x[:700] for x in ev))  # every kind, three restarts: the gradient's compile is most of the cost
-    cfg = SETTINGS["gaussian_markov_pooled"]
+    # the tuner's setting: what the forecasts learn online is off in its replays (`calibration.tune`)
+    cfg = replace(SETTINGS["gaussian_markov_pooled"], book=dict(adapt_trend_var=(0.0,) * 4, adapt_scale_var=(0.0,) * 4))
 
     def loss(path):
         return jax.grad(lambda p: jnp.mean(jax.nn.log_sigmoid(path(ev, p).log_odds)))(cfg)
 
-    for a, b in zip(jax.tree_util.tree_leaves(loss(run_reference)), jax.tree_util.tree_leaves(loss(run)),
-                    strict=True):
+    ref = jax.tree_util.tree_flatten_with_path(loss(run_reference))[0]
+    for (path, a), b in zip(ref, jax.tree_util.tree_leaves(loss(run)), strict=True):
         a, b = np.asarray(a), np.asarray(b)
-        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12 * (1.0 + np.max(np.abs(a))))
+        rtol = 1e-5 if "adapt_" in jax.tree_util.keystr(path) else 1e-9
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-12 * (1.0 + np.max(np.abs(a))),
+                                   err_msg=jax.tree_util.keystr(path))
 
 
 def test_float32_fast_path_is_within_the_float32_tolerance():
