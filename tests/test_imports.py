@@ -110,3 +110,14 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout
     assert out.strip().startswith(str(target)), out
+
+
+def test_no_function_of_the_package_is_over_60_lines():
+    """Small functions with one job each: every function of the package, its docstring included, fits
+    in 60 lines (a longer one is split into named steps)."""
+    long = []
+    for path in (ROOT / "bayesmm").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, long

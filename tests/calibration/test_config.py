@@ -16,7 +16,7 @@ import tomli_w
 
 from bayesmm.calibration import golden
 from bayesmm.calibration.config import ConfigError, load_config, load_provenance, write_config
-from bayesmm.calibration.schema import config_schema, schema_errors
+from bayesmm.calibration.schema import SCHEMA_VERSION, config_schema, schema_errors
 from bayesmm.cli import main
 from bayesmm.events.atomic import write_atomic
 from bayesmm.online.params import GROUPS, RANGES, default_config, replace
@@ -39,7 +39,7 @@ def test_schema_covers_every_field_and_accepts_the_defaults():
         assert set(schema["properties"][group]["properties"]) == set(cls._fields) == set(RANGES[group])
     from bayesmm.online.params import config_to_dict
 
-    assert schema_errors({"schema_version": 1, **config_to_dict(default_config())}) == []
+    assert schema_errors({"schema_version": SCHEMA_VERSION, **config_to_dict(default_config())}) == []
 
 
 def test_round_trip_is_bit_identical(exported):
