@@ -64,13 +64,14 @@ def perp_session():
 
 
 @pytest.fixture(autouse=True)
-def _release_compiled_code(request):
-    """After each slow test, drop JAX's compiled executables once they hold a quarter of the
-    kernel's memory-mapping limit. `make test-slow` runs dozens of NUTS fits in one process, each
-    compiling its own sampler; their machine code accumulated until LLVM could not map more
-    ("Cannot allocate memory", then a segfault, in the 5th slow test)."""
+def _release_compiled_code():
+    """After each test, drop JAX's compiled executables once they hold a quarter of the kernel's
+    memory-mapping limit. A test worker compiles hundreds of programs (fits, closed loops, replays of
+    many configs); their machine code accumulated until LLVM could not map more ("Cannot allocate
+    memory", then a segfault: once in the slow tests' 5th NUTS fit, once writing the closed loop's
+    program to the compilation cache after a worker's hundredth test). Counting the mappings reads
+    /proc/self/maps: milliseconds."""
     yield
-    if request.node.get_closest_marker("slow") is not None:
-        from bayesmm.models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
+    from bayesmm.models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
 
-        release_compiled_code(share=0.25)
+    release_compiled_code(share=0.25)

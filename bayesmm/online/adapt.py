@@ -121,7 +121,9 @@ def _learn(mean, cov, eta, var, p0, down, weight):
 def _tie_bps(mid_bps):
     """Moves within this of 0 are ties: the cumulative return's rounding, not a move (a real move is at
     least half a tick, 5e-4 bps on BTC at $100k; 1e-6 bps is far below it and far above float64's
-    rounding of a session's cumulative return, so the two ways `step` and `batch` sum it agree)."""
+    rounding of a session's cumulative return, so the two ways `step` and `batch` sum it agree). In
+    float32 the rounding term rules: past a cumulative move of ~70 bps, half-tick moves count as ties,
+    and `step` and `batch` may then disagree on a move that nets to nearly zero (replays run in float64)."""
     return jnp.maximum(1e-6, 64.0 * jnp.finfo(mid_bps.dtype).eps * jnp.abs(mid_bps))
 
 
