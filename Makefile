@@ -43,9 +43,12 @@ demo: $(STAMP)
 	$(BIN)/bayesmm sweep hype_selloff --space examples/sweep-selloff.toml --config $(OUT)/config.toml \
 	    --sets 32 --batch 16 --seeds 4 --holdout-seeds 8 --out $(OUT)/sweep --write-config --quiet
 	$(BIN)/bayesmm check-config $(OUT)/sweep/config.toml
-	$(BIN)/bayesmm report $(OUT)
 	$(BIN)/bayesmm replay $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml --out $(OUT)/beliefs-20240809.parquet
 	$(BIN)/bayesmm score $(OUT)/spot-20240809.parquet $(OUT)/beliefs-20240809.parquet --train $(OUT)/spot-20240808.parquet
+	# the calibrated quoters on the held-out session, every fill written: markout per fill (the report reads it)
+	$(BIN)/bayesmm backtest $(OUT)/spot-20240809.parquet --config $(OUT)/config.toml \
+	    --quoter bayesian glft glft_micro imbalance current_system --fills $(OUT)/fills.parquet
+	$(BIN)/bayesmm report $(OUT)
 
 ## pairs: calibrate on each bundled real pair's earlier session, score the later one beside the peer
 ## (spot 0808 -> 0809, the perp's halves, COIN-M ETH 0808 -> 0809): out/pairs/pairs.md and pairs.json

@@ -59,7 +59,7 @@ def state_at(session_path: str, at: str, cfg=None):
     a = to_arrays(session)
     mid, spread = float(a.mid[i]), float(a.spread_bps[i])
     half = mid * spread / 2e4
-    return b, Market(mid, mid - half, mid + half, spread), float(t_s[i])
+    return b, Market(mid, mid - half, mid + half, spread, float(a.imbalance[i])), float(t_s[i])
 
 
 def format_quote(q, beliefs, market, position: float) -> str:
@@ -72,7 +72,8 @@ def format_quote(q, beliefs, market, position: float) -> str:
         f"(AS {float(beliefs.expected_as_bps):.1f} bps), "
         f"P(regime) {np.round(np.asarray(beliefs.p_regime), 3).tolist()}, burst {int(float(beliefs.burst))}",
         f"market: mid {float(market.mid_px):.6g}, spread {float(market.spread_bps):.3f} bps; position {position:+g}",
-        "stage 2  drift shift          {:+9.3f} bps".format(float(f["drift_shift_bps"])),
+        "stage 2  centre (fair value)  {:+9.3f} bps".format(float(f["centre_bps"])),
+        "         drift shift          {:+9.3f} bps".format(float(f["drift_shift_bps"])),
         "         inventory skew       {:+9.3f} bps".format(float(f["inventory_skew_bps"])),
         "         reservation offset   {:+9.3f} bps  -> reservation {:.6g}".format(
             float(f["reservation_offset_bps"]), float(f["reservation_px"])),
@@ -99,13 +100,18 @@ def cmd_quote(args) -> int:
     jax.config.update("jax_enable_x64", True)
     from bayesmm.calibration.config import load_config
 
-    cfg = preset(args.quoter, load_config(args.config))
     if args.session:
         if args.at is None:
             raise ValueError("a session needs --at (HH:MM:SS or seconds since the start)")
+        from bayesmm.calibration.venue import bot_config
+        from bayesmm.events import read_session
+
+        # as the backtest quotes: the file's config as given, else the defaults on the session's instrument
+        cfg = bot_config(read_session(args.session), args.quoter, load_config(args.config) if args.config else None)
         beliefs, market, t = state_at(args.session, args.at, cfg)
         print(f"state after the last event at or before {args.at} ({t:.3f} s into the session)")
     else:
+        cfg = preset(args.quoter, load_config(args.config))
         regime = [float(x) for x in args.regime.split(",")]
         if len(regime) != 4 or abs(sum(regime) - 1) > 1e-6:
             raise ValueError(f"--regime needs 4 probabilities summing to 1, got {args.regime!r}")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-QUOTER_CHOICES = ["bayesian", "current_system", "glft"]  # online.quoter.PRESETS
-_SHOWN = ("max_abs_position", "pnl", "reduce_only_fraction", "fills", "fills_bid", "fills_ask", "as_per_fill_bps",
+QUOTER_CHOICES = ["bayesian", "current_system", "glft", "glft_micro", "imbalance"]  # online.quoter.PRESETS
+_SHOWN = ("max_abs_position", "pnl", "reduce_only_fraction", "quoted_fraction", "two_sided_fraction", "fills",
+          "fills_bid", "fills_ask", "as_per_fill_bps",
           "fill_sharpe", "equity_sharpe", "sharpe_gap", "time_to_halve_s", "bearish_fills_before_reduce_only")
 
 
@@ -72,6 +73,7 @@ def cmd_simulate(args) -> int:
     import bayesmm.sim  # noqa: F401
     from bayesmm.calibration.config import load_config
     from bayesmm.sim.batch import percentiles, run_scenario
+    from bayesmm.sim.markout import fills_table, format_markout, summarize_markout
     from bayesmm.sim.scenarios import make_scenario
 
     if args.report:
@@ -86,11 +88,13 @@ def cmd_simulate(args) -> int:
     base = load_config(args.config) if args.config else None
     args.seeds = 100 if args.seeds is None else args.seeds
     args.first_seed = 0 if args.first_seed is None else args.first_seed
-    summaries = {}
+    summaries, markout = {}, {}
     for quoter in quoters:  # one process: the quoters share the compiled loop (their configs differ in values only)
         paths, outs, metrics = run_scenario(scenario, quoter, seeds=args.seeds, first_seed=args.first_seed,
                                             base=base, matched=base is None)
         summary = summaries[quoter] = percentiles(metrics)
+        markout[quoter] = summarize_markout(fills_table(outs, quoter), scenario.duration_s,
+                                            float(np.mean(metrics["pnl"])), clustered=True)
         if not args.json:
             print(f"{args.scenario} / {quoter}: {args.seeds} seeds x {scenario.duration_s:g} s")
             _print_table(summary)
@@ -101,9 +105,12 @@ def cmd_simulate(args) -> int:
             if not args.json:
                 print(f"wrote {p}")
     if args.json:
-        plain = {q: {k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in sm.items()}
-                 for q, sm in summaries.items()}
+        plain = {q: {**{k: {kk: vv for kk, vv in v.items() if kk != "n"} for k, v in sm.items()},
+                     "markout": markout[q]} for q, sm in summaries.items()}
         print(json.dumps(plain[quoters[0]] if len(quoters) == 1 else plain))
+    else:
+        print(f"markout per fill, {args.seeds} seeds pooled (intervals resample seeds; P&L: the mean over seeds):")
+        print(format_markout(markout))
     return 0
 
 
@@ -132,44 +139,92 @@ def backtest_config(session, quoter: str, config_path=None):
 def cmd_backtest(args) -> int:
     from bayesmm.events import read_session
     from bayesmm.sim.backtest import backtest
+    from bayesmm.sim.markout import fills_table, format_markout, summarize_markout
 
     session = read_session(args.session)
-    import numpy as np
+    quoters = list(dict.fromkeys(args.quoter))
+    if args.plot and len(quoters) > 1 and "{quoter}" not in args.plot:
+        raise ValueError(f"--plot {args.plot}: with several quoters the path needs '{{quoter}}', "
+                         "e.g. out/backtest_{quoter}.png")
+    results, tables, summaries = {}, [], {}
+    for quoter in quoters:  # one process: the presets share the compiled loop (their configs differ in values only)
+        cfg = backtest_config(session, quoter, args.config)
+        out, metrics, report = backtest(session, cfg)
+        table = fills_table(out, quoter, float(cfg.quoter.level_spacing_bps))
+        duration_s = float(np.asarray(out.t_s)[-1] - np.asarray(out.t_s)[0])
+        summaries[quoter] = summarize_markout(table, duration_s, metrics["pnl"])
+        results[quoter], tables = (out, metrics, report), tables + [table]
+        if not args.json:
+            _print_backtest(session, quoter, out, metrics, report)
+        if args.plot:
+            p = plot_run(out, args.plot.replace("{quoter}", quoter),
+                         f"backtest on {session.meta.venue} {session.meta.instrument}, {quoter}")
+            if not args.json:
+                print(f"wrote {p}")
+    if args.fills:
+        _write_fills(tables, session, args.fills, {q: {"pnl": m[1]["pnl"]} for q, m in results.items()},
+                     float(np.asarray(results[quoters[0]][0].t_s)[-1] - np.asarray(results[quoters[0]][0].t_s)[0]))
+    if args.json:  # strict JSON: an undefined metric is null, and "undefined" says why
+        from bayesmm.sim.metrics import undefined_reasons
 
+        plain = {}
+        for q, (_, metrics, _) in results.items():
+            undefined = undefined_reasons(metrics)
+            plain[q] = {**{k: (None if k in undefined else v) for k, v in metrics.items()}, "undefined": undefined,
+                        "markout": summaries[q]}
+        print(json.dumps(plain[quoters[0]] if len(quoters) == 1 else plain))
+    else:
+        unit = "base asset" if session.meta.inverse else "quote currency"
+        print(f"markout per fill on {session.meta.venue} {session.meta.instrument} (P&L in the {unit}; "
+              "one fill = one step's fills on one side):")
+        print(format_markout(summaries))
+    return 0
+
+
+def _write_fills(tables: list, session, path, quoters: dict, duration_s: float) -> None:
+    """Every fill of every quoter run (`sim.markout.fills_table`) as one Parquet file; its metadata
+    names the session, the run's length and each quoter's P&L (the report's markout section)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bayesmm.events.atomic import write_atomic
+
+    cols = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+    table = pa.table({k: (pa.array(v.tolist(), pa.string()) if k == "quoter" else v) for k, v in cols.items()})
+    table = table.replace_schema_metadata({"bayesmm.session": json.dumps(
+        {"instrument": session.meta.instrument, "venue": session.meta.venue, "t0_ns": int(session.column("t_ns")[0]),
+         "contract_size": session.meta.contract_size, "inverse": session.meta.inverse, "duration_s": duration_s,
+         "quoters": quoters})})
+    write_atomic(Path(path), lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
+    print(f"wrote {path} ({table.num_rows:,} fills)")
+
+
+def _print_backtest(session, quoter: str, out, metrics: dict, report: dict) -> None:
+    """The human-readable metrics of one backtest run, with a warning when it made no fills."""
     from bayesmm.sim.metrics import undefined_reasons
 
-    out, metrics, report = backtest(session, backtest_config(session, args.quoter, args.config))
     undefined = undefined_reasons(metrics)
-    if args.json:  # strict JSON: an undefined metric is null, and "undefined" says why
-        print(json.dumps({**{k: (None if k in undefined else v) for k, v in metrics.items()},
-                          "undefined": undefined}))
-    else:
-        print(f"{session.meta.venue} {session.meta.instrument} / {args.quoter}: {report['steps']:,} steps of 0.1 s, "
-              f"{report['trades']:,} prints, all matched" + (f" ({report['volume_moved']:.6g} of the volume of sweeps "
-              "through more than MAX_TRADES / 2 prices in a step moved to a nearby less extreme price)"
-                                                              if report["volume_moved"] else ""))
-        if metrics["unfed_print_events"]:
-            from bayesmm.sim.run import MAX_PRINT_EVENTS
+    print(f"{session.meta.venue} {session.meta.instrument} / {quoter}: {report['steps']:,} steps of 0.1 s, "
+          f"{report['trades']:,} prints, all matched" + (f" ({report['volume_moved']:.6g} of the volume of sweeps "
+          "through more than MAX_TRADES / 2 prices in a step moved to a nearby less extreme price)"
+                                                          if report["volume_moved"] else ""))
+    if metrics["unfed_print_events"]:
+        from bayesmm.sim.run import MAX_PRINT_EVENTS
 
-            print(f"  {metrics['unfed_print_events']:,.0f} prints matched but not read by the belief (beyond "
-                  f"{MAX_PRINT_EVENTS} per aggressor side in a step; `bayesmm replay` reads them all)")
-        for k in _SHOWN:
-            value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
-            print(f"  {k:<34} {value}")
-        if metrics["fills"] == 0:
-            from bayesmm.events import to_arrays
+        print(f"  {metrics['unfed_print_events']:,.0f} prints matched but not read by the belief (beyond "
+              f"{MAX_PRINT_EVENTS} per aggressor side in a step; `bayesmm replay` reads them all)")
+    for k in _SHOWN:
+        value = f"{'undefined':>12}  ({undefined[k]})" if k in undefined else f"{metrics[k]:>12.5g}"
+        print(f"  {k:<34} {value}")
+    if metrics["fills"] == 0:
+        from bayesmm.events import to_arrays
 
-            a = to_arrays(session)
-            spread = float(np.median(a.spread_bps[a.valid > 0]))
-            depth = float(np.nanmedian(np.asarray(out.bid_depth_bps)))
-            print(f"  warning: the {args.quoter} quoter made no fills: its bid sat a median {depth:.2f} bps from the "
-                  f"mid, where the book's half-spread is a median {spread / 2:.2f} bps (quotes too wide for this "
-                  f"instrument? see `bayesmm quote SESSION --at ...`)")
-    if args.plot:
-        p = plot_run(out, args.plot, f"backtest on {session.meta.venue} {session.meta.instrument}, {args.quoter}")
-        if not args.json:
-            print(f"wrote {p}")
-    return 0
+        a = to_arrays(session)
+        spread = float(np.median(a.spread_bps[a.valid > 0]))
+        depth = float(np.nanmedian(np.asarray(out.bid_depth_bps)))
+        print(f"  warning: the {quoter} quoter made no fills: its bid sat a median {depth:.2f} bps from the "
+              f"mid, where the book's half-spread is a median {spread / 2:.2f} bps (quotes too wide for this "
+              f"instrument? see `bayesmm quote SESSION --at ...`)")
 
 
 def add_parsers(sub) -> None:
@@ -195,9 +250,13 @@ def add_parsers(sub) -> None:
 
     q = sub.add_parser("backtest", help="the closed loop on a recorded session (queue model on the real tape)")
     q.add_argument("session", help="a session file (Parquet, from `bayesmm ingest`) to trade against")
-    q.add_argument("--quoter", choices=QUOTER_CHOICES, default="bayesian", help="the quoter preset")
+    q.add_argument("--quoter", choices=QUOTER_CHOICES, nargs="+", default=["bayesian"],
+                   help="one or more quoter presets, each run on the same tape (--json: one object per quoter when "
+                        "several; --plot: a path with '{quoter}' in it); the markout table compares them")
     q.add_argument("--config", help="configuration file (config.toml); default: the spec's values on the "
                    "session's instrument (grid, fee and sizes from the session)")
     q.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     q.add_argument("--plot", help="PNG of the run: mid, quotes, fills, position, P&L, p_down")
+    q.add_argument("--fills", metavar="FILE.parquet", help="write every fill (quoter, time, side, price, size, "
+                   "ladder level, the mid and fair value then, markouts at 1/5/30 s) to this Parquet file")
     q.set_defaults(func=cmd_backtest)

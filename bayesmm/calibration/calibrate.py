@@ -171,7 +171,10 @@ def _select(route_cfgs: dict, cfg_derive: Config, fold_cfgs: dict, blocks, array
     if flat:
         why += (f"; at {', '.join(flat)} no evidence generalised to the held-out blocks, so the forecast there "
                 "is 1/2 until a longer recording shows otherwise")
-    return {"routes": routes, "chosen": chosen, "why": why}, final
+    # the imbalance maker's alpha (a peer quoter, `online.quoter.PRESETS`), fitted on the same sessions
+    alpha = peer_mod.imbalance_skew_bps(arrays, float(final.book.fair_value_horizon_s))
+    final = replace(final, quoter={"imbalance_skew_bps": alpha})
+    return {"routes": routes, "chosen": chosen, "why": why, "imbalance_skew_bps": alpha}, final
 
 
 def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_S) -> list[dict]:

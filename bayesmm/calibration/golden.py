@@ -158,16 +158,16 @@ def _from_first_mid(a: EventArrays, position: np.ndarray, max_events: int) -> tu
 
 
 @jax.jit
-def _outputs(events: Event, mid, spread, position, cfg: Config):
+def _outputs(events: Event, mid, spread, imbalance, position, cfg: Config):
     beliefs = run(events, cfg)
 
     def step(state, x):
-        b, m, s, q = x
+        b, m, s, imb, q = x
         half = m * s / 2e4
-        qt, state = quote(b, Market(m, m - half, m + half, s), q, state, cfg)
+        qt, state = quote(b, Market(m, m - half, m + half, s, imb), q, state, cfg)
         return state, qt
 
-    _, quotes = jax.lax.scan(step, quoter_init(mid.dtype), (beliefs, mid, spread, position))
+    _, quotes = jax.lax.scan(step, quoter_init(mid.dtype), (beliefs, mid, spread, imbalance, position))
     return beliefs, quotes
 
 
@@ -177,7 +177,7 @@ def compute(arrays: EventArrays, position: np.ndarray, cfg: Config) -> dict[str,
     cfg = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), cfg)
     mid = jnp.asarray(arrays.mid, jnp.float64)
     beliefs, quotes = _outputs(as_events(arrays, np.float64), mid, jnp.asarray(arrays.spread_bps, jnp.float64),
-                               jnp.asarray(position, jnp.float64), cfg)
+                               jnp.asarray(arrays.imbalance, jnp.float64), jnp.asarray(position, jnp.float64), cfg)
     cols = {}
     for name, v in beliefs._asdict().items():
         v = np.asarray(v)

@@ -25,7 +25,7 @@ import numpy as np
 
 from bayesmm.events.features import EventArrays
 from bayesmm.events.kinds import BOOK_UPDATE, TRADE_PRINT
-from bayesmm.events.targets import forward_targets
+from bayesmm.events.targets import forward_moves, forward_targets
 from bayesmm.models.book import EVERY_S
 
 WINDOW_S = 5.0
@@ -113,3 +113,17 @@ def scores(peer: Peer, arrays: list[EventArrays], horizons_s, reliability_bins: 
     from bayesmm.calibration.score import scores_of
 
     return scores_of(peer.forecasts, arrays, horizons_s, reliability_bins=reliability_bins)
+
+
+def imbalance_skew_bps(arrays: list[EventArrays], horizon_s: float, every_s: float = EVERY_S) -> float:
+    """The order-book-imbalance maker's alpha (`quoter.imbalance_skew_bps`): the least-squares slope,
+    through the origin, of the mid's move over `horizon_s` (bps, no move counted as 0) on the touch's
+    queue imbalance, on the grid points of the training sessions. Through the origin so that the lean
+    is odd in the book's mirror image (an intercept would be the training data's trend); 0 when no
+    point has an imbalance."""
+    xy = xx = 0.0
+    for a in arrays:
+        now, move, _ = forward_moves(a.t_s, a.mid, a.valid, horizon_s, every_s)
+        x = a.imbalance[now]
+        xy, xx = xy + float(np.sum(x * move)), xx + float(np.sum(x * x))
+    return xy / xx if xx > 0 else 0.0

@@ -215,6 +215,39 @@ def _sweep_section(d: Path) -> list[str]:
     return out
 
 
+def _markout_section(path: Path) -> list[str]:
+    """Markout per fill of the quoters backtested on a recorded session (`bayesmm backtest --fills
+    DIR/fills.parquet`), if any: per quoter the fills, fill rate, P&L and the mean markout at each
+    horizon against the mid with its bootstrap 90% interval (`sim.markout`)."""
+    if not path.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    from bayesmm.sim.markout import HORIZONS_S, summarize_markout
+
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"bayesmm.session"])
+    cols = {k: table.column(k).to_numpy(zero_copy_only=False) for k in table.column_names}
+    out = [f"<h2>Markout per fill</h2><p>The backtest on {_e(meta['venue'])} {_e(meta['instrument'])} "
+           f"({meta['duration_s']:.0f} s; `bayesmm backtest --fills`): for each fill, the mid h seconds later "
+           "against the fill price, bps, positive = a loss to us; the mean with its bootstrap 90% interval. "
+           "Lower is better: a quoter that is picked off less. P&amp;L in the "
+           f"{'base asset' if meta['inverse'] else 'quote currency'}.</p>"]
+    rows = []
+    for q, info in meta["quoters"].items():
+        keep = cols["quoter"] == q
+        s = summarize_markout({k: v[keep] for k, v in cols.items()}, meta["duration_s"], info["pnl"])
+        cells = []
+        for h in HORIZONS_S:
+            m = s["both"][f"markout_{h:g}s_bps"]
+            cells.append("-" if m["mean"] is None else f"{m['mean']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]")
+        rows.append([_e(q), f"{s['bid']['fills']} / {s['ask']['fills']}", _num(s["fill_rate_per_min"], ".2f"),
+                     _num(info["pnl"]), *cells])
+    out.append(_table(["quoter", "fills bid / ask", "fills per min", "P&L", *(f"markout {h:g} s" for h in HORIZONS_S)],
+                      rows))
+    return out
+
+
 def build_report(directory: str | Path) -> str:
     """The report's HTML for a calibration directory (module docstring)."""
     d = Path(directory)
@@ -229,6 +262,7 @@ def build_report(directory: str | Path) -> str:
         parts += _scores_section(r)
     parts += _simulation_section(r.get("simulation_check"))
     parts += _sweep_section(d / "sweep")
+    parts += _markout_section(d / "fills.parquet")
     for png in sorted(d.glob("selloff_*.png")):
         parts.append(f"<h3>{_e(png.stem)}</h3>" + _img_png(png.read_bytes(), png.stem))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>bayesmm calibration report</title>"

@@ -1,5 +1,5 @@
 """What a recorded session says about the venue: the parts of a `Config` that belong to the
-instrument rather than to the belief (price grid, size decimals, fee, AS horizon), so that
+instrument rather than to the belief (price grid, size decimals, contract terms, fee, AS horizon), so that
 quotes on a real feed are on the right grid and sized for the instrument (a quoter tuned to
 HYPE at $28 quotes nothing sensible on BTC at $60,000)."""
 
@@ -34,7 +34,8 @@ def session_overrides(session: Session, base: Config | None = None) -> dict:
     sz_dec = max((_decimals(float(s), 8) for s in sizes[:5000]), default=2)
     venue = {"tick_size_px": float(m.tick_size), "maker_fee_bps": float(m.fee_bps),
              "price_decimals": float(_decimals(float(m.tick_size))),
-             "max_sig_figs": 5.0 if "hyperliquid" in m.venue else 0.0, "sz_decimals": float(sz_dec)}
+             "max_sig_figs": 5.0 if "hyperliquid" in m.venue else 0.0, "sz_decimals": float(sz_dec),
+             "contract_size": float(m.contract_size), "inverse": float(m.inverse)}
     out = {"venue": venue, "evidence": {"as_horizon_s": float(m.as_horizon_s)}}
     if len(sizes):
         order = max(10.0 ** math.floor(math.log10(float(np.median(sizes)))), 10.0 ** -sz_dec)
@@ -48,7 +49,6 @@ def session_config(session: Session, base: Config | None = None) -> Config:
     """`base` (default: the spec's defaults) with the session's venue (`session_overrides`)."""
     base = default_config() if base is None else base
     return replace(base, **session_overrides(session, base))
-
 
 
 

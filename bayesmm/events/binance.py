@@ -65,8 +65,22 @@ class BinanceParser:
         self._trade_ids = SeenIds("trades")
         self._fields = FieldNotes()
 
+    def _coin_margined(self) -> bool:
+        """COIN-M futures: symbols `<pair>_PERP` or `<pair>_<expiry>` whose pair is quoted in USD
+        (ETHUSD_PERP); USD-M's are quoted in a stablecoin (BTCUSDT, BTCUSDT_240927)."""
+        s = self.symbol or ""
+        return not self.spot and "_" in s and s.split("_")[0].endswith("USD")
+
     def venue(self) -> str:
-        return "binance-spot" if self.spot else "binance-usdm"
+        return "binance-spot" if self.spot else ("binance-coinm" if self._coin_margined() else "binance-usdm")
+
+    def contract(self) -> tuple[float, bool]:
+        """(contract size, inverse): COIN-M contracts are inverse, worth a fixed USD amount each (100 USD
+        for BTCUSD, 10 USD for every other pair: Binance's COIN-M contract specifications); spot and
+        USD-M quantities are units of the base asset (1, linear)."""
+        if not self._coin_margined():
+            return 1.0, False
+        return (100.0 if (self.symbol or "").startswith("BTCUSD_") else 10.0), True
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
         """Dispatch one message; raises `IngestError` naming the line and field when it is bad (its

@@ -105,6 +105,10 @@ class HyperliquidParser:
     def venue(self) -> str:
         return "hyperliquid"
 
+    def contract(self) -> tuple[float, bool]:
+        """(contract size, inverse): Hyperliquid perps are linear, sized in units of the coin."""
+        return 1.0, False
+
     def _coin(self, line: int, coin) -> None:
         if not isinstance(coin, str):  # else a first message without one left the coin unset, unchecked
             raise IngestError(self.path, line, "coin", f"missing or not a coin: {coin!r}")

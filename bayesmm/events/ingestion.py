@@ -153,7 +153,7 @@ def ingest(
     report = IngestReport(lenient=lenient)
     venue = venue or detect_venue(paths[0])
     builder = EventBuilder()
-    symbol, venue_name, sources = _read_market(paths, venue, report, builder, tolerance_ns, progress)
+    symbol, venue_name, contract, sources = _read_market(paths, venue, report, builder, tolerance_ns, progress)
     if fills is not None:
         times = [r[0] for r in builder.rows]
         span = (min(times), max(times)) if times else None
@@ -169,7 +169,7 @@ def ingest(
     count_gaps(np.array([r[0] for r in builder.rows], dtype=np.int64), max_gap_s, report)
     meta = SessionMeta(instrument=symbol or "unknown", venue=venue_name, tick_size=tick, fee_bps=fee_bps,
                        as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary(),
-                       max_gap_s=max_gap_s)
+                       max_gap_s=max_gap_s, contract_size=contract[0], inverse=contract[1])
     session = Session(builder.table(), meta)
     validate(session)
     return session, report
@@ -185,16 +185,17 @@ def _check_arguments(paths: list, as_horizon_s: float, max_gap_s: float) -> None
 
 
 def _read_market(paths: list, venue: str, report: IngestReport, builder: EventBuilder, tolerance_ns: int,
-                 progress: bool) -> tuple[str | None, str, list[dict]]:
-    """Parse the market recordings (one instrument) into `builder`: (symbol, venue name, sources)."""
-    sources, symbol, venue_name = [], None, venue
+                 progress: bool) -> tuple[str | None, str, tuple[float, bool], list[dict]]:
+    """Parse the market recordings (one instrument) into `builder`: (symbol, venue name, contract
+    (size, inverse), sources)."""
+    sources, symbol, venue_name, contract = [], None, venue, (1.0, False)
     for path in paths:
         parser = parse_recording(path, venue, report, builder, tolerance_ns, progress)
         if symbol is not None and parser.symbol != symbol:
             raise IngestError(str(path), 0, "instrument", f"{parser.symbol!r} does not match {symbol!r}")
-        symbol, venue_name = parser.symbol, parser.venue()
+        symbol, venue_name, contract = parser.symbol, parser.venue(), parser.contract()
         sources.append({"path": Path(path).name, "sha256": sha256_file(path), "role": "market"})
-    return symbol, venue_name, sources
+    return symbol, venue_name, contract, sources
 
 
 def _add_cross_venue(path, report: IngestReport, builder: EventBuilder, tolerance_ns: int, progress: bool) -> None:

@@ -59,7 +59,10 @@ SCHEMA = pa.schema(
 )
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
 _META_KEY = b"bayesmm.session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 2 added the instrument's contract terms (`SessionMeta.contract_size`, `.inverse`); a version-1
+file reads with the defaults (a linear instrument sized in units of the base asset)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class SessionMeta:
         repairs: counts of what the reader repaired or skipped, by name.
         max_gap_s: a silence longer than this (no event at all) is a recording gap: the session is
             cut into segments there (`Session.segments`), and no filter, fit or statistic spans one.
+        contract_size: what one unit of size is: units of the base asset for a linear instrument
+            (1 for spot and most perps), quote currency per contract for an inverse one (Binance
+            COIN-M ETHUSD: 10 USD).
+        inverse: an inverse (coin-margined) contract: P&L settles in the base asset, and a position
+            of q contracts is worth q x contract_size / price of it.
     """
 
     instrument: str
@@ -86,6 +94,8 @@ class SessionMeta:
     sources: tuple[dict, ...] = ()
     repairs: dict = field(default_factory=dict)
     max_gap_s: float = 60.0
+    contract_size: float = 1.0
+    inverse: bool = False
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (with the schema version)."""
@@ -99,7 +109,7 @@ class SessionMeta:
         """Inverse of `to_dict`; unknown keys are an error, not silently dropped."""
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SessionError(-1, "schema_version", f"unsupported version {version!r}", "metadata")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)

@@ -26,13 +26,14 @@ class Targets(NamedTuple):
     t_s: np.ndarray
 
 
-def forward_targets(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon_s: float, every_s: float = 1.0,
-                    max_gap_s: float = 60.0) -> Targets:
-    """Grid points and their observable outcome (module docstring). `t_s`, `mid`, `valid` per event
-    (`events.EventArrays`)."""
+def forward_moves(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon_s: float, every_s: float = 1.0,
+                  max_gap_s: float = 60.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event index read at each grid point, the mid's move over the horizon in bps (0: no move),
+    grid time) at the grid points whose window has a known mid at its start and spans no recording
+    gap (ties included: `forward_targets` drops them)."""
     t_s, mid, valid = np.asarray(t_s, float), np.asarray(mid, float), np.asarray(valid) > 0
     if not valid.any():
-        return Targets(np.zeros(0, int), np.zeros(0), np.zeros(0))
+        return np.zeros(0, int), np.zeros(0), np.zeros(0)
     start = t_s[np.argmax(valid)]
     grid = np.arange(start + every_s, t_s[-1] - horizon_s + 1e-9, every_s)
     now = np.searchsorted(t_s, grid, side="right") - 1
@@ -43,6 +44,15 @@ def forward_targets(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon
     spans_gap = np.zeros(len(grid), bool)
     for g in big:  # a window (grid, grid + h] containing event g's gap start t_s[g-1] .. t_s[g]
         spans_gap |= (t_s[g] > grid) & (t_s[g - 1] < grid + horizon_s)
-    move = mid[later] - mid[now]
-    keep = valid[now] & (move != 0) & ~spans_gap
+    keep = valid[now] & ~spans_gap
+    now, later, grid = now[keep], later[keep], grid[keep]
+    return now, (mid[later] / mid[now] - 1.0) * 1e4, grid
+
+
+def forward_targets(t_s: np.ndarray, mid: np.ndarray, valid: np.ndarray, horizon_s: float, every_s: float = 1.0,
+                    max_gap_s: float = 60.0) -> Targets:
+    """Grid points and their observable outcome (module docstring). `t_s`, `mid`, `valid` per event
+    (`events.EventArrays`)."""
+    now, move, grid = forward_moves(t_s, mid, valid, horizon_s, every_s, max_gap_s)
+    keep = move != 0
     return Targets(now[keep], (move[keep] < 0).astype(float), grid[keep])

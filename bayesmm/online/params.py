@@ -46,6 +46,10 @@ class VenueParams(NamedTuple):
         price_decimals: decimals allowed in a price (Hyperliquid perps: 6 - szDecimals).
         sz_decimals: decimals of order sizes (Hyperliquid szDecimals).
         maker_fee_bps: our maker fee, bps of notional (positive = we pay; Hyperliquid 1.5).
+        contract_size: what one unit of size is: units of the base asset for a linear instrument (1),
+            quote currency per contract for an inverse one (Binance COIN-M ETHUSD: 10 USD).
+        inverse: 1 for an inverse (coin-margined) contract, whose P&L settles in the base asset
+            (`settlement_price`), 0 for a linear one.
     """
 
     tick_size_px: float = 0.001
@@ -53,6 +57,8 @@ class VenueParams(NamedTuple):
     price_decimals: float = 4.0
     sz_decimals: float = 2.0
     maker_fee_bps: float = 1.5
+    contract_size: float = 1.0
+    inverse: float = 0.0
 
 
 class DriftParams(NamedTuple):
@@ -251,6 +257,11 @@ class QuoterParams(NamedTuple):
         use_directional_sizing: sizes scaled by p_down (off: symmetric 0.5).
         use_burst_premium: burst premium on.
         use_inventory_skew: GLFT inventory skew q sigma c2 on.
+        use_fair_value: centre the quotes on the belief's fair value (the mid plus the expected move
+            over the fair-value horizon, `Beliefs.fair_value_bps`) instead of the raw mid (1).
+        imbalance_skew_bps: the order-book-imbalance maker's alpha: the centre moves by this x the
+            touch's queue imbalance, bps (0: off; calibration fits it by least squares of the mid's
+            move on the imbalance, `calibration.peer.imbalance_skew_bps`).
     """
 
     horizon_s: float = 30.0
@@ -279,6 +290,8 @@ class QuoterParams(NamedTuple):
     use_directional_sizing: float = 1.0
     use_burst_premium: float = 1.0
     use_inventory_skew: float = 1.0
+    use_fair_value: float = 1.0
+    imbalance_skew_bps: float = 0.0
 
 
 class OrderParams(NamedTuple):
@@ -408,7 +421,7 @@ _COUNT = Range(0.0, 20.0, kind="integer")
 
 RANGES: dict[str, dict[str, Range]] = {
     "venue": {"tick_size_px": _POS, "max_sig_figs": _COUNT, "price_decimals": _COUNT, "sz_decimals": _COUNT,
-              "maker_fee_bps": Range(-100.0, 100.0)},
+              "maker_fee_bps": Range(-100.0, 100.0), "contract_size": _POS, "inverse": _FLAG},
     "drift": {"theta_mu_per_s": _POS, "sigma_mu_bps_s_sqrt_s": _POS, "return_noise_s": _NONNEG,
               "return_weight": Range(0.0, 10.0), "regime_weight": Range(0.0, 10.0)},
     "evidence": {"lambda_fill": _NONNEG, "lambda_as": _NONNEG, "as_scale_bps": _POS, "as_horizon_s": _POS,
@@ -436,7 +449,8 @@ RANGES: dict[str, dict[str, Range]] = {
                "p_reduce": Range(0.5, 1.0, False, False), "p_resume": Range(0.5, 1.0, False, False),
                "level_spacing_bps": _NONNEG, "ladder_temperature_bps": _POS, "as_profile_depth_bps": _POS,
                "use_drift": _FLAG, "use_toxicity": _FLAG, "use_regime": _FLAG, "use_reduce_only": _FLAG,
-               "use_directional_sizing": _FLAG, "use_burst_premium": _FLAG, "use_inventory_skew": _FLAG},
+               "use_directional_sizing": _FLAG, "use_burst_premium": _FLAG, "use_inventory_skew": _FLAG,
+               "use_fair_value": _FLAG, "imbalance_skew_bps": Range(-100.0, 100.0)},
     "orders": {"quote_cycle_s": _POS, "price_tolerance_bps": _NONNEG, "size_tolerance_qty": _NONNEG,
                "use_emergency_cancel": _FLAG},
     "book": {"flow_window_s": _POS, "belief_weight": Range(0.0, 10.0, kind="horizons"),

@@ -41,19 +41,32 @@ from bayesmm.online.params import Config, default_config, replace
 MODE_TWO_SIDED, MODE_REDUCE_LONG, MODE_REDUCE_SHORT = 0, 1, -1
 
 
+_GLFT = dict(use_drift=False, use_toxicity=False, use_regime=False, use_reduce_only=False,
+             use_directional_sizing=False, use_burst_premium=False, use_fair_value=False)
+_NO_IMBALANCE = {"imbalance_skew_bps": 0.0}
+
 PRESETS: dict[str, dict] = {
-    "bayesian": {},
+    # Everything the belief knows: centred on its fair value, drift shift, premia, reduce-only (the
+    # imbalance alpha is the peer's, not the belief's: the belief's fair value reads the book itself).
+    "bayesian": {"quoter": _NO_IMBALANCE},
     # The deployed system (spec section 1, stage 4): no drift term, symmetric touch at 7.02 bps
     # (its 0.73 bps position guard is left out: the spec reports the touch as symmetric), no
     # toxicity or regime premium, no reduce-only, symmetric sizes, no emergency cancel.
     "current_system": {"quoter": dict(fixed_half_spread_bps=7.02, use_drift=False, use_toxicity=False,
                                       use_regime=False, use_reduce_only=False, use_directional_sizing=False,
-                                      use_burst_premium=False, use_inventory_skew=False),
+                                      use_burst_premium=False, use_inventory_skew=False, use_fair_value=False,
+                                      imbalance_skew_bps=0.0),
                        "orders": dict(use_emergency_cancel=False)},
-    # Plain GLFT: closed-form half-spread and inventory skew; no drift, toxicity, regime, reduce-only.
-    "glft": {"quoter": dict(use_drift=False, use_toxicity=False, use_regime=False, use_reduce_only=False,
-                            use_directional_sizing=False, use_burst_premium=False),
-             "orders": dict(use_emergency_cancel=False)},
+    # Plain GLFT: closed-form half-spread and inventory skew around the mid; no drift, toxicity, regime,
+    # reduce-only.
+    "glft": {"quoter": {**_GLFT, **_NO_IMBALANCE}, "orders": dict(use_emergency_cancel=False)},
+    # GLFT centred on the belief's fair value (the micro-price of the book's forecast), else plain GLFT.
+    "glft_micro": {"quoter": {**_GLFT, **_NO_IMBALANCE, "use_fair_value": True},
+                   "orders": dict(use_emergency_cancel=False)},
+    # The order-book-imbalance maker: plain GLFT whose centre leans by a linear alpha on the touch's
+    # queue imbalance (quoter.imbalance_skew_bps, fitted by calibration; as in hftbacktest's
+    # "market making with alpha" example): the peer a practitioner would try first.
+    "imbalance": {"quoter": _GLFT, "orders": dict(use_emergency_cancel=False)},
 }
 """The quoters compared throughout, as presets of the one `quote` function: {group: {field: value}}."""
 
@@ -70,20 +83,23 @@ def preset(name: str, cfg: Config | None = None, **groups: dict) -> Config:
 
 class Market(NamedTuple):
     """What the quoter sees of the market. Attributes: mid_px, best_bid_px, best_ask_px (quote
-    currency); spread_bps (current spread, bps of mid)."""
+    currency); spread_bps (current spread, bps of mid); imbalance (the touch's queue imbalance
+    (bid size - ask size) / (bid size + ask size), in [-1, 1]; read by the imbalance maker only)."""
 
     mid_px: jax.Array
     best_bid_px: jax.Array
     best_ask_px: jax.Array
     spread_bps: jax.Array
+    imbalance: jax.Array = 0.0
 
 
 class Quote(NamedTuple):
     """A quote with every intermediate, so a notebook can show why it is what it is.
 
-    Attributes (bps of mid unless said): drift_shift_bps (signed, negative = bearish),
-    inventory_skew_bps (q sigma c2, positive when long), reservation_offset_bps (drift_shift -
-    skew; reservation price = mid (1 + offset/1e4)), reservation_px; base_half_spread_bps (c1),
+    Attributes (bps of mid unless said): centre_bps (where the quotes are centred: the belief's fair
+    value and/or the imbalance maker's lean, `centre_offset_bps`), drift_shift_bps (signed, negative =
+    bearish), inventory_skew_bps (q sigma c2, positive when long), reservation_offset_bps (centre +
+    drift_shift - skew; reservation price = mid (1 + offset/1e4)), reservation_px; base_half_spread_bps (c1),
     inventory_risk_bps ((Delta/2) sigma c2), toxicity_premium_bps, regime_premium_bps,
     half_spread_bps; bid_burst_premium_bps, ask_burst_premium_bps; bid_depth_bps, ask_depth_bps
     (touch, after the fee floor); bid_size, ask_size (stage-5 totals, units); mode (0 two-sided,
@@ -91,6 +107,7 @@ class Quote(NamedTuple):
     bid_px, bid_qty, ask_px, ask_qty, bid_level_depth_bps, ask_level_depth_bps.
     """
 
+    centre_bps: jax.Array
     drift_shift_bps: jax.Array
     inventory_skew_bps: jax.Array
     reservation_offset_bps: jax.Array
@@ -116,6 +133,14 @@ class Quote(NamedTuple):
 
 
 # ---------------------------------------------------------------- stage 2: reservation price
+def centre_offset_bps(beliefs: Beliefs, market: Market, cfg: Config):
+    """Where the quotes are centred, bps from the mid: the belief's fair value (`use_fair_value`: the
+    mid's expected move over the fair-value horizon) plus the imbalance maker's lean alpha x the
+    touch's imbalance (`imbalance_skew_bps`). Both are odd in the mirror image of the book."""
+    p = cfg.quoter
+    return p.use_fair_value * beliefs.fair_value_bps + p.imbalance_skew_bps * market.imbalance
+
+
 def drift_shift_bps(mu_bps_s, spread_bps, cfg: Config):
     """mu x horizon (or the OU-consistent mu (1 - e^{-theta tau}) / theta), capped at +- cap x spread."""
     p, theta = cfg.quoter, cfg.drift.theta_mu_per_s
@@ -258,6 +283,18 @@ def round_price(px, is_bid, cfg: Config):
     return jnp.where(is_bid, jnp.floor(x + tol), jnp.ceil(x - tol)) * step
 
 
+def passive_prices(px, market: Market, cfg: Config):
+    """The ladder's prices (2, levels: bids then asks) on the venue's grid, none crossing the book: a
+    bid at most one price step below the best ask, an ask at least one above the best bid (a
+    post-only order; the fee floor keeps depths positive, but a fair value beyond the touch or a
+    rebate could otherwise take liquidity). One rule over the side's sign."""
+    side = jnp.asarray(SIDES, px.dtype)[:, None]
+    rounded = round_price(px, side > 0, cfg)
+    opposite = jnp.stack([market.best_ask_px, market.best_bid_px])[:, None]
+    limit = round_price(opposite - side * price_step(opposite, cfg), side > 0, cfg)
+    return jnp.where(side > 0, jnp.minimum(rounded, limit), jnp.maximum(rounded, limit))
+
+
 def ladder_weights(depths_bps, toxicity, as_scale_bps, position_term_bps, cfg: Config):
     """Softmax over levels of the utility per unit quoted (spec stage 6):
     P(fill at d) x (edge(d) - expected AS(d) + position term), with edge = d - fee,
@@ -305,10 +342,11 @@ def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, cfg: C
     static). Returns the quote and the quoter's next state (reduce-only mode). Each side's depth,
     size and ladder come from one rule over the side's sign (`SIDES`)."""
     p = cfg.quoter
+    centre = centre_offset_bps(beliefs, market, cfg)
     shift = drift_shift_bps(beliefs.mu_bps_s, market.spread_bps, cfg)
     base, inv_risk, tox, regime, half, c2, as_scale = half_spread_bps(beliefs, cfg)
     skew = position * beliefs.sigma_bps_sqrt_s * c2 * p.use_inventory_skew
-    offset = shift - skew
+    offset = centre + shift - skew
     side = jnp.asarray(SIDES, offset.dtype)
     burst = jnp.where(beliefs.burst_side == side, p.burst_premium_bps, 0.0) * beliefs.burst * p.use_burst_premium
     bid_depth, ask_depth = touch_depths(half, offset, burst[0], burst[1], cfg.venue.maker_fee_bps)
@@ -321,11 +359,11 @@ def quote(beliefs: Beliefs, market: Market, position, state: QuoterState, cfg: C
     terms = jnp.stack(position_terms(beliefs, position, cfg))
     weights = jax.vmap(lambda d, t: ladder_weights(d, beliefs.toxicity, as_scale, t, cfg))(depths, terms)
     mid = market.mid_px
-    px = round_price(mid * (1.0 - side[:, None] * depths / 1e4), (side > 0)[:, None], cfg)
+    px = passive_prices(mid * (1.0 - side[:, None] * depths / 1e4), market, cfg)
     qty = jax.vmap(lambda total, w: allocate(total, w, cfg.venue.sz_decimals))(jnp.stack([bid_size, ask_size]),
                                                                               weights)
     quote_ = Quote(
-        drift_shift_bps=shift, inventory_skew_bps=skew, reservation_offset_bps=offset,
+        centre_bps=centre, drift_shift_bps=shift, inventory_skew_bps=skew, reservation_offset_bps=offset,
         reservation_px=mid * (1.0 + offset / 1e4), base_half_spread_bps=base, inventory_risk_bps=inv_risk,
         toxicity_premium_bps=tox, regime_premium_bps=regime, half_spread_bps=half,
         bid_burst_premium_bps=burst[0], ask_burst_premium_bps=burst[1],

@@ -1,6 +1,7 @@
 """Metrics of a closed-loop run (spec section 8): max |position|, P&L, fill Sharpe vs
-equity Sharpe, time in reduce-only, AS per fill, fills per side, time to halve an opposed
-position, and bearish fills before reduce-only. Pure JAX so they vmap over seeds."""
+equity Sharpe, time in reduce-only, the share of steps with a live quote (either side, both),
+AS per fill, fills per side, time to halve an opposed position, and bearish fills before
+reduce-only (markout per fill: `sim.markout`). Pure JAX so they vmap over seeds."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def summarize(out: LoopOutput, initial_position, cycle_steps: int = 30) -> dict:
         "max_abs_position": jnp.max(jnp.abs(pos)),
         "pnl": out.equity[-1],
         "reduce_only_fraction": jnp.mean(out.mode != 0),
+        "quoted_fraction": jnp.mean(~jnp.isnan(out.bid_depth_bps) | ~jnp.isnan(out.ask_depth_bps)),
+        "two_sided_fraction": jnp.mean(~jnp.isnan(out.bid_depth_bps) & ~jnp.isnan(out.ask_depth_bps)),
         "fills": jnp.sum(out.bid_fill_count + out.ask_fill_count),
         "fills_bid": jnp.sum(out.bid_fill_count),
         "fills_ask": jnp.sum(out.ask_fill_count),

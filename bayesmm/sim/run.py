@@ -59,8 +59,10 @@ class LoopParams(NamedTuple):
 
 
 class LoopOutput(NamedTuple):
-    """Per step: t_s, mid_px, position, cash, equity (cash + position x mid; starts at 0), fees;
-    p_down, mu_bps_s, p_regime (4,), mode (reduce-only), burst; live touch bid/ask depth (bps, NaN
+    """Per step: t_s, mid_px, position, cash, equity (cash + position x `settlement_price` of the mid;
+    starts at 0; quote currency, or the base asset for an inverse contract), fees;
+    p_down, mu_bps_s, fair_value_bps (the belief's fair value, bps from the mid), p_regime (4,), mode
+    (reduce-only), burst; live touch bid/ask depth (bps, NaN
     when that side is empty); fill qty, value (sum px x qty) and count per side; own fill events and
     tape prints not fed to the belief (beyond MAX_FILL_EVENTS, MAX_PRINT_EVENTS per side); AS events
     delivered: sum of AS (bps), count, sum and sum of squares of per-fill P&L at the horizon (edge -
@@ -75,6 +77,7 @@ class LoopOutput(NamedTuple):
     fees: jax.Array
     p_down: jax.Array
     mu_bps_s: jax.Array
+    fair_value_bps: jax.Array
     p_regime: jax.Array
     mode: jax.Array
     burst: jax.Array
@@ -186,9 +189,11 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         view, bid_slot, ask_slot = ladder_view(resting)
         live, f = fill_fn(k, view, row, sweep, p.taker_size, ex)
         resting = _write_back(resting, live, bid_slot, ask_slot)
-        fee = cfg.venue.maker_fee_bps / 1e4 * (f.bid_value + f.ask_value)
+        bought, sold = settlement_value(f.bid_qty, f.bid_value, cfg.venue), settlement_value(f.ask_qty, f.ask_value,
+                                                                                              cfg.venue)
+        fee = cfg.venue.maker_fee_bps / 1e4 * (jnp.abs(bought) + jnp.abs(sold))
         position = c.position + f.bid_qty - f.ask_qty
-        cash = c.cash - f.bid_value + f.ask_value - fee
+        cash = c.cash - bought + sold - fee
         as_events, buf_active, due = _adverse_selection_due(c, row, cfg)
         fill_events, buf = _own_fill_events(f, (c.buf_t, c.buf_side, c.buf_mid, c.buf_px, buf_active), t, mid)
         print_events = [_event(TRADE_PRINT, side=side, valid=(j < count).astype(jnp.float64))
@@ -203,8 +208,10 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         c = _Carry(belief, qstate, resting, pending, pending_t, cancel_mask, cancel_t, position, cash, c.fees + fee,
                    jnp.where(cycle, t, c.last_quote_t), t, *buf)
         out = LoopOutput(
-            t_s=t, mid_px=mid, position=position, cash=cash, equity=cash + position * mid, fees=c.fees,
-            p_down=b.p_down, mu_bps_s=b.mu_bps_s, p_regime=b.p_regime, mode=qstate.mode, burst=b.burst,
+            t_s=t, mid_px=mid, position=position, cash=cash, equity=cash + position * settlement_price(mid, cfg.venue),
+            fees=c.fees,
+            p_down=b.p_down, mu_bps_s=b.mu_bps_s, fair_value_bps=b.fair_value_bps, p_regime=b.p_regime,
+            mode=qstate.mode, burst=b.burst,
             bid_depth_bps=touch_depth_bps(live.bid_px, live.bid_qty, mid, 1.0),
             ask_depth_bps=touch_depth_bps(live.ask_px, live.ask_qty, mid, -1.0),
             bid_fill_qty=f.bid_qty, ask_fill_qty=f.ask_qty, bid_fill_value=f.bid_value, ask_fill_value=f.ask_value,
@@ -232,13 +239,32 @@ def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, s
 closed_loop_jit = jax.jit(closed_loop, static_argnames=("fill_fn",))
 
 
+def settlement_price(px, venue):
+    """What one unit of size is worth at price `px`, in the currency P&L settles in: px x contract_size
+    for a linear instrument (quote currency); -contract_size / px for an inverse one (base asset: a
+    contract is worth contract_size / px of it, and the sign keeps 'buy low, sell high' a gain, so
+    cash and equity below are written once for both kinds: buying q at p0 and marking at p1 gives
+    q contract_size (1/p0 - 1/p1), the inverse contract's P&L)."""
+    return jnp.where(venue.inverse > 0, -venue.contract_size / px, px * venue.contract_size)
+
+
+def settlement_value(qty, value, venue):
+    """The settlement value of a step's fills on one side, `qty` units for `value` = sum px x qty:
+    linear, value x contract_size exactly; inverse, qty at the side's average price value / qty (the
+    levels a step fills lie within bps of each other, so the average stands for each to ~1e-8 of
+    the notional)."""
+    px = jnp.where(qty > 0, value / jnp.where(qty > 0, qty, 1.0), 1.0)
+    return jnp.where(venue.inverse > 0, qty * settlement_price(px, venue), value * venue.contract_size)
+
+
 def _start(p: LoopParams, mid0) -> _Carry:
     """The loop's state before the first step: the prior belief, nothing resting or pending, the
     initial position bought at the mid before the path (cash = -position x mid0)."""
     return _Carry(
         belief=init(p.config), qstate=quoter_init(), resting=empty_orders(ORDER_SLOTS), pending=_no_actions(),
         pending_t=jnp.asarray(_INF), cancel_mask=jnp.zeros(ORDER_SLOTS), cancel_t=jnp.asarray(_INF),
-        position=jnp.asarray(p.initial_position, jnp.float64), cash=-p.initial_position * mid0,
+        position=jnp.asarray(p.initial_position, jnp.float64),
+        cash=-p.initial_position * settlement_price(mid0, p.config.venue),
         fees=jnp.asarray(0.0), last_quote_t=jnp.asarray(-_INF), belief_t=jnp.asarray(0.0),
         buf_t=jnp.zeros(AS_BUFFER), buf_side=jnp.zeros(AS_BUFFER), buf_mid=jnp.zeros(AS_BUFFER),
         buf_px=jnp.zeros(AS_BUFFER), buf_active=jnp.zeros(AS_BUFFER),
@@ -336,7 +362,7 @@ def _quote_cycle(c: _Carry, resting: Orders, row, b, position, pending, pending_
     t, mid = row.t_s, row.mid_px
     spike = 1.0 + ex.latency_spike_mult * (jnp.abs(row.ret_bps) > ex.spike_threshold_bps)
     half = mid * row.spread_bps / 2e4
-    q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps), position, c.qstate, cfg,
+    q, qstate = quote(b, Market(mid, mid - half, mid + half, row.spread_bps, row.imbalance), position, c.qstate, cfg,
                       num_levels=NUM_LEVELS)
     actions = reconcile(resting, *desired_from_quote(q), mid * cfg.orders.price_tolerance_bps / 1e4,
                         cfg.orders.size_tolerance_qty)

@@ -73,3 +73,28 @@ def test_backtest_cli(tmp_path, capsys):
     assert 0 < d["unfed_print_events"] < 21_313
     assert d["fills_bid"] > 0 and d["fills_ask"] > 0  # the Bayesian quoter fills on both sides of the real perp
     assert d["fill_sharpe"] is None and "fewer than" in d["undefined"]["fill_sharpe"]  # 6 fills: undefined
+    # the markout table counts one fill per step and side; the metrics one per filling taker
+    assert 0 < d["markout"]["both"]["fills"] <= d["fills_bid"] + d["fills_ask"]
+
+    # several presets on the same tape, every fill written; the report's markout section reads them back
+    fills = tmp_path / "fills.parquet"
+    assert main(["backtest", str(session), "--quoter", "glft", "current_system", "--fills", str(fills)]) == 0
+    out = capsys.readouterr().out
+    assert "markout per fill" in out and out.count("current_system") >= 2
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(fills)
+    assert set(table.column("quoter").to_pylist()) <= {"glft", "current_system"} and table.num_rows > 0
+    t, px, side = (table.column(k).to_numpy() for k in ("t_s", "price", "side"))
+    from bayesmm.events import read_session, to_arrays
+
+    a = to_arrays(read_session(session))  # the session's own book: the 5 s markout recomputed from it
+    i = np.searchsorted(a.t_s, t + 5.0, side="right") - 1
+    ok = np.isfinite(table.column("markout_5s_bps").to_numpy())
+    recomputed = side * (px - a.mid[i]) / px * 1e4
+    assert np.nanmedian(np.abs(recomputed[ok] - table.column("markout_5s_bps").to_numpy()[ok])) < 0.5  # 0.1 s grid
+    from bayesmm.calibration.report import _markout_section
+
+    html = "".join(_markout_section(fills))
+    assert "Markout per fill" in html and "current_system" in html
+

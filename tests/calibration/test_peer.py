@@ -46,3 +46,24 @@ def test_logistic_fit_recovers_known_coefficients():
     a, w = _fit_logistic(z, y)
     assert abs(a - 0.3) < 0.1
     np.testing.assert_allclose(w, truth, atol=0.1)
+
+
+def test_imbalance_alpha_is_the_least_squares_slope():
+    """A session whose mid moves 2 bps x the imbalance held at the start of each 1 s window (plus noise
+    independent of it) gives alpha ~ 2 (within 4 standard errors); its mirror image (imbalance and
+    moves negated, to first order in the move) gives the same alpha."""
+    from bayesmm.calibration.peer import imbalance_skew_bps
+
+    rng = np.random.default_rng(1)
+    n = 4000  # one event per 0.5 s: the imbalance set at whole seconds, the mid moving at the half
+    t = 0.5 * np.arange(1, n + 1)
+    imb = np.repeat(rng.uniform(-1, 1, n // 2), 2)
+    step = np.where(np.arange(n) % 2 == 1, 2.0 * imb + rng.normal(0, 1.0, n), 0.0)  # bps, applied at t + 0.5
+    mid = 100 * np.exp(np.cumsum(np.r_[0.0, step[:-1]]) / 1e4)
+    col = {f: np.zeros(n) for f in EventArrays._fields}
+    col.update(t_s=t, mid=mid, valid=np.ones(n), imbalance=imb)
+    a = EventArrays(**col)
+    alpha = imbalance_skew_bps([a], horizon_s=1.0)
+    assert abs(alpha - 2.0) < 4 * 1.0 / np.sqrt(np.sum(imb[::2] ** 2))
+    mirror = a._replace(mid=1e4 / mid, imbalance=-imb)
+    assert abs(imbalance_skew_bps([mirror], horizon_s=1.0) - alpha) < 1e-3

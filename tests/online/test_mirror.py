@@ -1,5 +1,6 @@
 """Mirror symmetry of stages 2-7: mirroring the world - position q -> -q, p_down -> 1 - p_down,
-drift -> -drift, the burst's side flipped, P(trending down) <-> P(trending up), resting orders
+drift -> -drift, the fair value's offset and the book's imbalance negated, the burst's side flipped,
+P(trending down) <-> P(trending up), resting orders
 flipped around the mid - must swap the bid and the ask exactly: depths, sizes, ladders, reduce-only
 mode and cancels. The spec writes the downtrend case of the incident; every rule must hold for its
 mirror image. Values are drawn on dyadic grids so that 1 - p and -x are exact in floating point,
@@ -20,12 +21,12 @@ from bayesmm.online.quoter import Market, QuoterState, quote
 
 MID = 100.0
 CFG = replace(default_config(), venue=dict(tick_size_px=0.01, max_sig_figs=0.0, price_decimals=2.0, sz_decimals=3.0),
-              quoter=dict(order_size_qty=1.0, max_position_qty=8.0, max_reduce_size_qty=3.0))
+              quoter=dict(order_size_qty=1.0, max_position_qty=8.0, max_reduce_size_qty=3.0, imbalance_skew_bps=0.75))
 
 
-def _beliefs(p_down, mu, sigma, tox, regime, burst, burst_side, magnitude):
+def _beliefs(p_down, mu, sigma, tox, regime, burst, burst_side, magnitude, fair=0.0):
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
-    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
+    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude), fair_value_bps=f(fair),
                    confidence=f(abs(2 * p_down - 1)), drift_mean_bps_s=f(mu), drift_sd_bps_s=f(1),
                    sigma_bps_sqrt_s=f(sigma), vol_regime=jnp.asarray(1), toxicity=f(tox), expected_as_bps=f(12.0),
                    p_regime=jnp.asarray(regime, jnp.float64), burst=f(burst), burst_count=f(5 * burst),
@@ -42,17 +43,19 @@ _cancel = jax.jit(emergency_cancel)
 @given(k=st.integers(0, 1024), mu=dyadic, q=st.integers(-640, 640).map(lambda i: i / 64.0),
        sigma=st.floats(0.05, 20.0), tox=st.floats(0.0, 1.0), spread=st.floats(0.5, 50.0),
        regime=st.lists(st.integers(1, 100), min_size=4, max_size=4), burst=st.booleans(),
-       burst_side=st.sampled_from([-1.0, 1.0]), prev=st.sampled_from([-1.0, 0.0, 1.0]), magnitude=st.floats(0, 10))
+       burst_side=st.sampled_from([-1.0, 1.0]), prev=st.sampled_from([-1.0, 0.0, 1.0]), magnitude=st.floats(0, 10),
+       fair=dyadic, imb=st.integers(-128, 128).map(lambda i: i / 128.0))
 def test_mirroring_the_world_swaps_bid_and_ask(k, mu, q, sigma, tox, spread, regime, burst, burst_side, prev,
-                                               magnitude):
+                                               magnitude, fair, imb):
     p_down = k / 1024.0
     r = np.asarray(regime, float) / np.sum(regime)
     half = MID * spread / 2e4
-    market = Market(jnp.asarray(MID), jnp.asarray(MID - half), jnp.asarray(MID + half), jnp.asarray(spread))
-    b = _beliefs(p_down, mu, sigma, tox, r, float(burst), burst_side, magnitude)
-    m = _beliefs(1.0 - p_down, -mu, sigma, tox, r[[1, 0, 2, 3]], float(burst), -burst_side, magnitude)
+    market = Market(*(jnp.asarray(x) for x in (MID, MID - half, MID + half, spread, imb)))
+    mirror_market = market._replace(imbalance=jnp.asarray(-imb))
+    b = _beliefs(p_down, mu, sigma, tox, r, float(burst), burst_side, magnitude, fair)
+    m = _beliefs(1.0 - p_down, -mu, sigma, tox, r[[1, 0, 2, 3]], float(burst), -burst_side, magnitude, -fair)
     q1, s1 = _quote(b, market, jnp.asarray(q), QuoterState(jnp.asarray(prev)), CFG)
-    q2, s2 = _quote(m, market, jnp.asarray(-q), QuoterState(jnp.asarray(-prev)), CFG)
+    q2, s2 = _quote(m, mirror_market, jnp.asarray(-q), QuoterState(jnp.asarray(-prev)), CFG)
     f = lambda x: np.asarray(x)  # noqa: E731
     assert f(q2.mode) == -f(q1.mode) and f(s2.mode) == -f(s1.mode)
     for a, c in (("bid", "ask"), ("ask", "bid")):
@@ -61,6 +64,7 @@ def test_mirroring_the_world_swaps_bid_and_ask(k, mu, q, sigma, tox, spread, reg
                                           err_msg=f"{a}_{field}")
         np.testing.assert_allclose(2 * MID - f(getattr(q1, f"{a}_px")), f(getattr(q2, f"{c}_px")), atol=1e-9)
     assert f(q2.reservation_offset_bps) == -f(q1.reservation_offset_bps)
+    assert f(q2.centre_bps) == -f(q1.centre_bps)
     assert f(q1.half_spread_bps) == f(q2.half_spread_bps)
 
     # stage 7: a resting book and its mirror image get the same cancels, modifies and places

@@ -35,10 +35,10 @@ def quote_params(**quoter):
 
 
 def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0.25), burst=0.0, burst_side=0.0,
-            expected_as=21.0, magnitude=6.0):
+            expected_as=21.0, magnitude=6.0, fair=0.0):
     """A belief snapshot; the realised AS mean defaults to the spec's stage-3 AS_scale of 21 bps."""
     f = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
-    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude),
+    return snapshot(f(p_down), t_s=f(0), mu_bps_s=f(mu), drift_magnitude_bps_s=f(magnitude), fair_value_bps=f(fair),
                    confidence=f(abs(2 * p_down - 1)),
                    drift_mean_bps_s=f(0), drift_sd_bps_s=f(1), sigma_bps_sqrt_s=f(sigma), vol_regime=jnp.asarray(1),
                    toxicity=f(tox), expected_as_bps=f(expected_as), p_regime=jnp.asarray(regime, jnp.float64),
@@ -209,6 +209,41 @@ def test_baselines_are_presets_of_the_same_quoter():
     assert float(q.ask_depth_bps) < float(q.bid_depth_bps)  # long: skewed to sell, by inventory only
 
 
+def test_quotes_centre_on_the_fair_value_or_the_imbalance_lean():
+    """bayesian and glft_micro centre on the belief's fair value: a fair value 2 bps above the mid moves
+    the reservation price and both touches up by 2 bps against glft's (the mid); the imbalance maker
+    leans by alpha x imbalance (0.75 x -0.5 = -0.375 bps); nothing else changes."""
+    b, pos = beliefs(p_down=0.4, fair=2.0, tox=0.0), jnp.asarray(0.0)
+    m = HYPE._replace(imbalance=jnp.asarray(-0.5))
+    plain, _ = quote(b, m, pos, quoter_init(), preset("glft"))
+    micro, _ = quote(b, m, pos, quoter_init(), preset("glft_micro"))
+    lean, _ = quote(b, m, pos, quoter_init(), preset("imbalance", quote_params(imbalance_skew_bps=0.75)))
+    assert float(plain.centre_bps) == 0.0 and float(micro.centre_bps) == pytest.approx(2.0, abs=1e-12)
+    assert float(lean.centre_bps) == pytest.approx(-0.375, abs=1e-12)
+    for q, shift in ((micro, 2.0), (lean, -0.375)):
+        assert float(q.reservation_offset_bps - plain.reservation_offset_bps) == pytest.approx(shift, abs=1e-12)
+        assert float(plain.bid_depth_bps - q.bid_depth_bps) == pytest.approx(shift, abs=1e-12)
+        assert float(q.ask_depth_bps - plain.ask_depth_bps) == pytest.approx(shift, abs=1e-12)
+    full, _ = quote(b, m, pos, quoter_init(), preset("bayesian", quote_params(imbalance_skew_bps=0.75)))
+    assert float(full.centre_bps) == pytest.approx(2.0, abs=1e-12)  # the belief's own view, not the peer's lean
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_no_quote_crosses_when_the_fair_value_is_beyond_the_touch(sign):
+    """A fair value 20 bps beyond a 1 bps spread with a 2 bps rebate puts the fee-floored touch at -2 bps,
+    through the book; the quote is held one price step (the 0.001 tick) inside it instead: the ask at
+    best bid + 0.001 when the fair value is below, the bid at best ask - 0.001 when above (each the
+    mirror of the other)."""
+    cfg = replace(default_config(), venue=dict(tick_size_px=0.001, max_sig_figs=0.0, price_decimals=3.0,
+                                               maker_fee_bps=-2.0))
+    m = Market(*(jnp.asarray(x) for x in (100.0, 99.995, 100.005, 1.0, 0.0)))
+    q, _ = quote(beliefs(tox=0.0, fair=-20.0 * sign), m, jnp.asarray(0.0), quoter_init(), cfg)
+    if sign > 0:
+        assert float(q.ask_depth_bps) == -2.0 and float(q.ask_px[0]) == pytest.approx(99.996, abs=1e-9)
+    else:
+        assert float(q.bid_depth_bps) == -2.0 and float(q.bid_px[0]) == pytest.approx(100.004, abs=1e-9)
+
+
 def test_vmap_over_parameter_sets_and_scan_with_the_belief():
     """One quote function vmapped over [bayesian, glft, current_system]; and belief + quoter in one scan."""
     from tests.online.helpers import fills, stream
@@ -253,15 +288,18 @@ def test_toxicity_premium_uses_realised_as_unless_fixed():
 @settings(max_examples=60, deadline=None)
 @given(p_down=st.floats(0, 1), mu=st.floats(-50, 50), sigma=st.floats(0.01, 100), tox=st.floats(0, 1),
        pos=st.floats(-30, 30), spread=st.floats(0.01, 100), burst=st.booleans(), bside=st.sampled_from([-1.0, 1.0]),
-       prev=st.sampled_from([-1.0, 0.0, 1.0]), mid=st.floats(0.5, 200_000))
-def test_quote_properties(p_down, mu, sigma, tox, pos, spread, burst, bside, prev, mid):
-    """For any belief: bid < ask, no quote crosses the book, sizes in [0, capacity], reduce-only
-    quotes only the reducing side."""
-    p = replace(default_config(), venue=dict(tick_size_px=1e-6, price_decimals=6.0))
+       prev=st.sampled_from([-1.0, 0.0, 1.0]), mid=st.floats(0.5, 200_000), fair=st.floats(-200, 200),
+       fee=st.floats(-3, 3), imb=st.floats(-1, 1), alpha=st.floats(-50, 50))
+def test_quote_properties(p_down, mu, sigma, tox, pos, spread, burst, bside, prev, mid, fair, fee, imb, alpha):
+    """For any belief, fair value (beyond the touch included), imbalance lean and fee (a rebate
+    included): bid < ask, no quote crosses the book, sizes in [0, capacity], reduce-only quotes only
+    the reducing side."""
+    p = replace(default_config(), venue=dict(tick_size_px=1e-6, price_decimals=6.0, maker_fee_bps=fee),
+                quoter=dict(imbalance_skew_bps=alpha))
     half = mid * spread / 2e4
-    m = Market(jnp.asarray(mid), jnp.asarray(mid - half), jnp.asarray(mid + half), jnp.asarray(spread))
-    q, _ = quote(beliefs(p_down, mu, sigma, tox, burst=float(burst), burst_side=bside), m, jnp.asarray(pos),
-                 QuoterState(jnp.asarray(prev)), p)
+    m = Market(*(jnp.asarray(x) for x in (mid, mid - half, mid + half, spread, imb)))
+    q, _ = quote(beliefs(p_down, mu, sigma, tox, burst=float(burst), burst_side=bside, fair=fair), m,
+                 jnp.asarray(pos), QuoterState(jnp.asarray(prev)), p)
     bid_px, ask_px = np.asarray(q.bid_px), np.asarray(q.ask_px)
     assert bid_px.max() < ask_px.min()
     assert bid_px.max() < float(m.best_ask_px) and ask_px.min() > float(m.best_bid_px)
