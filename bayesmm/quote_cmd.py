@@ -125,7 +125,7 @@ def cmd_quote(args) -> int:
                           p_regime=np.asarray(regime), burst=float(args.burst_side != 0), burst_count=0.0,
                           burst_side=float(args.burst_side))
         half = args.mid * args.spread_bps / 2e4
-        market = Market(args.mid, args.mid - half, args.mid + half, args.spread_bps)
+        market = Market(args.mid, args.mid - half, args.mid + half, args.spread_bps, 0.0)
     beliefs = Beliefs(*(jnp.asarray(x, jnp.float64) for x in beliefs))
     market = Market(*(jnp.asarray(x, jnp.float64) for x in market))
     q, _ = quote(beliefs, market, jnp.asarray(args.position, jnp.float64),

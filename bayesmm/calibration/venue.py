@@ -22,11 +22,13 @@ def _decimals(x: float, max_decimals: int = 10) -> int:
 
 
 def session_overrides(session: Session, base: Config | None = None) -> dict:
-    """{group: {field: value}} for the session's instrument: venue grid and fee from the session's
-    metadata, size decimals from the tape's print sizes, and order sizes scaled to the tape (one
-    order is about the median print, rounded down to a power of ten; the position limit ten orders),
-    with `base`'s risk aversion per unit rescaled so that the risk of one order stays the same
-    (gamma is per bps per unit of inventory: 0.01 for 1 HYPE is 1.0 for 0.01 BTC)."""
+    """{group: {field: value}} for the session's instrument: venue grid, contract terms and fee from
+    the session's metadata, size decimals from the tape's print sizes, order sizes scaled to the tape
+    (one order is about the median print, rounded down to a power of ten; the position limit ten
+    orders), with `base`'s risk aversion per unit rescaled so that the risk of one order stays the
+    same (gamma is per bps per unit of inventory: 0.01 for 1 HYPE is 1.0 for 0.01 BTC), and the fill
+    intensity and a maker's AS from the tape (`_tape_market`). A backtest without a config file so
+    reads its own session's tape; a calibrated config carries its training sessions'."""
     base = default_config() if base is None else base
     m = session.meta
     sizes = session.column("size")[session.column("kind") == "trade_print"] if len(session) else np.zeros(0)
@@ -42,6 +44,27 @@ def session_overrides(session: Session, base: Config | None = None) -> dict:
         gamma = float(base.quoter.gamma_per_bps_qty) * float(base.quoter.order_size_qty) / order
         out["quoter"] = {"order_size_qty": order, "max_position_qty": 10 * order, "min_viable_size_qty": order / 10,
                          "max_reduce_size_qty": 10 * order, "gamma_per_bps_qty": gamma}
+    return _tape_market(session, out)
+
+
+def _tape_market(session: Session, out: dict) -> dict:
+    """`out` with the quoter's market read from the session's tape (`calibration.tape`): the fill
+    intensity A e^{-kappa delta} and the AS a maker suffers at the AS horizon (the toxicity's AS prior,
+    floored at 0). A tape too thin to fit (a few seconds of prints) keeps the base's values."""
+    from bayesmm.calibration.tape import fit_intensity, print_adverse_selection_bps
+    from bayesmm.events.features import to_arrays
+
+    if not len(session):
+        return out
+    a = to_arrays(session)
+    try:
+        fit = fit_intensity([a])
+    except ValueError:
+        return out
+    out.setdefault("quoter", {}).update(kappa_per_bps=fit.kappa_per_bps, fill_intensity_per_s=fit.fill_intensity_per_s)
+    as_bps = print_adverse_selection_bps([a], float(session.meta.as_horizon_s))
+    if len(as_bps):
+        out["toxicity"] = {"as_prior_bps": max(float(np.mean(as_bps)), 0.0)}
     return out
 
 

@@ -90,7 +90,7 @@ class Market(NamedTuple):
     best_bid_px: jax.Array
     best_ask_px: jax.Array
     spread_bps: jax.Array
-    imbalance: jax.Array = 0.0
+    imbalance: jax.Array
 
 
 class Quote(NamedTuple):

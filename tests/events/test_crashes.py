@@ -150,7 +150,7 @@ def _never_crosses(beliefs, a, cfg) -> None:
     rows = np.flatnonzero(a.valid > 0)[::10]
     b = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], beliefs)
     half = a.mid[rows] * a.spread_bps[rows] / 2e4
-    m = Market(a.mid[rows], a.mid[rows] - half, a.mid[rows] + half, a.spread_bps[rows])
+    m = Market(a.mid[rows], a.mid[rows] - half, a.mid[rows] + half, a.spread_bps[rows], a.imbalance[rows])
     for position in (0.0, 3.0, -3.0):
         q, _ = jax.vmap(lambda bb, mm, pos=position: quote(bb, mm, np.float64(pos), quoter_init(), cfg))(b, m)
         bid, ask = np.asarray(q.bid_px), np.asarray(q.ask_px)

@@ -309,7 +309,7 @@ def check_quote(arrays, beliefs, n: int, what: str) -> None:
     b = Beliefs(*(np.asarray(v)[i] for v in beliefs))
     mid, spread = float(arrays.mid[i]), float(arrays.spread_bps[i])
     half = mid * spread / 2e4
-    market = Market(*(np.float64(x) for x in (mid, mid - half, mid + half, spread)))
+    market = Market(*(np.float64(x) for x in (mid, mid - half, mid + half, spread, 0.0)))
     for position in (-3.0, 3.0):
         for name, value in _quoter()(b, market, np.float64(position))._asdict().items():
             assert np.isfinite(np.asarray(value)).all(), f"{what}: non-finite quote {name} at position {position}"

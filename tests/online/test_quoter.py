@@ -46,7 +46,7 @@ def beliefs(p_down=0.5, mu=0.0, sigma=1.5, tox=0.25, regime=(0.25, 0.25, 0.25, 0
                    burst_side=f(burst_side))
 
 
-HYPE = Market(jnp.asarray(28.37), jnp.asarray(28.35), jnp.asarray(28.39), jnp.asarray(7.0))
+HYPE = Market(jnp.asarray(28.37), jnp.asarray(28.35), jnp.asarray(28.39), jnp.asarray(7.0), jnp.asarray(0.0))
 
 
 def test_capped_drift_shift():
