@@ -137,66 +137,44 @@ def backtest_config(session, quoter: str, config_path=None):
 
 
 def cmd_backtest(args) -> int:
+    from bayesmm.calibration.config import load_config
     from bayesmm.events import read_session
-    from bayesmm.sim.backtest import backtest
-    from bayesmm.sim.markout import fills_table, format_markout, summarize_markout
+    from bayesmm.sim.backtest import backtest_quoters, fills_meta
+    from bayesmm.sim.markout import format_markout, write_fills
 
     session = read_session(args.session)
     quoters = list(dict.fromkeys(args.quoter))
     if args.plot and len(quoters) > 1 and "{quoter}" not in args.plot:
         raise ValueError(f"--plot {args.plot}: with several quoters the path needs '{{quoter}}', "
                          "e.g. out/backtest_{quoter}.png")
-    results, tables, summaries = {}, [], {}
-    for quoter in quoters:  # one process: the presets share the compiled loop (their configs differ in values only)
-        cfg = backtest_config(session, quoter, args.config)
-        out, metrics, report = backtest(session, cfg)
-        table = fills_table(out, quoter, float(cfg.quoter.level_spacing_bps))
-        duration_s = float(np.asarray(out.t_s)[-1] - np.asarray(out.t_s)[0])
-        summaries[quoter] = summarize_markout(table, duration_s, metrics["pnl"])
-        results[quoter], tables = (out, metrics, report), tables + [table]
+    runs = backtest_quoters(session, quoters, load_config(args.config) if args.config else None)
+    for quoter, r in runs.items():
         if not args.json:
-            _print_backtest(session, quoter, out, metrics, report)
+            _print_backtest(session, quoter, r["out"], r["metrics"], r["report"])
         if args.plot:
-            p = plot_run(out, args.plot.replace("{quoter}", quoter),
+            p = plot_run(r["out"], args.plot.replace("{quoter}", quoter),
                          f"backtest on {session.meta.venue} {session.meta.instrument}, {quoter}")
             if not args.json:
                 print(f"wrote {p}")
     if args.fills:
-        _write_fills(tables, session, args.fills, {q: {"pnl": m[1]["pnl"]} for q, m in results.items()},
-                     float(np.asarray(results[quoters[0]][0].t_s)[-1] - np.asarray(results[quoters[0]][0].t_s)[0]))
+        write_fills(args.fills, [r["fills"] for r in runs.values()], fills_meta(session, runs))
+        if not args.json:
+            print(f"wrote {args.fills} ({sum(len(r['fills']['t_s']) for r in runs.values()):,} fills)")
     if args.json:  # strict JSON: an undefined metric is null, and "undefined" says why
         from bayesmm.sim.metrics import undefined_reasons
 
         plain = {}
-        for q, (_, metrics, _) in results.items():
-            undefined = undefined_reasons(metrics)
-            plain[q] = {**{k: (None if k in undefined else v) for k, v in metrics.items()}, "undefined": undefined,
-                        "markout": summaries[q]}
+        for q, r in runs.items():
+            undefined = undefined_reasons(r["metrics"])
+            plain[q] = {**{k: (None if k in undefined else v) for k, v in r["metrics"].items()},
+                        "undefined": undefined, "markout": r["markout"]}
         print(json.dumps(plain[quoters[0]] if len(quoters) == 1 else plain))
     else:
         unit = "base asset" if session.meta.inverse else "quote currency"
         print(f"markout per fill on {session.meta.venue} {session.meta.instrument} (P&L in the {unit}; "
               "one fill = one step's fills on one side):")
-        print(format_markout(summaries))
+        print(format_markout({q: r["markout"] for q, r in runs.items()}))
     return 0
-
-
-def _write_fills(tables: list, session, path, quoters: dict, duration_s: float) -> None:
-    """Every fill of every quoter run (`sim.markout.fills_table`) as one Parquet file; its metadata
-    names the session, the run's length and each quoter's P&L (the report's markout section)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from bayesmm.events.atomic import write_atomic
-
-    cols = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
-    table = pa.table({k: (pa.array(v.tolist(), pa.string()) if k == "quoter" else v) for k, v in cols.items()})
-    table = table.replace_schema_metadata({"bayesmm.session": json.dumps(
-        {"instrument": session.meta.instrument, "venue": session.meta.venue, "t0_ns": int(session.column("t_ns")[0]),
-         "contract_size": session.meta.contract_size, "inverse": session.meta.inverse, "duration_s": duration_s,
-         "quoters": quoters})})
-    write_atomic(Path(path), lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
-    print(f"wrote {path} ({table.num_rows:,} fills)")
 
 
 def _print_backtest(session, quoter: str, out, metrics: dict, report: dict) -> None:

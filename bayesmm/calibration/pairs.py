@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE
 
 PAIRS = {
@@ -55,7 +57,22 @@ def run_pairs(data_dir: str | Path, out_dir: str | Path, quiet: bool = True, **c
             print(f"[pair {i + 1}/{len(PAIRS)}] {name}", flush=True)
         a, b = _sessions(data_dir, train, test, work)
         calibrate([a], work, test_sessions=[b], quiet=True, **calibrate_kwargs)
+        backtest_test_session(b, work)
     return summarise(out_dir)
+
+
+def backtest_test_session(session, work: Path) -> None:
+    """Every quoter preset on the test session with the pair's calibrated config: work/fills.parquet
+    (every fill with its markouts), and the pair's report rewritten with its markout section."""
+    from bayesmm.calibration.config import load_config
+    from bayesmm.calibration.report import write_report
+    from bayesmm.online.quoter import PRESETS
+    from bayesmm.sim.backtest import backtest_quoters, fills_meta
+    from bayesmm.sim.markout import write_fills
+
+    runs = backtest_quoters(session, tuple(PRESETS), load_config(work / "config.toml"))
+    write_fills(work / "fills.parquet", [r["fills"] for r in runs.values()], fills_meta(session, runs))
+    write_report(work)
 
 
 def summarise(out_dir: str | Path) -> dict:
@@ -81,11 +98,72 @@ def summarise(out_dir: str | Path) -> dict:
                         "meets_coin": v["log_score"] >= COIN_FLIP_LOG_SCORE - AIMS["coin_margin"],
                         "derive_meets_coin": derive >= COIN_FLIP_LOG_SCORE}
         rows[name] = {"route": r["selection"]["chosen"], "why": r["selection"]["why"],
-                      "gate_failures": r["gate_failures"], "horizons": per_h}
-    (out_dir / "pairs.json").write_text(json.dumps({"pairs": rows, "aims": AIMS, "met": aims_met(rows)}, indent=2,
-                                                   default=float))
-    (out_dir / "pairs.md").write_text(markdown(rows))
+                      "gate_failures": r["gate_failures"], "horizons": per_h,
+                      "markout": _markout(out_dir / str(i + 1) / "fills.parquet")}
+    pooled = pooled_markout(out_dir)
+    (out_dir / "pairs.json").write_text(json.dumps({"pairs": rows, "aims": AIMS, "met": aims_met(rows),
+                                                    "pooled_markout": pooled}, indent=2, default=float))
+    (out_dir / "pairs.md").write_text(markdown(rows) + markout_markdown(rows, pooled))
     return rows
+
+
+def _markout(path: Path) -> dict | None:
+    """{quoter: markout summary} of a pair's backtests on its test session (None before they ran)."""
+    if not path.exists():
+        return None
+    from bayesmm.sim.markout import quoter_summaries, read_fills
+
+    return quoter_summaries(*read_fills(path))
+
+
+def pooled_markout(out_dir: Path, horizon_s: float = 5.0) -> dict | None:
+    """The pairs' test sessions pooled: per quoter the fills and the mean `horizon_s` markout with its
+    bootstrap 90% interval, and the Bayesian quoter's mean less glft's with its interval (negative:
+    picked off less)."""
+    from bayesmm.sim.markout import bootstrap_difference, bootstrap_mean, read_fills
+
+    values: dict[str, list] = {}
+    for i in range(len(PAIRS)):
+        path = out_dir / str(i + 1) / "fills.parquet"
+        if path.exists():
+            cols, _ = read_fills(path)
+            for q in dict.fromkeys(cols["quoter"]):
+                values.setdefault(q, []).append(cols[f"markout_{horizon_s:g}s_bps"][cols["quoter"] == q])
+    if not values:
+        return None
+    pooled = {q: np.concatenate(v) for q, v in values.items()}
+    out = {"horizon_s": horizon_s, "quoters": {}}
+    for q, v in pooled.items():
+        mean, lo, hi = bootstrap_mean(v)
+        out["quoters"][q] = {"fills": int(np.isfinite(v).sum()), "mean": mean, "low": lo, "high": hi}
+    if "bayesian" in pooled and "glft" in pooled:
+        d, lo, hi = bootstrap_difference(pooled["bayesian"], pooled["glft"])
+        out["bayesian_minus_glft"] = {"mean": d, "low": lo, "high": hi, "meets": bool(d <= 0)}
+    return out
+
+
+def markout_markdown(rows: dict, pooled: dict | None) -> str:
+    """The markout tables: per pair, every preset on the test session with the calibrated config; and
+    the sessions pooled."""
+    from bayesmm.sim.markout import format_markout
+
+    lines = ["", "# Markout per fill on the test sessions", "",
+             "Every quoter preset backtested on each pair's test session with the pair's calibrated config "
+             "(`sim/markout.py`): the mid 5 s after each fill against its price, bps, positive = a loss to us; "
+             "means with bootstrap 90% intervals.", ""]
+    for name, r in rows.items():
+        if r.get("markout"):
+            lines += [f"## {name}", "", "```", format_markout(r["markout"]), "```", ""]
+    if pooled:
+        lines += ["## Pooled over the test sessions", "", "| quoter | fills | mean 5 s markout bps [90%] |",
+                  "|---|---|---|"]
+        lines += [f"| {q} | {v['fills']} | {v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] |"
+                  for q, v in pooled["quoters"].items()]
+        d = pooled.get("bayesian_minus_glft")
+        if d:
+            lines += ["", f"bayesian - glft: {d['mean']:+.3f} bps [{d['low']:+.3f}, {d['high']:+.3f}] "
+                          f"(aim <= 0: {'met' if d['meets'] else 'NOT met'})"]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: dict) -> str:

@@ -221,28 +221,22 @@ def _markout_section(path: Path) -> list[str]:
     horizon against the mid with its bootstrap 90% interval (`sim.markout`)."""
     if not path.exists():
         return []
-    import pyarrow.parquet as pq
+    from bayesmm.sim.markout import HORIZONS_S, quoter_summaries, read_fills
 
-    from bayesmm.sim.markout import HORIZONS_S, summarize_markout
-
-    table = pq.read_table(path)
-    meta = json.loads(table.schema.metadata[b"bayesmm.session"])
-    cols = {k: table.column(k).to_numpy(zero_copy_only=False) for k in table.column_names}
+    cols, meta = read_fills(path)
     out = [f"<h2>Markout per fill</h2><p>The backtest on {_e(meta['venue'])} {_e(meta['instrument'])} "
            f"({meta['duration_s']:.0f} s; `bayesmm backtest --fills`): for each fill, the mid h seconds later "
            "against the fill price, bps, positive = a loss to us; the mean with its bootstrap 90% interval. "
            "Lower is better: a quoter that is picked off less. P&amp;L in the "
            f"{'base asset' if meta['inverse'] else 'quote currency'}.</p>"]
     rows = []
-    for q, info in meta["quoters"].items():
-        keep = cols["quoter"] == q
-        s = summarize_markout({k: v[keep] for k, v in cols.items()}, meta["duration_s"], info["pnl"])
+    for q, s in quoter_summaries(cols, meta).items():
         cells = []
         for h in HORIZONS_S:
             m = s["both"][f"markout_{h:g}s_bps"]
             cells.append("-" if m["mean"] is None else f"{m['mean']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]")
         rows.append([_e(q), f"{s['bid']['fills']} / {s['ask']['fills']}", _num(s["fill_rate_per_min"], ".2f"),
-                     _num(info["pnl"]), *cells])
+                     _num(s["pnl"]), *cells])
     out.append(_table(["quoter", "fills bid / ask", "fills per min", "P&L", *(f"markout {h:g} s" for h in HORIZONS_S)],
                       rows))
     return out

@@ -537,7 +537,7 @@ def _where(flag, a: BeliefState, b: BeliefState) -> BeliefState:
     return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
 
 
-def observe(state: BeliefState, event: Event, params: Config, kind: int) -> BeliefState:
+def observe(state: BeliefState, event: Event, params: Config, kind: int, adapt: bool = True) -> BeliefState:
     """The evidence of one event whose kind is known when the code is traced (a Python int), with no
     time passing: `update` without its first half, for events at the same instant as the previous
     one (dt_s 0, no segment start - the caller's promise). An invalid event leaves the state as it
@@ -545,9 +545,9 @@ def observe(state: BeliefState, event: Event, params: Config, kind: int) -> Beli
     kinds it knows, all but the mid tick at the step's instant; there, under `vmap`, `update`'s
     `lax.switch` runs all seven branches and its time passing an expm per event, many times the
     work (`benchmarks/bench_closed_loop.py` measures the loop). Held equal to `update` by
-    tests/online/test_replay.py."""
+    tests/online/test_replay.py. `adapt`: as `update`'s."""
     new = _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
-    return _adapted(state, new, event, jnp.zeros((), jnp.bool_), params)
+    return _adapted(state, new, event, jnp.zeros((), jnp.bool_), params) if adapt else new
 
 
 def mid_return_bps(event: Event):
@@ -563,11 +563,14 @@ def _adapted(old: BeliefState, new: BeliefState, event: Event, restart, params: 
     return new._replace(adapt=a._replace(last_eta=eta, last_var=var))
 
 
-def update(state: BeliefState, event: Event, params: Config, kind: int | None = None) -> BeliefState:
+def update(state: BeliefState, event: Event, params: Config, kind: int | None = None,
+           adapt: bool = True) -> BeliefState:
     """One O(1) closed-form step: let dt pass, then add the event's evidence (see module table). At
     a segment start (after a recording gap) the state restarts from the prior instead, and the gap
     does not count as time passed (module docstring). `kind`: the event's kind when it is known at
-    trace time (a Python int, as `observe`'s), which replaces the dispatch on `event.kind`."""
+    trace time (a Python int, as `observe`'s), which replaces the dispatch on `event.kind`. `adapt`
+    (static) False skips what the forecasts learn online (`online.adapt`): the same beliefs where the
+    config's `book.adapt_*_var` are 0 (`online.replay.run`'s flag; the closed loop's)."""
     restart = event.segment_start > 0
     fresh = init(params)._replace(t_s=state.t_s + jnp.maximum(event.dt_s, 0.0))
     passed = _where(restart, fresh, _time_passes(state, event, params))
@@ -576,7 +579,7 @@ def update(state: BeliefState, event: Event, params: Config, kind: int | None = 
     else:
         branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
         new = lax.switch(branch, _BRANCHES, passed, event, params)
-    return _adapted(state, new, event, restart, params)
+    return _adapted(state, new, event, restart, params) if adapt else new
 
 
 def tick_log_odds(state: BeliefState):

@@ -12,13 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesmm.sim.metrics import summarize
-from bayesmm.sim.run import LoopParams, simulate_and_run
+from bayesmm.sim.run import LoopParams, learns_online, simulate_and_run
 from bayesmm.sim.scenarios import Scenario, loop_params
 
 
-@partial(jax.jit, static_argnums=(3,))
-def _run_many(keys, market, params, num_steps, sweep):
-    paths, outs = jax.vmap(lambda k: simulate_and_run(k, market, params, num_steps, sweep))(keys)
+@partial(jax.jit, static_argnums=(3, 5))
+def _run_many(keys, market, params, num_steps, sweep, adapt: bool = True):
+    paths, outs = jax.vmap(lambda k: simulate_and_run(k, market, params, num_steps, sweep, adapt))(keys)
     metrics = jax.vmap(lambda o: summarize(o, params.initial_position))(outs)
     return paths, outs, metrics
 
@@ -32,20 +32,21 @@ def run_scenario(scenario: Scenario, quoter: str, seeds: int = 100, first_seed: 
     params = loop_params(scenario, quoter, base, matched, tape)
     keys = jax.vmap(jax.random.key)(jnp.arange(first_seed, first_seed + seeds))
     paths, outs, metrics = _run_many(keys, scenario.market, params, scenario.num_steps,
-                                     jnp.asarray(scenario.sweep_sells))
+                                     jnp.asarray(scenario.sweep_sells), learns_online(params.config))
     return paths, outs, {k: np.asarray(v) for k, v in metrics.items()}
 
 
-@partial(jax.jit, static_argnums=(3,))
-def _sets_many(keys, market, params, num_steps, sweep):
-    return jax.vmap(lambda p: _run_many(keys, market, p, num_steps, sweep)[2])(params)
+@partial(jax.jit, static_argnums=(3, 5))
+def _sets_many(keys, market, params, num_steps, sweep, adapt: bool):
+    return jax.vmap(lambda p: _run_many(keys, market, p, num_steps, sweep, adapt)[2])(params)
 
 
 def run_sets(scenario: Scenario, params: LoopParams, seeds: int, first_seed: int = 0) -> dict:
     """{metric: (num_sets, seeds) array} for a batch of LoopParams (every leaf with a leading set
     axis, e.g. `stack_params`), each set on the same seeds as `run_scenario` would use."""
     keys = jax.vmap(jax.random.key)(jnp.arange(first_seed, first_seed + seeds))
-    metrics = _sets_many(keys, scenario.market, params, scenario.num_steps, jnp.asarray(scenario.sweep_sells))
+    metrics = _sets_many(keys, scenario.market, params, scenario.num_steps, jnp.asarray(scenario.sweep_sells),
+                         learns_online(params.config))
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 

@@ -142,3 +142,55 @@ def format_markout(summaries: dict, horizon_s: float = 5.0) -> str:
                      f"{s['fill_rate_per_min']:>8.2f} {pnl:>11}   {cell(s['both'])} / {cell(s['bid'])} / "
                      f"{cell(s['ask'])}")
     return "\n".join(lines)
+
+
+def bootstrap_difference(a, b, reps: int = 2000, level: float = 0.90, seed: int = 0):
+    """(mean(a) - mean(b), low, high): the difference of two groups' means of their finite values and
+    its bootstrap `level` interval, each group resampled on its own (two quoters' fills are different
+    fills); (nan, nan, nan) when either has none."""
+    a, b = (np.asarray(x, float) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b):
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boot = (a[rng.integers(0, len(a), (reps, len(a)))].mean(axis=1)
+            - b[rng.integers(0, len(b), (reps, len(b)))].mean(axis=1))
+    tail = (1.0 - level) / 2
+    return float(a.mean() - b.mean()), float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
+
+
+def write_fills(path, tables: list[dict], meta: dict):
+    """Every fill of some quoter runs (`fills_table`s) as one Parquet file, `meta` (the session, the
+    run's length "duration_s", each quoter's {"pnl"} under "quoters") in its metadata."""
+    import json
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bayesmm.events.atomic import write_atomic
+
+    cols = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+    table = pa.table({k: (pa.array(v.tolist(), pa.string()) if k == "quoter" else v) for k, v in cols.items()})
+    table = table.replace_schema_metadata({"bayesmm.fills": json.dumps(meta)})
+    return write_atomic(Path(path), lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
+
+
+def read_fills(path) -> tuple[dict, dict]:
+    """({column: array}, metadata) of a file `write_fills` wrote."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"bayesmm.fills"])
+    return {k: table.column(k).to_numpy(zero_copy_only=False) for k in table.column_names}, meta
+
+
+def quoter_summaries(cols: dict, meta: dict) -> dict:
+    """{quoter: `summarize_markout`} of a fills file's columns and metadata (`read_fills`)."""
+    out = {}
+    for q, info in meta["quoters"].items():
+        keep = cols["quoter"] == q
+        out[q] = summarize_markout({k: v[keep] for k, v in cols.items()}, meta["duration_s"], info["pnl"])
+    return out

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bayesmm.events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from bayesmm.online.belief import Event, init, observe, readout, update
@@ -169,13 +170,24 @@ def intensity_fills(key, live: Ladder, row: MarketPath, sweep, taker_size, ex: E
     return match(key, live, row.mid_px, row.spread_bps, row.taker_buys, row.taker_sells, sweep, taker_size, ex)
 
 
-def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fills) -> LoopOutput:
+def learns_online(cfg: Config) -> bool:
+    """Whether a config's forecasts learn online (any `book.adapt_*_var` > 0; configs stacked for
+    vmap included): the closed loop's static `adapt` flag, read on the host. Without it the loop
+    skips the learning's work on every event (the simulator's usual case: the spec's defaults and
+    the truth-implied configs learn nothing), with the same numbers."""
+    b = cfg.book
+    return bool(np.any(np.asarray(b.adapt_trend_var) > 0) or np.any(np.asarray(b.adapt_scale_var) > 0))
+
+
+def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fills, adapt: bool = True) -> LoopOutput:
     """Run our quoter against a market path (see module docstring). `sweep_sells` (per step, count)
     adds takers that sell into our bids with certainty - the scenario's forced sweeps. `fill_fn`
     is the exchange's fill model for a step (`intensity_fills` on a simulated `MarketPath`; the
     real-feed replay passes a queue model); the path needs t_s, mid_px, ret_bps, spread_bps,
     imbalance and the tape's print counts per aggressor side (taker_buys, taker_sells) per step,
-    plus whatever `fill_fn` reads."""
+    plus whatever `fill_fn` reads. `adapt` (static): whether the belief learns online
+    (`learns_online(p.config)`; True is right for any config, False skips the work where it learns
+    nothing)."""
     num_steps = path.t_s.shape[0]
     sweep_sells = jnp.zeros(num_steps) if sweep_sells is None else jnp.asarray(sweep_sells, jnp.float64)
     ex, cfg = p.exchange, p.config
@@ -199,7 +211,7 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
         print_events = [_event(TRADE_PRINT, side=side, valid=(j < count).astype(jnp.float64))
                         for side, count in ((1.0, row.taker_buys), (-1.0, row.taker_sells))
                         for j in range(MAX_PRINT_EVENTS)]
-        belief = _believe(c, view, row, dt_step, cfg, (print_events, as_events, fill_events))
+        belief = _believe(c, view, row, dt_step, cfg, (print_events, as_events, fill_events), adapt)
         b = readout(belief, cfg)
         cancel_mask, cancel_t, pending, emergency, mask = _emergency(c, resting, row, b, t, cancel_t, cfg, ex)
         cycle = t - c.last_quote_t >= cfg.orders.quote_cycle_s - 1e-9
@@ -229,14 +241,15 @@ def closed_loop(key, path, p: LoopParams, sweep_sells=None, fill_fn=intensity_fi
     return out
 
 
-def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, sweep_sells=None):
-    """Simulate a market path and run the closed loop on it; returns (path, output). vmap over keys."""
+def simulate_and_run(key, market: MarketParams, p: LoopParams, num_steps: int, sweep_sells=None, adapt: bool = True):
+    """Simulate a market path and run the closed loop on it; returns (path, output). vmap over keys.
+    `adapt`: `closed_loop`'s."""
     k_market, k_loop = jax.random.split(key)
     path = simulate(k_market, market, num_steps)
-    return path, closed_loop(k_loop, path, p, sweep_sells)
+    return path, closed_loop(k_loop, path, p, sweep_sells, adapt=adapt)
 
 
-closed_loop_jit = jax.jit(closed_loop, static_argnames=("fill_fn",))
+closed_loop_jit = jax.jit(closed_loop, static_argnames=("fill_fn", "adapt"))
 
 
 def settlement_price(px, venue):
@@ -324,20 +337,22 @@ def _own_fill_events(f, buf: tuple, t, mid):
     return events, buf
 
 
-def _believe(c: _Carry, view: Ladder, row, dt_step, cfg, groups):
+def _believe(c: _Carry, view: Ladder, row, dt_step, cfg, groups, adapt: bool = True):
     """Phase 5: the belief, event by event: first what rested through the step (NaN depth: nothing),
     then the step's time passes at its mid tick; the rest are at that instant, each slot's kind known
     (`online.belief.observe`), masked slots (no fill, no AS due) leaving the belief as it is.
-    `groups`: the step's (trade prints, AS events, own fills)."""
+    `groups`: the step's (trade prints, AS events, own fills); `adapt`: `closed_loop`'s."""
     t, mid = row.t_s, row.mid_px
     belief = c.belief
     for side, px, qty in ((1.0, view.bid_px, view.bid_qty), (-1.0, view.ask_px, view.ask_qty)):
         belief = observe(belief, _event(OWN_QUOTE, side=side, depth=touch_depth_bps(px, qty, mid, side)), cfg,
-                         OWN_QUOTE)
-    belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg, kind=MID_TICK)
-    belief = observe(belief, _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps), cfg, BOOK_UPDATE)
+                         OWN_QUOTE, adapt)
+    belief = update(belief, _event(MID_TICK, dt=t - c.belief_t, ret=row.ret_bps, ret_dt=dt_step), cfg, kind=MID_TICK,
+                    adapt=adapt)
+    belief = observe(belief, _event(BOOK_UPDATE, imb=row.imbalance, spread=row.spread_bps), cfg, BOOK_UPDATE, adapt)
     for kind, group in zip((TRADE_PRINT, ADVERSE_SELECTION, OWN_FILL), groups, strict=True):
-        belief = jax.lax.scan(lambda s, e, kind=kind: (observe(s, e, cfg, kind), None), belief, _stack(group))[0]
+        belief = jax.lax.scan(lambda s, e, kind=kind: (observe(s, e, cfg, kind, adapt), None), belief,
+                              _stack(group))[0]
     return belief
 
 

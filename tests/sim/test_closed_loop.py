@@ -215,3 +215,27 @@ def test_tape_reading_belief_does_not_depend_on_our_quotes(selloff):
     np.testing.assert_allclose(np.asarray(runs["bayesian"][1].p_down)[:len(glft)], glft, atol=1e-9)
     f = {q: np.asarray(run_scenario(s, q, seeds=2, tape=False)[1].p_down) for q in ("bayesian", "glft")}
     assert np.max(np.abs(f["bayesian"] - f["glft"])) > 0.05
+
+
+def test_the_loop_without_online_learning_is_the_same_where_it_learns_nothing():
+    """`adapt=False` (what the loop runs for a config with no online learning, `learns_online`) gives
+    the same run, bit for bit, where the config's adapt variances are 0; with them > 0 the belief
+    learns and the run differs (so the flag is not a no-op; read at the 1 s horizon, whose forecasts
+    resolve within the 30 s run)."""
+    from bayesmm.online.params import replace
+    from bayesmm.sim.run import learns_online
+
+    s = make_scenario("hype_selloff")
+    p = loop_params(s, "bayesian")
+    assert not learns_online(p.config)
+    path = simulate(jax.random.key(5), s.market, 300)
+    a = closed_loop_jit(jax.random.key(6), path, p, None, adapt=True)
+    b = closed_loop_jit(jax.random.key(6), path, p, None, adapt=False)
+    for f in ("p_down", "fair_value_bps", "position", "equity"):
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)), err_msg=f)
+    learning = p._replace(config=replace(p.config, book={"adapt_trend_var": [1.0] * 4, "adapt_scale_var": [1.0] * 4,
+                                                        "adapt_timescale_s": 60.0, "fair_value_horizon_s": 1.0}))
+    assert learns_online(learning.config)
+    c = closed_loop_jit(jax.random.key(6), path, learning, None, adapt=True)
+    d = closed_loop_jit(jax.random.key(6), path, learning, None, adapt=False)
+    assert not np.array_equal(np.asarray(c.p_down), np.asarray(d.p_down))

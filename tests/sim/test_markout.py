@@ -79,3 +79,22 @@ def test_bootstrap_interval_matches_the_normal_closed_form():
     _, clo, chi = bootstrap_mean(x, np.repeat(np.arange(40), 10))
     assert (chi - clo) / 2 == pytest.approx(1.645 * x.std() / 20, rel=0.25)
     assert all(np.isnan(v) for v in bootstrap_mean([np.nan]))
+
+
+def test_difference_interval_and_fills_file(tmp_path):
+    """Two groups of 400 N(0, 1) and N(0.5, 1) values: the difference's interval is about +-1.645 x
+    sqrt(2 / 400) = +-0.116 around -0.5; a fills file reads back what was written."""
+    from bayesmm.sim.markout import bootstrap_difference, quoter_summaries, read_fills, write_fills
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 400), rng.normal(0.5, 1, 400)
+    d, lo, hi = bootstrap_difference(a, b)
+    assert d == pytest.approx(a.mean() - b.mean()) and lo < d < hi
+    assert (hi - lo) / 2 == pytest.approx(1.645 * np.sqrt(a.var() / 400 + b.var() / 400), rel=0.12)
+    t = fills_table(_run([100.0] * 4 + [99.0] * 4, [99.9] + [np.nan] * 7), "q")
+    meta = {"duration_s": 3.5, "quoters": {"q": {"pnl": 1.0}}}
+    write_fills(tmp_path / "f.parquet", [t], meta)
+    cols, back = read_fills(tmp_path / "f.parquet")
+    assert back == meta and list(cols["quoter"]) == ["q"]
+    s = quoter_summaries(cols, back)["q"]
+    assert s["bid"]["markout_1s_bps"]["mean"] == pytest.approx((99.9 - 100.0) / 99.9 * 1e4)
