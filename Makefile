@@ -13,7 +13,7 @@ OUT    := out
 demo test test-slow lab pairs: export JAX_COMPILATION_CACHE_DIR = $(CURDIR)/.jax-cache
 demo test test-slow lab pairs: export PYTHONHASHSEED = 0
 
-.PHONY: demo test test-slow pairs ray bench bench-fit bench-smoke chromium lab lint lock clean
+.PHONY: demo test test-slow pairs ray bench bench-fit bench-smoke docs chromium lab lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 bench: $(BENCH_STAMP)
 	@mkdir -p $(OUT)
 	.venv-bench/bin/python -m benchmarks --json $(OUT)/bench.json
+
+## docs: docs/benchmarks.md and docs/validation.md from out/bench.json, out/pairs/pairs.json and
+## out/sweep/sweep.json (make bench, make pairs, make demo): measured numbers live only there
+docs: $(STAMP)
+	$(BIN)/python -m benchmarks.docs_tables
 
 ## bench-fit: the offline fits' benchmarks (NUTS and SVI at 2,000 and 20,000 bins; most of an hour)
 bench-fit: $(BENCH_STAMP)
