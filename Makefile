@@ -64,9 +64,10 @@ ray: $(RAY_STAMP)
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them); the Ray
 ## backend's tests need the extra, so the suite installs it. Two workers (pytest-xdist), a test file
-## each at a time: most of the suite is compiling and dispatching, one core's work per process
+## each at a time, but the notebooks one by one (tests/conftest.py: SPREAD_FILES): most of the suite
+## is compiling and dispatching, one core's work per process
 test: $(STAMP) $(RAY_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-slow: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m slow
