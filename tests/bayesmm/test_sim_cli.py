@@ -99,3 +99,11 @@ def test_backtest_cli(tmp_path, capsys):
     html = "".join(_markout_section(fills))
     assert "Markout per fill" in html and "current_system" in html
 
+
+
+def test_the_cli_offers_every_quoter_preset():
+    """`--quoter`'s choices are the quoter's presets (listed in the CLI so that parsing needs no JAX)."""
+    from bayesmm.online.quoter import PRESETS
+    from bayesmm.sim_cmd import QUOTER_CHOICES
+
+    assert sorted(QUOTER_CHOICES) == sorted(PRESETS)
