@@ -66,7 +66,8 @@ def make_scenario(name: str) -> Scenario:
     # instrument - a BTC calibration - keeps only its unit-free values here: sizes of 0.001 BTC
     # would reduce a 4.87 HYPE position by 0.001 per fill)
     sizes = {f: QuoterParams._field_defaults[f] for f in ("min_viable_size_qty", "max_reduce_size_qty")}
-    hype = {"venue": dict(tick_size_px=0.001, max_sig_figs=5.0, price_decimals=4.0, sz_decimals=2.0, maker_fee_bps=1.5),
+    hype = {"venue": dict(tick_size_px=0.001, max_sig_figs=5.0, price_decimals=4.0, sz_decimals=2.0, maker_fee_bps=1.5,
+                          contract_size=1.0, inverse=0.0),  # a linear perp: a COIN-M config must not settle it inverse
             "quoter": dict(order_size_qty=1.0, max_position_qty=25.0, kappa_per_bps=float(ex.kappa_per_bps),
                            fill_intensity_per_s=1.0, **sizes),
             "orders": dict(size_tolerance_qty=OrderParams._field_defaults["size_tolerance_qty"])}

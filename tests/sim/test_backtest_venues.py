@@ -72,3 +72,15 @@ def test_inverse_accounting(sessions):
     assert metrics["fills"] > 0
     assert metrics["pnl"] == pytest.approx(pnl, abs=1e-12)
     assert abs(metrics["pnl"]) < 1e-2  # ETH: a few contracts of 10 USD move thousandths, not dollars
+
+
+def test_a_scenario_keeps_its_own_instrument(sessions):
+    """A config calibrated on the inverse COIN-M contract, run in the HYPE scenario, trades HYPE: a
+    linear perp in units of the coin, with the scenario's fill intensity."""
+    from bayesmm.sim.scenarios import make_scenario, scenario_config
+
+    coinm = bot_config(sessions["binance-coinm-ethusd-perp-20240809.gz"], "bayesian")
+    assert float(coinm.venue.inverse) == 1.0
+    cfg = scenario_config(make_scenario("hype_selloff"), "bayesian", coinm, matched=False)
+    assert float(cfg.venue.inverse) == 0.0 and float(cfg.venue.contract_size) == 1.0
+    assert float(cfg.quoter.kappa_per_bps) == 0.2 and float(cfg.quoter.fill_intensity_per_s) == 1.0
