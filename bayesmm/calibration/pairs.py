@@ -77,8 +77,10 @@ def backtest_test_session(session, work: Path) -> None:
 
 def summarise(out_dir: str | Path) -> dict:
     """pairs.json and pairs.md from the pairs' calibration.json files in out_dir/<n>/."""
+    from bayesmm.sim.markout import quoter_summaries, read_fills
+
     out_dir = Path(out_dir)
-    rows = {}
+    rows, fills = {}, {}
     for i, name in enumerate(PAIRS):
         path = out_dir / str(i + 1) / "calibration.json"
         if not path.exists():
@@ -97,38 +99,28 @@ def summarise(out_dir: str | Path) -> dict:
                         "meets_peer": v["log_score"] >= peer - AIMS["peer_margin"],
                         "meets_coin": v["log_score"] >= COIN_FLIP_LOG_SCORE - AIMS["coin_margin"],
                         "derive_meets_coin": derive >= COIN_FLIP_LOG_SCORE}
+        fills_path = out_dir / str(i + 1) / "fills.parquet"
+        fills[name] = read_fills(fills_path) if fills_path.exists() else None
         rows[name] = {"route": r["selection"]["chosen"], "why": r["selection"]["why"],
                       "gate_failures": r["gate_failures"], "horizons": per_h,
-                      "markout": _markout(out_dir / str(i + 1) / "fills.parquet")}
-    pooled = pooled_markout(out_dir)
+                      "markout": quoter_summaries(*fills[name]) if fills[name] else None}
+    pooled = pooled_markout([cols for cols, _ in filter(None, fills.values())])
     (out_dir / "pairs.json").write_text(json.dumps({"pairs": rows, "aims": AIMS, "met": aims_met(rows),
                                                     "pooled_markout": pooled}, indent=2, default=float))
     (out_dir / "pairs.md").write_text(markdown(rows) + markout_markdown(rows, pooled))
     return rows
 
 
-def _markout(path: Path) -> dict | None:
-    """{quoter: markout summary} of a pair's backtests on its test session (None before they ran)."""
-    if not path.exists():
-        return None
-    from bayesmm.sim.markout import quoter_summaries, read_fills
-
-    return quoter_summaries(*read_fills(path))
-
-
-def pooled_markout(out_dir: Path, horizon_s: float = 5.0) -> dict | None:
-    """The pairs' test sessions pooled: per quoter the fills and the mean `horizon_s` markout with its
-    bootstrap 90% interval, and the Bayesian quoter's mean less glft's with its interval (negative:
-    picked off less)."""
-    from bayesmm.sim.markout import bootstrap_difference, bootstrap_mean, read_fills
+def pooled_markout(fills: list[dict], horizon_s: float = 5.0) -> dict | None:
+    """The pairs' test sessions pooled (each session's fills columns, `sim.markout.read_fills`): per
+    quoter the fills and the mean `horizon_s` markout with its bootstrap 90% interval, and the Bayesian
+    quoter's mean less glft's with its interval (negative: picked off less)."""
+    from bayesmm.sim.markout import bootstrap_difference, bootstrap_mean
 
     values: dict[str, list] = {}
-    for i in range(len(PAIRS)):
-        path = out_dir / str(i + 1) / "fills.parquet"
-        if path.exists():
-            cols, _ = read_fills(path)
-            for q in dict.fromkeys(cols["quoter"]):
-                values.setdefault(q, []).append(cols[f"markout_{horizon_s:g}s_bps"][cols["quoter"] == q])
+    for cols in fills:
+        for q in dict.fromkeys(cols["quoter"]):
+            values.setdefault(q, []).append(cols[f"markout_{horizon_s:g}s_bps"][cols["quoter"] == q])
     if not values:
         return None
     pooled = {q: np.concatenate(v) for q, v in values.items()}
@@ -145,7 +137,7 @@ def pooled_markout(out_dir: Path, horizon_s: float = 5.0) -> dict | None:
 def markout_markdown(rows: dict, pooled: dict | None) -> str:
     """The markout tables: per pair, every preset on the test session with the calibrated config; and
     the sessions pooled."""
-    from bayesmm.sim.markout import format_markout
+    from bayesmm.sim.markout import format_markout, interval_text
 
     lines = ["", "# Markout per fill on the test sessions", "",
              "Every quoter preset backtested on each pair's test session with the pair's calibrated config "
@@ -157,11 +149,10 @@ def markout_markdown(rows: dict, pooled: dict | None) -> str:
     if pooled:
         lines += ["## Pooled over the test sessions", "", "| quoter | fills | mean 5 s markout bps [90%] |",
                   "|---|---|---|"]
-        lines += [f"| {q} | {v['fills']} | {v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] |"
-                  for q, v in pooled["quoters"].items()]
+        lines += [f"| {q} | {v['fills']} | {interval_text(v, '+.3f')} |" for q, v in pooled["quoters"].items()]
         d = pooled.get("bayesian_minus_glft")
         if d:
-            lines += ["", f"bayesian - glft: {d['mean']:+.3f} bps [{d['low']:+.3f}, {d['high']:+.3f}] "
+            lines += ["", f"bayesian - glft: {interval_text(d, '+.3f')} bps "
                           f"(aim <= 0: {'met' if d['meets'] else 'NOT met'})"]
     return "\n".join(lines) + "\n"
 

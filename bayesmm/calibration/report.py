@@ -221,7 +221,7 @@ def _markout_section(path: Path) -> list[str]:
     horizon against the mid with its bootstrap 90% interval (`sim.markout`)."""
     if not path.exists():
         return []
-    from bayesmm.sim.markout import HORIZONS_S, quoter_summaries, read_fills
+    from bayesmm.sim.markout import HORIZONS_S, interval_text, quoter_summaries, read_fills
 
     cols, meta = read_fills(path)
     out = [f"<h2>Markout per fill</h2><p>The backtest on {_e(meta['venue'])} {_e(meta['instrument'])} "
@@ -231,10 +231,7 @@ def _markout_section(path: Path) -> list[str]:
            f"{'base asset' if meta['inverse'] else 'quote currency'}.</p>"]
     rows = []
     for q, s in quoter_summaries(cols, meta).items():
-        cells = []
-        for h in HORIZONS_S:
-            m = s["both"][f"markout_{h:g}s_bps"]
-            cells.append("-" if m["mean"] is None else f"{m['mean']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]")
+        cells = [interval_text(s["both"][f"markout_{h:g}s_bps"]) for h in HORIZONS_S]
         rows.append([_e(q), f"{s['bid']['fills']} / {s['ask']['fills']}", _num(s["fill_rate_per_min"], ".2f"),
                      _num(s["pnl"]), *cells])
     out.append(_table(["quoter", "fills bid / ask", "fills per min", "P&L", *(f"markout {h:g} s" for h in HORIZONS_S)],

@@ -49,12 +49,14 @@ def backtest_quoters(session: Session, quoters, base: Config | None = None) -> d
     spec's defaults on the session's instrument, `calibration.venue.bot_config`): {quoter: {"out",
     "metrics", "report", "fills" (`sim.markout.fills_table`), "markout" (`summarize_markout`)}}. One
     process: the presets share the compiled loop (their configs differ in values only)."""
-    from bayesmm.calibration.venue import bot_config
+    from bayesmm.calibration.venue import session_config
+    from bayesmm.online.quoter import preset
     from bayesmm.sim.markout import fills_table, summarize_markout
 
+    base = session_config(session) if base is None else base  # once: it reads the session's whole tape
     runs = {}
     for quoter in dict.fromkeys(quoters):
-        cfg = bot_config(session, quoter, base)
+        cfg = preset(quoter, base)
         out, metrics, report = backtest(session, cfg)
         table = fills_table(out, quoter, float(cfg.quoter.level_spacing_bps))
         t = np.asarray(out.t_s)

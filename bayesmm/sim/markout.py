@@ -37,7 +37,7 @@ def _rows(out, seed: int, spacing_bps: float) -> dict[str, np.ndarray]:
         px = value[i] / qty[i]
         depth = side * (o["mid_px"][i] - px) / o["mid_px"][i] * 1e4
         touch = np.nan_to_num(o[f"{name}_depth_bps"][i], nan=depth)
-        level = np.maximum(np.rint((depth - touch) / max(spacing_bps, 1e-9)), 0.0) if spacing_bps > 0 else 0 * px
+        level = np.maximum(np.rint((depth - touch) / spacing_bps), 0.0) if spacing_bps > 0 else np.zeros(len(i))
         for k, v in (("seed", np.full(len(i), seed)), ("t_s", o["t_s"][i]), ("side", np.full(len(i), side)),
                      ("price", px), ("size", qty[i]), ("count", count[i]), ("level", level),
                      ("mid_px", o["mid_px"][i]), ("fair_value_bps", o["fair_value_bps"][i])):
@@ -97,9 +97,26 @@ def bootstrap_mean(values, clusters=None, reps: int = 2000, level: float = 0.90,
         pick = rng.integers(0, len(ids), (reps, len(ids)))
         boot = sums[pick].sum(axis=1) / np.maximum(counts[pick].sum(axis=1), 1)
     else:
-        boot = values[rng.integers(0, len(values), (reps, len(values)))].mean(axis=1)
+        boot = _resampled_means(values, rng, reps)
+    return (float(values.mean()), *_interval(boot, level))
+
+
+def _resampled_means(values: np.ndarray, rng, reps: int) -> np.ndarray:
+    """The means of `reps` resamples (with replacement) of `values`."""
+    return values[rng.integers(0, len(values), (reps, len(values)))].mean(axis=1)
+
+
+def _interval(boot: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of bootstrap draws."""
     tail = (1.0 - level) / 2
-    return float(values.mean()), float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
+    return float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
+
+
+def interval_text(m: dict | None, spec: str = "+.2f") -> str:
+    """'mean [low, high]' of a {"mean", "low", "high"} summary; '-' when undefined."""
+    if m is None or m["mean"] is None:
+        return "-"
+    return f"{m['mean']:{spec}} [{m['low']:{spec}}, {m['high']:{spec}}]"
 
 
 def summarize_markout(table: dict, duration_s: float, pnl: float | None = None, horizons_s=HORIZONS_S,
@@ -132,15 +149,11 @@ def format_markout(summaries: dict, horizon_s: float = 5.0) -> str:
     lines = [f"  {'quoter':<15} {'fills':>6} {'bid/ask':>9} {'per min':>8} {'P&L':>11}   "
              f"{horizon_s:g}s markout bps, mean [90%]: both / bid / ask (+ = loss to us)"]
 
-    def cell(r):
-        m = r.get(key)
-        return "-" if m is None or m["mean"] is None else f"{m['mean']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]"
-
     for q, s in summaries.items():
         pnl = "-" if s["pnl"] is None else f"{s['pnl']:.5g}"
         lines.append(f"  {q:<15} {s['fills']:>6} {s['bid']['fills']:>4}/{s['ask']['fills']:<4} "
-                     f"{s['fill_rate_per_min']:>8.2f} {pnl:>11}   {cell(s['both'])} / {cell(s['bid'])} / "
-                     f"{cell(s['ask'])}")
+                     f"{s['fill_rate_per_min']:>8.2f} {pnl:>11}   "
+                     + " / ".join(interval_text(s[side].get(key)) for side in ("both", "bid", "ask")))
     return "\n".join(lines)
 
 
@@ -153,10 +166,8 @@ def bootstrap_difference(a, b, reps: int = 2000, level: float = 0.90, seed: int 
     if not len(a) or not len(b):
         return np.nan, np.nan, np.nan
     rng = np.random.default_rng(seed)
-    boot = (a[rng.integers(0, len(a), (reps, len(a)))].mean(axis=1)
-            - b[rng.integers(0, len(b), (reps, len(b)))].mean(axis=1))
-    tail = (1.0 - level) / 2
-    return float(a.mean() - b.mean()), float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
+    boot = _resampled_means(a, rng, reps) - _resampled_means(b, rng, reps)
+    return (float(a.mean() - b.mean()), *_interval(boot, level))
 
 
 def write_fills(path, tables: list[dict], meta: dict):
