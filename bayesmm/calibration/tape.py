@@ -1,8 +1,7 @@
 r"""What the public tape says about the market a quoter faces: how often takers reach a given depth
 (the fill intensity A e^{-kappa delta} of the GLFT quoter), and what a maker loses to them (the
 adverse selection a resting order suffers), so that the quoter's market parameters are the
-instrument's and not the spec's HYPE figures (kappa 0.2 per bps, A 1 per s, AS 20 bps, which on
-BTC put the quotes 10 bps from a 0.01 bps book and fill nothing).
+instrument's and not the spec's HYPE defaults.
 
 **Fill intensity.** Each print's depth is its distance from the mid just before it, bps: a taker
 that reached depth delta would have filled a resting order there. The rate of prints reaching depth

@@ -194,7 +194,10 @@ def read_fills(path) -> tuple[dict, dict]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    meta = json.loads(table.schema.metadata[b"bayesmm.fills"])
+    raw = (table.schema.metadata or {}).get(b"bayesmm.fills")
+    if raw is None:
+        raise ValueError(f"{path}: not a fills file (write one with `bayesmm backtest SESSION --fills {path}`)")
+    meta = json.loads(raw)
     return {k: table.column(k).to_numpy(zero_copy_only=False) for k in table.column_names}, meta
 
 

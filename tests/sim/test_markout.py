@@ -97,4 +97,10 @@ def test_difference_interval_and_fills_file(tmp_path):
     cols, back = read_fills(tmp_path / "f.parquet")
     assert back == meta and list(cols["quoter"]) == ["q"]
     s = quoter_summaries(cols, back)["q"]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"t_s": [1.0]}), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="not a fills file"):
+        read_fills(tmp_path / "other.parquet")
     assert s["bid"]["markout_1s_bps"]["mean"] == pytest.approx((99.9 - 100.0) / 99.9 * 1e4)
