@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, HORIZONS_S
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, GRID_S, HORIZONS_S
 
 
 def _print_scores(title: str, by_route: dict) -> None:
@@ -280,6 +280,6 @@ def add_parsers(sub) -> None:
     q.add_argument("--train", nargs="+", default=[], metavar="SESSION",
                    help="sessions to fit the peer to (the ones the config was calibrated on): prints it beside")
     q.add_argument("--horizons", type=float, nargs="+", default=list(HORIZONS_S), help="horizons, s")
-    q.add_argument("--every-s", type=float, default=1.0, help="grid step of the scored points, s")
+    q.add_argument("--every-s", type=float, default=GRID_S, help="grid step of the scored points, s")
     q.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     q.set_defaults(func=cmd_score)

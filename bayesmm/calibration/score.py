@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesmm.events.targets import Targets, forward_targets  # noqa: F401  (re-exported: the scores' targets)
+from bayesmm.events.targets import GRID_S, Targets, forward_targets  # noqa: F401  (re-exported: the scores' targets)
 from bayesmm.online.params import HORIZONS_S  # noqa: F401  (the horizons scored: the belief's)
 
 COIN_FLIP_LOG_SCORE = float(np.log(0.5))
@@ -84,7 +84,7 @@ def scores_of(predict, arrays, horizons_s, t_ranges=None, reliability_bins: int 
     return out
 
 
-def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: float = 1.0,
+def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: float = GRID_S,
                      max_gap_s: float = 60.0) -> dict:
     """{horizon: {"n", "log_score", "brier", "ece" (10 bins), "sd_p_down" (over the scored points),
     "share_down", "coin_flip_log_score"}} for one session's belief trajectory: `p_down` one P(fall)
@@ -103,7 +103,7 @@ def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: fl
     return out
 
 
-def score_session(session, cfg, horizons_s=HORIZONS_S, every_s: float = 1.0) -> dict:
+def score_session(session, cfg, horizons_s=HORIZONS_S, every_s: float = GRID_S) -> dict:
     """Replay `cfg` on a session and score each horizon's forecast (`score_trajectory`)."""
     from bayesmm.calibration.replay import replay_session
     from bayesmm.events.features import to_arrays

@@ -10,6 +10,10 @@ say nothing about stays near its neutral value, and a flat direction cannot run 
 
     objective(x) = (1/H) sum_h mean_i ln p_h,i(x) - (1/2N) sum_k ((x_k - x0_k) / s_k)^2
 
+with N the points' effective number: each point counts every_s / max(every_s, h), one per
+horizon-long window, as in the book model's composite likelihood (`models.book`), since points
+closer than their horizon share most of their window; a finer grid does not weaken the prior.
+
 maximised with SciPy's L-BFGS-B (bounded; gradients from JAX in float64). The decay is kept at
 or above 0.01/s (half-life <= 69 s, about the longest horizon scored): with a slower decay the
 optimiser on the 20240808 spot session ran to an 11.5-minute half-life, summing the session's whole
@@ -37,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesmm.calibration.score import HORIZONS_S, forward_targets, horizon_column
+from bayesmm.calibration.score import GRID_S, HORIZONS_S, forward_targets, horizon_column
 from bayesmm.events.features import EventArrays
 from bayesmm.events.kinds import OWN_FILL
 from bayesmm.online.params import Config
@@ -106,7 +110,7 @@ class Prepared(NamedTuple):
     t_s: tuple
 
 
-def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = 1.0, t_range=None) -> Prepared:
+def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = GRID_S, t_range=None) -> Prepared:
     """Events for the replay and the scoring points of each horizon; with `t_range` = (start, end) s
     only the points whose whole window [t, t + horizon] lies inside it (a training or held-out
     part; the whole session is still replayed, and the filter is causal)."""
@@ -147,7 +151,7 @@ class TuneResult(NamedTuple):
     draws: dict
 
 
-def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s: float = 1.0, t_ranges=None,
+def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s: float = GRID_S, t_ranges=None,
          tunables=None, block_s: float | None = None, num_bootstrap: int = 1000, seed: int = 0,
          progress=None) -> tuple[Config, TuneResult]:
     """Maximise the mean log score of `cfg`'s p_down over `arrays` (module docstring). Returns the
@@ -160,7 +164,8 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     tunables = tunables_for(arrays) if tunables is None else tunables
     t_ranges = [None] * len(arrays) if t_ranges is None else t_ranges
     preps = [prepare(a, horizons_s, every_s, r) for a, r in zip(arrays, t_ranges, strict=True)]
-    n_points = sum(sum(len(r) for r in p.rows) for p in preps)
+    n_points = sum(sum(len(r) * every_s / max(every_s, h) for r, h in zip(p.rows, horizons_s, strict=True))
+                   for p in preps)  # effective: one per horizon-long window (module docstring)
     if n_points == 0:
         raise ValueError("no scoring points: the sessions are shorter than the horizons, or never move")
     if np.any(np.asarray(cfg.book.adapt_trend_var) > 0) or np.any(np.asarray(cfg.book.adapt_scale_var) > 0):

@@ -41,10 +41,10 @@ import numpyro.distributions as dist
 
 from bayesmm.events.features import EventArrays
 from bayesmm.events.kinds import BOOK_UPDATE, MID_TICK, TRADE_PRINT
-from bayesmm.events.targets import forward_targets
+from bayesmm.events.targets import GRID_S, forward_targets
 from bayesmm.online.params import BOOK_FEATURES, HORIZONS_S
 
-EVERY_S = 0.25  # the fitting grid, s (the scores' grid is 1 s; a finer one gives the 1 s horizon more points)
+EVERY_S = GRID_S  # the fitting grid, s: the scores' (`events.targets`)
 BLOCK_S = 60.0  # a block of a session, s
 PRIOR_SD = 2.0  # prior sd of a population weight, log-odds per unit of a feature
 BLOCK_SD = 0.5  # scale of the half-normal prior of a block's deviation
