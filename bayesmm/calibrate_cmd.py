@@ -4,6 +4,7 @@ a config file checked against its schema and its golden vectors; a replay scored
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, GRID_S, HORIZONS_S
@@ -21,13 +22,18 @@ def _print_scores(title: str, by_route: dict) -> None:
         print("    (peer: a plain logistic regression on the book's public features, fitted to the training sessions)")
 
 
+def _svi_diag(d: dict) -> str:
+    """An SVI fit's diagnostic as printed: its guide's Pareto k-hat, when recorded."""
+    return f"SVI, Pareto k-hat {d['psis_khat']:.2f}" if d.get("psis_khat") is not None else "SVI"
+
+
 def print_summary(report: dict) -> None:
     """The short printed summary of a calibration (every number is also in calibration.json)."""
     print("fits:")
     for name, r in report["fits"].items():
         d = r["diagnostics"]
         diag = (f"r_hat {d['max_rhat']:.3f}, ESS {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}, "
-                f"{d['divergences']} divergences" if d.get("method") == "nuts" else "SVI")
+                f"{d['divergences']} divergences" if d.get("method") == "nuts" else _svi_diag(d))
         ppc = ", ".join(f"{k} {v['ppp']:.2f}" + ("" if v.get("gated", True) else " (not gated)")
                         for k, v in r["ppc"].items())
         print(f"  {name:<11} {diag}; PPC p-values: {ppc}")
@@ -69,8 +75,7 @@ def cmd_calibrate(args) -> int:
 
     sessions = [read_session(p) for p in args.sessions]
     tests = [read_session(p) for p in args.holdout]
-    gate = Gate(max_rhat=args.max_rhat, min_ess=args.min_ess, max_divergences=args.max_divergences,
-                min_bfmi=args.min_bfmi, ppc_low=args.ppc_low, ppc_high=args.ppc_high)
+    gate = Gate(**{f.name: getattr(args, f.name) for f in fields(Gate)})  # (each field has its option)
     base = load_config(args.config) if args.config else None
     try:
         report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
@@ -222,6 +227,9 @@ def _add_gate_options(q) -> None:
     q.add_argument("--min-ess", type=float, default=g.min_ess, help="gate: the smallest bulk and tail ESS")
     q.add_argument("--max-divergences", type=int, default=g.max_divergences, help="gate: divergent transitions allowed")
     q.add_argument("--min-bfmi", type=float, default=g.min_bfmi, help="gate: the smallest BFMI of a NUTS chain")
+    q.add_argument("--max-khat", type=float, default=g.max_khat,
+                   help="gate: the largest Pareto k-hat of an SVI guide's importance ratios (Yao et al. 2018: above "
+                        "0.7 the approximation is unreliable)")
     q.add_argument("--ppc-low", type=float, default=g.ppc_low, help="gate: the lowest posterior predictive p-value")
     q.add_argument("--ppc-high", type=float, default=g.ppc_high, help="gate: the highest posterior predictive p-value")
 

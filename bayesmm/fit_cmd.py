@@ -44,7 +44,8 @@ def cmd_fit(args) -> int:
             print(f"{name:<11} r_hat {d['max_rhat']:.3f}  ESS bulk {d['min_ess_bulk']:.0f} tail "
                   f"{d['min_ess_tail']:.0f}  divergences {d['divergences']}  BFMI {d['min_bfmi']:.2f}  -> {status}")
         else:
-            print(f"{name:<11} SVI (no MCMC diagnostics)")
+            khat = d.get("psis_khat")
+            print(f"{name:<11} SVI  Pareto k-hat " + ("-" if khat is None else f"{khat:.2f}") + f"  -> {status}")
         print(f"    {'parameter':<32} {'prior median [90%]':>30}   {'posterior median [90%]':>30}   learnt")
         for k, v in r["summary"].items():
             pr = r["prior"].get(k)

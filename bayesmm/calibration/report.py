@@ -301,7 +301,7 @@ def _fits_section(r: dict, d: Path) -> list[str]:
         dg = f["diagnostics"]
         diag = (f"r_hat {_num(dg.get('max_rhat'), '.3f')}, ESS {_num(dg.get('min_ess_bulk'), '.0f')}/"
                 f"{_num(dg.get('min_ess_tail'), '.0f')}, {dg.get('divergences')} divergences"
-                if dg.get("method") == "nuts" else "SVI")
+                if dg.get("method") == "nuts" else f"SVI, Pareto k-hat {_num(dg.get('psis_khat'), '.2f')}")
         lo, hi = r.get("gate", {}).get("ppc_low", 0.01), r.get("gate", {}).get("ppc_high", 0.99)
         ppc = ", ".join((f"<span class='{'bad' if not lo <= v['ppp'] <= hi else ''}'>{_e(k)} "
                          f"{_num(v['ppp'], '.2f')}{'' if v.get('gated', True) else ' (not gated)'}</span>")

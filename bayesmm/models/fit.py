@@ -1,7 +1,8 @@
 """Fitting behind one call: NUTS (several chains, progress bars) or SVI (AutoNormal, or a model's
 structured guide), returning
-ArviZ InferenceData with the observed data and sample stats; diagnostics (r_hat, bulk/tail ESS,
-divergences, BFMI) checked and reported; saving and loading (netCDF)."""
+ArviZ InferenceData with the observed data and sample stats; diagnostics (NUTS: r_hat, bulk/tail ESS,
+divergences, BFMI; SVI: the Pareto k-hat of the guide's importance ratios) checked and reported;
+saving and loading (netCDF)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
     Args:
         model: a NumPyro model function of keyword arrays.
         data: its keyword arguments (arrays; None for unused optional ones).
-        method: "nuts" or "svi" (Adam, `svi_steps`, then `draws` guide samples).
+        method: "nuts" or "svi" (Adam, `svi_steps`, then `draws` guide samples; `psis_khat` checks the guide).
         svi_restarts: SVI optimisations from different starting points (`init_strategy` under the
             keys `seed`, then `seed` folded with 1, 2, ...); the one with the lowest final loss
             (the mean negative ELBO of its last tenth of steps) is kept, every one's final loss is
@@ -144,7 +145,48 @@ def _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy
     samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
     sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
     timing = {"optimisation_s": time.perf_counter() - t0, "svi_restart_losses": finals, "svi_restart_kept": best}
+    t1 = time.perf_counter()
+    khat, _ = psis_khat(model, guide_fn, res.params, kwargs, jax.random.key(seed + 3))
+    timing |= {"psis_khat": khat, "psis_draws": PSIS_DRAWS, "psis_khat_s": time.perf_counter() - t1}
     return samples, sample_stats, timing
+
+
+PSIS_DRAWS = 1000
+"""Guide draws behind an SVI fit's Pareto k-hat (`psis_khat`): PSIS fits the generalised Pareto to
+the largest min(S / 5, 3 sqrt(S)) ratios, 95 of them at 1000 draws."""
+
+
+def psis_khat(model, guide, params: dict, kwargs: dict, key, num_draws: int = PSIS_DRAWS,
+              batch_size: int = 100) -> tuple[float, np.ndarray]:
+    """(Pareto k-hat, log ratios): the fitted guide's check (Yao, Vehtari, Simpson and Gelman 2018,
+    "Yes, but did it work?: Evaluating variational inference"). For `num_draws` draws theta_s of the
+    guide with its parameters `params`, the log importance ratios log p(theta_s, y) - log q(theta_s)
+    (the model's joint density at the data `kwargs`, the guide's own density, both on the sites'
+    constrained scale, so the Jacobians of their transforms cancel), then ArviZ's PSIS: k-hat is the
+    shape of the generalised Pareto fitted to the largest ratios. Small when q is close to the
+    posterior (an exact q makes every ratio log p(y)); above 0.7 the ratios' tail is so heavy that
+    the guide misses posterior mass that importance sampling cannot recover, and its draws should not
+    be trusted (`models.gate.Gate.max_khat`). Ratios that are NaN or +inf (the model's density failed
+    where the guide put mass) give k-hat inf. Draws are taken `batch_size` at a time (vmapped)."""
+    from numpyro.handlers import seed as seeded
+    from numpyro.handlers import substitute, trace
+    from numpyro.infer.util import log_density
+
+    def log_ratio(k):
+        tr = trace(substitute(seeded(guide, k), data=params)).get_trace(**kwargs)
+        latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+        log_q, _ = log_density(guide, (), kwargs, {**params, **latent})
+        log_p, _ = log_density(model, (), kwargs, latent)
+        return log_p - log_q
+
+    keys = jax.random.split(key, num_draws)
+    lw = np.asarray(jax.jit(lambda ks: jax.lax.map(log_ratio, ks, batch_size=batch_size))(keys), dtype=float)
+    if np.any(np.isnan(lw) | (lw == np.inf)):
+        return float("inf"), lw
+    with warnings.catch_warnings():  # ArviZ warns when k-hat is large: that is what the caller reports
+        warnings.simplefilter("ignore")
+        _, khat = az.psislw(lw)
+    return float(khat), lw
 
 
 def _inference_data(samples: dict, sample_stats: dict, observed: dict, var_names) -> az.InferenceData:
@@ -227,7 +269,8 @@ def release_compiled_code(share: float = 0.5) -> bool:
 
 
 def diagnostics(idata: az.InferenceData) -> dict:
-    """max r_hat, min bulk / tail ESS over scalar-or-small sites, divergences, min BFMI (NUTS only)."""
+    """NUTS: max r_hat, min bulk / tail ESS over scalar-or-small sites, divergences, min BFMI; SVI: the
+    Pareto k-hat of the guide's importance ratios (`psis_khat`); both: timings, SVI restarts' spread."""
     post = idata.posterior
     out = {"method": post.attrs.get("method", "nuts")}
     if out["method"] == "nuts":
@@ -244,6 +287,8 @@ def diagnostics(idata: az.InferenceData) -> dict:
         if "n_steps" in idata.sample_stats:  # leapfrog steps per draw: what a NUTS fit's time scales with
             out["mean_leapfrog_steps"] = float(idata.sample_stats["n_steps"].values.mean())
     out.update({k: v for k, v in idata.sample_stats.attrs.items() if k.endswith(("_s", "_steps"))})
+    if "psis_khat" in idata.sample_stats.attrs:  # SVI: how far the guide is from the posterior (`psis_khat`)
+        out["psis_khat"] = float(idata.sample_stats.attrs["psis_khat"])
     # (a one-element list comes back from netCDF as a scalar)
     finals = np.atleast_1d(np.asarray(idata.sample_stats.attrs.get("svi_restart_losses", []), float))
     if finals.size:  # how far apart the SVI starts ended (negative ELBO): large means several optima

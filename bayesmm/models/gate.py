@@ -1,7 +1,8 @@
 """The one gate a fit must pass before anything is derived from it (`Gate`): the sampler's
-diagnostics (r_hat, bulk and tail ESS, divergences, BFMI: NUTS fits) and the posterior predictive
-p-values of the statistics a model answers for. `models.fit.check` applies its diagnostics to one
-fit; `calibration.calibrate` applies all of it to every fit and refuses to export when it fails."""
+diagnostics (r_hat, bulk and tail ESS, divergences, BFMI: NUTS fits; the Pareto k-hat of the guide's
+importance ratios: SVI fits) and the posterior predictive p-values of the statistics a model answers
+for. `models.fit.check` applies its diagnostics to one fit; `calibration.calibrate` applies all of it
+to every fit and refuses to export when it fails."""
 
 from __future__ import annotations
 
@@ -14,20 +15,27 @@ PPC_RANGE = (0.01, 0.99)
 @dataclass(frozen=True)
 class Gate:
     """Attributes: max_rhat (1.01), min_ess (100, bulk and tail), max_divergences (0), min_bfmi (0.3:
-    below it the sampler's momentum resampling explores the energy poorly, Betancourt 2016), and the
-    interval [ppc_low, ppc_high] = [0.01, 0.99] every gated posterior predictive p-value must lie in."""
+    below it the sampler's momentum resampling explores the energy poorly, Betancourt 2016), max_khat
+    (0.7: SVI fits; above it the ratios p(theta, y) / q(theta) at the guide's draws are so
+    heavy-tailed that the guide misses posterior mass, Yao et al. 2018; `models.fit.psis_khat`), and
+    the interval [ppc_low, ppc_high] = [0.01, 0.99] every gated posterior predictive p-value must lie in."""
 
     max_rhat: float = 1.01
     min_ess: float = 100.0
     max_divergences: int = 0
     min_bfmi: float = 0.3
+    max_khat: float = 0.7
     ppc_low: float = PPC_RANGE[0]
     ppc_high: float = PPC_RANGE[1]
 
 
 def diagnostic_failures(d: dict, gate: Gate = Gate()) -> list[str]:
-    """What a fit's sampler diagnostics (`models.fit.diagnostics`) fail, one line each (NUTS fits;
-    an SVI fit has none of these)."""
+    """What a fit's diagnostics (`models.fit.diagnostics`) fail, one line each: the sampler's (NUTS
+    fits), the guide's Pareto k-hat (SVI fits; one fitted before it was recorded has none to check)."""
+    if d.get("method") == "svi":
+        khat = d.get("psis_khat")
+        return ([] if khat is None or khat <= gate.max_khat
+                else [f"Pareto k-hat {khat:.2f} > {gate.max_khat} (the SVI guide misses posterior mass)"])
     if d.get("method") != "nuts":
         return []
     out = []

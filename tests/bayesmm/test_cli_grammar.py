@@ -52,6 +52,23 @@ def test_one_grammar_for_data_outputs_and_held_out_data():
     assert {outs[n] for n in ("fit", "calibrate", "pairs", "sweep")} == {"DIR"}
 
 
+def test_every_gate_threshold_is_an_option_of_calibrate_with_its_default():
+    """`bayesmm calibrate --max-rhat ... --max-khat ...`: one option per field of `models.gate.Gate`,
+    defaulting to the field's default, shown in the help."""
+    from dataclasses import fields
+
+    from bayesmm.models.gate import Gate
+
+    calibrate = dict(_subparsers(build_parser()))["calibrate"]
+    by_dest = {a.dest: a for a in calibrate._actions}
+    for f in fields(Gate):
+        action = by_dest[f.name]
+        assert action.option_strings == ["--" + f.name.replace("_", "-")] and action.default == f.default, f.name
+    help_text = " ".join(calibrate.format_help().split())
+    khat = help_text.split("--max-khat MAX_KHAT gate:", 1)[1].split("--ppc-low", 1)[0]
+    assert "k-hat" in khat and khat.strip().endswith(f"(default: {Gate().max_khat})")
+
+
 def _one_line_error(capsys, argv) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

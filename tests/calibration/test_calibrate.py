@@ -35,15 +35,18 @@ def test_gate_rules():
             "min_bfmi": 0.2}
     report = {"drift": {"diagnostics": nuts, "ppc": {"ret_sd_bps": {"ppp": 0.5}, "ret_kurtosis": {"ppp": 0.004},
                                                      "ret_acf1": {"ppp": 1.0, "gated": False, "why": "bounce"}}},
-              "volatility": {"diagnostics": {"method": "svi"}, "ppc": {"ret_sd_bps": {"ppp": 0.995}}}}
+              "volatility": {"diagnostics": {"method": "svi", "psis_khat": 0.83},
+                             "ppc": {"ret_sd_bps": {"ppp": 0.995}}},
+              "toxicity": {"diagnostics": {"method": "svi", "psis_khat": 0.41}, "ppc": {}}}
     got = gate_failures(report, Gate())
     assert got == ["drift: r_hat 1.020 > 1.01", "drift: ess bulk 80 < 100", "drift: 3 divergent transitions",
                    "drift: BFMI 0.20 < 0.3", "drift: PPC p-value of ret_kurtosis = 0.00 outside [0.01, 0.99]",
+                   "volatility: Pareto k-hat 0.83 > 0.7 (the SVI guide misses posterior mass)",
                    "volatility: PPC p-value of ret_sd_bps = 0.99 outside [0.01, 0.99]"]
     # a statistic outside the model (gated False) is shown, never judged
     assert not any("ret_acf1" in f for f in got)
-    assert gate_failures(report, Gate(max_rhat=1.05, min_ess=50, max_divergences=5, min_bfmi=0.1, ppc_low=0.001,
-                                      ppc_high=0.999)) == []
+    assert gate_failures(report, Gate(max_rhat=1.05, min_ess=50, max_divergences=5, min_bfmi=0.1, max_khat=0.9,
+                                      ppc_low=0.001, ppc_high=0.999)) == []
 
 
 STRICT = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]

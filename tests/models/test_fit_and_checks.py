@@ -277,7 +277,9 @@ def test_warm_start_spreads_the_chains_and_sets_the_mass_matrix():
 def test_the_gate_fails_a_fit_for_each_diagnostic():
     """Draws made to fail each check of the gate, one at a time: chains centred apart (r_hat), a
     chain stuck near one value (ESS), divergent transitions, and an energy that wanders as a random
-    walk between draws (BFMI = E[(E_n - E_{n-1})^2] / Var(E): tiny for a random walk)."""
+    walk between draws (BFMI = E[(E_n - E_{n-1})^2] / Var(E): tiny for a random walk); and an SVI
+    fit whose guide is the mean-field normal of a 0.98-correlated Gaussian (Pareto k-hat = rho in
+    theory: tests/models/test_psis_khat.py) against one of a 0.3-correlated one."""
     import arviz as az
 
     rng = np.random.default_rng(3)
@@ -300,3 +302,15 @@ def test_the_gate_fails_a_fit_for_each_diagnostic():
         walk = np.cumsum(rng.normal(size=(2, n)), axis=1)
         (bfmi,) = check(fit_like(good, energy=walk))
         assert bfmi.startswith("BFMI") and diagnostics(fit_like(good, energy=walk))["min_bfmi"] < 0.3
+    from tests.models.test_psis_khat import mean_field_khat
+
+    def svi_like(khat):
+        idata = az.from_dict(posterior={"x": good[:1]}, sample_stats={"loss": rng.normal(size=(1, n))})
+        idata.posterior.attrs["method"] = "svi"
+        idata.sample_stats.attrs["psis_khat"] = khat
+        return idata
+
+    assert check(svi_like(mean_field_khat(0.3))) == []
+    with pytest.warns(RuntimeWarning):
+        (khat,) = check(svi_like(mean_field_khat(0.98)))
+    assert khat.startswith("Pareto k-hat") and "> 0.7" in khat
