@@ -2,7 +2,7 @@
 
 The public API a notebook needs, in one place (imports are lazy, so `bayesmm --help` stays fast):
 
-    from bayesmm import load_session, replay, fit, calibrate, load_config
+    from bayesmm import load_session, replay, fit, FitSettings, calibrate, load_config
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ _API = {
     "to_arrays": ("events", "to_arrays"),
     "replay": ("calibration.replay", "replay_session"),
     "fit": ("models.workflow", "fit_session"),
+    "FitSettings": ("models.fit", "FitSettings"),
     "calibrate": ("calibration.calibrate", "calibrate"),
     "score": ("calibration.score", "score_session"),
     "write_report": ("calibration.report", "write_report"),

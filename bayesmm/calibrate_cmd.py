@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, FLAT_SD, GRID_S, HORIZONS_S
+from bayesmm.fit_cmd import add_fit_settings, fit_settings
 
 
 def _print_scores(title: str, by_route: dict) -> None:
@@ -78,10 +79,8 @@ def cmd_calibrate(args) -> int:
     gate = Gate(**{f.name: getattr(args, f.name) for f in fields(Gate)})  # (each field has its option)
     base = load_config(args.config) if args.config else None
     try:
-        report = calibrate(sessions, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
-                           chains=args.chains, seed=args.seed, folds=args.folds, force=args.force, gate=gate,
-                           base=base, test_sessions=tests, models=tuple(args.models), quiet=args.quiet,
-                           svi_restarts=args.svi_restarts)
+        report = calibrate(sessions, args.out, fit_settings(args), folds=args.folds, force=args.force, gate=gate,
+                           base=base, test_sessions=tests, models=tuple(args.models), quiet=args.quiet)
     except CalibrationRefused as exc:
         print(f"bayesmm calibrate: refused: {exc}\n  (the report is in {Path(args.out) / 'calibration.json'})")
         return 3
@@ -92,8 +91,7 @@ def cmd_calibrate(args) -> int:
         from bayesmm.events.atomic import write_atomic
 
         print(f"simulation check: {args.validate_sim} recording(s) of each validation market, calibrated the same way")
-        sim = validate_in_simulation(seeds=args.validate_sim, method=args.method, quiet=args.quiet,
-                                     svi_restarts=args.svi_restarts)
+        sim = validate_in_simulation(seeds=args.validate_sim, settings=fit_settings(args), quiet=args.quiet)
         print_simulation_check(sim)
         report["simulation_check"] = sim
         write_atomic(Path(args.out) / "calibration.json", report_json(report))
@@ -235,7 +233,7 @@ def _add_gate_options(q) -> None:
 
 
 def add_parsers(sub) -> None:
-    from bayesmm.fit_cmd import add_svi_restarts
+    from bayesmm.calibration.calibrate import FIT
     from bayesmm.models.workflow import MODEL_NAMES
 
     q = sub.add_parser("calibrate", help="recorded sessions -> a validated production config (fit, derive, tune, "
@@ -244,14 +242,9 @@ def add_parsers(sub) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="output directory")
     q.add_argument("--holdout", nargs="*", default=[], metavar="SESSION",
                    help="held-out later sessions, scored out of sample (never used to fit)")
-    q.add_argument("--method", choices=["svi", "nuts"], default="svi", help="the fits' inference method")
     q.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
                    help="offline models to fit (default: all four; the toxicity model only where fills have AS)")
-    q.add_argument("--draws", type=int, default=500, help="posterior draws per fit")
-    q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations")
-    q.add_argument("--chains", type=int, default=2, help="NUTS chains")
-    q.add_argument("--seed", type=int, default=0, help="random seed of the fits and the tuner's bootstrap")
-    add_svi_restarts(q)
+    add_fit_settings(q, FIT.method)
     q.add_argument("--folds", type=int, default=2, help="contiguous blocks of each session for the cross-validated "
                    "choice of route and of each horizon's scales (default 2)")
     q.add_argument("--config", help="base configuration (quoter, orders, ...) to calibrate on top of")

@@ -19,10 +19,8 @@ def cmd_fit(args) -> int:
     if args.compare:
         from bayesmm.models.workflow import compare_variants
 
-        result = compare_variants(sessions, names, method=args.method,
-                                  draws=args.draws, warmup=args.warmup, chains=args.chains, bin_s=args.bin_s,
-                                  fills=args.fills, seed=args.seed, progress=not args.quiet,
-                                  svi_restarts=args.svi_restarts)
+        result = compare_variants(sessions, names, fit_settings(args), bin_s=args.bin_s, fills=args.fills,
+                                  progress=not args.quiet)
         for name, r in result.items():
             print(f"{name}: PSIS-LOO comparison of its likelihood variants (best first)")
             print(f"    {'variant':<10} {'elpd_loo':>10} {'p_loo':>8} {'elpd_diff':>10} {'dse':>8} {'max k':>6}")
@@ -33,9 +31,8 @@ def cmd_fit(args) -> int:
         (Path(args.out) / "compare.json").write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}/compare.json")
         return 0
-    report = fit_session(sessions, names, args.out, method=args.method, draws=args.draws, warmup=args.warmup,
-                         chains=args.chains, bin_s=args.bin_s, fills=args.fills, seed=args.seed,
-                         progress=not args.quiet, svi_restarts=args.svi_restarts, warm_start=args.warm_start,
+    report = fit_session(sessions, names, args.out, fit_settings(args), bin_s=args.bin_s, fills=args.fills,
+                         progress=not args.quiet,
                          variants={"volatility": args.returns, "regime": args.returns} if args.returns else None)
     for name, r in report.items():
         d = r["diagnostics"]
@@ -68,9 +65,11 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def add_svi_restarts(q) -> None:
-    """The --svi-restarts option (of `fit` and `calibrate`)."""
-    from bayesmm.models.fit import SVI_RESTARTS
+def add_fit_settings(q, method: str) -> None:
+    """The options of `models.fit.FitSettings` (of `fit` and `calibrate`), `method` the default one."""
+    from bayesmm.models.fit import FitSettings
+
+    d = FitSettings(method=method)
 
     def at_least_one(text: str) -> int:
         n = int(text)
@@ -78,9 +77,28 @@ def add_svi_restarts(q) -> None:
             raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
         return n
 
-    q.add_argument("--svi-restarts", type=at_least_one, default=SVI_RESTARTS, metavar="N",
+    q.add_argument("--method", choices=["nuts", "svi", "auto"], default=method,
+                   help="the inference method; auto: SVI, and NUTS for each model whose SVI guide fails the gate's "
+                        "VI diagnostic (its Pareto k-hat)")
+    q.add_argument("--draws", type=int, default=d.draws, help="posterior draws per chain (SVI: draws from the guide)")
+    q.add_argument("--warmup", type=int, default=d.warmup, help="NUTS warmup iterations per chain")
+    q.add_argument("--chains", type=int, default=d.chains, help="NUTS chains")
+    q.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    q.add_argument("--svi-restarts", type=at_least_one, default=d.svi_restarts, metavar="N",
                    help=f"SVI optimisations per model from different starts, the lowest final loss kept (default "
-                        f"{SVI_RESTARTS}; the regime HMM's ELBO has optima in which its states swap roles)")
+                        f"{d.svi_restarts}; the regime HMM's ELBO has optima in which its states swap roles)")
+    q.add_argument("--warm-start", action="store_true",
+                   help="NUTS: start the chains from an SVI fit (its draws, sds tripled) with its variances as the "
+                        "mass matrix: warmup ~4x cheaper for the regime HMM, but the chains no longer test for modes "
+                        "far from the SVI optimum (auto's NUTS fits always start so)")
+
+
+def fit_settings(args):
+    """The `models.fit.FitSettings` of parsed `add_fit_settings` options."""
+    from bayesmm.models.fit import FitSettings
+
+    return FitSettings(method=args.method, draws=args.draws, warmup=args.warmup, chains=args.chains, seed=args.seed,
+                       svi_restarts=args.svi_restarts, warm_start=args.warm_start)
 
 
 def add_parser(sub) -> None:
@@ -89,21 +107,12 @@ def add_parser(sub) -> None:
                    "shared parameters, separate latent paths)")
     q.add_argument("--model", choices=["drift", "volatility", "toxicity", "regime", "book", "all"], default="all",
                    help="the offline model to fit")
-    q.add_argument("--method", choices=["nuts", "svi"], default="nuts", help="the inference method")
-    q.add_argument("--draws", type=int, default=500, help="posterior draws per chain (SVI: draws from the guide)")
-    q.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations per chain")
-    q.add_argument("--chains", type=int, default=2, help="NUTS chains")
+    add_fit_settings(q, "nuts")
     q.add_argument("--bin-s", type=float, default=None,
                    help="bin width, s (default: 1, and the regime model refitted at 10 when its paths fail the "
                         "regime-duration check: models.workflow.COARSER_BIN_S)")
     q.add_argument("--fills", choices=["auto", "own", "tape"], default="auto",
                    help="own fills, or the public tape as the fills of a touch quote (auto: own if any)")
-    q.add_argument("--seed", type=int, default=0, help="random seed")
-    add_svi_restarts(q)
-    q.add_argument("--warm-start", action="store_true",
-                   help="NUTS: start the chains from an SVI fit (its draws, sds tripled) with its variances as the "
-                        "mass matrix: warmup ~4x cheaper for the regime HMM, but the chains no longer test for modes "
-                        "far from the SVI optimum")
     q.add_argument("--compare", action="store_true", help="fit each likelihood variant (Gaussian / Student-t "
                    "returns) and print their PSIS-LOO comparison instead of the usual report")
     q.add_argument("--returns", choices=["student", "gaussian"], help="the returns' law for the volatility and regime "

@@ -56,7 +56,7 @@ from bayesmm.calibration.tune import tune
 from bayesmm.calibration.venue import session_config
 from bayesmm.events.atomic import write_atomic
 from bayesmm.events.features import to_arrays
-from bayesmm.models.fit import SVI_RESTARTS, load_fit
+from bayesmm.models.fit import FitSettings, load_fit
 from bayesmm.models.gate import Gate, gate_failures  # noqa: F401  (re-exported: calibrate's gate)
 from bayesmm.models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
 from bayesmm.online.params import Config, config_to_dict, default_config, replace
@@ -108,12 +108,13 @@ def time_blocks(arrays, folds: int) -> list[list[tuple[float, float]]]:
 FOLD_DRAWS = 200  # draws of a cross-validation refit (the Monte Carlo sd of their median: ~9% of the posterior sd)
 
 
-def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base, horizons_s,
-                     svi_restarts: int = SVI_RESTARTS, bins: dict | None = None):
+def _cross_validated(sessions, arrays, names, folds, settings: FitSettings, base, horizons_s,
+                     bins: dict | None = None):
     """Every route recomputed without each block (module docstring, stage 4): per route, the
     config of each fold (and under "book", each fold's derived config, whose book forecast selection
     scales), and the blocks to score them on. `bins`: each model's bin width, as the fit of all the
-    data chose it."""
+    data chose it. The refits are SVI where `settings` say "auto": they are not gated (their configs
+    are judged by their held-out scores), and a refit by NUTS per fold would multiply its cost."""
     blocks = time_blocks(arrays, folds)
     routes: dict[str, list] = {}
     for k in range(folds):
@@ -130,10 +131,11 @@ def _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chai
                     train_ranges.append((lo, hi))
         with tempfile.TemporaryDirectory() as tmp:
             # a fold's routes use the posterior medians (`derive.derived_config`): FOLD_DRAWS draws give them
+            fold = settings.replace(draws=min(settings.draws, FOLD_DRAWS),
+                                    method="svi" if settings.method == "auto" else settings.method)
             _, _, d_cfg, _ = _fits_and_derive(train_sessions, [to_arrays(p) for p in train_sessions], names, tmp,
-                                              method, min(draws, FOLD_DRAWS), warmup, chains, seed, False, base,
-                                              checks=False, svi_restarts=svi_restarts, bins=bins)
-        t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=seed,
+                                              fold, False, base, checks=False, bins=bins)
+        t_cfg, _ = tune(tune_base(base, d_cfg), train_arrays, horizons_s, t_ranges=train_ranges, seed=settings.seed,
                         num_bootstrap=0)
         for route, cfg in route_configs(d_cfg, t_cfg, names).items():
             routes.setdefault(route, []).append(cfg)
@@ -289,15 +291,16 @@ def _fittable(name: str, sessions) -> bool:
     return True
 
 
-def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, chains, seed, progress, base,
-                     checks: bool = True, svi_restarts: int = SVI_RESTARTS, bins: dict | None = None):
+def _fits_and_derive(sessions, arrays, names, fit_dir, settings: FitSettings, progress, base,
+                     checks: bool = True, bins: dict | None = None, max_khat: float = Gate.max_khat):
     """Fit, derive, and the derived config: (fit report, derived list, config, the same parameters
     derived from the models' priors - `derive.prior_fits` - or None without `checks`).
     `arrays`: the sessions' `to_arrays`, for what is derived from the mid returns; `checks`: as in
     `models.workflow.fit_session` (off for the cross-validation's refits, which need neither);
     `bins`: each model's bin width (None: `fit_session` chooses; the report's "bin_s" says which)."""
-    report = fit_session(sessions, names, fit_dir, method=method, draws=draws, warmup=warmup, chains=chains,
-                         seed=seed, progress=progress, checks=checks, svi_restarts=svi_restarts, bin_s=bins)
+    report = fit_session(sessions, names, fit_dir, settings, progress=progress, checks=checks, bin_s=bins,
+                         max_khat=max_khat)
+    seed = settings.seed
     bins = {n: r["bin_s"] for n, r in report.items()}
     fits = {n: load_fit(Path(fit_dir) / f"{n}.nc") for n in names}
     book_fit = fits.pop("book", None)
@@ -314,16 +317,20 @@ def _fits_and_derive(sessions, arrays, names, fit_dir, method, draws, warmup, ch
     return report, derived, cfg, prior
 
 
-def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-              seed: int = 0, folds: int = 2, force: bool = False, gate: Gate | None = None, base: Config | None = None,
-              horizons_s=HORIZONS_S, test_sessions=(), models=MODEL_NAMES, quiet: bool = False,
-              export: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
+FIT = FitSettings(method="auto")
+"""How calibration fits by default: SVI, and NUTS for each model whose guide fails the gate's VI
+diagnostic (`models.workflow.fit_model`), so that every fit the export rests on can pass the gate."""
+
+
+def calibrate(sessions, out_dir, settings: FitSettings = FIT, folds: int = 2, force: bool = False,
+              gate: Gate | None = None, base: Config | None = None, horizons_s=HORIZONS_S, test_sessions=(),
+              models=MODEL_NAMES, quiet: bool = False, export: bool = True) -> dict:
     """Run the six stages (module docstring) and write the outputs into `out_dir`. Returns the
     calibration report (what calibration.json holds; the exported Config under "final_config" when
     not `export`, which stops after validation - how the simulation check runs it). Raises
     CalibrationRefused when the gate fails and not `force` (calibration.json is still written,
-    config.toml is not). `svi_restarts`: SVI optimisations per fit, the best kept (`models.fit.fit`;
-    the cross-validation's refits too)."""
+    config.toml is not). `settings`: how the models are fitted (`models.fit.FitSettings`; the
+    cross-validation's refits too, by SVI where they say "auto")."""
     jax.config.update("jax_enable_x64", True)
     if not 2 <= folds <= 10:
         raise ValueError(f"folds must be between 2 and 10 (blocks of each session), got {folds}")
@@ -331,15 +338,15 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
     out.mkdir(parents=True, exist_ok=True)
     stage, base, gate = _Stages(quiet), session_config(sessions[0], base or default_config()), gate or Gate()
     names = [m for m in models if _fittable(m, sessions)]
-    report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": method,
-                    "seed": seed, "svi_restarts": svi_restarts, "folds": folds, "horizons_s": list(horizons_s),
+    report: dict = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "method": settings.method,
+                    "seed": settings.seed, "svi_restarts": settings.svi_restarts, "fit_settings": asdict(settings),
+                    "folds": folds, "horizons_s": list(horizons_s),
                     "gate": asdict(gate), **_sessions_record(sessions, test_sessions)}
 
     stage("fit: the offline models, jointly on the sessions")
     arrays = [to_arrays(s) for s in sessions]
-    fit_report, derived, cfg_derive, prior_derived = _fits_and_derive(sessions, arrays, names, out / "fits", method,
-                                                                      draws, warmup, chains, seed, not quiet, base,
-                                                                      svi_restarts=svi_restarts)
+    fit_report, derived, cfg_derive, prior_derived = _fits_and_derive(sessions, arrays, names, out / "fits", settings,
+                                                                      not quiet, base, max_khat=gate.max_khat)
     failures = gate_failures(fit_report, gate)
     report |= {"fits": {k: {kk: vv for kk, vv in v.items() if kk != "summary"} | {"summary": v["summary"]}
                         for k, v in fit_report.items()}, "gate_failures": failures}
@@ -351,14 +358,15 @@ def calibrate(sessions, out_dir, method: str = "svi", draws: int = 500, warmup: 
 
     stage("tune: evidence weights by the filter's predictive log score")
     with _progress("tune (L-BFGS iterations)", quiet) as progress:
-        cfg_tune, tuned = tune(tune_base(base, cfg_derive), arrays, horizons_s, seed=seed, progress=progress)
+        cfg_tune, tuned = tune(tune_base(base, cfg_derive), arrays, horizons_s, seed=settings.seed,
+                              progress=progress)
     report["tune"] = {k: {"value": v, "q05": lo, "q95": hi} for k, v in tuned.values.items()
                       for lo, hi in [tuned.interval[k]]}
     report["tune_train_log_score"] = tuned.train_log_score
 
     stage(f"select: each route recomputed without each of {folds} blocks of each session, scored on it")
-    fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, method, draws, warmup, chains, seed, base,
-                                         horizons_s, svi_restarts, {n: r["bin_s"] for n, r in fit_report.items()})
+    fold_cfgs, blocks = _cross_validated(sessions, arrays, names, folds, settings, base, horizons_s,
+                                         {n: r["bin_s"] for n, r in fit_report.items()})
     route_cfgs = route_configs(cfg_derive, cfg_tune, names)
     report["selection"], final = _select(route_cfgs, cfg_derive, fold_cfgs, blocks, arrays, horizons_s)
 

@@ -135,6 +135,12 @@ def _point_log_scores(log_odds_h, prep: Prepared, columns):
     return jnp.concatenate(out)
 
 
+def _effective_points(preps: list[Prepared], horizons_s, every_s: float) -> float:
+    """The scoring points' effective number: each counts every_s / max(every_s, h), one per horizon-long
+    window (module docstring)."""
+    return sum(len(r) * every_s / max(every_s, h) for p in preps for r, h in zip(p.rows, horizons_s, strict=True))
+
+
 def _point_weights(prep: Prepared):
     """Each point's weight in the objective: 1 / (points of its horizon x number of horizons)."""
     return jnp.concatenate([jnp.full(len(r), 1.0 / (max(len(r), 1) * len(prep.rows))) for r in prep.rows])
@@ -164,8 +170,7 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     tunables = tunables_for(arrays) if tunables is None else tunables
     t_ranges = [None] * len(arrays) if t_ranges is None else t_ranges
     preps = [prepare(a, horizons_s, every_s, r) for a, r in zip(arrays, t_ranges, strict=True)]
-    n_points = sum(sum(len(r) * every_s / max(every_s, h) for r, h in zip(p.rows, horizons_s, strict=True))
-                   for p in preps)  # effective: one per horizon-long window (module docstring)
+    n_points = _effective_points(preps, horizons_s, every_s)
     if n_points == 0:
         raise ValueError("no scoring points: the sessions are shorter than the horizons, or never move")
     if np.any(np.asarray(cfg.book.adapt_trend_var) > 0) or np.any(np.asarray(cfg.book.adapt_scale_var) > 0):

@@ -37,7 +37,7 @@ from bayesmm.calibration.coverage import coverage_counts
 from bayesmm.calibration.derive import learnt
 from bayesmm.calibration.score import brier, horizon_column
 from bayesmm.events.features import to_arrays
-from bayesmm.models.fit import SVI_RESTARTS
+from bayesmm.models.fit import SVI_FIT, FitSettings
 from bayesmm.online.params import HORIZONS_S, default_config, replace
 from bayesmm.online.replay import as_events, run
 from bayesmm.sim.exchange import exchange_params
@@ -137,15 +137,16 @@ def fair_value_weight(cfg) -> float:
     return float(np.asarray(cfg.book.belief_weight)[h])
 
 
-def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: float = 2000.0, method: str = "svi",
-                           first_seed: int = 0, quiet: bool = True, svi_restarts: int = SVI_RESTARTS) -> dict:
+def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: float = 2000.0,
+                           settings: FitSettings = SVI_FIT, first_seed: int = 0,
+                           quiet: bool = True) -> dict:
     """Calibrate `seeds` simulated sessions of each market and judge them (module docstring).
     Returns {"runs": [per seed: market, seed, coverage {key: row}, brier {calibrated, truth,
     truth_exported (`truth_export`), defaults, and each route unshrunk}, route, shrink,
     truth_shrink], "coverage_rate", "covered", "intervals", "informed", "prior_bound"
     (`coverage_counts`), "brier_mean", "brier_ratio_to_truth", "brier_ratio_to_truth_exported",
     "brier_ratio_median"}.
-    `svi_restarts`: SVI optimisations per fit, the best kept (`models.fit.fit`)."""
+    `settings`: how the models are fitted (`models.fit.FitSettings`), the seed set per recording."""
     jax.config.update("jax_enable_x64", True)
     ex = exchange_params()
     runs = []
@@ -156,8 +157,7 @@ def validate_in_simulation(seeds: int = 4, markets=SIM_MARKETS, duration_s: floa
             session, path = sim_session(jax.random.key(1000 * s + 1), m, duration_s)
             later, later_path = sim_session(jax.random.key(1000 * s + 2), m, duration_s)
             with tempfile.TemporaryDirectory() as tmp:
-                rep = calibrate(session, tmp, method=method, seed=s, force=True, export=False, quiet=quiet,
-                                svi_restarts=svi_restarts)
+                rep = calibrate(session, tmp, settings.replace(seed=s), force=True, export=False, quiet=quiet)
             truth = truth_values(m, path)
             derived = {d.key: d.draws for d in rep["derived"]}
             prior = {d.key: d.draws for d in rep["prior_derived"]}

@@ -6,8 +6,10 @@ saving and loading (netCDF)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import arviz as az
@@ -42,6 +44,46 @@ whole optimisation, for every model a calibration fits and refits. On the real 2
 the three starts of the regime HMM (10 s bins) now end within 0.2 nats and the kept one passes every
 check; on 1 s bins the best of three had decoded a regime change every ~31 s and failed the
 (argmax-based) duration check, which is why this default was kept at one then."""
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How the offline models are fitted: the settings every entry point that fits them takes
+    (`models.workflow.fit_session`, `compare_variants`, `calibration.calibrate`) and hands on to `fit`.
+
+    Attributes:
+        method: "nuts", "svi", or "auto": SVI, then NUTS started from an SVI fit for every model whose
+            guide fails the VI diagnostic (its Pareto k-hat above the gate's `max_khat`,
+            `models.workflow.fit_model`): the speed of SVI where its approximation holds, the sampler
+            where it does not.
+        draws: posterior draws per chain (SVI: draws from the guide).
+        warmup, chains: NUTS.
+        seed: the random seed.
+        svi_restarts: SVI optimisations from different starts, the best kept (`fit`).
+        warm_start: NUTS chains started from an SVI fit (`fit`).
+    """
+
+    method: str = "nuts"
+    draws: int = 500
+    warmup: int = 500
+    chains: int = 2
+    seed: int = 0
+    svi_restarts: int = SVI_RESTARTS
+    warm_start: bool = False
+
+    def fit_kwargs(self, **changes) -> dict:
+        """`fit`'s keyword arguments for these settings, with `changes` applied."""
+        return dataclasses.asdict(dataclasses.replace(self, **changes))
+
+    def replace(self, **changes) -> FitSettings:
+        """A copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+NUTS_FIT = FitSettings()
+"""NUTS with the defaults: how `bayesmm fit` fits."""
+SVI_FIT = FitSettings(method="svi")
+"""SVI with the defaults: for the comparisons of likelihood variants and the simulation check."""
 
 
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
@@ -287,8 +329,9 @@ def diagnostics(idata: az.InferenceData) -> dict:
         if "n_steps" in idata.sample_stats:  # leapfrog steps per draw: what a NUTS fit's time scales with
             out["mean_leapfrog_steps"] = float(idata.sample_stats["n_steps"].values.mean())
     out.update({k: v for k, v in idata.sample_stats.attrs.items() if k.endswith(("_s", "_steps"))})
-    if "psis_khat" in idata.sample_stats.attrs:  # SVI: how far the guide is from the posterior (`psis_khat`)
-        out["psis_khat"] = float(idata.sample_stats.attrs["psis_khat"])
+    for k in ("psis_khat", "svi_psis_khat"):  # SVI: its guide's k-hat; NUTS after SVI failed it: why it ran
+        if k in idata.sample_stats.attrs:
+            out[k] = float(idata.sample_stats.attrs[k])
     # (a one-element list comes back from netCDF as a scalar)
     finals = np.atleast_1d(np.asarray(idata.sample_stats.attrs.get("svi_restart_losses", []), float))
     if finals.size:  # how far apart the SVI starts ended (negative ELBO): large means several optima

@@ -15,7 +15,8 @@ from bayesmm.models.book import book_data, book_model, fit_kwargs
 from bayesmm.models.checks import PPC_RANGE, plot_ppc, ppc
 from bayesmm.models.data import bin_sessions
 from bayesmm.models.drift import ou_drift_model
-from bayesmm.models.fit import SVI_RESTARTS, check, diagnostics, fit, prior_summary, save_fit
+from bayesmm.models.fit import NUTS_FIT, SVI_FIT, FitSettings, check, diagnostics, fit, prior_summary, save_fit
+from bayesmm.models.gate import Gate
 from bayesmm.models.regime import regime_hmm_model
 from bayesmm.models.toxicity import toxicity_model
 from bayesmm.models.volatility import SVStructuredGuide, sv_model
@@ -142,13 +143,31 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
     return data, None
 
 
-def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws: int = 500,
-                warmup: int = 500, chains: int = 2, bin_s: float | dict | None = None, fills: str = "auto",
-                seed: int = 0, progress: bool = True, variants: dict | None = None, checks: bool = True,
-                svi_restarts: int = SVI_RESTARTS, warm_start: bool = False) -> dict:
-    """Fit each named model to a session or several (jointly); write <name>.nc, <name>_ppc.png and
-    summary.json into out_dir. `svi_restarts`: SVI optimisations per model, the best kept
-    (`models.fit.fit`); `warm_start`: NUTS chains started from an SVI fit (`models.fit.fit`).
+def fit_model(name: str, model, data: dict, settings: FitSettings, progress: bool = True,
+              max_khat: float = Gate.max_khat):
+    """One of MODEL_NAMES fitted as `settings` say (`models.fit.FitSettings`): with method "auto",
+    SVI (`svi_setup`'s guide), and when its guide's Pareto k-hat exceeds `max_khat` (the gate's VI
+    diagnostic: the guide misses posterior mass, and its draws would fail the gate) NUTS, warm-started
+    from SVI, on the same data; the NUTS fit records the k-hat that sent it there (`svi_psis_khat`)."""
+    method = "svi" if settings.method == "auto" else settings.method
+    d, guide = svi_setup(name, data) if method == "svi" else (data, None)
+    idata = fit(model, d, progress=progress, guide=guide,
+                **settings.fit_kwargs(method=method, warm_start=settings.warm_start and method == "nuts"))
+    khat = idata.sample_stats.attrs.get("psis_khat")
+    if settings.method != "auto" or khat is None or khat <= max_khat:
+        return idata
+    if progress:
+        print(f"{name}: the SVI guide's Pareto k-hat is {khat:.2f} > {max_khat}: fitting by NUTS", flush=True)
+    idata = fit(model, data, progress=progress, **settings.fit_kwargs(method="nuts", warm_start=True))
+    idata.sample_stats.attrs["svi_psis_khat"] = float(khat)
+    return idata
+
+
+def fit_session(session, names, out_dir: str | Path, settings: FitSettings = NUTS_FIT,
+                bin_s: float | dict | None = None, fills: str = "auto", progress: bool = True,
+                variants: dict | None = None, checks: bool = True, max_khat: float = Gate.max_khat) -> dict:
+    """Fit each named model to a session or several (jointly), as `settings` say (`fit_model`; its
+    `max_khat` is the gate's); write <name>.nc, <name>_ppc.png and summary.json into out_dir.
     `checks` False: only the fits and their sampler diagnostics - no
     posterior predictive checks, prior comparison or summary (calibration's cross-validation refits
     on blocks of the data need the posteriors and nothing else; the checks are a third of a fit).
@@ -170,13 +189,11 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
         tried = {}
         for width in widths:
             model, data = model_data(name, session, width, fills, (variants or {}).get(name))
-            data, guide = svi_setup(name, data) if method == "svi" else (data, None)
-            idata = fit(model, data, method=method, draws=draws, warmup=warmup, chains=chains, seed=seed,
-                        progress=progress, guide=guide, svi_restarts=svi_restarts,
-                        warm_start=warm_start and method == "nuts")
+            idata = fit_model(name, model, data, settings, progress, max_khat)
             if not checks:
                 break
-            result = ppc(name, idata, {k: v for k, v in data.items() if v is not None}, num_draws=100, seed=seed)
+            result = ppc(name, idata, {k: v for k, v in data.items() if v is not None}, num_draws=100,
+                         seed=settings.seed)
             if width == widths[-1] or not _path_check_fails(result):
                 break
             tried[width] = result["mean_regime_duration_s"]["ppp"]
@@ -192,9 +209,10 @@ def fit_session(session, names, out_dir: str | Path, method: str = "nuts", draws
             continue
         if tried:
             tried[width] = result["mean_regime_duration_s"]["ppp"]
-        plot_ppc(result, out_dir / f"{name}_ppc.png", f"{name}: posterior predictive checks ({method})")
+        plot_ppc(result, out_dir / f"{name}_ppc.png",
+                 f"{name}: posterior predictive checks ({idata.posterior.attrs['method']})")
         report[name] = {"diagnostics": diagnostics(idata), "failures": failures,
-                        **_checked(model, data, idata, result, seed), "bin_s": width,
+                        **_checked(model, data, idata, result, settings.seed), "bin_s": width,
                         **({"bins_tried": {f"{w:g}": p for w, p in tried.items()}} if tried else {})}
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
@@ -223,9 +241,8 @@ def _checked(model, data: dict, idata, ppc_result: dict, seed: int) -> dict:
             "num_bins": int(len(data.get("ret_bps", data.get("as_bps", data.get("down")))))}
 
 
-def compare_variants(session, names, method: str = "svi", draws: int = 500, warmup: int = 500, chains: int = 2,
-                     bin_s: float | None = None, fills: str = "auto", seed: int = 0, progress: bool = False,
-                     svi_restarts: int = SVI_RESTARTS) -> dict:
+def compare_variants(session, names, settings: FitSettings = SVI_FIT, bin_s: float | None = None,
+                     fills: str = "auto", progress: bool = False) -> dict:
     """Fit every likelihood variant of each named model (those in VARIANTS) and compare them by
     PSIS-LOO (ArviZ `compare`) on each bin's pointwise log-likelihood: for the regime HMM the
     one-step predictive log p(bin t | bins < t) (the model's marginal likelihood factorises into
@@ -242,9 +259,7 @@ def compare_variants(session, names, method: str = "svi", draws: int = 500, warm
         fits = {}
         for variant in VARIANTS[name]:
             model, data = model_data(name, session, bin_s, fills, variant)
-            data, guide = svi_setup(name, data) if method == "svi" else (data, None)
-            fits[variant] = fit(model, {**data, "pointwise": True}, method=method, draws=draws, warmup=warmup,
-                                chains=chains, seed=seed, progress=progress, guide=guide, svi_restarts=svi_restarts)
+            fits[variant] = fit_model(name, model, {**data, "pointwise": True}, settings, progress)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ warns about high Pareto k: reported in the table instead
             table = az.compare(fits, ic="loo")

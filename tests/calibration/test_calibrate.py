@@ -50,7 +50,7 @@ def test_gate_rules():
 
 
 STRICT = ["--ppc-low", "0.6", "--ppc-high", "0.61"]  # no fit's p-values all lie in [0.6, 0.61]
-RESTARTS = ["--svi-restarts", "2"]  # the refused and the forced run fit the same way
+RESTARTS = ["--method", "svi", "--svi-restarts", "2"]  # the refused and the forced run fit the same way, by SVI
 
 
 @pytest.fixture(scope="module")

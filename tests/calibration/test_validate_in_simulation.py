@@ -20,12 +20,13 @@ from scipy.stats import binom
 
 from bayesmm.calibration.calibrate import report_json
 from bayesmm.calibration.validate import validate_in_simulation
+from bayesmm.models.fit import FitSettings
 from tests.conftest import ROOT
 
 
 @pytest.mark.slow
 def test_calibration_covers_the_truth_and_reads_the_drift():
-    r = validate_in_simulation(seeds=4, duration_s=1200, svi_restarts=3)
+    r = validate_in_simulation(seeds=4, duration_s=1200, settings=FitSettings(method="svi", svi_restarts=3))
     # every number of the run, for the README's table (`make test-slow` leaves it in out/)
     (ROOT / "out").mkdir(exist_ok=True)
     (ROOT / "out" / "validate_in_simulation.json").write_text(report_json(r))

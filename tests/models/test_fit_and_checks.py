@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bayesmm.models.checks import ppc
-from bayesmm.models.fit import FitDiagnosticsError, check, diagnostics, fit, load_fit, save_fit
+from bayesmm.models.fit import FitDiagnosticsError, FitSettings, check, diagnostics, fit, load_fit, save_fit
 from bayesmm.models.gate import Gate
 from bayesmm.models.toxicity import simulate_toxicity, toxicity_model
 
@@ -112,8 +112,8 @@ def test_real_sample_fits_without_divergences(perp_session, tmp_path):
     down. Every model's chains agree (the regime HMM's too: `test_regime_chains_agree_on_the_real_perp_session`)."""
     from bayesmm.models.workflow import fit_session
 
-    report = fit_session(perp_session[0], ("drift", "volatility", "toxicity", "regime"), tmp_path, draws=300,
-                         warmup=400, chains=2, progress=False)
+    report = fit_session(perp_session[0], ("drift", "volatility", "toxicity", "regime"), tmp_path,
+                         FitSettings(draws=300, warmup=400, chains=2), progress=False)
     for name, r in report.items():
         assert r["diagnostics"]["divergences"] == 0, name
         assert (tmp_path / f"{name}_ppc.png").stat().st_size > 10_000
@@ -139,7 +139,7 @@ def test_regime_chains_agree_on_the_real_perp_session(tmp_path):
     from tests.conftest import PERP, SPOT
 
     session, _ = ingest(PERP, cross_venue=SPOT)
-    r = fit_session(session, ("regime",), tmp_path, draws=500, warmup=500, chains=4, progress=False,
+    r = fit_session(session, ("regime",), tmp_path, FitSettings(draws=500, warmup=500, chains=4), progress=False,
                     bin_s=10.0)["regime"]
     d = r["diagnostics"]
     assert d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 100 and d["min_ess_tail"] >= 100, d
@@ -155,7 +155,8 @@ def test_fit_command_svi_volatility_uses_the_structured_guide(perp_session, tmp_
     from bayesmm.models.fit import load_fit
     from bayesmm.models.workflow import fit_session
 
-    report = fit_session(perp_session[0], ("volatility",), tmp_path, method="svi", draws=300, progress=False)
+    report = fit_session(perp_session[0], ("volatility",), tmp_path, FitSettings(method="svi", draws=300),
+                         progress=False)
     r = report["volatility"]
     assert load_fit(tmp_path / "volatility.nc").posterior.attrs["guide"] == "SVStructuredGuide"
     assert (tmp_path / "volatility_ppc.png").stat().st_size > 10_000
@@ -217,11 +218,12 @@ def test_regime_fit_coarsens_its_bins_when_its_paths_fail(tmp_path):
     from tests.conftest import SPOT
 
     session, _ = ingest(SPOT)
-    r = fit_session(session, ("regime",), tmp_path, method="svi", draws=200, progress=False)["regime"]
+    r = fit_session(session, ("regime",), tmp_path, FitSettings(method="svi", draws=200), progress=False)["regime"]
     assert r["bin_s"] == 10.0 and r["bins_tried"]["1"] > 0.99, r.get("bins_tried")
     assert 0.01 <= r["bins_tried"]["10"] <= 0.99 and r["ppc"]["mean_regime_duration_s"]["ppp"] == r["bins_tried"]["10"]
     assert np.all(load_fit(tmp_path / "regime.nc").observed_data["dt_s"].values == 10.0)
-    fixed = fit_session(session, ("regime",), tmp_path, method="svi", draws=200, progress=False, bin_s=1.0)
+    fixed = fit_session(session, ("regime",), tmp_path, FitSettings(method="svi", draws=200), progress=False,
+                        bin_s=1.0)
     assert fixed["regime"]["bin_s"] == 1.0 and "bins_tried" not in fixed["regime"]
 
 

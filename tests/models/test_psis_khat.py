@@ -101,3 +101,23 @@ def test_ratios_the_model_cannot_evaluate_give_an_infinite_khat():
     params = {"x_auto_loc": jnp.array(0.0), "x_auto_scale": jnp.array(1.0)}
     khat, _ = psis_khat(broken, AutoNormal(broken), params, {}, jax.random.key(0), 200)
     assert khat == np.inf and diagnostic_failures({"method": "svi", "psis_khat": khat})
+
+
+def test_auto_fits_by_nuts_where_the_guide_fails():
+    """`FitSettings(method="auto")` (calibration's default): the conjugate model's guide passes, so its
+    fit stays SVI; the 0.98-correlated Gaussian's fails, so it is refitted by NUTS, which records the
+    k-hat that sent it there and recovers the correlation the mean-field guide cannot hold (its draws
+    are independent by construction)."""
+    from bayesmm.models.fit import FitSettings
+    from bayesmm.models.workflow import fit_model
+
+    auto = FitSettings(method="auto", draws=1000, warmup=500, chains=2)
+    good = fit_model("conjugate", conjugate, {"y": Y}, auto, progress=False)
+    assert good.posterior.attrs["method"] == "svi" and "svi_psis_khat" not in good.sample_stats.attrs
+    bad = fit_model("correlated", correlated, {"rho": 0.98}, auto, progress=False)
+    d = diagnostics(bad)
+    assert d["method"] == "nuts" and d["svi_psis_khat"] > 0.7 and diagnostic_failures(d) == [], d
+    x, z = (bad.posterior[k].values.ravel() for k in ("x", "z"))
+    assert np.corrcoef(x, z)[0, 1] > 0.95
+    svi = fit_model("correlated", correlated, {"rho": 0.98}, auto.replace(method="svi"), progress=False)
+    assert abs(np.corrcoef(*(svi.posterior[k].values.ravel() for k in ("x", "z")))[0, 1]) < 0.2
