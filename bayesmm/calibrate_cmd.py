@@ -188,11 +188,13 @@ def cmd_score(args) -> int:
           f"{args.every_s:g} s, ties dropped" + (f"; the peer (a logistic regression on the book's public "
                                                 f"features) fitted to {', '.join(args.train)}" if args.train else ""))
     print(f"  {'':<7} {'horizon':>8} {'points':>7} {'log score':>10} {'coin flip':>10} {'Brier':>7} {'ECE':>6} "
-          f"{'sd p':>6} {'share down':>11}")
+          f"{'by chance':>9} {'sd p':>6} {'share down':>11}")
     for who, sc in rows.items():
         for h, s in sc.items():
             print(f"  {who:<7} {h:>8} {s['n']:>7} {s['log_score']:>10.4f} {s['coin_flip_log_score']:>10.4f} "
-                  f"{s['brier']:>7.4f} {s['ece']:>6.3f} {s['sd_p_down']:>6.3f} {s['share_down']:>11.3f}")
+                  f"{s['brier']:>7.4f} {s['ece']:>6.3f} {s['ece_by_chance']:>9.3f} {s['sd_p_down']:>6.3f} "
+                  f"{s['share_down']:>11.3f}")
+    print("  (by chance: the ECE an exactly calibrated forecast shows on the same points)")
     return 0
 
 

@@ -47,9 +47,9 @@ from bayesmm.calibration.schema import config_schema
 from bayesmm.calibration.score import (
     COIN_FLIP_LOG_SCORE,
     HORIZONS_S,
-    forecasts,
-    forward_targets,
     horizon_column,
+    replay_forecasts,
+    score_trajectory,
     scores_of,
 )
 from bayesmm.calibration.tune import tune
@@ -60,7 +60,6 @@ from bayesmm.models.fit import FitSettings, load_fit
 from bayesmm.models.gate import Gate, gate_failures  # noqa: F401  (re-exported: calibrate's gate)
 from bayesmm.models.workflow import MODEL_NAMES, fit_session, model_data, sessions_list
 from bayesmm.online.params import Config, config_to_dict, default_config, replace
-from bayesmm.online.replay import as_events, run
 
 TOLERANCE = 0.003  # a route may be this much below a coin flip's log score at a horizon (the issue's)
 class CalibrationRefused(RuntimeError):
@@ -80,8 +79,7 @@ def tune_base(base: Config, derived_cfg: Config) -> Config:
 
 def _scores(cfg: Config, arrays, horizons_s, t_ranges=None, reliability_bins: int = 0) -> dict:
     """`score.scores_of` the config's per-horizon forecasts (`p_down_h`, replayed on each session)."""
-    return scores_of(lambda a: forecasts(np.asarray(run(as_events(a, np.float64), cfg).p_down_h), horizons_s),
-                     arrays, horizons_s, t_ranges, reliability_bins)
+    return scores_of(lambda a: replay_forecasts(cfg, a, horizons_s), arrays, horizons_s, t_ranges, reliability_bins)
 
 
 def _gains(scores: dict) -> list[float]:
@@ -180,40 +178,23 @@ def _select(route_cfgs: dict, cfg_derive: Config, fold_cfgs: dict, blocks, array
 
 
 def belief_trace(cfg: Config, arrays, every_s: float = 1.0, horizons_s=HORIZONS_S) -> list[dict]:
-    """Per session: each horizon's forecast on a regular grid (what the report plots) with its sd over
-    the session and its expected calibration error against the sign of the mid's move (`sim.scoring.ece`,
-    10 bins); beside it the ECE a perfectly calibrated forecast would show on the same points by chance
-    (`ece_by_chance`), and which horizon is the quoter's p_down (`headline`)."""
-    from bayesmm.sim.scoring import ece
-
+    """Per session: each horizon's forecast on a regular grid of `every_s` (what the report plots) with
+    its sd over the session, its expected calibration error against the sign of the mid's move and the
+    ECE an exactly calibrated forecast would show on the same points by chance (`score.score_trajectory`
+    on its scoring grid), and which horizon is the quoter's p_down (`headline`)."""
     out = []
     for a in arrays:
-        p = forecasts(np.asarray(run(as_events(a, np.float64), cfg).p_down_h), horizons_s)
+        p = replay_forecasts(cfg, a, horizons_s)
+        scored = score_trajectory(a.t_s, a.mid, a.valid, p, horizons_s)
         grid = np.arange(a.t_s[0], a.t_s[-1], every_s)
         rows = np.searchsorted(a.t_s, grid, side="right") - 1
-        trace = {"t_s": grid.tolist(), "sd": {}, "ece": {}, "ece_by_chance": {},
-                 "headline": f"{HORIZONS_S[horizon_column(cfg.book.fair_value_horizon_s)]:g}s"}
+        trace = {"t_s": grid.tolist(), "headline": f"{HORIZONS_S[horizon_column(cfg.book.fair_value_horizon_s)]:g}s",
+                 **{name: {k: v[key] for k, v in scored.items()}
+                    for name, key in (("sd", "sd_p_down"), ("ece", "ece"), ("ece_by_chance", "ece_by_chance"))}}
         for h in horizons_s:
-            k = f"{h:g}s"
-            trace[f"p_down_{k}"] = p[h][rows].tolist()
-            tg = forward_targets(a.t_s, a.mid, a.valid, h)
-            trace["sd"][k] = float(np.std(p[h][tg.rows])) if len(tg.rows) else float("nan")
-            trace["ece"][k] = ece(p[h][tg.rows], tg.down) if len(tg.rows) else float("nan")
-            trace["ece_by_chance"][k] = ece_by_chance(p[h][tg.rows])
+            trace[f"p_down_{h:g}s"] = p[h][rows].tolist()
         out.append(trace)
     return out
-
-
-def ece_by_chance(p_down: np.ndarray, draws: int = 200, seed: int = 0) -> float:
-    """The mean ECE (10 bins) of a forecast that is exactly calibrated, on these points: outcomes drawn
-    from p_down itself. A few hundred points leave a perfectly calibrated forecast an ECE of several
-    hundredths: the bar an observed ECE is read against. NaN without points."""
-    from bayesmm.sim.scoring import ece
-
-    if len(p_down) == 0:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    return float(np.mean([ece(p_down, (rng.random(len(p_down)) < p_down).astype(float)) for _ in range(draws)]))
 
 
 def route_configs(derived_cfg: Config, tuned_cfg: Config, names) -> dict[str, Config]:

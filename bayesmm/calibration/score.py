@@ -46,6 +46,13 @@ def forecasts(p_down_h: np.ndarray, horizons_s) -> dict:
     return {h: (p[:, horizon_column(h)] if p.ndim == 2 else p) for h in horizons_s}
 
 
+def replay_forecasts(cfg, arrays, horizons_s) -> dict:
+    """{h: P(fall over h) per event} of a config replayed on a session's arrays (float64, static)."""
+    from bayesmm.online.replay import as_events, run
+
+    return forecasts(np.asarray(run(as_events(arrays, np.float64), cfg).p_down_h), horizons_s)
+
+
 def table_forecasts(table, horizons_s) -> dict:
     """{h: P(fall over h) per event} from a beliefs table (`bayesmm replay`'s Parquet): its
     `p_down_<h>s` columns where it has them, else its `p_down`."""
@@ -86,9 +93,10 @@ def scores_of(predict, arrays, horizons_s, t_ranges=None, reliability_bins: int 
 
 def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: float = GRID_S,
                      max_gap_s: float = 60.0) -> dict:
-    """{horizon: {"n", "log_score", "brier", "ece" (10 bins), "sd_p_down" (over the scored points),
-    "share_down", "coin_flip_log_score"}} for one session's belief trajectory: `p_down` one P(fall)
-    per event for every horizon, or {h: P(fall over h) per event} (`forecasts`, `table_forecasts`)."""
+    """{horizon: {"n", "log_score", "brier", "ece" (10 bins), "ece_by_chance" (`ece_by_chance`),
+    "sd_p_down" (over the scored points), "share_down", "coin_flip_log_score"}} for one session's belief
+    trajectory: `p_down` one P(fall) per event for every horizon, or {h: P(fall over h) per event}
+    (`forecasts`, `table_forecasts`)."""
     from bayesmm.sim.scoring import ece
 
     out = {}
@@ -97,10 +105,23 @@ def score_trajectory(t_s, mid, valid, p_down, horizons_s=HORIZONS_S, every_s: fl
         p = np.asarray(p_down[h] if isinstance(p_down, dict) else p_down)[tg.rows]
         out[f"{h:g}s"] = {"horizon_s": float(h), "n": int(len(tg.rows)), "log_score": log_score(p, tg.down),
                           "brier": brier(p, tg.down), "ece": ece(p, tg.down) if len(p) else float("nan"),
+                          "ece_by_chance": ece_by_chance(p),
                           "sd_p_down": float(np.std(p)) if len(p) else float("nan"),
                           "share_down": float(np.mean(tg.down)) if len(tg.down) else float("nan"),
                           "coin_flip_log_score": COIN_FLIP_LOG_SCORE}
     return out
+
+
+def ece_by_chance(p_down: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The mean ECE (10 bins) of a forecast that is exactly calibrated, on these points: outcomes drawn
+    from p_down itself. A few hundred points leave a perfectly calibrated forecast an ECE of several
+    hundredths: the bar an observed ECE is read against. NaN without points."""
+    from bayesmm.sim.scoring import ece
+
+    if len(p_down) == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    return float(np.mean([ece(p_down, (rng.random(len(p_down)) < p_down).astype(float)) for _ in range(draws)]))
 
 
 def score_session(session, cfg, horizons_s=HORIZONS_S, every_s: float = GRID_S) -> dict:

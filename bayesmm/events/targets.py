@@ -13,7 +13,7 @@ One grid (`GRID_S` = 0.25 s) for everything fitted to and scored against these o
 model, the peer, tune, selection and every score. Why not 1 s: on a five-minute session a 1 s grid
 leaves the 1 s horizon a few hundred points at most once ties are dropped, so the standard error of a
 mean log score, and the ECE an exactly calibrated forecast shows by chance
-(`calibration.calibrate.ece_by_chance`), are as large as the differences the scores are read for. A
+(`calibration.score.ece_by_chance`), are as large as the differences the scores are read for. A
 finer grid uses the data the recording already has; points closer than the horizon overlap, so they
 are not independent (the book model weights them for it), but every mean stays unbiased.
 """

@@ -34,15 +34,18 @@ horizon-long window), so that a 60 s horizon does not count each minute 240 time
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
 from bayesmm.events.features import EventArrays
-from bayesmm.events.kinds import BOOK_UPDATE, MID_TICK, TRADE_PRINT
 from bayesmm.events.targets import GRID_S, forward_targets
-from bayesmm.online.params import BOOK_FEATURES, HORIZONS_S
+from bayesmm.online.book import FLOW_SIZE, features
+from bayesmm.online.fused import book_flows, event_terms
+from bayesmm.online.params import BOOK_FEATURES, HORIZONS_S, default_config, replace
+from bayesmm.online.replay import as_events
 
 EVERY_S = GRID_S  # the fitting grid, s: the scores' (`events.targets`)
 BLOCK_S = 60.0  # a block of a session, s
@@ -52,35 +55,21 @@ TREND_SD = 1.0  # scale of the half-normal prior of the sd of a block's trend, l
 
 
 def book_features(a: EventArrays, flow_window_s: float) -> np.ndarray:
-    """The features the filter holds after each event (`online.book`), computed on the host: shape
-    (num_events, 4). The same decayed sums as the filter's (restarted at each segment start, decayed
-    over each dt, then the event's increment), written in NumPy for the model's data; held equal to
-    the filter's replay by tests/models/test_book.py."""
-    n = len(a.t_s)
-    decay = np.exp(-np.maximum(a.dt_s, 0.0) / flow_window_s)
-    valid = a.valid > 0
-    book = valid & (a.kind == BOOK_UPDATE)
-    trade = valid & (a.kind == TRADE_PRINT)
-    tick = valid & (a.kind == MID_TICK) & (a.ret_dt_s > 0)
-    inc = np.zeros((n, 6))
-    inc[book, 0], inc[book, 1] = a.ofi[book], np.abs(a.ofi[book])
-    inc[trade, 2], inc[trade, 3] = a.side[trade], np.abs(a.side[trade])
-    inc[tick, 4], inc[tick, 5] = a.ret_bps[tick], np.abs(a.ret_bps[tick])
-    flow = np.zeros((n, 6))
-    imbalance = np.zeros(n)
-    s, imb = np.zeros(6), 0.0
-    restart = a.segment_start > 0
-    for i in range(n):
-        if restart[i]:
-            s, imb = np.zeros(6), 0.0
-        else:
-            s = s * decay[i]
-        s = s + inc[i]
-        if book[i]:
-            imb = a.imbalance[i]
-        flow[i], imbalance[i] = s, imb
-    ratio = flow[:, 0::2] / np.maximum(flow[:, 1::2], 1e-12)
-    return np.column_stack([imbalance, np.clip(ratio, -1.0, 1.0)])
+    """The features the filter holds after each event (`online.book`), shape (num_events, 4), computed
+    by the filter's own functions, so that the model is fitted to exactly what the filter will read:
+    the events' terms (`online.fused.event_terms`), the decayed flows by the replay's associative scan
+    (`online.fused.book_flows`, restarted at each segment start), the latest book imbalance (0 from a
+    segment's start until its first book) and `online.book.features`. In float64 whatever the
+    process's default (the sums decay over thousands of events)."""
+    with jax.enable_x64(True):
+        cfg = replace(default_config(), book={"flow_window_s": flow_window_s})
+        terms = event_terms(as_events(a, np.float64), cfg)
+        flows = book_flows(jnp.zeros(FLOW_SIZE, jnp.float64), terms)
+        is_book, restart = np.asarray(terms.is_book) > 0, np.asarray(terms.restart) > 0
+        held = np.where(is_book, np.asarray(terms.imbalance), 0.0)  # what a book or a restart sets
+        last = np.maximum.accumulate(np.where(is_book | restart, np.arange(len(held)), -1)) if len(held) else held
+        imbalance = np.where(last >= 0, held[np.maximum(last, 0)], 0.0)
+        return np.asarray(features(jnp.asarray(imbalance), flows), float)
 
 
 def book_data(arrays: list[EventArrays], flow_window_s: float = 5.0, every_s: float = EVERY_S,

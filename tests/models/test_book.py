@@ -53,8 +53,9 @@ def test_touch_ofi_by_hand_and_in_the_mirror():
 
 
 def test_model_features_equal_the_filters_state(spot_arrays):
-    """The model's data (`book_features`, NumPy, written for the model) equal the features the jitted
-    filter holds after every event of the real spot session (its state through `online.book.features`),
+    """The model's data (`book_features`: the filter's event terms, the flows by the replay's
+    associative scan, the imbalance held between books) equal the features the filter's sequential
+    scan holds after every event of the real spot session (its state through `online.book.features`),
     to 1e-9: the weights fitted on the one are read against the other."""
     cfg = replace(default_config(), book=dict(flow_window_s=3.0))
     a = spot_arrays
