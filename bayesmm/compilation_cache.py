@@ -6,14 +6,11 @@ the posterior predictive checks replicate it op by op (every primitive is compil
 call), every process starts with nothing compiled, and a long one must drop its in-memory code now
 and then (`models.fit.release_compiled_code`: compiled code holds memory mappings, and ~8 NUTS fits
 in one process reached the kernel's limit), after which the next fit compiles it all again.
-Measured on 2 cores (`benchmarks/bench_compile_cache.py`: `bayesmm fit` of the regime HMM by SVI
-with its checks, 90 s of the 20240808 spot session, each a fresh process): 27 s without the cache,
-39 s with an empty one (every compilation is also serialised and written), 17 s warm. What pays
-for the empty cache is reuse across processes: the suite's two workers, its notebook kernels and
-CLI subprocesses compile the same programs, and `make test` in a fresh clone took 10.3 minutes
-with the cache (empty at the start) against 12.5 without it. (Before fits kept their in-memory
-caches, `models.fit.release_compiled_code`, the same fit took 64 s without the persistent cache:
-the checks' 100 replications recompiled the regime transition matrix each time.) Results are unchanged:
+`benchmarks/bench_compile_cache.py` measures it (`bayesmm fit` of the regime HMM by SVI with its
+checks, each a fresh process: without the cache, with an empty one - every compilation is also
+serialised and written - and warm; `make bench` writes the timings to out/bench.json and
+docs/benchmarks.md). What pays for the empty cache is reuse across processes: the suite's two
+workers, its notebook kernels and CLI subprocesses compile the same programs. Results are unchanged:
 the cache stores the same executables, keyed by JAX on the program, the compile options, the
 backend and the JAX version.
 

@@ -137,8 +137,8 @@ def _count_log_gammas(p: RegimeParams, n_buy, n_sell, distinct):
     Every log-gamma is taken once per distinct count where `distinct` holds the series' distinct
     values (`distinct_counts`; else once per bin), in one call over all of them: counts repeat (the
     benchmark's 20,000 1 s bins hold 6 distinct buy counts), and log-gamma with its digamma gradient
-    was most of a NUTS gradient of this model (the side law's two (T, 4) log-gammas took ~5 of its
-    ~11 ms; benchmarks/bench_fit.py, `gradient_costs`), and each call site is a large expansion for
+    was most of a NUTS gradient of this model (the side law's two (T, 4) log-gammas took about half
+    of it: benchmarks/bench_fit.py, `gradient_costs`), and each call site is a large expansion for
     XLA to compile. A table reaches the bins through a product with the identity: XLA's CPU compiler
     otherwise fuses the log-gamma into the gather and evaluates it once per gathered element again
     (measured: no faster than the direct form; an optimisation barrier is removed before fusion); a
@@ -252,10 +252,10 @@ def _scaled_log_evidence(log_lik, transition, log_init, start):
 
     Why not the log-space kernels (needed online, where a belief must survive arbitrary gaps):
     the scan step is the cost of every NUTS gradient, and theirs has eight exps and five logs.
-    Measured on 20,000 bins (2-core CPU), value + gradient of the evidence: log-space kernels with
-    autodiff ~30 ms, this recursion with autodiff ~10 ms, with the forward-backward gradient ~1.3 ms
-    (the last two: benchmarks/bench_fit.py, `gradient_costs`). A balanced-tree product of the 4x4
-    factors (O(log T) depth) was no faster on CPU (~20 ms).
+    Value and gradient of the evidence on 20,000 bins, on a CPU: the log-space kernels with autodiff
+    took about three times this recursion with autodiff, and the forward-backward gradient is several
+    times faster again (benchmarks/bench_fit.py, `gradient_costs`, writes the current figures to
+    out/bench.json). A balanced-tree product of the 4x4 factors (O(log T) depth) was no faster on CPU.
     """
     _, norms, _, shift = _scaled_forward(log_lik, transition, log_init, start)
     return jnp.sum(jnp.log(norms)) + jnp.sum(shift)
