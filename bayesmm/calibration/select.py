@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, forward_targets
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, GRID_S, forward_targets
 from bayesmm.models.book import book_features
 from bayesmm.online import book as book_mod
 from bayesmm.online.params import BOOK_FEATURES, BOOK_VARS, BOOK_WEIGHTS, HORIZONS_S, NUM_HORIZONS, Config, replace
@@ -129,10 +129,11 @@ def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: s
     pooled: the best combination where it beats the book model's own forecast (`MODEL`) by at least
     one standard error of their per-point difference, else the model's forecast; and that only if its
     gain over a coin flip is at least one standard error, else 1/2. Standard errors count the
-    non-overlapping windows (one per horizon-long stretch of the 1 s grid, `horizons_s`): at 30 s
-    five minutes hold a dozen independent windows. The best of 98 combinations on few windows is
-    partly luck (the winner's curse); the model's forecast is what the data and the prior already
-    say, and the selection departs from it, or drops it, only on evidence."""
+    non-overlapping windows (one per horizon-long stretch of the scoring grid's points,
+    `events.targets.GRID_S`, `horizons_s`): at 30 s five minutes hold a dozen independent windows.
+    The best of 98 combinations on few windows is partly luck (the winner's curse); the model's
+    forecast is what the data and the prior already say, and the selection departs from it, or drops
+    it, only on evidence."""
     choices = []
     for k, column in enumerate(columns):
         per: dict = {}
@@ -148,7 +149,7 @@ def choose(points_by_fold: list[list[Points]], book_cfgs: list[Config], route: s
             continue
         ll = {c: np.concatenate(v[0]) for c, v in per.items()}
         n = len(next(iter(ll.values())))
-        windows = max(1.0, n / max(1.0, float(horizons_s[k])) if horizons_s is not None else n)
+        windows = max(1.0, n * GRID_S / max(GRID_S, float(horizons_s[k])) if horizons_s is not None else n)
         best = max(ll, key=lambda c: (round(float(ll[c].mean()), 12), -c[1] - c[2], c[0] == "imbalance"))
         diff = ll[best] - ll[MODEL]
         if diff.mean() < diff.std() / np.sqrt(windows):  # not clearly better than the model's own forecast

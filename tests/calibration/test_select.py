@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesmm.calibration import select
-from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, GRID_S
 from bayesmm.online.params import HORIZONS_S, default_config, replace
 
 BOOK = replace(default_config(), book=dict(imbalance_weight=(-2.0, -1.0, -0.5, -0.2), ofi_weight=(0.3, 0.3, 0.3, 0.3),
@@ -63,18 +63,19 @@ def test_nothing_predicts_nothing_is_kept():
 
 
 def test_a_gain_within_its_noise_is_not_kept():
-    """A weak effect (P(fall) = sigmoid(-0.3 x imbalance)) at the 30 s horizon on 2 x 300 points of a
-    1 s grid - twenty independent 30 s windows: its held-out gain is below one standard error, and
-    the horizon says 1/2; the strong 1 s effect of the same folds is kept."""
+    """A weak effect (P(fall) = sigmoid(-0.3 x imbalance)) at the 30 s horizon on 2 x 300 s of the
+    scoring grid (`GRID_S` apart) - twenty independent 30 s windows: its held-out gain is below one
+    standard error, and the horizon says 1/2; the strong 1 s effect of the same folds is kept."""
     rng = np.random.default_rng(7)
+    n = int(round(300 / GRID_S))
 
     def fold():
         out = []
         for k in range(len(HORIZONS_S)):
-            x = rng.uniform(-1, 1, (300, 4))
+            x = rng.uniform(-1, 1, (n, 4))
             w = -2.0 if k == 0 else (-0.3 if k == 2 else 0.0)
-            down = (rng.uniform(size=300) < 1 / (1 + np.exp(-w * x[:, 0]))).astype(float)
-            out.append(select.Points({"r": np.zeros(300)}, x, down))
+            down = (rng.uniform(size=n) < 1 / (1 + np.exp(-w * x[:, 0]))).astype(float)
+            out.append(select.Points({"r": np.zeros(n)}, x, down))
         return out
 
     choices = select.choose([fold(), fold()], [BOOK, BOOK], "r", list(range(len(HORIZONS_S))), HORIZONS_S)
