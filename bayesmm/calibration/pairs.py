@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE
+from bayesmm.calibration.score import COIN_FLIP_LOG_SCORE, GRID_S
 
 PAIRS = {
     "spot BTCUSDT 0808 -> 0809": ("binance-spot-btcusdt-20240808.gz", "binance-spot-btcusdt-20240809.gz"),
@@ -161,7 +161,8 @@ def markdown(rows: dict) -> str:
     """The pairs' table as Markdown (what `make pairs` prints and writes)."""
     lines = ["# Calibrated on the earlier session, scored on the later one", "",
              "Mean log score of each horizon's exported forecast for the sign of the mid's move (ties dropped, "
-             f"a 1 s grid; a coin flip scores {COIN_FLIP_LOG_SCORE:.4f}; higher is better), beside the peer (a "
+             f"points {GRID_S:g} s apart; a coin flip scores {COIN_FLIP_LOG_SCORE:.4f}; higher is better), "
+             "beside the peer (a "
              "plain logistic regression on the book's public features, fitted to the same training session) and "
              "the derive route (the book model's forecast alone); the forecast's sd and ECE on the test session, "
              "and the ECE an exactly calibrated forecast would show on the same points by chance. '(p_down)' marks the "
