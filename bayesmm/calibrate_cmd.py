@@ -205,7 +205,7 @@ def cmd_pairs(args) -> int:
     from bayesmm.calibration.pairs import run_pairs, summarise
 
     if not args.summary_only:
-        run_pairs(args.data, args.out, quiet=args.quiet, seed=args.seed)
+        run_pairs(args.data, args.out, fit_settings(args), quiet=args.quiet)
     summarise(args.out)
     print((Path(args.out) / "pairs.md").read_text())
     return 0
@@ -267,7 +267,7 @@ def add_parsers(sub) -> None:
                                      "beside the peer: DIR/pairs.md and pairs.json")
     q.add_argument("--data", default="data", help="folder of the bundled recordings (default: data)")
     q.add_argument("--out", default="out/pairs", metavar="DIR", help="output directory, one calibration per pair")
-    q.add_argument("--seed", type=int, default=0, help="calibration seed (default 0)")
+    add_fit_settings(q, FIT.method)
     q.add_argument("--summary-only", action="store_true", help="only rebuild the table from the folder's calibrations")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
     q.set_defaults(func=cmd_pairs)

@@ -45,9 +45,10 @@ def _sessions(data_dir: Path, train: str, test: str | None, work: Path):
     return a, b
 
 
-def run_pairs(data_dir: str | Path, out_dir: str | Path, quiet: bool = True, **calibrate_kwargs) -> dict:
-    """Calibrate each pair into out_dir/<n>/ and write out_dir/pairs.json and pairs.md (`summarise`)."""
-    from bayesmm.calibration.calibrate import calibrate
+def run_pairs(data_dir: str | Path, out_dir: str | Path, settings=None, quiet: bool = True) -> dict:
+    """Calibrate each pair into out_dir/<n>/, its models fitted as `settings` say (`models.fit.FitSettings`,
+    default calibrate's), and write out_dir/pairs.json and pairs.md (`summarise`)."""
+    from bayesmm.calibration.calibrate import FIT, calibrate
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     for i, (name, (train, test)) in enumerate(PAIRS.items()):
@@ -56,7 +57,7 @@ def run_pairs(data_dir: str | Path, out_dir: str | Path, quiet: bool = True, **c
         if not quiet:
             print(f"[pair {i + 1}/{len(PAIRS)}] {name}", flush=True)
         a, b = _sessions(data_dir, train, test, work)
-        calibrate([a], work, test_sessions=[b], quiet=True, **calibrate_kwargs)
+        calibrate([a], work, settings or FIT, test_sessions=[b], quiet=True)
         backtest_test_session(b, work)
     return summarise(out_dir)
 
