@@ -37,7 +37,8 @@ demo: $(STAMP)
 	# calibrate on the earlier spot recording, score out of sample on the later one
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240808.gz --quiet --out $(OUT)/spot-20240808.parquet
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
-	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --holdout $(OUT)/spot-20240809.parquet --out $(OUT) --quiet
+	$(BIN)/bayesmm calibrate $(OUT)/spot-20240808.parquet --holdout $(OUT)/spot-20240809.parquet --out $(OUT) --quiet \
+	    --force
 	$(BIN)/bayesmm check-config $(OUT)/config.toml
 	# spec section 8: the quoter's thresholds by a sweep on the incident scenario, on top of the calibrated config
 	$(BIN)/bayesmm sweep hype_selloff --space examples/sweep-selloff.toml --config $(OUT)/config.toml \
@@ -53,7 +54,7 @@ demo: $(STAMP)
 ## pairs: calibrate on each bundled real pair's earlier session, score the later one beside the peer
 ## (spot 0808 -> 0809, the perp's halves, COIN-M ETH 0808 -> 0809): out/pairs/pairs.md and pairs.json
 pairs: $(STAMP)
-	$(BIN)/bayesmm pairs --data $(DATA) --out $(OUT)/pairs
+	$(BIN)/bayesmm pairs --data $(DATA) --out $(OUT)/pairs --force
 
 ## ray: the optional Ray extra (`bayesmm sweep --backend ray`), from its own lock
 RAY_STAMP := $(VENV)/.ray-installed

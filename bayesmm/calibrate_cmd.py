@@ -205,7 +205,7 @@ def cmd_pairs(args) -> int:
     from bayesmm.calibration.pairs import run_pairs, summarise
 
     if not args.summary_only:
-        run_pairs(args.data, args.out, fit_settings(args), quiet=args.quiet)
+        run_pairs(args.data, args.out, fit_settings(args), quiet=args.quiet, force=args.force)
     summarise(args.out)
     print((Path(args.out) / "pairs.md").read_text())
     return 0
@@ -268,6 +268,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--data", default="data", help="folder of the bundled recordings (default: data)")
     q.add_argument("--out", default="out/pairs", metavar="DIR", help="output directory, one calibration per pair")
     add_fit_settings(q, FIT.method)
+    q.add_argument("--force", action="store_true", help="export each pair's config even if its fits fail the gate "
+                   "(marked as forced; pairs.md says so)")
     q.add_argument("--summary-only", action="store_true", help="only rebuild the table from the folder's calibrations")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
     q.set_defaults(func=cmd_pairs)

@@ -90,7 +90,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
         chain_method: str = "sequential", dense_mass: bool = False,
         init_strategy=init_to_median, guide=None, svi_restarts: int = SVI_RESTARTS,
-        warm_start: bool = False) -> az.InferenceData:
+        warm_start: bool = False, diagnose: bool = True) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
@@ -122,6 +122,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             (diagonal; the diagonal of a dense one) instead of the identity; adaptation then goes
             on as usual. The SVI fit's time is counted in `warmup_s` and recorded as `warm_start_s`;
             `_warm_start` says why and what it gives up.
+        diagnose: SVI: compute the guide's Pareto k-hat (`psis_khat`, 1,000 evaluations of the model);
+            off for fits that no gate reads (calibration's cross-validation refits).
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
             A model's pointwise log-likelihood, the deterministic site "log_lik" (models given
             `pointwise=True`), goes to the `log_likelihood` group, where ArviZ's `loo` reads it.
@@ -136,7 +138,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
                                                   chain_method, dense_mass, init_strategy, svi_restarts, warm_start)
     elif method == "svi":
         samples, sample_stats, timing = _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy,
-                                                 guide, svi_restarts)
+                                                 guide, svi_restarts, diagnose)
     else:
         raise ValueError(f"method must be 'nuts' or 'svi', got {method!r}")
     idata = _inference_data(samples, sample_stats, observed, var_names)
@@ -174,7 +176,7 @@ def _run_nuts(model, kwargs, key, draws, warmup, chains, progress, svi_steps, ch
     return mcmc.get_samples(group_by_chain=True), sample_stats, timing
 
 
-def _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy, guide, svi_restarts):
+def _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy, guide, svi_restarts, diagnose):
     """SVI (`fit`'s arguments), the best of its restarts, then `draws` guide samples and the model's
     deterministic sites at them: (samples as one chain, sample stats, timing)."""
     from numpyro.infer import Predictive
@@ -187,9 +189,10 @@ def _run_svi(model, kwargs, key, seed, draws, progress, svi_steps, init_strategy
     samples = {k: np.asarray(v)[None] for k, v in {**post, **det}.items()}
     sample_stats = {"loss": np.asarray(res.losses)[None, -draws:]}
     timing = {"optimisation_s": time.perf_counter() - t0, "svi_restart_losses": finals, "svi_restart_kept": best}
-    t1 = time.perf_counter()
-    khat, _ = psis_khat(model, guide_fn, res.params, kwargs, jax.random.key(seed + 3))
-    timing |= {"psis_khat": khat, "psis_draws": PSIS_DRAWS, "psis_khat_s": time.perf_counter() - t1}
+    if diagnose:
+        t1 = time.perf_counter()
+        khat, _ = psis_khat(model, guide_fn, res.params, kwargs, jax.random.key(seed + 3))
+        timing |= {"psis_khat": khat, "psis_draws": PSIS_DRAWS, "psis_khat_s": time.perf_counter() - t1}
     return samples, sample_stats, timing
 
 

@@ -144,14 +144,15 @@ def svi_setup(name: str, data: dict) -> tuple[dict, object]:
 
 
 def fit_model(name: str, model, data: dict, settings: FitSettings, progress: bool = True,
-              max_khat: float = Gate.max_khat):
+              max_khat: float = Gate.max_khat, diagnose: bool = True):
     """One of MODEL_NAMES fitted as `settings` say (`models.fit.FitSettings`): with method "auto",
     SVI (`svi_setup`'s guide), and when its guide's Pareto k-hat exceeds `max_khat` (the gate's VI
     diagnostic: the guide misses posterior mass, and its draws would fail the gate) NUTS, warm-started
-    from SVI, on the same data; the NUTS fit records the k-hat that sent it there (`svi_psis_khat`)."""
+    from SVI, on the same data; the NUTS fit records the k-hat that sent it there (`svi_psis_khat`).
+    `diagnose`: as in `models.fit.fit` (without it "auto" cannot judge the guide, and stays SVI)."""
     method = "svi" if settings.method == "auto" else settings.method
     d, guide = svi_setup(name, data) if method == "svi" else (data, None)
-    idata = fit(model, d, progress=progress, guide=guide,
+    idata = fit(model, d, progress=progress, guide=guide, diagnose=diagnose,
                 **settings.fit_kwargs(method=method, warm_start=settings.warm_start and method == "nuts"))
     khat = idata.sample_stats.attrs.get("psis_khat")
     if settings.method != "auto" or khat is None or khat <= max_khat:
@@ -189,7 +190,7 @@ def fit_session(session, names, out_dir: str | Path, settings: FitSettings = NUT
         tried = {}
         for width in widths:
             model, data = model_data(name, session, width, fills, (variants or {}).get(name))
-            idata = fit_model(name, model, data, settings, progress, max_khat)
+            idata = fit_model(name, model, data, settings, progress, max_khat, diagnose=checks)
             if not checks:
                 break
             result = ppc(name, idata, {k: v for k, v in data.items() if v is not None}, num_draws=100,
