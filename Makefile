@@ -32,8 +32,7 @@ demo: $(STAMP)
 	$(BIN)/bayesmm quote $(OUT)/session.parquet --at 23:57:00 > $(OUT)/quote_235700.txt && cat $(OUT)/quote_235700.txt
 	$(BIN)/bayesmm simulate hype_selloff --quoter bayesian current_system glft --seeds 100 --json \
 	    --plot '$(OUT)/selloff_{quoter}.png' > $(OUT)/selloff.json
-	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian --plot $(OUT)/backtest_bayesian.png
-	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter current_system --plot $(OUT)/backtest_current_system.png
+	$(BIN)/bayesmm backtest $(OUT)/session.parquet --quoter bayesian current_system --plot '$(OUT)/backtest_{quoter}.png'
 	# calibrate on the earlier spot recording, score out of sample on the later one
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240808.gz --quiet --out $(OUT)/spot-20240808.parquet
 	$(BIN)/bayesmm ingest $(DATA)/binance-spot-btcusdt-20240809.gz --quiet --out $(OUT)/spot-20240809.parquet
