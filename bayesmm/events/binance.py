@@ -25,7 +25,7 @@ from bayesmm.events.book import (
 )
 from bayesmm.events.builder import EventBuilder
 from bayesmm.events.dedupe import SeenIds
-from bayesmm.events.errors import IngestError
+from bayesmm.events.errors import IngestError, one_instrument
 from bayesmm.events.lines import FieldNotes, IngestReport
 
 # The fields each message kind may carry, spot, USD-M and COIN-M futures together: the venue's documented
@@ -113,13 +113,7 @@ class BinanceParser:
             raise IngestError(self.path, line, "stream", f"unknown stream {stream!r}")
 
     def _symbol(self, line: int, data: dict) -> None:
-        s = data.get("s")
-        if not isinstance(s, str):  # else a first message without one left the symbol unset, unchecked
-            raise IngestError(self.path, line, "s", f"missing or not a symbol: {s!r}")
-        if self.symbol is None:
-            self.symbol = s
-        elif s != self.symbol:
-            raise IngestError(self.path, line, "s", f"symbol {s!r} in a {self.symbol!r} recording")
+        self.symbol = one_instrument(self.path, line, "s", data.get("s"), self.symbol)
 
     def _book_ticker(self, t_ns: int, line: int, d: dict) -> None:
         p = self.path

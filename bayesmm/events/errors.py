@@ -30,6 +30,17 @@ class IngestError(ValueError):
         super().__init__(f"{self.path}:{self.line}: field {field!r}: {reason}")
 
 
+def one_instrument(path, line: int, field: str, value, seen: str | None) -> str:
+    """The recording's instrument after a message naming `value` in `field`: the first message's, which
+    every later one must repeat (a recording holds one instrument; a message without one is an error,
+    else a first message lacking it would leave the instrument unset and every later one unchecked)."""
+    if not isinstance(value, str):
+        raise IngestError(path, line, field, f"missing or not an instrument: {value!r}")
+    if seen is not None and value != seen:
+        raise IngestError(path, line, field, f"{value!r} in a {seen!r} recording")
+    return value
+
+
 class SessionError(ValueError):
     """A session table or its metadata breaks the event schema.
 

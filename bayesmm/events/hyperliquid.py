@@ -20,7 +20,7 @@ import orjson
 from bayesmm.events.book import DEFAULT_TOP_K, BookEmitter, check_id, imbalance_and_depth, price, quantity
 from bayesmm.events.builder import EventBuilder
 from bayesmm.events.dedupe import SeenIds
-from bayesmm.events.errors import IngestError
+from bayesmm.events.errors import IngestError, one_instrument
 from bayesmm.events.lines import FieldNotes, IngestReport, read_raw
 
 _SIDES = {"B": 1, "A": -1}
@@ -110,12 +110,7 @@ class HyperliquidParser:
         return 1.0, False
 
     def _coin(self, line: int, coin) -> None:
-        if not isinstance(coin, str):  # else a first message without one left the coin unset, unchecked
-            raise IngestError(self.path, line, "coin", f"missing or not a coin: {coin!r}")
-        if self.symbol is None:
-            self.symbol = coin
-        elif coin != self.symbol:
-            raise IngestError(self.path, line, "coin", f"{coin!r} in a {self.symbol!r} recording")
+        self.symbol = one_instrument(self.path, line, "coin", coin, self.symbol)
 
     def handle(self, t_ns: int, line: int, msg: dict) -> None:
         """Dispatch one message; raises `IngestError` naming the line and field when it is bad (its

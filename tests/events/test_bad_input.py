@@ -400,3 +400,24 @@ def test_many_unknown_field_names_are_capped(write_recording):
     unknown = {k: v for k, v in report.counts.items() if k.startswith("unknown_field")}
     assert len(unknown) == 101 and unknown["unknown_field bookTicker.(other names)"] == 50
     assert unknown["unknown_field bookTicker.f000"] == 1 and "unknown_field bookTicker.f149" not in unknown
+
+
+@pytest.mark.parametrize("venue", ["binance", "hyperliquid"])
+def test_a_second_instrument_or_none_is_refused_on_either_venue(write_recording, venue):
+    """A recording holds one instrument (`events.errors.one_instrument`, one check for both venues): a
+    message naming another, or none, is an error naming its line and the venue's field."""
+    from tests.events.test_hyperliquid import _l2
+
+    if venue == "binance":
+        field, first = "s", [(0, ticker(100.0, 100.2))]
+        other, missing = ticker(100.0, 100.2), ticker(100.0, 100.2)
+        other["data"]["s"] = "ETHUSDT"
+        del missing["data"]["s"]
+    else:
+        field, first = "coin", [(0, _l2("BTC", 100.0, 100.2))]
+        other, missing = _l2("ETH", 100.0, 100.2), _l2("BTC", 100.0, 100.2)
+        del missing["data"]["coin"]
+    for msg, reason in ((other, "in a"), (missing, "missing")):
+        with pytest.raises(IngestError) as exc:
+            ingest(write_recording([*first, (S, msg)]), venue=venue)
+        assert (exc.value.line, exc.value.field) == (2, field) and reason in exc.value.reason, str(exc.value)
