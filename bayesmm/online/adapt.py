@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from bayesmm.online.kernels import select_tree
 from bayesmm.online.params import HORIZONS_S, NUM_HORIZONS, Config
 
 SLOTS = 8
@@ -168,7 +169,7 @@ def step(s: AdaptState, t_old_s, dt_s, restart, ret_bps, p: Config) -> AdaptStat
                      pending_mid_bps=jnp.where(write, s.mid_bps, s.pending_mid_bps),
                      pending_n=jnp.where(write, n_new[:, None], s.pending_n), mid_bps=s.mid_bps + ret_bps)
     fresh = init(p, dtype)._replace(mid_bps=jnp.zeros((), dtype) + ret_bps)
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(restart, a, b), fresh, new)
+    return select_tree(restart, fresh, new)
 
 
 def batch(start: AdaptState, t_old_s, dt_s, restart, ret_bps, eta, var, p: Config):

@@ -115,6 +115,7 @@ from bayesmm.online.kernels import (
     hmm_predict,
     ou_predict,
     ou_stationary_var,
+    select_tree,
     transition_matrix,
 )
 from bayesmm.online.params import NUM_HORIZONS, NUM_REGIMES, Config
@@ -533,10 +534,6 @@ for _code, _fn in ((MID_TICK, _on_mid_tick), (BOOK_UPDATE, _on_book_update), (TR
 _BRANCHES[NUM_KINDS] = _no_evidence
 
 
-def _where(flag, a: BeliefState, b: BeliefState) -> BeliefState:
-    return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
-
-
 def observe(state: BeliefState, event: Event, params: Config, kind: int, adapt: bool = True) -> BeliefState:
     """The evidence of one event whose kind is known when the code is traced (a Python int), with no
     time passing: `update` without its first half, for events at the same instant as the previous
@@ -546,7 +543,7 @@ def observe(state: BeliefState, event: Event, params: Config, kind: int, adapt: 
     `lax.switch` runs all seven branches and its time passing an expm per event, many times the
     work (`benchmarks/bench_closed_loop.py` measures the loop). Held equal to `update` by
     tests/online/test_replay.py. `adapt`: as `update`'s."""
-    new = _where(event.valid > 0, _BRANCHES[kind](state, event, params), state)
+    new = select_tree(event.valid > 0, _BRANCHES[kind](state, event, params), state)
     return _adapted(state, new, event, jnp.zeros((), jnp.bool_), params) if adapt else new
 
 
@@ -573,9 +570,9 @@ def update(state: BeliefState, event: Event, params: Config, kind: int | None = 
     config's `book.adapt_*_var` are 0 (`online.replay.run`'s flag; the closed loop's)."""
     restart = event.segment_start > 0
     fresh = init(params)._replace(t_s=state.t_s + jnp.maximum(event.dt_s, 0.0))
-    passed = _where(restart, fresh, _time_passes(state, event, params))
+    passed = select_tree(restart, fresh, _time_passes(state, event, params))
     if kind is not None:
-        new = _where(event.valid > 0, _BRANCHES[kind](passed, event, params), passed)
+        new = select_tree(event.valid > 0, _BRANCHES[kind](passed, event, params), passed)
     else:
         branch = jnp.where(event.valid > 0, jnp.clip(event.kind, 0, NUM_KINDS - 1), NUM_KINDS).astype(jnp.int32)
         new = lax.switch(branch, _BRANCHES, passed, event, params)

@@ -6,6 +6,7 @@ model is fitted with is the computation the exported filter runs.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import logsumexp
@@ -97,3 +98,9 @@ def hmm_condition(log_probs, log_lik):
     joint = log_probs + log_lik
     norm = logsumexp(joint)
     return joint - norm, norm
+
+
+def select_tree(flag, a, b):
+    """`a` where `flag` holds, else `b`, leaf by leaf over two pytrees of the same structure (a state
+    kept or replaced under a traced condition: `jnp.where` needs no branch)."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)

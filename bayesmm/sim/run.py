@@ -27,6 +27,7 @@ import numpy as np
 
 from bayesmm.events.kinds import ADVERSE_SELECTION, BOOK_UPDATE, MID_TICK, OWN_FILL, OWN_QUOTE, TRADE_PRINT
 from bayesmm.online.belief import Event, init, observe, readout, update
+from bayesmm.online.kernels import select_tree
 from bayesmm.online.orders import (
     Actions,
     Orders,
@@ -288,7 +289,7 @@ def _deliver(c: _Carry, t):
     """Phase 1: actions sent earlier reach the exchange (the cycle's reconcile, an emergency cancel):
     (resting orders, pending actions' arrival time, the cancel's arrival time)."""
     go = t >= c.pending_t
-    resting = jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), apply_actions(c.resting, c.pending), c.resting)
+    resting = select_tree(go, apply_actions(c.resting, c.pending), c.resting)
     pending_t = jnp.where(go, _INF, c.pending_t)
     cut = t >= c.cancel_t
     resting = resting._replace(active=resting.active * (1.0 - jnp.where(cut, c.cancel_mask, 0.0)))
@@ -381,7 +382,7 @@ def _quote_cycle(c: _Carry, resting: Orders, row, b, position, pending, pending_
                       num_levels=NUM_LEVELS)
     actions = reconcile(resting, *desired_from_quote(q), mid * cfg.orders.price_tolerance_bps / 1e4,
                         cfg.orders.size_tolerance_qty)
-    pending = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), actions, pending)
+    pending = select_tree(cycle, actions, pending)
     pending_t = jnp.where(cycle, t + ex.entry_latency_s * spike, pending_t)
-    qstate = jax.tree_util.tree_map(lambda a, b_: jnp.where(cycle, a, b_), qstate, c.qstate)
+    qstate = select_tree(cycle, qstate, c.qstate)
     return pending, pending_t, qstate, actions
