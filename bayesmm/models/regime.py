@@ -48,7 +48,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 
-from bayesmm.online.kernels import hmm_condition, hmm_predict, transition_matrix
+from bayesmm.online.kernels import hmm_condition, hmm_predict, return_logpdf, transition_matrix
 
 NUM_STATES = 4
 _transition_matrix = jax.jit(transition_matrix)
@@ -72,14 +72,6 @@ class RegimeParams(NamedTuple):
     side_concentration: jax.Array
     as_within_bin_corr: jax.Array
     return_df: jax.Array | None = None
-
-
-def return_log_lik(ret_bps, mean, scale, df=None):
-    """log p(return) for the regime's return law: Normal(mean, scale), or Student-t with df degrees
-    of freedom and that scale (heavier tails: one large move is weaker evidence of a regime)."""
-    if df is None:
-        return dist.Normal(mean, scale).log_prob(ret_bps)
-    return dist.StudentT(df, mean, scale).log_prob(ret_bps)
 
 
 def generator(off_diagonal_rates) -> jax.Array:
@@ -117,7 +109,7 @@ def _emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps
     """`emission_log_lik` with the counts' `distinct` tables (buy, sell, all; None where not concrete)."""
     dt = dt_s[:, None]
     n = n_buy + n_sell
-    ret_ll = return_log_lik(ret_bps[:, None], p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt), p.return_df)
+    ret_ll = return_logpdf(ret_bps[:, None], p.drift_bps_s * dt, p.sigma_bps_sqrt_s * jnp.sqrt(dt), p.return_df)
     ll = jnp.where(ret_bps[:, None] == 0.0, 0.0, ret_ll)
     # n ~ NegBinomial2(mean mu_r, k): lgamma(n+k) - lgamma(k) - lgamma(n+1) + k log(k/(k+mu)) + n log(mu/(k+mu))
     k_n = p.count_concentration

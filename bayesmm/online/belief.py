@@ -95,7 +95,6 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
-from jax.scipy.stats import t as t_dist
 
 from bayesmm.events.kinds import (
     ADVERSE_SELECTION,
@@ -115,6 +114,7 @@ from bayesmm.online.kernels import (
     hmm_predict,
     ou_predict,
     ou_stationary_var,
+    return_logpdf,
     select_tree,
     transition_matrix,
 )
@@ -350,12 +350,8 @@ def return_weight(ret_bps, sigma2, span_s, p: Config):
 def return_log_lik(ret_bps, dt_s, span_s, p: Config):
     """Each regime's log-likelihood of a mid return over dt_s (Student-t with `volatility.return_df`,
     Gaussian when 0), around the regime's drift x dt with its volatility over span_s."""
-    nu = p.volatility.return_df
-    heavy = nu > 0
     sd_r = p.volatility.sigma_long_bps_sqrt_s * p.regime.vol_mult * jnp.sqrt(span_s)
-    loc = p.regime.drift_bps_s * dt_s
-    return jnp.where(heavy, t_dist.logpdf(ret_bps, jnp.where(heavy, nu, 1.0), loc, sd_r),
-                     norm.logpdf(ret_bps, loc, sd_r))
+    return return_logpdf(ret_bps, p.regime.drift_bps_s * dt_s, sd_r, p.volatility.return_df)
 
 
 def burst_term(n, p: Config):

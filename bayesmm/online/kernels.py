@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import logsumexp
+from jax.scipy.stats import norm
+from jax.scipy.stats import t as t_dist
 
 
 def ou_stationary_var(sigma, theta_per_s):
@@ -104,3 +106,15 @@ def select_tree(flag, a, b):
     """`a` where `flag` holds, else `b`, leaf by leaf over two pytrees of the same structure (a state
     kept or replaced under a traced condition: `jnp.where` needs no branch)."""
     return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
+
+
+def return_logpdf(ret_bps, loc, scale, df=None):
+    """log density of a mid return: Student-t with `df` degrees of freedom where df > 0 (heavier
+    tails: one large move is weaker evidence), Normal where df is 0 or None; location `loc`, scale
+    `scale`. One law for the regime model's likelihood (`models.regime`) and the online filter's
+    (`online.belief.return_log_lik`), so that what is fitted is what is filtered."""
+    if df is None:
+        return norm.logpdf(ret_bps, loc, scale)
+    heavy = df > 0
+    return jnp.where(heavy, t_dist.logpdf(ret_bps, jnp.where(heavy, df, 1.0), loc, scale),
+                     norm.logpdf(ret_bps, loc, scale))
