@@ -87,7 +87,7 @@ def cmd_calibrate(args) -> int:
     print_summary(report)
     if args.validate_sim:
         from bayesmm.calibration.calibrate import report_json
-        from bayesmm.calibration.validate import validate_in_simulation
+        from bayesmm.calibration.simulation_check import validate_in_simulation
         from bayesmm.events.atomic import write_atomic
 
         print(f"simulation check: {args.validate_sim} recording(s) of each validation market, calibrated the same way")

@@ -1,6 +1,6 @@
 """How many derived 90% intervals cover the simulator's truth, split by whether the recording
-informed them (`calibration.validate` counts them; the report and `bayesmm calibrate --validate`
-print them). Its own module so that the report reads it without importing the validation, which
+informed them (`calibration.simulation_check` counts them; the report and `bayesmm calibrate --validate-sim`
+print them). Its own module so that the report reads it without importing the simulation check, which
 runs calibrate."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ _EXPORTS = {
     "KINDS": "bayesmm.events.kinds", "KIND_ID": "bayesmm.events.kinds",
     "Session": "bayesmm.events.session", "SessionMeta": "bayesmm.events.session",
     "read_session": "bayesmm.events.session",
-    "validate": "bayesmm.events.session", "write_session": "bayesmm.events.session",
+    "check_session": "bayesmm.events.session", "write_session": "bayesmm.events.session",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -43,7 +43,7 @@ def quantity(value, path: str, line: int, field: str, allow_zero: bool = True) -
     """A finite, non-negative (or positive) quantity of at most MAX_QUANTITY, else `IngestError`.
 
     The bound: a size of 1e308 is finite, but the sum of two such levels (the top-K depth) is inf,
-    which `validate` then rejected as a `SessionError` instead of an error naming the line."""
+    which `check_session` then rejected as a `SessionError` instead of an error naming the line."""
     x = number(value, path, line, field)
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
         raise IngestError(path, line, field, f"quantity must be finite and {'>=' if allow_zero else '>'} 0, "

@@ -15,7 +15,7 @@ from bayesmm.events.errors import IngestError
 from bayesmm.events.hyperliquid import HyperliquidParser, read_fills_json
 from bayesmm.events.kinds import BOOK_UPDATE, CV_TICK, MID_TICK, OWN_FILL
 from bayesmm.events.lines import DEFAULT_TOLERANCE_NS, IngestReport, read_lines, read_raw, sha256_file
-from bayesmm.events.session import Session, SessionMeta, validate
+from bayesmm.events.session import Session, SessionMeta, check_session
 
 VENUES = ("binance", "hyperliquid")
 _PARSERS = {"binance": BinanceParser, "hyperliquid": HyperliquidParser}
@@ -171,7 +171,7 @@ def ingest(
                        as_horizon_s=as_horizon_s, sources=tuple(sources), repairs=report.summary(),
                        max_gap_s=max_gap_s, contract_size=contract[0], inverse=contract[1])
     session = Session(builder.table(), meta)
-    validate(session)
+    check_session(session)
     return session, report
 
 

@@ -171,7 +171,7 @@ class Session:
 
 def write_session(session: Session, path: str | Path) -> None:
     """Write a session to Parquet; table and metadata round-trip exactly through `read_session`."""
-    validate(session)
+    check_session(session)
     meta = {_META_KEY: json.dumps(session.meta.to_dict(), sort_keys=True).encode()}
     table = session.table.replace_schema_metadata(meta)
     write_atomic(path, lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
@@ -193,7 +193,7 @@ def read_session(path: str | Path) -> Session:
         raise SessionError(-1, "metadata", "no bayesmm session metadata in this Parquet file", str(path))
     meta = SessionMeta.from_dict(json.loads(raw))
     session = Session(table.replace_schema_metadata(None), meta)
-    validate(session, where=str(path))
+    check_session(session, where=str(path))
     return session
 
 
@@ -206,7 +206,7 @@ def _py(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def validate(session: Session, where: str = "session") -> None:
+def check_session(session: Session, where: str = "session") -> None:
     """Check the schema and every per-kind invariant; raise `SessionError` naming the first bad row.
 
     Checks: exact column names and types (unknown or missing columns are errors), known kinds,

@@ -88,9 +88,8 @@ SVI_FIT = FitSettings(method="svi")
 
 def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int = 500, chains: int = 2, seed: int = 0,
         progress: bool = True, svi_steps: int = 3000, var_names: list[str] | None = None,
-        chain_method: str = "sequential", dense_mass: bool = False,
-        init_strategy=init_to_median, guide=None, svi_restarts: int = SVI_RESTARTS,
-        warm_start: bool = False, diagnose: bool = True) -> az.InferenceData:
+        chain_method: str = "sequential", dense_mass: bool = False, init_strategy=init_to_median, guide=None,
+        svi_restarts: int = SVI_RESTARTS, warm_start: bool = False, diagnose: bool = True) -> az.InferenceData:
     """Fit `model(**data)` and return InferenceData (posterior, sample_stats, observed_data).
 
     Args:
@@ -113,8 +112,8 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
         dense_mass: adapt a full mass matrix (fewer leapfrog steps when parameters are correlated,
             as the regime HMM's are; O(d^2) per step, negligible for a few dozen parameters).
         init_strategy: where chains (and the SVI guide's means) start; default: the median of 15
-            prior draws. From init_to_uniform's random starts, SVI of the regime HMM stalled in a
-            labelling that matched the true regimes on 48% of bins (99% from the median).
+            prior draws (from init_to_uniform's random starts SVI of the regime HMM could stall in a
+            labelling of the regimes far from the true one).
         warm_start: NUTS only: start from an SVI fit of the same model (AutoNormal, `svi_steps`,
             `svi_restarts`, the best kept): each chain starts at its own draw from the SVI
             approximation with the standard deviations tripled (starts overdispersed with respect
@@ -122,8 +121,7 @@ def fit(model, data: dict, method: str = "nuts", draws: int = 500, warmup: int =
             (diagonal; the diagonal of a dense one) instead of the identity; adaptation then goes
             on as usual. The SVI fit's time is counted in `warmup_s` and recorded as `warm_start_s`;
             `_warm_start` says why and what it gives up.
-        diagnose: SVI: compute the guide's Pareto k-hat (`psis_khat`, 1,000 evaluations of the model);
-            off for fits that no gate reads (calibration's cross-validation refits).
+        diagnose: SVI: the guide's Pareto k-hat (`psis_khat`); off where no gate reads it (CV refits).
         var_names: posterior sites to keep (default: all but per-bin latent vectors of > 100 entries).
             A model's pointwise log-likelihood, the deterministic site "log_lik" (models given
             `pointwise=True`), goes to the `log_likelihood` group, where ArviZ's `loo` reads it.
@@ -246,7 +244,7 @@ def _inference_data(samples: dict, sample_stats: dict, observed: dict, var_names
 def _best_svi(model, kwargs: dict, key, guide, init_strategy, steps: int, restarts: int, progress: bool):
     """`restarts` SVI optimisations (`fit`'s `svi_restarts`): (guide, result, final losses, index kept).
     Why restarts: the ELBO of the regime HMM has local optima in which the states swap roles. On an
-    hour of the mean-reverting validation market (`calibration.validate`, seed 0), the first start
+    hour of the mean-reverting validation market (`calibration.simulation_check`, seed 0), the first start
     ended 228 nats worse than the third, with the volatile state's excess volatility 0.06 (truth
     1.0), the trend drift 3.2 bps/s (truth 2.0) and trends that last one bin; the third recovered
     1.01, 1.9 and the quiet sigma 2.00 (truth 2.0)."""

@@ -55,10 +55,12 @@ _transition_matrix = jax.jit(transition_matrix)
 _OFF = [(i, j) for i in range(NUM_STATES) for j in range(NUM_STATES) if i != j]
 
 
-class RegimeParams(NamedTuple):
-    """Attributes: rates_per_s (4x4 generator), drift_bps_s (4,), sigma_bps_sqrt_s (4,), fill_rate_per_s (4,),
-    p_buy (4,), as_mean_bps (4,), as_sd_bps, count_concentration, side_concentration, as_within_bin_corr
-    (module docstring); return_df: the returns' Student-t degrees of freedom (None: Gaussian
+class RegimeModelParams(NamedTuple):
+    """The regime HMM's parameters at one posterior draw (what `calibration.derive` turns into the
+    online filter's config group, `online.params.RegimeParams`). Attributes: rates_per_s (4x4
+    generator), drift_bps_s (4,), sigma_bps_sqrt_s (4,), fill_rate_per_s (4,), p_buy (4,), as_mean_bps
+    (4,), as_sd_bps, count_concentration, side_concentration, as_within_bin_corr (module docstring);
+    return_df: the returns' Student-t degrees of freedom (None: Gaussian
     returns, sigma their sd; with df, sigma is the t's scale)."""
 
     rates_per_s: jax.Array
@@ -82,13 +84,13 @@ def generator(off_diagonal_rates) -> jax.Array:
     return q - jnp.diag(jnp.sum(q, axis=1))
 
 
-def as_sd_of_mean(p: RegimeParams, n_fills):
+def as_sd_of_mean(p: RegimeModelParams, n_fills):
     """sd of the mean AS of n fills whose AS are equi-correlated with correlation c."""
     c = p.as_within_bin_corr
     return p.as_sd_bps * jnp.sqrt(c + (1.0 - c) / jnp.maximum(n_fills, 1.0))
 
 
-def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
+def emission_log_lik(p: RegimeModelParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as):
     """log p(bin t | regime r), shape (num_bins, 4). A bin whose mid did not move (return exactly 0,
     common on a tick grid) carries no return evidence: its return term is the same for every regime
     (see `models.volatility` for why a Gaussian must not be asked to produce exact zeros).
@@ -105,7 +107,7 @@ def emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps,
 
 
 @jax.jit
-def _emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, distinct):
+def _emission_log_lik(p: RegimeModelParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, distinct):
     """`emission_log_lik` with the counts' `distinct` tables (buy, sell, all; None where not concrete)."""
     dt = dt_s[:, None]
     n = n_buy + n_sell
@@ -119,7 +121,7 @@ def _emission_log_lik(p: RegimeParams, ret_bps, dt_s, n_buy, n_sell, mean_as_bps
     return ll + _count_log_gammas(p, n_buy, n_sell, distinct) + has_as[:, None] * as_ll
 
 
-def _count_log_gammas(p: RegimeParams, n_buy, n_sell, distinct):
+def _count_log_gammas(p: RegimeModelParams, n_buy, n_sell, distinct):
     """The count laws' log-gamma terms, shape (num_bins, 4):
     n_buy | n ~ BetaBinomial(n, a_r, b_r) with a_r + b_r = k_s:
         log C(n, n_buy) + lgamma(n_buy + a) + lgamma(n_sell + b) - lgamma(n + k_s) - lgamma(a) - lgamma(b) + lgamma(k_s)
@@ -282,8 +284,8 @@ _scaled_log_evidence.defvjp(_evidence_fwd, _evidence_bwd)
 
 
 @jax.jit
-def regime_params_from_sample(s: dict) -> RegimeParams:
-    """RegimeParams from one posterior draw (or the posterior medians) of `regime_hmm_model`.
+def regime_params_from_sample(s: dict) -> RegimeModelParams:
+    """RegimeModelParams from one posterior draw (or the posterior medians) of `regime_hmm_model`.
     (Jitted, as is the model's transition matrix, `_transition_matrix`: one compilation where
     NumPyro runs the model op by op - its initialisation - instead of one per operation.)"""
     half = jnp.asarray(0.5)
@@ -291,7 +293,7 @@ def regime_params_from_sample(s: dict) -> RegimeParams:
     sig_mr = s["sigma_mr_bps_sqrt_s"]
     sig_t = sig_mr * (1.0 + s["trend_vol_excess"])
     sig_v = sig_t * (1.0 + s["vol_excess"])
-    return RegimeParams(
+    return RegimeModelParams(
         rates_per_s=generator(s["switch_rates_per_s"]),
         drift_bps_s=jnp.stack([-m, m, 0.0 * m, 0.0 * m]),
         sigma_bps_sqrt_s=jnp.stack([sig_t, sig_t, sig_mr, sig_v]),
@@ -386,7 +388,7 @@ def _imbalance_means(q: BookVenueParams):
     return q.imbalance_offset + jnp.stack([-q.imbalance_trend, q.imbalance_trend, z, z])
 
 
-def cv_law(p: RegimeParams, q: BookVenueParams, dt_s, ret_bps):
+def cv_law(p: RegimeModelParams, q: BookVenueParams, dt_s, ret_bps):
     """The other venue's return's law given the regime (axis 1) and the bin's own return, as
     (moved, conditional, marginal): where the own mid moved (`moved`), N(b ret, s_cv^2 dt) - the same
     move, b of it, plus the other venue's own noise, and no evidence of the regime beyond the own
@@ -413,7 +415,7 @@ def cv_law(p: RegimeParams, q: BookVenueParams, dt_s, ret_bps):
     return moved, cond, marginal
 
 
-def book_venue_log_lik(p: RegimeParams, q: BookVenueParams, dt_s, imbalance=None, cv_ret_bps=None, ret_bps=None):
+def book_venue_log_lik(p: RegimeModelParams, q: BookVenueParams, dt_s, imbalance=None, cv_ret_bps=None, ret_bps=None):
     """log p(book imbalance, other venue's return | regime, own return `ret_bps`), shape (num_bins, 4)
     (0 without data); a bin where the other venue did not move carries no cross-venue evidence (as for
     returns)."""
@@ -510,7 +512,7 @@ def regime_hmm_enumerated_model(ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_a
          (ret_bps, dt_s, n_buy, n_sell, mean_as_bps, has_as, start, imbalance, cv_ret_bps))
 
 
-def smoothed_regimes(p: RegimeParams, data, start=None, extra_log_lik=None) -> np.ndarray:
+def smoothed_regimes(p: RegimeModelParams, data, start=None, extra_log_lik=None) -> np.ndarray:
     """P(regime at bin t | all bins) by forward-backward (log space), shape (num_bins, 4); the
     path restarts at each session start (`start`); `extra_log_lik` adds the optional emissions."""
     ll = np.asarray(emission_log_lik(p, *data)) + (0.0 if extra_log_lik is None else np.asarray(extra_log_lik))
@@ -544,7 +546,7 @@ def _forward_backward(ll, a, start) -> np.ndarray:
 
 
 def _params_and_log_lik(sample: dict, data: dict):
-    """(RegimeParams, log p(bin t | regime) with the optional emissions, shape (T, 4)) under one
+    """(RegimeModelParams, log p(bin t | regime) with the optional emissions, shape (T, 4)) under one
     parameter point `sample` (a posterior draw or the medians; {site: array}) on the model's data
     `data` ({DATA_NAMES..., optional "imbalance", "cv_ret_bps"}; other keys ignored)."""
     s = {k: jnp.asarray(v) for k, v in sample.items()}

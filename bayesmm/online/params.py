@@ -9,7 +9,7 @@ accept it. One value lives in one place: the maker fee is `venue.maker_fee_bps` 
 AS term, the quoter's fee floor and the simulated exchange alike; the drift's OU rate is
 `drift.theta_mu_per_s` for the Kalman filter and the quoter's OU-consistent shift.
 
-Every field has a range (`RANGES`), checked on the host by `validate`, with errors that name the
+Every field has a range (`RANGES`), checked on the host by `check_ranges`, with errors that name the
 key (`evidence.lambda_trade`), its value and the allowed range; every value must be finite. The
 same table gives the JSON Schema of the file (`calibration.schema`). Flags (`quoter.use_*`,
 `orders.use_emergency_cancel`) are booleans in the file and 0.0/1.0 floats in memory, so that
@@ -520,7 +520,7 @@ def _check_value(key: str, value, rng: Range) -> np.ndarray:
     return v
 
 
-def validate(cfg: Config) -> Config:
+def check_ranges(cfg: Config) -> Config:
     """Check every value of a configuration on the host: ranges, shapes, finiteness, and the rules
     that tie fields together. Raises ValueError naming the key (`group.field`). Returns cfg."""
     for group, fields in RANGES.items():
@@ -567,7 +567,7 @@ def config_from_dict(d: dict, dtype=np.float64, base: Config | None = None) -> C
         checked = {k: _check_value(f"{group}.{k}", v, RANGES[group][k]) for k, v in values.items()}
         groups[group] = getattr(base, group)._replace(**checked)
     cfg = Config(**groups)
-    validate(cfg)
+    check_ranges(cfg)
     return cast(cfg, dtype)
 
 
@@ -580,7 +580,7 @@ def default_config(dtype=np.float64, switch_per_s: float = DEFAULT_SWITCH_PER_S)
     """The spec's defaults, validated, as arrays of `dtype` (the regime generator leaves each
     state at `switch_per_s`, to the others equally)."""
     cfg = Config()._replace(regime=RegimeParams(rates_per_s=symmetric_generator(switch_per_s)))
-    validate(cfg)
+    check_ranges(cfg)
     return cast(cfg, dtype)
 
 

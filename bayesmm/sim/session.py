@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesmm.events.builder import EventBuilder
-from bayesmm.events.session import Session, SessionMeta, validate
+from bayesmm.events.session import Session, SessionMeta, check_session
 from bayesmm.sim.market import MarketParams, MarketPath
 
 
@@ -43,5 +43,5 @@ def session_from_path(path: MarketPath, market: MarketParams, t0_ns: int = 1_700
     meta = SessionMeta(instrument=instrument, venue="simulated", tick_size=1e-6, fee_bps=fee_bps,
                        as_horizon_s=as_horizon_s, sources=(), repairs={})
     session = Session(b.table(), meta)
-    validate(session)
+    check_session(session)
     return session

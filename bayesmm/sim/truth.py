@@ -67,7 +67,7 @@ def matched_config(m: MarketParams, ex: ExchangeParams, base: Config | None = No
     (up to the OU's small spread within a regime), so the regime HMM with the market's own
     generator and emissions is the exact filter for it; the additive evidence, weighted per event
     as above, is exact only inside a trend and sums noise between trends (on the validation
-    markets of `calibration.validate` it read the hidden sign worse than a coin flip, Brier
+    markets of `calibration.simulation_check` it read the hidden sign worse than a coin flip, Brier
     0.28-0.41 where the HMM's verdict scored 0.15-0.23), and adding it to the HMM's verdict
     counts the same prints twice.
     """

@@ -14,7 +14,7 @@ import pytest
 
 from bayesmm.calibration.calibrate import Gate, gate_failures
 from bayesmm.calibration.config import load_config, load_provenance
-from bayesmm.calibration.validate import sim_market
+from bayesmm.calibration.simulation_check import sim_market
 from bayesmm.cli import main
 from bayesmm.events import write_session
 from bayesmm.sim.market import simulate

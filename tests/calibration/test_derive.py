@@ -195,7 +195,7 @@ def test_prior_fits_draw_the_models_priors(tmp_path):
     import jax
 
     from bayesmm.calibration.derive import prior_fits
-    from bayesmm.calibration.validate import sim_market, sim_session
+    from bayesmm.calibration.simulation_check import sim_market, sim_session
     from bayesmm.models.regime import SWITCH_PRIOR
 
     session, _ = sim_session(jax.random.key(3), sim_market("trending"), 60.0)

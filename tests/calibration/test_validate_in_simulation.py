@@ -19,7 +19,7 @@ import pytest
 from scipy.stats import binom
 
 from bayesmm.calibration.calibrate import report_json
-from bayesmm.calibration.validate import validate_in_simulation
+from bayesmm.calibration.simulation_check import validate_in_simulation
 from bayesmm.models.fit import FitSettings
 from tests.conftest import ROOT
 
@@ -37,7 +37,7 @@ def test_calibration_covers_the_truth_and_reads_the_drift():
     assert brier["calibrated"] < brier["defaults"], brier
     unmet = []
     # coverage is judged on the intervals the recordings informed (the data removed at least half of
-    # the prior's spread, `calibration.validate.coverage_counts` says why); at the nominal 90% the number
+    # the prior's spread, `calibration.simulation_check.coverage_counts` says why); at the nominal 90% the number
     # covered is Binomial(n, 0.9), and the aim fails below its 1% quantile - or when fewer than half
     # the intervals were informed, which would leave too little to judge
     inf = r["informed"]

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from bayesmm.events import Session, SessionError, read_session, to_arrays, validate, write_session
+from bayesmm.events import Session, SessionError, check_session, read_session, to_arrays, write_session
 from bayesmm.events.builder import EventBuilder
 from bayesmm.events.session import SessionMeta
 
@@ -49,27 +49,27 @@ def test_validate_rejects_bad_tables():
     """Unknown column, unknown kind, time backwards, crossed book, AS without a fill: each named."""
     s = small_session()
     with pytest.raises(SessionError, match="unknown column"):
-        validate(Session(s.table.append_column("foo", pa.array(np.zeros(len(s)))), s.meta))
+        check_session(Session(s.table.append_column("foo", pa.array(np.zeros(len(s)))), s.meta))
     kinds = s.column("kind").astype(object)
     kinds[2] = "weird"
     with pytest.raises(SessionError, match="row 2.*unknown kind 'weird'"):
-        validate(Session(s.table.set_column(1, "kind", pa.array(kinds, pa.string())), s.meta))
+        check_session(Session(s.table.set_column(1, "kind", pa.array(kinds, pa.string())), s.meta))
     t = s.column("t_ns").copy()
     t[3] = 0
     with pytest.raises(SessionError, match="row 3.*t_ns.*backwards"):
-        validate(Session(s.table.set_column(0, "t_ns", pa.array(t)), s.meta))
+        check_session(Session(s.table.set_column(0, "t_ns", pa.array(t)), s.meta))
     ask = s.column("ask_px").copy()
     ask[0] = 99.0
     with pytest.raises(SessionError, match="row 0.*ask_px.*crossed"):
-        validate(Session(s.table.set_column(s.table.schema.get_field_index("ask_px"), "ask_px", pa.array(ask)),
+        check_session(Session(s.table.set_column(s.table.schema.get_field_index("ask_px"), "ask_px", pa.array(ask)),
                          s.meta))
     fid = s.column("fill_id").copy()
     fid[-1] = 7
     with pytest.raises(SessionError, match="adverse_selection for no earlier own_fill"):
-        validate(Session(s.table.set_column(s.table.schema.get_field_index("fill_id"), "fill_id", pa.array(fid)),
+        check_session(Session(s.table.set_column(s.table.schema.get_field_index("fill_id"), "fill_id", pa.array(fid)),
                          s.meta))
     with pytest.raises(SessionError, match="tick_size"):
-        validate(Session(s.table, dataclasses.replace(s.meta, tick_size=0.0)))
+        check_session(Session(s.table, dataclasses.replace(s.meta, tick_size=0.0)))
 
 
 def test_read_session_errors(tmp_path):

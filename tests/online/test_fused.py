@@ -63,7 +63,7 @@ def test_fast_replay_equals_the_reference_on_a_simulated_market():
     ticks, the tape; 150 s), read by the belief the market's truth implies (`sim.truth`: the
     regimes' own drifts, rates and tape law, the Markov decay)."""
     import bayesmm.sim  # noqa: F401  (float64)
-    from bayesmm.calibration.validate import sim_market
+    from bayesmm.calibration.simulation_check import sim_market
     from bayesmm.sim.exchange import exchange_params
     from bayesmm.sim.market import simulate
     from bayesmm.sim.session import session_from_path

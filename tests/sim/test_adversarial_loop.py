@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesmm.events.builder import EventBuilder
-from bayesmm.events.session import Session, SessionMeta, validate
+from bayesmm.events.session import Session, SessionMeta, check_session
 
 
 def _adversarial_session(duration_s: float = 1200.0, seed: int = 5, jump: float = 0.5,
@@ -54,7 +54,7 @@ def _adversarial_session(duration_s: float = 1200.0, seed: int = 5, jump: float 
     meta = SessionMeta(instrument="ADV", venue="simulated", tick_size=1e-6, fee_bps=1.5, as_horizon_s=5.0,
                        sources=(), repairs={})
     s = Session(b.table(), meta)
-    validate(s)
+    check_session(s)
     return s, jumps
 
 

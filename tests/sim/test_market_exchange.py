@@ -108,11 +108,11 @@ def test_matched_decay_is_how_fast_the_sign_goes_stale():
 
 @pytest.mark.parametrize("market", ["trending", "mean_reverting"])
 def test_the_regime_filter_is_the_truth_implied_sign_reader(market):
-    """On a 20-minute recording of each validation market (calibration.validate), the regime HMM
+    """On a 20-minute recording of each validation market (calibration.simulation_check), the regime HMM
     with the market's own parameters reads the hidden sign of the drift (Brier score) better than
     the spec's defaults and better than the additive evidence with its truth-implied per-print
     weight, which sums the uninformed prints between trends (sim.truth.matched_config)."""
-    from bayesmm.calibration.validate import hidden_sign_brier, sim_market, sim_session
+    from bayesmm.calibration.simulation_check import hidden_sign_brier, sim_market, sim_session
     from bayesmm.online.params import default_config
 
     m = sim_market(market)
