@@ -63,7 +63,7 @@ class BinanceParser:
         self._cache_key: tuple | None = None
         self._cache_val = (math.nan, math.nan)
         self._trade_ids = SeenIds("trades")
-        self._fields = FieldNotes()
+        self._fields = FieldNotes(path)
 
     def _coin_margined(self) -> bool:
         """COIN-M futures: symbols `<pair>_PERP` or `<pair>_<expiry>` whose pair is quoted in USD

@@ -100,7 +100,7 @@ class HyperliquidParser:
         self.symbol = coin
         self._trade_ids = SeenIds("trades")
         self._fill_ids = SeenIds("fills")
-        self._fields = FieldNotes()
+        self._fields = FieldNotes(path)
 
     def venue(self) -> str:
         return "hyperliquid"

@@ -33,12 +33,17 @@ def field_label(name: str) -> str:
     return label if len(name) <= MAX_NAME else f"{label}...({len(name):,} characters)"
 
 
+RECENT_LINES = 10_000
+"""Lines whose counts a later refusal can take back (a pending move is settled within a few books)."""
+
+
 class FieldNotes:
     """The unknown fields of the message being read, counted (`IngestReport.unknown_fields`) only
     once the message is accepted: a refused (or, with --lenient, skipped) line leaves no count
-    behind, as if it had been deleted. One per parser."""
+    behind, as if it had been deleted. One per parser, reading the file at `path`."""
 
-    def __init__(self) -> None:
+    def __init__(self, path) -> None:
+        self.path = str(path)
         self._pending: list[tuple[str, dict, frozenset]] = []
 
     def check(self, kind: str, obj: dict, known: frozenset) -> None:
@@ -46,13 +51,16 @@ class FieldNotes:
         if not obj.keys() <= known:
             self._pending.append((kind, obj, known))
 
-    def read(self, dispatch, report: IngestReport, *args) -> None:
-        """`dispatch(*args)` (which raises `IngestError` for a bad message), then count its notes."""
+    def read(self, dispatch, report: IngestReport, t_ns: int, line: int, msg) -> None:
+        """`dispatch(t_ns, line, msg)` (which raises `IngestError` for a bad message), then count its
+        notes; what the line added to the report's counts is remembered (`IngestReport.line_counted`)."""
         self._pending.clear()  # left by a message refused half-way
-        dispatch(*args)
+        before = report.counts.copy()
+        dispatch(t_ns, line, msg)
         for kind, obj, known in self._pending:
             report.unknown_fields(kind, obj, known)
         self._pending.clear()
+        report.line_counted(self.path, line, report.counts - before)
 
 
 @dataclass
@@ -69,11 +77,27 @@ class IngestReport:
     counts: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     lenient: bool = False
+    _recent: dict = field(default_factory=dict, repr=False)  # (path, line) -> what it counted
+
+    def line_counted(self, path: str, line: int, added: Counter) -> None:
+        """Remember what an accepted line added to the counts, for the last RECENT_LINES lines that
+        added anything: a line can be refused after it was read (a large move it started that no
+        later book confirmed, `events.book.BookEmitter`), and then its counts go with it."""
+        if added:
+            self._recent[(path, line)] = added
+            if len(self._recent) > RECENT_LINES:
+                del self._recent[next(iter(self._recent))]
 
     def skip(self, err: IngestError) -> None:
-        """Count a skipped line under its field (lenient mode), or raise it (strict mode)."""
+        """Count a skipped line under its field (lenient mode), or raise it (strict mode); what the
+        line had counted when it was read is taken back, as if it had been deleted."""
         if not self.lenient:
             raise err
+        taken = self._recent.pop((err.path, err.line), Counter())
+        self.counts.subtract(taken)
+        for k in taken:
+            if not self.counts[k]:
+                del self.counts[k]
         self.counts[f"skipped:{err.field}"] += 1
         if len(self.examples) < 10:
             self.examples.append(str(err))

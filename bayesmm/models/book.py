@@ -41,9 +41,10 @@ import numpyro
 import numpyro.distributions as dist
 
 from bayesmm.events.features import EventArrays
+from bayesmm.events.kinds import BOOK_UPDATE
 from bayesmm.events.targets import GRID_S, forward_targets
 from bayesmm.online.book import FLOW_SIZE, features
-from bayesmm.online.fused import book_flows, event_terms
+from bayesmm.online.fused import book_flows, book_terms
 from bayesmm.online.params import BOOK_FEATURES, HORIZONS_S, default_config, replace
 from bayesmm.online.replay import as_events
 
@@ -54,19 +55,30 @@ BLOCK_SD = 0.5  # scale of the half-normal prior of a block's deviation
 TREND_SD = 1.0  # scale of the half-normal prior of the sd of a block's trend, log-odds
 
 
+@jax.jit
+def _filter_flows(events, cfg):
+    """The book's imbalance terms and decayed flows after each event, as the filter computes them."""
+    imbalance, decay, increment = book_terms(events, cfg)
+    restart = (events.segment_start > 0).astype(decay.dtype)
+    return imbalance, book_flows(jnp.zeros(FLOW_SIZE, decay.dtype), restart, decay, increment)
+
+
 def book_features(a: EventArrays, flow_window_s: float) -> np.ndarray:
     """The features the filter holds after each event (`online.book`), shape (num_events, 4), computed
     by the filter's own functions, so that the model is fitted to exactly what the filter will read:
-    the events' terms (`online.fused.event_terms`), the decayed flows by the replay's associative scan
-    (`online.fused.book_flows`, restarted at each segment start), the latest book imbalance (0 from a
-    segment's start until its first book) and `online.book.features`. In float64 whatever the
-    process's default (the sums decay over thousands of events)."""
+    the events' book terms (`online.fused.book_terms`), the decayed flows by the replay's associative
+    scan (`online.fused.book_flows`, restarted at each segment start), the latest book imbalance (0
+    from a segment's start until its first book) and `online.book.features`. In float64 whatever the
+    process's default (the sums decay over thousands of events). The events are padded (invalid, at
+    the end) to a power of two, so that sessions of many lengths share a few compiled programs."""
+    n = len(a.t_s)
+    size = 1 << max(10, (n - 1).bit_length())
     with jax.enable_x64(True):
+        events = jax.tree_util.tree_map(lambda x: jnp.pad(x, (0, size - n)), as_events(a, np.float64))
         cfg = replace(default_config(), book={"flow_window_s": flow_window_s})
-        terms = event_terms(as_events(a, np.float64), cfg)
-        flows = book_flows(jnp.zeros(FLOW_SIZE, jnp.float64), terms)
-        is_book, restart = np.asarray(terms.is_book) > 0, np.asarray(terms.restart) > 0
-        held = np.where(is_book, np.asarray(terms.imbalance), 0.0)  # what a book or a restart sets
+        imb, flows = (x[:n] for x in _filter_flows(events, cfg))
+        is_book, restart = (a.valid > 0) & (a.kind == BOOK_UPDATE), a.segment_start > 0
+        held = np.where(is_book, np.asarray(imb), 0.0)  # what a book or a restart sets
         last = np.maximum.accumulate(np.where(is_book | restart, np.arange(len(held)), -1)) if len(held) else held
         imbalance = np.where(last >= 0, held[np.maximum(last, 0)], 0.0)
         return np.asarray(features(jnp.asarray(imbalance), flows), float)

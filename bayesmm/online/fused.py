@@ -172,12 +172,25 @@ def _emission_and_evidence(events: Event, p: Config, mask, is_mid, ret, ret_dt, 
     return emission, evidence
 
 
+def book_terms(events: Event, p: Config):
+    """The book's part of `event_terms`: (the imbalance at book updates, else 0; the flows' decay over
+    each event's dt; the flows' increments, `online.book.flow_increment`). Also what the book model's
+    data are computed from (`models.book.book_features`), so that it is fitted to what the filter reads."""
+    valid = events.valid > 0
+    kind = jnp.clip(events.kind, 0, NUM_KINDS - 1)
+    is_book, is_trade = valid & (kind == BOOK_UPDATE), valid & (kind == TRADE_PRINT)
+    is_mid = valid & (kind == MID_TICK) & (events.ret_dt_s > 0)
+    increment = book.flow_increment(is_book[:, None], is_trade[:, None], is_mid[:, None], events.ofi[:, None],
+                                    events.side[:, None], events.ret_bps[:, None])[:, 0, :]
+    return jnp.where(is_book, events.imbalance, 0.0), book.flow_decay(events.dt_s, p), increment
+
+
 def event_terms(events: Event, params: Config) -> EventTerms:
     """The state-free part of `belief.update` for a batch of events (module docstring); every value
     is finite whatever the event's kind (a masked-out value would otherwise poison a gradient)."""
     p = params
     dtype = events.dt_s.dtype
-    one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+    one = jnp.ones((), dtype)
     dt = jnp.maximum(events.dt_s, 0.0)
     valid = events.valid > 0
     kind = jnp.clip(events.kind, 0, NUM_KINDS - 1)
@@ -207,6 +220,7 @@ def event_terms(events: Event, params: Config) -> EventTerms:
     is_quote = mask(OWN_QUOTE)
     depth = jnp.where(is_quote, events.depth_bps, NO_QUOTE_BPS)
     f = lambda b: b.astype(dtype)  # noqa: E731
+    imbalance, flow_decay, flow_increment = book_terms(events, p)
     return EventTerms(
         dt_s=dt, restart=f(restart), decay=jnp.exp(-theta * dt), theta_dt=x, span_s=decay_span_s(theta, dt),
         vol_forget=jnp.exp(-p.volatility.forget_per_s * dt),
@@ -219,11 +233,10 @@ def event_terms(events: Event, params: Config) -> EventTerms:
         is_as=f(is_as), is_quote=f(is_quote & (side != 0)), side=side, ret_bps=ret,
         ret_rate_bps_s=ret / ret_dt, ret_span_s=ret_span, ret_dt_s=ret_dt, as_bps=a,
         as_informed_weight=informed_weight(a, events.spread_bps),
-        imbalance=jnp.where(mask(BOOK_UPDATE), events.imbalance, zero),
+        imbalance=imbalance,
         depth_bps=held_depth_bps(depth) * one,
-        flow_decay=book.flow_decay(dt, p),
-        flow_increment=book.flow_increment(mask(BOOK_UPDATE)[:, None], mask(TRADE_PRINT)[:, None], is_mid[:, None],
-                                           events.ofi[:, None], side[:, None], ret[:, None])[:, 0, :],
+        flow_decay=flow_decay,
+        flow_increment=flow_increment,
     )
 
 
@@ -331,7 +344,7 @@ def scan_states(state: BeliefState, events: Event, params: Config, adapt: bool =
     matrix: a scan over the pytrees reads ~30 separate arrays and writes ~17 per event, each its own
     kernel (`benchmarks/bench_replay.py` measures the loop)."""
     terms = event_terms(events, params)
-    flows = book_flows(state.book_flow, terms)
+    flows = book_flows(state.book_flow, terms.restart, terms.flow_decay, terms.flow_increment)
     flat_terms = jax.vmap(lambda row: ravel_pytree(row)[0])(terms)
     unravel_terms = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), terms))[1]
     core = state._replace(adapt=None)  # the scan carries neither the flows' nor the online learning's work
@@ -371,13 +384,13 @@ def adapt_states(start: BeliefState, states: BeliefState, terms: EventTerms, par
     return last, states._replace(adapt=filled)
 
 
-def book_flows(start, terms: EventTerms):
+def book_flows(start, restart, flow_decay, flow_increment):
     """The book's decayed flow sums after each event of the batch (`online.book`), from `start`: the
     linear recurrence s_n = a_n s_{n-1} + b_n (a_n the decay over the event's dt, 0 at a restart; b_n
     its increments) by an associative scan - composing (a, b) pairs - rather than inside the
     sequential scan: the flows depend on nothing else in the state."""
-    a = jnp.where(terms.restart[:, None] > 0, 0.0, terms.flow_decay[:, None]) * jnp.ones_like(terms.flow_increment)
-    b = terms.flow_increment
+    a = jnp.where(restart[:, None] > 0, 0.0, flow_decay[:, None]) * jnp.ones_like(flow_increment)
+    b = flow_increment
     if b.shape[0] == 0:
         return b
     b = b.at[0].add(a[0] * start)

@@ -853,3 +853,16 @@ def test_quoted_numbers_and_flags(case):
 @_given(overlong)
 def test_overlong_values(case):
     check(case)
+
+
+def test_a_line_refused_after_it_was_read_takes_its_counts_with_it():
+    """Found by `test_bad_numbers`: a Hyperliquid trades message whose 29 earlier prints are the
+    subscription's backlog (dropped, counted) and whose last print is at 1e308, a large move that no
+    later book confirms, so the line is refused only lines later. With --lenient the 29 backlog
+    counts went on showing, where deleting the line shows none (`IngestReport.line_counted`)."""
+    venue, i = "hyperliquid", 2
+    ts, msg = PARSED[venue][i]
+    assert msg["channel"] == "trades" and len(msg["data"]) == 30
+    lines = list(LINES[venue])
+    lines[i] = render(ts, put(msg, ("data", 29, "px"), _RAW), '"1e308"')
+    check(Case(venue, lines, i + 1, "line 3 ('data', 29, 'px') = \"1e308\"", frozenset({"px"})))
