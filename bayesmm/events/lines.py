@@ -37,6 +37,25 @@ RECENT_LINES = 10_000
 """Lines whose counts a later refusal can take back (a pending move is settled within a few books)."""
 
 
+class Counts(Counter):
+    """A Counter that notes each key's value before its first change since `changes` was last cleared:
+    what a line changed is read from that note, not from a copy and a difference of every count per
+    line, which would tax every line of a recording for the few that change a count."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.changes: dict = {}
+        super().__init__(*args, **kwargs)
+
+    def __setitem__(self, key, value) -> None:
+        if key not in self.changes:
+            self.changes[key] = self.get(key, 0)
+        super().__setitem__(key, value)
+
+    def added_since(self) -> Counter:
+        """What the counts gained since `changes` was cleared (positive changes only)."""
+        return Counter({k: self[k] - v for k, v in self.changes.items() if self[k] > v})
+
+
 class FieldNotes:
     """The unknown fields of the message being read, counted (`IngestReport.unknown_fields`) only
     once the message is accepted: a refused (or, with --lenient, skipped) line leaves no count
@@ -55,12 +74,13 @@ class FieldNotes:
         """`dispatch(t_ns, line, msg)` (which raises `IngestError` for a bad message), then count its
         notes; what the line added to the report's counts is remembered (`IngestReport.line_counted`)."""
         self._pending.clear()  # left by a message refused half-way
-        before = report.counts.copy()
+        report.counts.changes.clear()
         dispatch(t_ns, line, msg)
         for kind, obj, known in self._pending:
             report.unknown_fields(kind, obj, known)
         self._pending.clear()
-        report.line_counted(self.path, line, report.counts - before)
+        if report.counts.changes:
+            report.line_counted(self.path, line, report.counts.added_since())
 
 
 @dataclass
@@ -74,7 +94,7 @@ class IngestReport:
         lenient: whether bad lines were skipped instead of raising.
     """
 
-    counts: Counter = field(default_factory=Counter)
+    counts: Counts = field(default_factory=Counts)
     examples: list[str] = field(default_factory=list)
     lenient: bool = False
     _recent: dict = field(default_factory=dict, repr=False)  # (path, line) -> what it counted
