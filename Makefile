@@ -63,11 +63,13 @@ $(RAY_STAMP): $(STAMP) requirements-ray.lock
 ray: $(RAY_STAMP)
 
 ## test: the test suite (slow statistical tests are skipped; `make test-slow` runs them); the Ray
-## backend's tests need the extra, so the suite installs it. Two workers (pytest-xdist), a test file
-## each at a time, but the notebooks one by one (tests/conftest.py: SPREAD_FILES): most of the suite
-## is compiling and dispatching, one core's work per process
+## backend's tests need the extra, so the suite installs it. Two workers (pytest-xdist), each taking
+## a whole test file at a time (--dist loadfile), so that a module-scoped fixture (a calibration, a
+## Ray cluster, a simulated scenario) is built once; each notebook has its own file (tests/notebooks/)
+## so the five spread over both workers. Most of the suite is compiling and dispatching, one core's
+## work per process
 test: $(STAMP) $(RAY_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -75,15 +75,3 @@ def _release_compiled_code():
     from bayesmm.models.fit import release_compiled_code  # (not at start-up: it imports NumPyro and ArviZ)
 
     release_compiled_code(share=0.25)
-
-
-SPREAD_FILES = ("test_notebooks.py",)
-"""Test files whose tests go to workers one by one (`make test` runs `--dist loadgroup`): each notebook
-runs for minutes in its own kernel and shares nothing with the others, so one worker running them all
-left the other idle. Every other file keeps its tests on one worker, as `--dist loadfile` did, so
-that module-scoped fixtures (a calibration, an ingested recording) are built once."""
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid if item.path.name in SPREAD_FILES else str(item.path)))
