@@ -101,35 +101,53 @@ def with_values(cfg: Config, tunables, x) -> Config:
     return Config(**groups)
 
 
-class Prepared(NamedTuple):
-    """A session's replay inputs and scoring points: events, and per horizon (rows, down)."""
+class Scoring(NamedTuple):
+    """The arrays the objective reads (a pytree: the jitted objective's argument, not its constant)."""
 
     events: object
     rows: tuple
     down: tuple
+    weight: tuple
+
+
+class Prepared(NamedTuple):
+    """A session's replay inputs and scoring points. `scoring` (events, and per horizon rows, down,
+    weight: each horizon's points padded to the number of points the whole session has, so that
+    every part of a session - the cross-validation's training blocks - has the same shapes and the
+    jitted objective compiles once per session length; a padded point weighs 0); `t_s` (per
+    horizon, the kept points' times) and `kept` (which of the padded points are real, concatenated
+    horizon-major) for the bootstrap."""
+
+    scoring: Scoring
     t_s: tuple
+    kept: np.ndarray
 
 
 def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = GRID_S, t_range=None) -> Prepared:
     """Events for the replay and the scoring points of each horizon; with `t_range` = (start, end) s
     only the points whose whole window [t, t + horizon] lies inside it (a training or held-out
-    part; the whole session is still replayed, and the filter is causal)."""
-    rows, down, ts = [], [], []
+    part; the whole session is still replayed, and the filter is causal). Each kept point weighs
+    1 / (its horizon's kept points x the number of horizons)."""
+    rows, down, weight, ts, kept = [], [], [], [], []
     for h in horizons_s:
         tg = forward_targets(arrays.t_s, arrays.mid, arrays.valid, h, every_s)
         keep = (np.ones(len(tg.rows), bool) if t_range is None
                 else (tg.t_s >= t_range[0]) & (tg.t_s + h <= t_range[1]))
-        rows.append(jnp.asarray(tg.rows[keep]))
-        down.append(jnp.asarray(tg.down[keep]))
+        n, pad = int(keep.sum()), len(tg.rows) - int(keep.sum())
+        rows.append(jnp.asarray(np.r_[tg.rows[keep], np.zeros(pad, tg.rows.dtype)]))
+        down.append(jnp.asarray(np.r_[tg.down[keep], np.zeros(pad)]))
+        weight.append(jnp.asarray(np.r_[np.full(n, 1.0 / (max(n, 1) * len(horizons_s))), np.zeros(pad)]))
         ts.append(tg.t_s[keep])
-    return Prepared(as_events(arrays, np.float64), tuple(rows), tuple(down), tuple(ts))
+        kept.append(np.r_[np.ones(n, bool), np.zeros(pad, bool)])
+    scoring = Scoring(as_events(arrays, np.float64), tuple(rows), tuple(down), tuple(weight))
+    return Prepared(scoring, tuple(ts), np.concatenate(kept))
 
 
-def _point_log_scores(log_odds_h, prep: Prepared, columns):
+def _point_log_scores(log_odds_h, scoring: Scoring, columns):
     """Per-point ln p(outcome) for every horizon (each read from its forecast's column of log_odds_h),
-    concatenated (horizon-major)."""
+    concatenated (horizon-major), padded points included."""
     out = []
-    for rows, down, column in zip(prep.rows, prep.down, columns, strict=True):
+    for rows, down, column in zip(scoring.rows, scoring.down, columns, strict=True):
         lo = log_odds_h[rows, column]
         out.append(jnp.where(down > 0, -jax.nn.softplus(-lo), -jax.nn.softplus(lo)))
     return jnp.concatenate(out)
@@ -138,12 +156,32 @@ def _point_log_scores(log_odds_h, prep: Prepared, columns):
 def _effective_points(preps: list[Prepared], horizons_s, every_s: float) -> float:
     """The scoring points' effective number: each counts every_s / max(every_s, h), one per horizon-long
     window (module docstring)."""
-    return sum(len(r) * every_s / max(every_s, h) for p in preps for r, h in zip(p.rows, horizons_s, strict=True))
+    return sum(len(t) * every_s / max(every_s, h) for p in preps for t, h in zip(p.t_s, horizons_s, strict=True))
 
 
-def _point_weights(prep: Prepared):
-    """Each point's weight in the objective: 1 / (points of its horizon x number of horizons)."""
-    return jnp.concatenate([jnp.full(len(r), 1.0 / (max(len(r), 1) * len(prep.rows))) for r in prep.rows])
+def _points(x, cfg: Config, scoring: Scoring, tunables, columns):
+    """Per-point log scores of the config with the tuned values x (padded points included)."""
+    return _point_log_scores(run(scoring.events, with_values(cfg, tunables, x), adapt=False).log_odds_h, scoring,
+                             columns)
+
+
+def _score(x, cfg: Config, scorings: tuple, tunables, columns):
+    """The mean log score over the sessions (each session's horizons weighted equally, module docstring)."""
+    return sum(jnp.sum(jnp.concatenate(s.weight) * _points(x, cfg, s, tunables, columns))
+               for s in scorings) / len(scorings)
+
+
+def _objective(x, cfg: Config, scorings: tuple, penalty: tuple, tunables, columns):
+    """The score minus the penalty (module docstring); `penalty` = (neutral, scale, effective points)."""
+    neutral, scale, n_points = penalty
+    return _score(x, cfg, scorings, tunables, columns) - 0.5 * jnp.sum(((x - neutral) / scale) ** 2) / n_points
+
+
+_loss_and_grad = jax.jit(jax.value_and_grad(lambda *a: -_objective(*a)), static_argnums=(4, 5))
+"""The negative objective and its gradient, compiled once per shape of the sessions' arrays: the
+data are arguments, not constants baked into the program, so the cross-validation's refits (the
+same sessions, other training blocks) reuse the whole session's program."""
+_score_jit = jax.jit(_score, static_argnums=(3, 4))
 
 
 class TuneResult(NamedTuple):
@@ -179,24 +217,13 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     x0 = jnp.asarray([float(_to_x(t, float(getattr(getattr(cfg, t.group), t.field)))) for t in tunables])
     neutral = jnp.asarray([float(_to_x(t, t.neutral)) for t in tunables])
     scale = jnp.asarray([t.scale for t in tunables])
-    weights = [_point_weights(p) / len(preps) for p in preps]
-    columns = [horizon_column(h) for h in horizons_s]
-
-    def points(x, prep):
-        return _point_log_scores(run(prep.events, with_values(cfg, tunables, x), adapt=False).log_odds_h, prep,
-                                 columns)
-
-    def score(x):
-        return sum(jnp.sum(w * points(x, p)) for w, p in zip(weights, preps, strict=True))
-
-    def objective(x):
-        return score(x) - 0.5 * jnp.sum(((x - neutral) / scale) ** 2) / n_points
-
-    value_and_grad = jax.jit(jax.value_and_grad(lambda x: -objective(x)))
+    columns = tuple(horizon_column(h) for h in horizons_s)
+    scorings = tuple(p.scoring for p in preps)
+    penalty = (neutral, scale, jnp.asarray(n_points, jnp.float64))
     it = [0]
 
     def fun(x):
-        v, g = value_and_grad(jnp.asarray(x))
+        v, g = _loss_and_grad(jnp.asarray(x), cfg, scorings, penalty, tunables, columns)
         return float(v), np.asarray(g, float)
 
     def callback(xk):
@@ -209,31 +236,34 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     res = minimize(fun, np.asarray(x0), jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
                    options={"maxiter": 200})
     x_hat = jnp.asarray(res.x)
-    draws = (_bootstrap(x_hat, preps, weights, points, objective, horizons_s, every_s, block_s, num_bootstrap,
-                        seed, bounds) if num_bootstrap > 0 else np.full((1, len(tunables)), np.nan))
+    draws = (_bootstrap(x_hat, cfg, preps, penalty, tunables, columns, horizons_s, block_s, num_bootstrap, seed,
+                        bounds) if num_bootstrap > 0 else np.full((1, len(tunables)), np.nan))
     keys = [f"{t.group}.{t.field}" for t in tunables]
     values = {k: float(_from_x(t, x_hat[i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}
     vals = {k: np.asarray(_from_x(t, draws[:, i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}
     interval = {k: (float(np.quantile(v, 0.05)), float(np.quantile(v, 0.95))) for k, v in vals.items()}
-    result = TuneResult(values, interval, float(score(x_hat)), str(res.message), vals)
+    result = TuneResult(values, interval, float(_score_jit(x_hat, cfg, scorings, tunables, columns)),
+                        str(res.message), vals)
     return with_values(cfg, tunables, x_hat), result
 
 
-def _bootstrap(x_hat, preps, weights, points, objective, horizons_s, every_s, block_s, num, seed, bounds):
+def _bootstrap(x_hat, cfg, preps, penalty, tunables, columns, horizons_s, block_s, num, seed, bounds):
     """One-step moving-block bootstrap draws of x (module docstring), shape (num, k)."""
     block_s = float(max(horizons_s)) if block_s is None else block_s
-    hess = jax.hessian(objective)(x_hat)
+    scorings = tuple(p.scoring for p in preps)
+    hess = jax.hessian(_objective)(x_hat, cfg, scorings, penalty, tunables, columns)
     jac_rows, w_rows, blocks = [], [], []
     offset = 0
-    for w, p in zip(weights, preps, strict=True):
-        jac_rows.append(jax.jacfwd(lambda x, p=p: points(x, p))(x_hat))  # (n_points, k)
-        w_rows.append(w)
+    for p in preps:
+        jac = jax.jacfwd(_points)(x_hat, cfg, p.scoring, tunables, columns)  # (padded points, k)
+        jac_rows.append(np.asarray(jac)[p.kept])
+        w_rows.append(np.asarray(jnp.concatenate(p.scoring.weight))[p.kept] / len(preps))
         t = np.concatenate(p.t_s)
         b = np.floor((t - t.min()) / block_s).astype(int) if len(t) else np.zeros(0, int)
         blocks.append(b + offset)
         offset += int(b.max()) + 1 if len(b) else 0
-    jac = np.asarray(jnp.concatenate(jac_rows))
-    w = np.asarray(jnp.concatenate(w_rows))
+    jac = np.concatenate(jac_rows)
+    w = np.concatenate(w_rows)
     block = np.concatenate(blocks)
     num_blocks = int(block.max()) + 1
     rng = np.random.default_rng(seed)
