@@ -247,15 +247,23 @@ def _progress(desc: str, quiet: bool):
 
 
 class _Stages:
-    """Prints '[k/6] stage ...' and its duration; the fits and the tuner draw their own progress."""
+    """Prints '[k/6] stage ...' with the time since the start, and keeps each finished stage's
+    duration (`seconds`: {stage: s}, the stage named by the word before its colon) for the report;
+    the fits and the tuner draw their own progress."""
 
     def __init__(self, quiet: bool):
         self.quiet, self.k, self.t0 = quiet, 0, time.perf_counter()
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
 
     def __call__(self, name: str):
+        now = time.perf_counter()
+        if self._current is not None:
+            self.seconds[self._current[0]] = round(now - self._current[1], 3)
+        self._current = (name.split(":")[0], now)
         self.k += 1
         if not self.quiet:
-            print(f"[{self.k}/6] {name} (t+{time.perf_counter() - self.t0:.0f} s)", flush=True)
+            print(f"[{self.k}/6] {name} (t+{now - self.t0:.0f} s)", flush=True)
 
 
 def _fittable(name: str, sessions) -> bool:
@@ -362,7 +370,8 @@ def calibrate(sessions, out_dir, settings: FitSettings = FIT, folds: int = 2, fo
                 "derived": derived, "prior_derived": prior_derived}
 
     stage("export: config, schema, golden vectors, report")
-    report |= {"forced": bool(failures) and force, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    report |= {"stage_s": stage.seconds, "forced": bool(failures) and force,
+               "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     return _export(report, final, sessions[0], out, failures if force else [])
 
 

@@ -91,6 +91,9 @@ def test_refused_without_force_then_forced(recording, forced, tmp_path, capsys):
     # hundreds), so the data removed nearly all of the prior's spread
     assert sigma["prior_q05"] < sigma["q05"] <= sigma["q95"] < sigma["prior_q95"] and sigma["learnt"] > 0.9
     assert prov["route"] in ("derive", "regime", "tune")
+    # how long each stage before the export took, recorded for whoever sizes a larger calibration
+    assert list(rep["stage_s"]) == ["fit", "derive", "tune", "select", "validate"]
+    assert all(v >= 0 for v in rep["stage_s"].values()) and rep["stage_s"]["fit"] > 0
     assert all(0.0 <= c["book_scale"] <= 1.0 and 0.0 <= c["belief_scale"] <= 1.0 for c in prov["per_horizon"].values())
     assert main(["check-config", str(forced / "config.toml")]) == 0
     out = capsys.readouterr().out
