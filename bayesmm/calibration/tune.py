@@ -114,13 +114,11 @@ class Prepared(NamedTuple):
     """A session's replay inputs and scoring points. `scoring` (events, and per horizon rows, down,
     weight: each horizon's points padded to the number of points the whole session has, so that
     every part of a session - the cross-validation's training blocks - has the same shapes and the
-    jitted objective compiles once per session length; a padded point weighs 0); `t_s` (per
-    horizon, the kept points' times) and `kept` (which of the padded points are real, concatenated
-    horizon-major) for the bootstrap."""
+    jitted objective compiles once per session length; a padded point weighs 0, a kept one more);
+    `t_s` (per horizon, the kept points' times) for the bootstrap."""
 
     scoring: Scoring
     t_s: tuple
-    kept: np.ndarray
 
 
 def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = GRID_S, t_range=None) -> Prepared:
@@ -128,7 +126,7 @@ def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = GRID_S,
     only the points whose whole window [t, t + horizon] lies inside it (a training or held-out
     part; the whole session is still replayed, and the filter is causal). Each kept point weighs
     1 / (its horizon's kept points x the number of horizons)."""
-    rows, down, weight, ts, kept = [], [], [], [], []
+    rows, down, weight, ts = [], [], [], []
     for h in horizons_s:
         tg = forward_targets(arrays.t_s, arrays.mid, arrays.valid, h, every_s)
         keep = (np.ones(len(tg.rows), bool) if t_range is None
@@ -138,9 +136,8 @@ def prepare(arrays: EventArrays, horizons_s=HORIZONS_S, every_s: float = GRID_S,
         down.append(jnp.asarray(np.r_[tg.down[keep], np.zeros(pad)]))
         weight.append(jnp.asarray(np.r_[np.full(n, 1.0 / (max(n, 1) * len(horizons_s))), np.zeros(pad)]))
         ts.append(tg.t_s[keep])
-        kept.append(np.r_[np.ones(n, bool), np.zeros(pad, bool)])
     scoring = Scoring(as_events(arrays, np.float64), tuple(rows), tuple(down), tuple(weight))
-    return Prepared(scoring, tuple(ts), np.concatenate(kept))
+    return Prepared(scoring, tuple(ts))
 
 
 def _point_log_scores(log_odds_h, scoring: Scoring, columns):
@@ -171,17 +168,21 @@ def _score(x, cfg: Config, scorings: tuple, tunables, columns):
                for s in scorings) / len(scorings)
 
 
-def _objective(x, cfg: Config, scorings: tuple, penalty: tuple, tunables, columns):
-    """The score minus the penalty (module docstring); `penalty` = (neutral, scale, effective points)."""
+def _penalty(x, penalty: tuple):
+    """The prior's penalty (module docstring); `penalty` = (neutral, scale, effective points)."""
     neutral, scale, n_points = penalty
-    return _score(x, cfg, scorings, tunables, columns) - 0.5 * jnp.sum(((x - neutral) / scale) ** 2) / n_points
+    return 0.5 * jnp.sum(((x - neutral) / scale) ** 2) / n_points
+
+
+def _objective(x, cfg: Config, scorings: tuple, penalty: tuple, tunables, columns):
+    """The score minus the penalty (module docstring)."""
+    return _score(x, cfg, scorings, tunables, columns) - _penalty(x, penalty)
 
 
 _loss_and_grad = jax.jit(jax.value_and_grad(lambda *a: -_objective(*a)), static_argnums=(4, 5))
 """The negative objective and its gradient, compiled once per shape of the sessions' arrays: the
 data are arguments, not constants baked into the program, so the cross-validation's refits (the
 same sessions, other training blocks) reuse the whole session's program."""
-_score_jit = jax.jit(_score, static_argnums=(3, 4))
 
 
 class TuneResult(NamedTuple):
@@ -242,8 +243,8 @@ def tune(cfg: Config, arrays: list[EventArrays], horizons_s=HORIZONS_S, every_s:
     values = {k: float(_from_x(t, x_hat[i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}
     vals = {k: np.asarray(_from_x(t, draws[:, i])) for i, (k, t) in enumerate(zip(keys, tunables, strict=True))}
     interval = {k: (float(np.quantile(v, 0.05)), float(np.quantile(v, 0.95))) for k, v in vals.items()}
-    result = TuneResult(values, interval, float(_score_jit(x_hat, cfg, scorings, tunables, columns)),
-                        str(res.message), vals)
+    train_score = -float(res.fun) + float(_penalty(x_hat, penalty))  # res.fun: the loss at x_hat, penalty in
+    result = TuneResult(values, interval, train_score, str(res.message), vals)
     return with_values(cfg, tunables, x_hat), result
 
 
@@ -256,8 +257,9 @@ def _bootstrap(x_hat, cfg, preps, penalty, tunables, columns, horizons_s, block_
     offset = 0
     for p in preps:
         jac = jax.jacfwd(_points)(x_hat, cfg, p.scoring, tunables, columns)  # (padded points, k)
-        jac_rows.append(np.asarray(jac)[p.kept])
-        w_rows.append(np.asarray(jnp.concatenate(p.scoring.weight))[p.kept] / len(preps))
+        w = np.asarray(jnp.concatenate(p.scoring.weight))
+        jac_rows.append(np.asarray(jac)[w > 0])  # the kept points (a padded one weighs 0)
+        w_rows.append(w[w > 0] / len(preps))
         t = np.concatenate(p.t_s)
         b = np.floor((t - t.min()) / block_s).astype(int) if len(t) else np.zeros(0, int)
         blocks.append(b + offset)
